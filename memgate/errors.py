@@ -1,0 +1,55 @@
+"""Exit codes and the errors users see: each one a sentence that names the file and the fix."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """memgate's documented exit codes (README and ``--help``)."""
+
+    PASS = 0  # the gate passed (warnings allowed)
+    GATE_FAILED = 1  # a fail threshold crossed, a new leak site or error, a crashed or timed-out suite
+    USAGE = 2  # bad command line, configuration or baseline
+    TOOL = 3  # memory tool missing, its output unparseable or incomplete, a run that could not start
+    INTERNAL = 4  # a bug in memgate
+
+
+class MemgateError(Exception):
+    """An error with a one-line explanation, the file concerned and what to do about it."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, hint: str = "", path: Path | str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.path = str(path) if path is not None else None
+
+    def one_line(self) -> str:
+        where = f" ({self.path})" if self.path else ""
+        fix = f": {self.hint}" if self.hint else ""
+        return f"{self.message}{where}{fix}"
+
+
+class UsageError(MemgateError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(MemgateError):
+    exit_code = ExitCode.USAGE
+
+
+class BaselineError(MemgateError):
+    exit_code = ExitCode.USAGE
+
+
+class ToolError(MemgateError):
+    """The memory tool is missing, could not start, or its output cannot be used."""
+
+    exit_code = ExitCode.TOOL
+
+
+class ParseError(ToolError):
+    """Tool output that is not what the tool writes: garbage, unknown format, unreadable."""

@@ -1,0 +1,69 @@
+"""Stable identity of a leak or error site: normalised function names of the first frames in the
+project's own code. Addresses and line numbers are left out so that unrelated edits do not turn a
+known leak into a "new" one."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+from memgate.records import Frame
+
+FRAMES_IN_FINGERPRINT = 3
+
+# Allocators, sanitizer interceptors and runtime start-up frames: never the project's code.
+_RUNTIME_FUNCTION = re.compile(
+    r"""^(
+        (__interceptor_|__asan_|__lsan_|__sanitizer_|___interceptor_|__interceptor_trampoline_).*
+      | (malloc|calloc|realloc|free|reallocarray|memalign|aligned_alloc|posix_memalign|valloc|pvalloc
+         |strdup|strndup|cfree|_Znwm|_Znam|_ZdlPv|_ZdaPv|_start|__libc_start_main|__libc_start_call_main
+         |__libc_start_main_impl|start_thread|clone|clone3)
+      | operator\ (new|delete)(\[\])?(\(.*\))?
+      | (std::)?__throw_.*
+    )$""",
+    re.VERBOSE,
+)
+_RUNTIME_OBJECT = re.compile(r"(vgpreload_|/libasan\.so|/liblsan\.so|/libclang_rt\.|/valgrind/)")
+_PARAMETERS = re.compile(r"\(.*\)\s*(const)?\s*$")
+_CLONE_SUFFIX = re.compile(r"\.(constprop|isra|part|cold|lto_priv)(\.\d+)*$")
+
+
+def is_runtime_frame(frame: Frame) -> bool:
+    if frame.object and _RUNTIME_OBJECT.search(frame.object):
+        return True
+    return bool(frame.function and _RUNTIME_FUNCTION.match(frame.function.strip()))
+
+
+def normalise_function(name: str) -> str:
+    """``foo(int, char*)`` and ``foo.constprop.0`` are both ``foo``."""
+    name = _PARAMETERS.sub("", name.strip())
+    return _CLONE_SUFFIX.sub("", name)
+
+
+def frame_key(frame: Frame) -> str:
+    if frame.function:
+        return normalise_function(frame.function)
+    if frame.file:
+        return f"{frame.file.rsplit('/', 1)[-1]}:{frame.line or '?'}"
+    if frame.object:
+        # Unsymbolised: the object and offset are the best identity there is.
+        return f"{frame.object.rsplit('/', 1)[-1]}+{frame.address or '?'}"
+    return frame.address or "??"
+
+
+def site_frames(stack: Sequence[Frame]) -> list[Frame]:
+    """The first frames of the project's own code (all frames if none look like the project's)."""
+    own = [frame for frame in stack if not is_runtime_frame(frame)]
+    return (own or list(stack))[:FRAMES_IN_FINGERPRINT]
+
+
+def site_of(stack: Sequence[Frame]) -> str:
+    frames = site_frames(stack)
+    return " < ".join(frame_key(frame) for frame in frames) if frames else "(no stack)"
+
+
+def fingerprint(category: str, stack: Sequence[Frame]) -> str:
+    """``category`` is the leak kind ("leak:definite") or error kind ("error:InvalidRead")."""
+    digest = hashlib.sha256(f"{category}|{site_of(stack)}".encode()).hexdigest()
+    return digest[:16]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from memgate.errors import UsageError
-from memgate.tools.base import Tool
+
+if TYPE_CHECKING:  # the registry itself stays import-light for a fast CLI start
+    from memgate.tools.base import Tool
 
 # tool name -> "module:attribute" of the object implementing ``Tool``
 _REGISTRY: dict[str, str] = {

@@ -1,0 +1,284 @@
+"""The ``memgate`` command line: argparse, then one small function per subcommand.
+
+Heavy modules (pydantic, the tools, reports) are imported inside the subcommands so that
+``memgate --version`` and ``--help`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from memgate import __version__
+from memgate.errors import ExitCode, MemgateError, UsageError
+
+if TYPE_CHECKING:
+    from memgate.config import Config
+    from memgate.records import Report
+
+EXIT_CODES = """\
+exit codes:
+  0  the gate passed (warnings allowed)
+  1  the gate failed: a fail threshold crossed, a new leak site or memory error, a crashed,
+     failed or timed-out suite
+  2  usage, configuration or baseline error (the message names the file and the fix)
+  3  tool or infrastructure error: tool missing, its output unparseable, truncated or incomplete
+  4  internal error in memgate (a log file with the traceback is named)
+"""
+
+DESCRIPTION = """\
+memgate runs your test suites under a memory tool (AddressSanitizer/LeakSanitizer, Valgrind),
+compares leaks, memory errors and heap figures with the baselines kept in your repository, and
+passes or blocks the merge.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except MemgateError as error:
+        print(f"memgate: error: {error.one_line()}", file=sys.stderr)
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        print("memgate: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - the one place unexpected errors become a log and exit 4
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    with tempfile.NamedTemporaryFile("w", prefix="memgate-crash-", suffix=".log", delete=False) as log:
+        log.write(f"memgate {__version__}, Python {sys.version}\n{traceback.format_exc()}")
+    print(f"memgate: internal error: this is a bug in memgate; the traceback is in {log.name}; "
+          "please report it with that file", file=sys.stderr)
+    return int(ExitCode.INTERNAL)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from memgate.tools import TOOL_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog="memgate", description=DESCRIPTION, epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"memgate {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    check = _command(commands, "check", "run the suites, compare with the baselines, exit with the verdict")
+    _add_run_options(check)
+    check.add_argument("--markdown", metavar="PATH", type=Path,
+                       help="write the Markdown summary (the PR/MR comment) here")
+    check.set_defaults(handler=cmd_check)
+
+    run = _command(commands, "run", "run the suites and write the JSON report; no comparison")
+    _add_run_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    parse = _command(commands, "parse", "parse tool output you already have and print it as JSON")
+    parse.add_argument("--tool", required=True, choices=TOOL_NAMES, help="the tool that wrote the files")
+    parse.add_argument("--name", default="parsed", help="the suite name to give the record")
+    parse.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                       help="output files; several files are several processes of one run")
+    parse.set_defaults(handler=cmd_parse)
+
+    compare = _command(commands, "compare", "compare a current JSON report with a baseline")
+    compare.add_argument("baseline", type=Path, metavar="BASELINE",
+                         help="a JSON report, a baselines folder, or one baseline file")
+    compare.add_argument("current", type=Path, metavar="CURRENT", help="the current JSON report")
+    compare.add_argument("--config", type=Path, default=_env_path("MEMGATE_CONFIG"),
+                         help="thresholds from this config (default: built-in defaults, or memgate.toml "
+                              "when one is found)")
+    compare.add_argument("--markdown", metavar="PATH", type=Path, help="write the Markdown summary here")
+    compare.set_defaults(handler=cmd_compare)
+
+    baseline = _command(commands, "baseline", "manage the baselines kept in the repository")
+    baseline_commands = baseline.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    update = _command(baseline_commands, "update", "write baselines/ from a run or from a JSON report")
+    update.add_argument("--config", type=Path, default=_env_path("MEMGATE_CONFIG"),
+                        help="memgate.toml or pyproject.toml (default: found from the current folder)")
+    update.add_argument("--suite", action="append", default=[], metavar="NAME",
+                        help="only this suite (repeatable)")
+    update.add_argument("--from-report", type=Path, metavar="PATH",
+                        help="take the figures from this JSON report instead of running the suites")
+    update.add_argument("--jobs", type=_positive_int, default=_default_jobs(), metavar="N")
+    update.set_defaults(handler=cmd_baseline_update)
+    return parser
+
+
+def _command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+             summary: str) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=summary, description=summary, epilog=EXIT_CODES,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=_env_path("MEMGATE_CONFIG"),
+                        help="memgate.toml or pyproject.toml with [tool.memgate] (default: found "
+                             "from the current folder upwards; env MEMGATE_CONFIG)")
+    parser.add_argument("--suite", action="append", default=[], metavar="NAME",
+                        help="run only this suite (repeatable; default: all)")
+    parser.add_argument("--json", type=Path, metavar="PATH", default=_env_path("MEMGATE_JSON"),
+                        help="write the JSON report here (default: <artifacts_dir>/report.json)")
+    parser.add_argument("--jobs", type=_positive_int, default=_default_jobs(), metavar="N",
+                        help="suites run at once (default: the number of cores; env MEMGATE_JOBS)")
+
+
+def _env_path(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    return Path(value) if value else None
+
+
+def _default_jobs() -> int:
+    value = os.environ.get("MEMGATE_JOBS")
+    return _positive_int(value) if value else (os.cpu_count() or 1)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+# --- subcommands -----------------------------------------------------------------------------
+
+
+def _load_config(path: Path | None) -> Config:
+    from memgate.config import find_config, load_config
+
+    return load_config(path if path is not None else find_config(Path.cwd()))
+
+
+def _run(args: argparse.Namespace) -> tuple[Config, Report]:
+    from memgate.gate import run_suites, select_suites
+
+    config = _load_config(args.config)
+    report = run_suites(config, select_suites(config, args.suite), args.jobs)
+    from memgate.report.json import write_report
+
+    write_report(args.json or config.artifacts_path / "report.json", report)
+    return config, report
+
+
+def _print_problems(report: Report) -> bool:
+    """Print one line per suite without usable figures; True when there was any."""
+    from memgate.gate import suite_problems
+
+    problems = suite_problems(report)
+    for problem in problems:
+        print(f"memgate: error: {problem.one_line()}", file=sys.stderr)
+    return bool(problems)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from memgate.baseline import load_baselines
+    from memgate.compare import compare_report
+    from memgate.report.markdown import render_markdown
+    from memgate.report.table import render_table
+
+    config, report = _run(args)
+    comparison = compare_report(report, load_baselines(config.baseline_path), config)
+    print(render_table(comparison))
+    if args.markdown:
+        _write_text(args.markdown, render_markdown(comparison))
+    _print_problems(report)
+    return int(exit_code_of(comparison))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from memgate.report.table import render_suites
+
+    _, report = _run(args)
+    print(render_suites(report))
+    return int(ExitCode.TOOL if _print_problems(report) else ExitCode.PASS)
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from memgate.records import SuiteRecord, SuiteStatus, combine_processes
+    from memgate.tools import get_tool
+
+    for path in args.files:
+        if not path.is_file():
+            raise UsageError("no such file", path=path, hint="give the tool's output files")
+    processes = get_tool(args.tool).parse(args.files)
+    incomplete = [p for p in processes if not p.complete]
+    record = SuiteRecord(
+        name=args.name, tool=args.tool, processes=tuple(processes), metrics=combine_processes(processes),
+        status=SuiteStatus.INCOMPLETE if incomplete else SuiteStatus.OK,
+        status_detail=incomplete[0].incomplete_reason if incomplete else None,
+    )
+    print(record.model_dump_json(indent=2))
+    if incomplete:
+        print(f"memgate: error: the output is incomplete ({incomplete[0].log_files[0] if incomplete[0].log_files else args.files[0]}): "
+              f"{incomplete[0].incomplete_reason}; the figures above are partial", file=sys.stderr)
+        return int(ExitCode.TOOL)
+    return int(ExitCode.PASS)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from memgate.baseline import load_baseline_side, read_report
+    from memgate.compare import compare_report
+    from memgate.config import Config
+    from memgate.report.markdown import render_markdown
+    from memgate.report.table import render_table
+
+    config = _load_config(args.config) if args.config else Config()
+    comparison = compare_report(read_report(args.current), load_baseline_side(args.baseline), config)
+    print(render_table(comparison))
+    if args.markdown:
+        _write_text(args.markdown, render_markdown(comparison))
+    return int(exit_code_of(comparison))
+
+
+def cmd_baseline_update(args: argparse.Namespace) -> int:
+    from memgate.baseline import baselines_from_report, read_report, write_baseline
+    from memgate.gate import run_suites, select_suites
+
+    config = _load_config(args.config)
+    if args.from_report:
+        report = read_report(args.from_report)
+    else:
+        report = run_suites(config, select_suites(config, args.suite), args.jobs)
+    if _print_problems(report):
+        print("memgate: no baseline written: fix the suites above first (a baseline must come from a "
+              "complete run)", file=sys.stderr)
+        return int(ExitCode.TOOL)
+    wanted = set(args.suite)
+    for name, baseline in sorted(baselines_from_report(report).items()):
+        if wanted and name not in wanted:
+            continue
+        path = write_baseline(config.baseline_path, baseline)
+        print(f"memgate: wrote {path}")
+    return int(ExitCode.PASS)
+
+
+def exit_code_of(comparison: object) -> ExitCode:
+    from memgate.compare import Comparison, Verdict
+
+    assert isinstance(comparison, Comparison)
+    if comparison.verdict is Verdict.FAIL:
+        return ExitCode.GATE_FAILED
+    if comparison.incomplete:
+        return ExitCode.TOOL
+    return ExitCode.PASS
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}", path=path,
+                         hint="choose a writable path") from None

@@ -1,0 +1,245 @@
+"""Baselines: ``<baseline_dir>/<suite>.json``, one per suite, kept in the repository.
+
+A baseline holds a suite's metrics and its leak and error sites (fingerprint, kind, size, top
+frames), and which tool, tool version and commit made it. Files are written with sorted keys, one
+item per line and a trailing newline, so that a baseline update reads well as a diff in review.
+Anything unreadable is a ``BaselineError`` that names the file and the fix, never a silent pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from memgate import __version__
+from memgate.config import SUITE_NAME
+from memgate.errors import BaselineError
+from memgate.metrics import MetricName
+from memgate.records import REPORT_SCHEMA_VERSION, Record, Report, SuiteRecord, SuiteStatus
+from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
+
+BASELINE_SCHEMA_VERSION = 1
+REGENERATE = "regenerate it with `memgate baseline update`"
+UPGRADE = "upgrade memgate (pip install -U memgate)"
+
+
+class Baseline(Record):
+    schema_version: int = BASELINE_SCHEMA_VERSION
+    suite: str
+    tool: str
+    tool_version: str | None = None
+    metrics: dict[MetricName, int] = Field(default_factory=dict)
+    leaks: tuple[LeakSite, ...] = ()
+    errors: tuple[ErrorSite, ...] = ()
+    source_commit: str | None = None
+    memgate_version: str = __version__
+    #: Where the baseline was read from, for error messages; never written.
+    origin: str | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def from_suite(cls, record: SuiteRecord, commit: str | None = None) -> Baseline:
+        """The baseline a suite's run makes. Only a complete run that ended normally can be one: a
+        crashed or truncated run would record missing leaks as "fixed" and ratchet the gate open."""
+        _check_usable(record)
+        leaks = sorted(group_leaks(record.leaks).values(), key=lambda s: (s.kind, s.site, s.fingerprint))
+        errors = sorted(group_errors(record.errors).values(), key=lambda s: (s.kind, s.site, s.fingerprint))
+        return cls(
+            suite=record.name,
+            tool=record.tool,
+            tool_version=record.tool_version,
+            metrics=dict(record.metrics),
+            leaks=tuple(leaks),
+            # Descriptions can carry addresses ("READ of size 4 at 0x6020..."): noise in a diff.
+            errors=tuple(error.model_copy(update={"description": None}) for error in errors),
+            source_commit=commit,
+        )
+
+    def to_json(self) -> str:
+        """The stable file text: sorted keys, indent 2, ASCII only (any symbol name round-trips)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+
+
+def _check_usable(record: SuiteRecord) -> None:
+    problem = None
+    if record.status is not SuiteStatus.OK:
+        detail = f" ({record.status_detail})" if record.status_detail else ""
+        problem = f"suite {record.name!r} ended with status {record.status.value}{detail}"
+    elif record.incomplete_reasons:
+        problem = f"suite {record.name!r} has incomplete output: {record.incomplete_reasons[0]}"
+    if problem:
+        raise BaselineError(
+            f"{problem}: its figures cannot be a baseline",
+            hint="fix the suite so that it runs to the end, then update the baseline again",
+        )
+
+
+def baseline_path(directory: Path, suite: str) -> Path:
+    """``<directory>/<suite>.json``; a suite name that could reach outside the folder is refused."""
+    if not SUITE_NAME.match(suite):
+        raise BaselineError(
+            f"{suite!r} is not a usable suite name for a baseline file",
+            path=directory,
+            hint="use letters, digits, '.', '_' and '-' (starting with a letter or digit)",
+        )
+    path = directory / f"{suite}.json"
+    if path.resolve().parent != directory.resolve():
+        raise BaselineError(f"the baseline of suite {suite!r} would be written outside the folder",
+                            path=directory, hint="rename the suite")
+    return path
+
+
+def write_baseline(directory: Path, baseline: Baseline) -> Path:
+    """Write ``<directory>/<suite>.json`` atomically (a temporary file, then a rename)."""
+    path = baseline_path(directory, baseline.suite)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, baseline.to_json())
+    except OSError as error:
+        raise BaselineError(
+            f"cannot write the baseline: {error.strerror or error}",
+            path=path,
+            hint="check that the baseline folder exists and is writable",
+        ) from None
+    return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_baseline(directory: Path, suite: str) -> Baseline | None:
+    """The suite's baseline, or None when it has none yet (the suite then shows as new)."""
+    path = baseline_path(directory, suite)
+    if not path.exists():
+        return None
+    baseline = read_baseline(path)
+    if baseline.suite != suite:
+        raise BaselineError(
+            f"the file is the baseline of suite {baseline.suite!r}, not {suite!r}",
+            path=path,
+            hint=f"rename it to {baseline.suite}.json, or {REGENERATE}",
+        )
+    return baseline
+
+
+def load_baselines(directory: Path) -> dict[str, Baseline]:
+    """Every ``*.json`` baseline of the folder by suite name; a missing folder means no baselines."""
+    if not directory.exists():
+        return {}
+    if not directory.is_dir():
+        raise BaselineError("the baseline folder is not a folder", path=directory,
+                            hint="point baseline_dir at a folder")
+    baselines: dict[str, Baseline] = {}
+    for path in sorted(directory.glob("*.json")):
+        baseline = load_baseline(directory, path.stem)
+        if baseline is not None:
+            baselines[baseline.suite] = baseline
+    return baselines
+
+
+def read_baseline(path: Path) -> Baseline:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise BaselineError("the file is not a memgate baseline (not a JSON object)", path=path,
+                            hint=REGENERATE)
+    _check_schema_version(data.get("schema_version"), BASELINE_SCHEMA_VERSION, path)
+    try:
+        baseline = Baseline.model_validate(data)
+    except ValidationError as error:
+        raise BaselineError(
+            f"the file is not a memgate baseline: {_first_problem(error)}", path=path, hint=REGENERATE
+        ) from None
+    return baseline.model_copy(update={"origin": str(path)})
+
+
+def baselines_from_report(report: Report, commit: str | None = None) -> dict[str, Baseline]:
+    """A JSON report used as the baseline side of ``memgate compare``: one baseline per suite."""
+    commit = commit if commit is not None else report.environment.git_commit
+    return {suite.name: Baseline.from_suite(suite, commit) for suite in report.suites}
+
+
+def read_report(path: Path) -> Report:
+    """A JSON report written by ``memgate check --json`` or ``memgate run``."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise BaselineError("the file is not a memgate JSON report (not a JSON object)", path=path,
+                            hint="pass a report written by `memgate run --json`")
+    _check_schema_version(data.get("schema_version"), REPORT_SCHEMA_VERSION, path)
+    try:
+        return Report.model_validate(data)
+    except ValidationError as error:
+        raise BaselineError(
+            f"the file is not a memgate JSON report: {_first_problem(error)}",
+            path=path,
+            hint="pass a report written by `memgate run --json`",
+        ) from None
+
+
+def load_baseline_side(path: Path) -> dict[str, Baseline]:
+    """The BASELINE argument of ``memgate compare``: a baselines folder, one baseline file, or a JSON
+    report (a file with ``suites``)."""
+    if path.is_dir():
+        return load_baselines(path)
+    if not path.exists():
+        raise BaselineError("no such baseline file or folder", path=path,
+                            hint="pass a baselines folder or a JSON report")
+    data = _read_json(path)
+    if isinstance(data, dict) and "suites" in data:
+        report = read_report(path)
+        try:
+            return baselines_from_report(report)
+        except BaselineError as error:
+            raise BaselineError(error.message, path=path, hint=error.hint) from None
+    baseline = read_baseline(path)
+    return {baseline.suite: baseline}
+
+
+def _read_json(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError("file not found", path=path, hint="check the path") from None
+    except UnicodeDecodeError:
+        raise BaselineError("the file is not UTF-8 JSON", path=path, hint=REGENERATE) from None
+    except OSError as error:
+        raise BaselineError(f"cannot read the file: {error.strerror or error}", path=path,
+                            hint="check its permissions") from None
+    try:
+        data: object = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BaselineError(
+            f"the file is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})",
+            path=path,
+            hint=f"{REGENERATE}, or fix the merge conflict in it",
+        ) from None
+    return data
+
+
+def _check_schema_version(version: object, supported: int, path: Path) -> None:
+    if isinstance(version, int) and not isinstance(version, bool) and version > supported:
+        raise BaselineError(
+            f"the file has schema version {version}, newer than this memgate reads ({supported})",
+            path=path,
+            hint=UPGRADE,
+        )
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(step) for step in problem["loc"])
+    message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
+    return f"{where}: {message}" if where else message

@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from recordkit import error, leak, suite
+
+from memgate.baseline import (
+    BASELINE_SCHEMA_VERSION,
+    Baseline,
+    baseline_path,
+    baselines_from_report,
+    load_baseline,
+    load_baseline_side,
+    load_baselines,
+    read_report,
+    write_baseline,
+)
+from memgate.errors import BaselineError, ExitCode
+from memgate.records import Environment, Frame, Report, SuiteStatus
+
+
+def sample_record():  # type: ignore[no-untyped-def]
+    return suite(
+        "unit",
+        leaks=[leak("definite", 16, 1, "leak_small", "main"),
+               leak("definite", 100, 1, "leak_many", "main"),
+               leak("definite", 200, 2, "leak_many", "main"),
+               leak("reachable", 128, 1, "leak_reachable", "main")],
+        errors=[error("InvalidRead", "invalid_read", "main", count=2, description="Invalid read of size 4"),
+                error("InvalidRead", "invalid_read", "main", count=1)],
+        metrics={"heap_peak_bytes": 4096, "alloc_calls": 12},
+    )
+
+
+def test_from_suite_groups_sites_by_fingerprint() -> None:
+    baseline = Baseline.from_suite(sample_record(), commit="abc123")
+
+    assert baseline.suite == "unit"
+    assert baseline.tool == "valgrind"
+    assert baseline.tool_version == "3.19.0"
+    assert baseline.source_commit == "abc123"
+    assert baseline.metrics["leak_definite_bytes"] == 316
+    assert baseline.metrics["heap_peak_bytes"] == 4096
+    assert [(s.kind, s.site, s.bytes, s.blocks) for s in baseline.leaks] == [
+        ("definite", "leak_many < main", 300, 3),
+        ("definite", "leak_small < main", 16, 1),
+        ("reachable", "leak_reachable < main", 128, 1),
+    ]
+    assert [(s.kind, s.site, s.count, s.description) for s in baseline.errors] == [
+        ("InvalidRead", "invalid_read < main", 3, None),
+    ]
+    # Top frames: the project's own, without addresses (they change with every build).
+    assert baseline.leaks[1].frames == (
+        Frame(function="leak_small", file="prog.c", line=10),
+        Frame(function="main", file="prog.c", line=11),
+    )
+
+
+def test_write_is_stable_sorted_and_atomic(tmp_path: Path) -> None:
+    baseline = Baseline.from_suite(sample_record())
+    path = write_baseline(tmp_path, baseline)
+    first = path.read_bytes()
+    write_baseline(tmp_path, Baseline.from_suite(sample_record()))
+    assert path.read_bytes() == first
+    assert path == tmp_path / "unit.json"
+
+    text = first.decode()
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+    data = json.loads(text)
+    assert text == json.dumps(data, sort_keys=True, indent=2) + "\n"
+    assert list(data) == sorted(data)
+    assert list(data["metrics"]) == sorted(data["metrics"])
+    # One item per line: every site starts its own line.
+    assert '\n      "fingerprint": ' in text
+    assert "address" not in text and "origin" not in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unit.json"]  # no temporary file left
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    baseline = Baseline.from_suite(sample_record(), commit="abc")
+    write_baseline(tmp_path, baseline)
+    loaded = load_baseline(tmp_path, "unit")
+    assert loaded is not None
+    assert loaded.to_json() == baseline.to_json()
+    assert loaded.origin == str(tmp_path / "unit.json")
+    assert load_baselines(tmp_path) == {"unit": loaded}
+
+
+def test_non_ascii_and_odd_symbols_round_trip(tmp_path: Path) -> None:
+    record = suite("unit", leaks=[leak("definite", 8, 1, "décode_\ufffd", 'operator<<"\\')])
+    baseline = Baseline.from_suite(record)
+    write_baseline(tmp_path, baseline)
+    assert (tmp_path / "unit.json").read_bytes().isascii()
+    loaded = load_baseline(tmp_path, "unit")
+    assert loaded is not None
+    assert [f.function for f in loaded.leaks[0].frames] == ["décode_\ufffd", 'operator<<"\\']
+
+
+def test_missing_baseline_is_none_and_missing_folder_is_empty(tmp_path: Path) -> None:
+    assert load_baseline(tmp_path, "unit") is None
+    assert load_baselines(tmp_path / "absent") == {}
+
+
+@pytest.mark.parametrize("suite_name", ["../escape", "a/b", ".hidden", "", "x" * 101, "/etc/passwd"])
+def test_suite_name_cannot_leave_the_folder(tmp_path: Path, suite_name: str) -> None:
+    with pytest.raises(BaselineError, match="not a usable suite name"):
+        baseline_path(tmp_path / "baselines", suite_name)
+    record = suite("unit").model_copy(update={"name": suite_name})
+    with pytest.raises(BaselineError):
+        write_baseline(tmp_path / "baselines", Baseline.from_suite(record))
+    assert not (tmp_path / "baselines").exists() or list((tmp_path / "baselines").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message", "hint"),
+    [
+        ("{not json", "not valid JSON (line 1, column 2", "memgate baseline update"),
+        ("<<<<<<< HEAD\n{}", "not valid JSON", "merge conflict"),
+        ("[]", "not a JSON object", "memgate baseline update"),
+        ('{"suite": "unit"}', "tool: Field required", "memgate baseline update"),
+        ('{"suite": "unit", "tool": "valgrind", "metrics": {"bogus": 1}}', "metrics.bogus",
+         "baseline update"),
+        ('{"suite": "unit", "tool": "valgrind", "surprise": 1}', "surprise: unknown key", "baseline update"),
+        ('{"suite": "unit", "tool": "valgrind", "schema_version": 99}', "schema version 99, newer than this "
+         f"memgate reads ({BASELINE_SCHEMA_VERSION})", "upgrade memgate"),
+        ('{"suite": "other", "tool": "valgrind"}', "baseline of suite 'other', not 'unit'", "rename it"),
+    ],
+)
+def test_bad_baseline_files(tmp_path: Path, content: str, message: str, hint: str) -> None:
+    (tmp_path / "unit.json").write_text(content)
+    with pytest.raises(BaselineError) as caught:
+        load_baseline(tmp_path, "unit")
+    assert message in caught.value.message
+    assert hint in caught.value.hint
+    assert caught.value.path == str(tmp_path / "unit.json")
+    assert caught.value.exit_code is ExitCode.USAGE
+    assert "\n" not in caught.value.one_line()
+    with pytest.raises(BaselineError):
+        load_baselines(tmp_path)
+
+
+def test_non_utf8_baseline(tmp_path: Path) -> None:
+    (tmp_path / "unit.json").write_bytes(b'{"suite": "\xff"}')
+    with pytest.raises(BaselineError, match="not UTF-8"):
+        load_baseline(tmp_path, "unit")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    (folder / "unit.json").write_text("old\n")
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(BaselineError, match="cannot write the baseline") as caught:
+            write_baseline(folder, Baseline.from_suite(sample_record()))
+        assert "writable" in caught.value.hint
+        assert (folder / "unit.json").read_text() == "old\n"  # nothing overwritten
+    finally:
+        folder.chmod(0o755)
+
+
+def test_baseline_folder_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "baselines").write_text("")
+    with pytest.raises(BaselineError, match="cannot write the baseline") as caught:
+        write_baseline(tmp_path / "baselines", Baseline.from_suite(sample_record()))
+    assert caught.value.path == str(tmp_path / "baselines" / "unit.json")
+    with pytest.raises(BaselineError, match="not a folder"):
+        load_baselines(tmp_path / "baselines")
+
+
+@pytest.mark.parametrize(
+    ("status", "complete", "message"),
+    [
+        (SuiteStatus.CRASHED, True, "status crashed"),
+        (SuiteStatus.TIMEOUT, True, "status timeout"),
+        (SuiteStatus.INCOMPLETE, False, "status incomplete"),
+        (SuiteStatus.OK, False, "incomplete output: log truncated"),
+    ],
+)
+def test_a_broken_run_cannot_become_a_baseline(status: SuiteStatus, complete: bool, message: str) -> None:
+    with pytest.raises(BaselineError, match=message):
+        Baseline.from_suite(suite("unit", status=status, complete=complete))
+
+
+def make_report() -> Report:
+    return Report(memgate_version="0.1.0", created_at="2024-01-01T00:00:00Z",
+                  environment=Environment(git_commit="feedbeef"),
+                  suites=(sample_record(), suite("other", tool="asan", tool_version=None)))
+
+
+def test_report_as_baseline_side(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(make_report().model_dump_json(indent=2))
+
+    assert read_report(path) == make_report()
+    side = load_baseline_side(path)
+    assert sorted(side) == ["other", "unit"]
+    assert side["unit"].source_commit == "feedbeef"
+    assert side["unit"].to_json() == baselines_from_report(make_report())["unit"].to_json()
+    assert side["other"].tool == "asan"
+
+
+def test_baseline_side_folder_and_single_file(tmp_path: Path) -> None:
+    write_baseline(tmp_path, Baseline.from_suite(sample_record()))
+    assert list(load_baseline_side(tmp_path)) == ["unit"]
+    assert list(load_baseline_side(tmp_path / "unit.json")) == ["unit"]
+    with pytest.raises(BaselineError, match="no such baseline file or folder"):
+        load_baseline_side(tmp_path / "nope.json")
+
+
+def test_bad_report_as_baseline_side(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text('{"suites": [], "schema_version": 7, "memgate_version": "9", "created_at": "x"}')
+    with pytest.raises(BaselineError, match="schema version 7") as caught:
+        load_baseline_side(path)
+    assert caught.value.hint.startswith("upgrade memgate")
+
+    crashed = make_report().model_copy(update={"suites": (suite("unit", status=SuiteStatus.CRASHED),)})
+    path.write_text(crashed.model_dump_json())
+    with pytest.raises(BaselineError, match="cannot be a baseline") as caught:
+        load_baseline_side(path)
+    assert caught.value.path == str(path)
+
+    path.write_text('{"suites": "nope"}')
+    with pytest.raises(BaselineError, match="not a memgate JSON report"):
+        load_baseline_side(path)

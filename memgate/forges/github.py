@@ -1,0 +1,325 @@
+"""GitHub: the pull request from the Actions environment, the sticky comment, job summary and outputs.
+
+REST endpoints (a pull request is an issue): list ``GET /repos/{o}/{r}/issues/{n}/comments``, create
+``POST`` to the same path, update ``PATCH /repos/{o}/{r}/issues/comments/{id}``. Checked against
+GitHub's OpenAPI description in tests/fakeforge/github-openapi-slice.json.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydantic
+import requests
+
+from memgate.forges.base import (
+    MARKER,
+    CommentForbidden,
+    CommentResult,
+    Forbidden,
+    ForgeConfigError,
+    ForgeError,
+    cut_body,
+)
+from memgate.forges.http import HttpClient, RetryPolicy, Timeouts
+
+DEFAULT_BOT_LOGIN = "github-actions[bot]"  # the author of comments made with GITHUB_TOKEN
+#: GitHub rejects bodies over 65,536 characters (422 "Body is too long"); stay well under, as
+#: changesets/action does, since GitHub may count some characters differently than Python.
+COMMENT_LIMIT = 60_000
+STEP_SUMMARY_LIMIT = 1_048_576  # bytes per step; GitHub drops a larger summary with an error
+_PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
+_PULL_REF = re.compile(r"refs/pull/(\d+)/(?:merge|head)")
+_OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class GitHubContext:
+    """The pull request memgate reports on, as the Actions environment describes it."""
+
+    api_url: str
+    owner: str
+    repo: str
+    pr_number: int
+    token: str = field(repr=False)
+    event_name: str = ""
+    base_sha: str | None = None
+    head_sha: str | None = None
+    base_ref: str | None = None
+    head_ref: str | None = None
+    is_fork: bool = False
+    bot_login: str = DEFAULT_BOT_LOGIN
+    run_url: str | None = None  # where the full report is: the run's page with its summary
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], *, pr_number: int | None = None, bot_login: str | None = None
+    ) -> GitHubContext:
+        """Read GITHUB_* variables and the event file. ``pr_number`` serves the workflow_run commenter,
+        whose event names no pull request for forks; the bot login defaults to MEMGATE_GITHUB_BOT_LOGIN,
+        then to ``github-actions[bot]`` (set it to your App's or user's login for other tokens)."""
+        api_url = _required(env, "GITHUB_API_URL", "it is set on every GitHub Actions runner; outside "
+                            "Actions set it to https://api.github.com or https://HOST/api/v3")
+        repository = _required(env, "GITHUB_REPOSITORY", "set it to owner/name")
+        owner, slash, repo = repository.partition("/")
+        if not slash or not owner or not repo or "/" in repo:
+            raise ForgeConfigError(
+                f"GITHUB_REPOSITORY={repository!r} is not owner/name", hint="set it to owner/name"
+            )
+        event_name = env.get("GITHUB_EVENT_NAME", "")
+        pull = _pull_request_from_event(env, event_name) if pr_number is None else None
+        number = pr_number if pr_number is not None else pull.number if pull else _number_from_ref(env)
+        if number is None:
+            raise ForgeConfigError(
+                f"GITHUB_EVENT_NAME={event_name or '(unset)'} is not a pull request event: there is no pull "
+                "request to comment on",
+                hint="comment from an `on: pull_request` workflow, or pass the pull request number "
+                "(the workflow_run commenter takes it from the report artifact)",
+            )
+        token = env.get("GITHUB_TOKEN", "").strip()
+        if not token:
+            raise ForgeConfigError(
+                "GITHUB_TOKEN is not set, so memgate cannot comment",
+                hint="pass `env: GITHUB_TOKEN: ${{ github.token }}` (the action does this) and grant the job "
+                "`permissions: pull-requests: write`",
+            )
+        head_repo = pull.head.repo.full_name if pull and pull.head.repo else None
+        return cls(
+            api_url=api_url,
+            owner=owner,
+            repo=repo,
+            pr_number=number,
+            token=token,
+            event_name=event_name,
+            base_sha=pull.base.sha if pull else None,
+            head_sha=pull.head.sha if pull else None,
+            base_ref=pull.base.ref if pull else None,
+            head_ref=pull.head.ref if pull else None,
+            # A deleted fork leaves head.repo null: treat it as a fork (its token is read-only too).
+            is_fork=pull is not None and head_repo != repository,
+            bot_login=bot_login or env.get("MEMGATE_GITHUB_BOT_LOGIN", "").strip() or DEFAULT_BOT_LOGIN,
+            run_url=_run_url(env, repository),
+        )
+
+
+class GitHubForge:
+    """One sticky memgate comment on the pull request (implements ``memgate.forges.base.Forge``)."""
+
+    def __init__(
+        self,
+        context: GitHubContext,
+        session: requests.Session,
+        *,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        comment_limit: int = COMMENT_LIMIT,
+    ) -> None:
+        self.context = context
+        self.comment_limit = comment_limit
+        self._http = HttpClient(
+            session,
+            context.api_url,
+            service="GitHub",
+            auth_headers={"Authorization": f"Bearer {context.token}"},
+            headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+            retry=retry,
+            timeouts=timeouts,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        ctx = self.context
+        return f"GitHubForge({ctx.owner}/{ctx.repo}#{ctx.pr_number} at {ctx.api_url})"
+
+    def upsert_comment(self, body: str) -> CommentResult:
+        text = cut_body(body, self.comment_limit, self.context.run_url)
+        try:
+            existing = self.find_own_comment()
+            if existing is None:
+                path = f"{self._repo_path}/issues/{self.context.pr_number}/comments"
+                response = self._http.request("POST", path, json={"body": text})
+            else:
+                path = f"{self._repo_path}/issues/comments/{existing.id}"
+                response = self._http.request("PATCH", path, json={"body": text})
+        except Forbidden as exc:
+            raise CommentForbidden(exc.message, status=exc.status, hint=self._forbidden_hint()) from None
+        comment = self._http.parse(response, _COMMENT, "a comment")
+        return CommentResult(url=comment.html_url, created=existing is None)
+
+    def find_own_comment(self) -> _Comment | None:
+        """The oldest comment that carries the marker AND was written by us, reading every page."""
+        path = f"{self._repo_path}/issues/{self.context.pr_number}/comments"
+        for page in self._http.pages(path, {"per_page": 100}, "link"):
+            comments = self._http.parse(page, _COMMENTS, "a list of comments")
+            for comment in comments:
+                if MARKER in (comment.body or "") and self._is_ours(comment):
+                    return comment
+        return None
+
+    @property
+    def _repo_path(self) -> str:
+        return f"repos/{self.context.owner}/{self.context.repo}"
+
+    def _is_ours(self, comment: _Comment) -> bool:
+        if comment.user is None:  # a deleted account ("ghost")
+            return False
+        return _same_login(comment.user.login, self.context.bot_login)
+
+    def _forbidden_hint(self) -> str:
+        if self.context.is_fork:
+            return (
+                "this pull request comes from a fork, and GitHub gives fork pull requests a read-only "
+                "GITHUB_TOKEN; the report is in the job summary. To comment on fork pull requests, upload "
+                "the report as an artifact and post it from a second workflow `on: workflow_run` (see the "
+                "fork-safe example in the README)"
+            )
+        return (
+            "grant the job `permissions: pull-requests: write` (or `issues: write`); with a personal or "
+            "App token, give it write access to pull requests"
+        )
+
+
+def append_step_summary(path: Path | str, markdown: str, *, limit: int = STEP_SUMMARY_LIMIT) -> bool:
+    """Append to ``$GITHUB_STEP_SUMMARY``, keeping the file under ``limit`` bytes; True when cut."""
+    path = Path(path)
+    try:
+        used = path.stat().st_size if path.exists() else 0
+        text, cut = _fit_summary(markdown, limit - used - 1)
+        with path.open("a", encoding="utf-8") as summary:
+            summary.write(text)
+    except OSError as exc:
+        raise ForgeError(f"cannot write the job summary: {exc.strerror}", path=path,
+                         hint="GITHUB_STEP_SUMMARY must name a writable file") from None
+    return cut
+
+
+def set_output(path: Path | str, name: str, value: str) -> None:
+    """Append ``name=value`` to ``$GITHUB_OUTPUT``; multiline values get a random delimiter."""
+    if not _OUTPUT_NAME.fullmatch(name):
+        raise ValueError(f"invalid output name {name!r}")
+    if "\n" in value or "\r" in value:
+        delimiter = f"ghadelimiter_{uuid.uuid4()}"
+        while delimiter in value:  # astronomically unlikely, but a collision would end the value early
+            delimiter = f"ghadelimiter_{uuid.uuid4()}"
+        line = f"{name}<<{delimiter}{os.linesep}{value}{os.linesep}{delimiter}{os.linesep}"
+    else:
+        line = f"{name}={value}{os.linesep}"
+    try:
+        with Path(path).open("a", encoding="utf-8") as output:
+            output.write(line)
+    except OSError as exc:
+        raise ForgeError(f"cannot write the step outputs: {exc.strerror}", path=path,
+                         hint="GITHUB_OUTPUT must name a writable file") from None
+
+
+# -- GitHub's JSON, the parts memgate reads ----------------------------------------------------------
+
+
+class _User(pydantic.BaseModel):
+    login: str
+
+
+class _Comment(pydantic.BaseModel):
+    id: int
+    html_url: str
+    body: str | None = None
+    user: _User | None = None
+
+
+class _EventRepo(pydantic.BaseModel):
+    full_name: str
+
+
+class _EventRef(pydantic.BaseModel):
+    sha: str
+    ref: str = ""
+    repo: _EventRepo | None = None
+
+
+class _EventPullRequest(pydantic.BaseModel):
+    number: int
+    base: _EventRef
+    head: _EventRef
+
+
+class _Event(pydantic.BaseModel):
+    pull_request: _EventPullRequest | None = None
+
+
+_COMMENT = pydantic.TypeAdapter(_Comment)
+_COMMENTS = pydantic.TypeAdapter(list[_Comment])
+
+
+def _required(env: Mapping[str, str], name: str, hint: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ForgeConfigError(f"{name} is not set", hint=hint)
+    return value
+
+
+def _pull_request_from_event(env: Mapping[str, str], event_name: str) -> _EventPullRequest | None:
+    if event_name not in _PULL_REQUEST_EVENTS:
+        return None
+    event_path = _required(env, "GITHUB_EVENT_PATH", "it is set on every GitHub Actions runner; outside "
+                           "Actions point it at a pull_request event JSON file")
+    try:
+        event = _Event.model_validate_json(Path(event_path).read_bytes())
+    except OSError as exc:
+        raise ForgeConfigError(f"cannot read the event file: {exc.strerror}", path=event_path,
+                               hint="GITHUB_EVENT_PATH must name the runner's event JSON") from None
+    except pydantic.ValidationError as exc:
+        raise ForgeConfigError(
+            f"the event file is not a {event_name} event: {_first_error(exc)}",
+            path=event_path,
+            hint="GITHUB_EVENT_PATH must name the runner's event JSON",
+        ) from None
+    return event.pull_request
+
+
+def _number_from_ref(env: Mapping[str, str]) -> int | None:
+    match = _PULL_REF.fullmatch(env.get("GITHUB_REF", ""))
+    return int(match.group(1)) if match else None
+
+
+def _run_url(env: Mapping[str, str], repository: str) -> str | None:
+    server, run_id = env.get("GITHUB_SERVER_URL", ""), env.get("GITHUB_RUN_ID", "")
+    if not server or not run_id:
+        return None
+    return f"{server.rstrip('/')}/{repository}/actions/runs/{run_id}"
+
+
+def _same_login(author: str, ours: str) -> bool:
+    """``my-app`` names the App whose comments show ``my-app[bot]``; ``x[bot]`` must match exactly, so a
+    human account called ``github-actions`` can never pass for ``github-actions[bot]``."""
+    author, ours = author.lower(), ours.lower()
+    return author == ours or (not ours.endswith("[bot]") and author == f"{ours}[bot]")
+
+
+def _first_error(exc: pydantic.ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+def _fit_summary(markdown: str, room: int) -> tuple[str, bool]:
+    data = markdown.encode("utf-8")
+    if len(data) <= room:
+        return markdown, False
+    note = ("\n\n**memgate: summary truncated at GitHub's 1 MiB step-summary limit; the full report is in "
+            "the job log and artifacts.**\n")
+    budget = room - len(note.encode("utf-8"))
+    if budget <= 0:
+        return "", True
+    kept = data[:budget].decode("utf-8", errors="ignore")
+    newline = kept.rfind("\n")
+    return (kept[:newline] if newline > 0 else kept) + note, True
+

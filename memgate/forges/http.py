@@ -1,0 +1,405 @@
+"""A thin REST client over an injected ``requests.Session``: timeouts, bounded retries, pagination.
+
+Why not ``urllib3.Retry``: memgate must honour GitHub's and GitLab's own rate-limit headers, cap the
+total wait so a CI job never sleeps for an hour, tell secondary rate limits from real 403s, and keep
+tokens out of every message. Sleep and clock are injectable, so tests run against a real local
+server without waiting.
+
+Tokens travel only in headers that this client adds per request; they never enter URLs, messages,
+reprs or logs, and requests to another origin than the base URL (a redirect, a ``Link`` header)
+are refused rather than sent with the token.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+import pydantic
+import requests
+
+from memgate.forges.base import (
+    Forbidden,
+    ForgeRequestError,
+    ForgeUnavailable,
+    NotFound,
+    RateLimited,
+    Rejected,
+    Unauthorized,
+)
+
+log = logging.getLogger(__name__)
+
+Json = object  # parsed JSON; each forge module validates the shape it needs
+Pagination = Literal["link", "x-next-page"]
+T = TypeVar("T")
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+_MAX_ERROR_TEXT = 300
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. ``max_total_wait`` caps all sleeping for one request, rate limits included."""
+
+    max_attempts: int = 5
+    backoff_seconds: float = 1.0  # doubled after each failed attempt
+    backoff_max_seconds: float = 60.0
+    max_total_wait: float = 300.0
+    #: GitHub: a secondary rate limit without retry-after means "wait at least one minute".
+    secondary_limit_wait: float = 60.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 30.0
+
+
+class HttpClient:
+    """Requests to one API (``base_url``) with the token headers added to each request."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        base_url: str,
+        *,
+        service: str,
+        auth_headers: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.service = service
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self._session = session
+        self._auth_headers = dict(auth_headers)
+        self._headers = dict(headers or {})
+        self._secrets = tuple(value for value in auth_headers.values() if value)
+        self._sleep = sleep
+        self._clock = clock
+        self._origin = _origin(self.base_url)
+
+    def __repr__(self) -> str:
+        return f"HttpClient(service={self.service!r}, base_url={self.base_url!r})"
+
+    def url(self, path: str) -> str:
+        """``path`` relative to the base URL (which may carry a prefix such as ``/api/v3``)."""
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Json | None = None,
+    ) -> requests.Response:
+        """Send one request, retrying what is worth retrying; raise a ``ForgeRequestError`` otherwise."""
+        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        self._check_origin(url)
+        waited = 0.0
+        attempt = 1
+        while True:
+            outcome = self._send(method, url, params, json, attempt)
+            if isinstance(outcome, requests.Response) and outcome.status_code < 400:
+                return outcome
+            wait = self._retry_wait(method, url, outcome, attempt)
+            if waited + wait > self.retry.max_total_wait:
+                raise self._too_long(method, url, outcome, wait, waited)
+            log.warning(
+                "%s: %s %s: %s; retrying in %.0f s (attempt %d of %d)",
+                self.service, method, _path(url), self._describe(outcome), wait,
+                attempt + 1, self.retry.max_attempts,
+            )
+            self._sleep(wait)
+            waited += wait
+            attempt += 1
+
+    def get_json(self, path: str, params: Mapping[str, str | int] | None = None) -> Json:
+        return self.json_of(self.request("GET", path, params=params))
+
+    def json_of(self, response: requests.Response) -> Json:
+        try:
+            value: Json = response.json()
+        except ValueError:
+            raise ForgeRequestError(
+                f"{self.service} answered {_path(response.url)} with something that is not JSON",
+                status=response.status_code,
+                hint="check that the API URL points at the forge's REST API",
+            ) from None
+        return value
+
+    def parse(self, response: requests.Response, adapter: pydantic.TypeAdapter[T], what: str) -> T:
+        """The response's JSON as ``adapter``'s type; a clear error when the shape is not the API's."""
+        try:
+            return adapter.validate_json(response.content)
+        except pydantic.ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "(top)"
+            raise ForgeRequestError(
+                f"{self.service} answered {_path(response.url)} with {what} memgate cannot read "
+                f"({where}: {error['msg']})",
+                status=response.status_code,
+                hint="check that the API URL points at the forge's REST API",
+            ) from None
+
+    def pages(
+        self, path: str, params: Mapping[str, str | int], style: Pagination, *, max_pages: int = 1000
+    ) -> Iterator[requests.Response]:
+        """Every page of a list: follow ``Link: rel="next"`` (GitHub) or ``X-Next-Page`` (GitLab)."""
+        response = self.request("GET", path, params=params)
+        seen = {response.url}
+        yield response
+        for _ in range(max_pages - 1):
+            if style == "link":
+                next_url = response.links.get("next", {}).get("url")
+                if not next_url:
+                    return
+                response = self.request("GET", next_url)
+            else:
+                next_page = response.headers.get("X-Next-Page", "").strip()
+                if not next_page:
+                    return
+                response = self.request("GET", path, params={**params, "page": next_page})
+            if response.url in seen:
+                raise ForgeRequestError(
+                    f"{self.service} pagination loops back to {_path(response.url)}",
+                    hint="report this to the memgate maintainers with the forge's version",
+                )
+            seen.add(response.url)
+            yield response
+        raise ForgeRequestError(f"{self.service} list at {path} has more than {max_pages} pages")
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        json: Json | None,
+        attempt: int,
+    ) -> requests.Response | requests.RequestException:
+        headers = {**self._headers, **self._auth_headers}
+        try:
+            for _ in range(_MAX_REDIRECTS + 1):
+                response = self._session.request(
+                    method, url, params=params, json=json, headers=headers,
+                    timeout=(self.timeouts.connect, self.timeouts.read), allow_redirects=False,
+                )
+                log.debug("%s: %s %s -> %d", self.service, method, _path(response.url), response.status_code)
+                location = response.headers.get("Location")
+                if response.status_code not in _REDIRECTS or not location:
+                    return response
+                # Follow by hand: requests would carry PRIVATE-TOKEN to whatever host a redirect names.
+                url, params = urljoin(response.url, location), None
+                self._check_origin(url)
+                response.close()
+            raise ForgeRequestError(f"{self.service}: {method} {_path(url)}: too many redirects")
+        except requests.RequestException as exc:
+            return exc
+
+    def _check_origin(self, url: str) -> None:
+        if _origin(url) != self._origin:
+            raise ForgeRequestError(
+                f"{self.service} pointed memgate at {_origin(url)}, not the API at {self._origin}; "
+                "refusing to send the token there",
+                hint="check the API URL variable (GITHUB_API_URL / CI_API_V4_URL)",
+            )
+
+    # -- retry decisions -----------------------------------------------------------------------
+
+    def _retry_wait(
+        self, method: str, url: str, outcome: requests.Response | requests.RequestException, attempt: int
+    ) -> float:
+        """Seconds to wait before the next attempt; raises when the outcome is final."""
+        wait = self._wait_if_retryable(method, outcome, attempt)
+        if wait is None:
+            raise self._final(method, url, outcome, exhausted=False)
+        if attempt >= self.retry.max_attempts:
+            raise self._final(method, url, outcome, exhausted=True)
+        return wait
+
+    def _wait_if_retryable(
+        self, method: str, outcome: requests.Response | requests.RequestException, attempt: int
+    ) -> float | None:
+        backoff = min(self.retry.backoff_seconds * 2.0 ** (attempt - 1), self.retry.backoff_max_seconds)
+        if isinstance(outcome, requests.RequestException):
+            if not isinstance(outcome, _TRANSIENT):
+                return None
+            if isinstance(outcome, requests.ReadTimeout) and method not in _IDEMPOTENT:
+                return None  # a POST that timed out may have been applied: do not post twice
+            return backoff
+        rate_limit_wait = self._rate_limit_wait(outcome)
+        if rate_limit_wait is not None:
+            return max(rate_limit_wait, backoff if attempt > 1 else 0.0)
+        if outcome.status_code >= 500:
+            return backoff
+        return None
+
+    def _rate_limit_wait(self, response: requests.Response) -> float | None:
+        """The wait a 403/429 rate-limit answer asks for, or None when it is not a rate limit."""
+        if response.status_code not in (403, 429):
+            return None
+        headers = response.headers
+        now = self._clock()
+        retry_after = _retry_after(headers.get("Retry-After"), now)
+        if retry_after is not None:
+            return retry_after
+        if headers.get("x-ratelimit-remaining") == "0":
+            reset = _number(headers.get("x-ratelimit-reset"))  # GitHub: UTC epoch seconds
+            if reset is not None:
+                return max(reset - now, 0.0) + 1.0
+        if headers.get("RateLimit-Remaining") == "0" or response.status_code == 429:
+            reset = _number(headers.get("RateLimit-Reset"))  # GitLab: Unix time, not a delta
+            if reset is not None:
+                return max(reset - now, 0.0) + 1.0
+        if response.status_code == 429 or _says_rate_limit(response):
+            return self.retry.secondary_limit_wait
+        return None
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def _describe(self, outcome: requests.Response | requests.RequestException) -> str:
+        if isinstance(outcome, requests.ConnectTimeout):
+            return f"could not connect within {self.timeouts.connect:g} s"
+        if isinstance(outcome, requests.Timeout):
+            return f"no answer within {self.timeouts.read:g} s"
+        if isinstance(outcome, requests.ConnectionError):
+            return "connection failed"
+        if isinstance(outcome, requests.RequestException):
+            return f"request failed ({type(outcome).__name__})"
+        text = f"{outcome.status_code} {outcome.reason or ''}".strip()
+        detail = _error_detail(outcome)
+        return self._redact(f"{text} ({detail})" if detail else text)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _final(
+        self,
+        method: str,
+        url: str,
+        outcome: requests.Response | requests.RequestException,
+        *,
+        exhausted: bool,
+    ) -> ForgeRequestError:
+        what = f"{self.service}: {method} {_path(url)}: {self._describe(outcome)}"
+        tries = f" after {self.retry.max_attempts} attempts" if exhausted else ""
+        if isinstance(outcome, requests.RequestException):
+            return ForgeUnavailable(
+                f"{what}{tries}", hint=f"check that {self._origin} is reachable from this job"
+            )
+        status = outcome.status_code
+        if status == 401:
+            return Unauthorized(what, status=status, hint="the token is wrong, expired or revoked")
+        if status == 404:
+            hint = "check the repository/project and number, and that the token can see it"
+            return NotFound(what, status=status, hint=hint)
+        if status in (400, 422):
+            return Rejected(what, status=status)
+        if self._rate_limit_wait(outcome) is not None:
+            hint = "the API rate limit is spent; re-run later"
+            return RateLimited(f"{what}{tries}", status=status, hint=hint)
+        if status == 403:
+            return Forbidden(what, status=status, hint="the token lacks the permission this needs")
+        if status >= 500:
+            hint = f"{self.service} has trouble; re-run later"
+            return ForgeUnavailable(f"{what}{tries}", status=status, hint=hint)
+        return ForgeRequestError(what, status=status)
+
+    def _too_long(
+        self,
+        method: str,
+        url: str,
+        outcome: requests.Response | requests.RequestException,
+        wait: float,
+        waited: float,
+    ) -> RateLimited:
+        return RateLimited(
+            f"{self.service}: {method} {_path(url)}: {self._describe(outcome)}; it asks to wait "
+            f"{wait:.0f} s more ({waited:.0f} s waited already), over memgate's cap of "
+            f"{self.retry.max_total_wait:.0f} s",
+            status=outcome.status_code if isinstance(outcome, requests.Response) else None,
+            hint="re-run the job once the rate limit resets, or raise the cap (RetryPolicy.max_total_wait)",
+        )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _path(url: str) -> str:
+    """The URL's path and query for messages (never its credentials, which it never holds anyway)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value.strip())
+    except ValueError:
+        return None
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds to wait: either a number of seconds or an HTTP date."""
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return max(seconds, 0.0)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - now, 0.0)
+
+
+def _says_rate_limit(response: requests.Response) -> bool:
+    """GitHub's secondary rate limit may come as a bare 403 whose message names it."""
+    return "rate limit" in _error_detail(response).lower()
+
+
+def _error_detail(response: requests.Response) -> str:
+    """The forge's own error message, short: GitHub ``message`` (+ ``errors``), GitLab ``message``."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:_MAX_ERROR_TEXT]
+    if not isinstance(data, dict):
+        return ""
+    parts = [_flatten(data.get("message", data.get("error", "")))]
+    errors = data.get("errors")
+    if isinstance(errors, list):
+        for error in errors:
+            if isinstance(error, dict):
+                parts.append(_flatten(error.get("message", error.get("code", ""))))
+    return "; ".join(part for part in parts if part)[:_MAX_ERROR_TEXT]
+
+
+def _flatten(value: object) -> str:
+    """GitLab's ``message`` may be a dict of field -> list of complaints."""
+    if isinstance(value, dict):
+        return "; ".join(f"{key} {_flatten(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return ", ".join(_flatten(item) for item in value)
+    return str(value).strip()

@@ -1,0 +1,383 @@
+"""The gate's decision, pure (no I/O): current suite records x baselines x thresholds -> Comparison.
+
+Per metric: pass, warn, fail, improved (it went down) or new (no baseline value). Leak and error sites
+are matched by fingerprint: a new site of a gated kind fails even when the totals do not grow, a known
+one does not (a ratchet), a fixed one shows as improved. A suite without a baseline is new: relative
+rules cannot fail it, absolute ones compare against 0. A crashed, timed-out or failed suite fails;
+an incomplete one makes the whole comparison incomplete.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from enum import Enum
+from typing import Literal, TypeVar
+
+from memgate.baseline import Baseline
+from memgate.config import Config, Limit, Threshold, Thresholds
+from memgate.errors import BaselineError, ExitCode, UsageError
+from memgate.metrics import METRIC_NAMES, LeakKind, MetricName
+from memgate.records import Frame, Record, Report, SuiteRecord, SuiteStatus
+from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks
+
+_DEFAULT_CONFIG = Config()
+_Site = TypeVar("_Site", LeakSite, ErrorSite)
+
+
+class Verdict(str, Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    IMPROVED = "improved"  # a metric went down, a site was fixed
+    NEW = "new"  # nothing to compare with
+
+    @property
+    def severity(self) -> int:
+        return {Verdict.FAIL: 3, Verdict.WARN: 2}.get(self, 0)
+
+
+def worst(verdicts: Sequence[Verdict]) -> Verdict:
+    """The overall verdict of several: fail, else warn, else pass (improved and new are passes)."""
+    severity = max((verdict.severity for verdict in verdicts), default=0)
+    return {3: Verdict.FAIL, 2: Verdict.WARN}.get(severity, Verdict.PASS)
+
+
+class MetricRow(Record):
+    suite: str
+    metric: MetricName
+    baseline: int | None
+    current: int | None
+    delta: int | None
+    delta_pct: float | None = None  # None when the baseline is 0 or absent
+    verdict: Verdict
+    limit: str = ""  # the thresholds that applied, e.g. "warn 5% / fail 10%"
+
+    @property
+    def changed(self) -> bool:
+        return self.verdict is not Verdict.PASS or self.delta != 0
+
+
+SiteStatusName = Literal["new", "known", "fixed"]
+
+
+class SiteRow(Record):
+    """A leak or error site: ``bytes``/``blocks`` (leaks) or ``count`` (errors) are the current figures,
+    or the baseline's for a fixed site."""
+
+    suite: str
+    category: Literal["leak", "error"]
+    status: SiteStatusName
+    kind: str
+    fingerprint: str
+    site: str
+    frames: tuple[Frame, ...] = ()
+    bytes: int | None = None
+    blocks: int | None = None
+    count: int | None = None
+    baseline_bytes: int | None = None
+    baseline_blocks: int | None = None
+    baseline_count: int | None = None
+    description: str | None = None
+    verdict: Verdict
+
+
+class SuiteComparison(Record):
+    suite: str
+    tool: str
+    status: SuiteStatus
+    status_detail: str | None = None
+    has_baseline: bool
+    rows: tuple[MetricRow, ...] = ()
+    sites: tuple[SiteRow, ...] = ()
+    verdict: Verdict
+    incomplete: bool = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_new(self) -> bool:
+        return not self.has_baseline
+
+    def sites_with(self, status: SiteStatusName) -> tuple[SiteRow, ...]:
+        return tuple(site for site in self.sites if site.status == status)
+
+
+class Comparison(Record):
+    suites: tuple[SuiteComparison, ...] = ()
+    verdict: Verdict
+    #: Some suite's figures are missing or truncated: exit 3 unless the verdict already fails.
+    incomplete: bool = False
+    #: Baselines given for suites that were not run (informational; they do not change the verdict).
+    unmatched_baselines: tuple[str, ...] = ()
+
+    @property
+    def outcome(self) -> Literal["pass", "warn", "fail", "incomplete"]:
+        if self.verdict is Verdict.FAIL:
+            return "fail"
+        if self.incomplete:
+            return "incomplete"
+        return "warn" if self.verdict is Verdict.WARN else "pass"
+
+    def exit_code(self, *, fail_on_warn: bool = False) -> ExitCode:
+        outcome = self.outcome
+        if outcome == "fail" or (outcome == "warn" and fail_on_warn):
+            return ExitCode.GATE_FAILED
+        return ExitCode.TOOL if outcome == "incomplete" else ExitCode.PASS
+
+
+def compare(
+    current: Sequence[SuiteRecord],
+    baselines: Mapping[str, Baseline | None],
+    config: Config | None = None,
+) -> Comparison:
+    """Compare every current suite with its baseline (missing or None: the suite is new), using the
+    config's thresholds and new-site rules (memgate's defaults when ``config`` is None)."""
+    config = config or _DEFAULT_CONFIG
+    names = Counter(record.name for record in current)
+    repeated = sorted(name for name, times in names.items() if times > 1)
+    if repeated:
+        raise UsageError(f"suite {repeated[0]!r} appears more than once in the current run",
+                         hint="give every suite a unique name")
+    suites = tuple(
+        compare_suite(
+            record,
+            baselines.get(record.name),
+            thresholds=config.thresholds_for(record.name),
+            fail_on_new_leak_kinds=frozenset(config.fail_on_new_leak_kinds),
+            fail_on_new_errors=config.fail_on_new_errors,
+        )
+        for record in current
+    )
+    return Comparison(
+        suites=suites,
+        verdict=worst([suite.verdict for suite in suites]),
+        incomplete=any(suite.incomplete for suite in suites),
+        unmatched_baselines=tuple(sorted(name for name, b in baselines.items() if b and name not in names)),
+    )
+
+
+def compare_report(report: Report, baselines: Mapping[str, Baseline | None], config: Config | None = None
+                   ) -> Comparison:
+    """``compare`` over a report's suites."""
+    return compare(report.suites, baselines, config)
+
+
+def compare_suite(
+    record: SuiteRecord,
+    baseline: Baseline | None,
+    *,
+    thresholds: Thresholds,
+    fail_on_new_leak_kinds: Collection[LeakKind],
+    fail_on_new_errors: bool,
+) -> SuiteComparison:
+    notes: list[str] = []
+    if baseline is not None:
+        _check_same_tool(record, baseline, notes)
+    else:
+        notes.append("no baseline yet: this suite is new (relative thresholds do not apply)")
+    rows = _metric_rows(record, baseline, thresholds, notes)
+    incomplete = record.status is SuiteStatus.INCOMPLETE or bool(record.incomplete_reasons)
+    sites = _site_rows(record, baseline, fail_on_new_leak_kinds, fail_on_new_errors, incomplete, notes)
+    verdicts = [row.verdict for row in rows] + [site.verdict for site in sites]
+    if record.status.fails_gate:
+        detail = f": {record.status_detail}" if record.status_detail else ""
+        notes.insert(0, f"the suite {record.status.value}{detail}")
+        verdicts.append(Verdict.FAIL)
+    if incomplete:
+        reasons = record.incomplete_reasons or (record.status_detail or "the tool's output is incomplete",)
+        notes.insert(0, f"incomplete figures: {'; '.join(dict.fromkeys(reasons))}")
+    return SuiteComparison(
+        suite=record.name,
+        tool=record.tool,
+        status=record.status,
+        status_detail=record.status_detail,
+        has_baseline=baseline is not None,
+        rows=rows,
+        sites=sites,
+        verdict=worst(verdicts),
+        incomplete=incomplete,
+        notes=tuple(notes),
+    )
+
+
+def _check_same_tool(record: SuiteRecord, baseline: Baseline, notes: list[str]) -> None:
+    if baseline.tool != record.tool:
+        raise BaselineError(
+            f"the baseline of suite {record.name!r} was made with {baseline.tool}, this run used "
+            f"{record.tool}: their figures cannot be compared",
+            path=baseline.origin,
+            hint=f"regenerate it with `memgate baseline update --suite {record.name}`",
+        )
+    if baseline.tool_version and record.tool_version and baseline.tool_version != record.tool_version:
+        notes.append(
+            f"the baseline was made with {baseline.tool} {baseline.tool_version}, this run used "
+            f"{record.tool_version}: figures may differ for that reason alone"
+        )
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+
+
+def _metric_rows(
+    record: SuiteRecord, baseline: Baseline | None, thresholds: Thresholds, notes: list[str]
+) -> tuple[MetricRow, ...]:
+    before = baseline.metrics if baseline is not None else {}
+    rows: list[MetricRow] = []
+    missing: list[str] = []
+    for metric in METRIC_NAMES:
+        if metric not in before and metric not in record.metrics:
+            continue
+        threshold = thresholds.get(metric, Threshold())
+        current = record.metrics.get(metric)
+        if current is None:
+            missing.append(metric)
+            rows.append(_row(record.name, metric, before[metric], None, Verdict.WARN, threshold))
+        elif metric not in before:
+            verdict = _verdict_without_baseline(current, threshold)
+            rows.append(_row(record.name, metric, None, current, verdict, threshold))
+        else:
+            rows.append(_row(record.name, metric, before[metric], current,
+                             _verdict(before[metric], current, threshold), threshold))
+    if missing:
+        notes.append(f"in the baseline but not measured in this run: {', '.join(missing)}")
+    return tuple(rows)
+
+
+def _verdict(baseline: int, current: int, threshold: Threshold) -> Verdict:
+    if threshold.fail is not None and threshold.fail.exceeded(baseline, current):
+        return Verdict.FAIL
+    if threshold.warn is not None and threshold.warn.exceeded(baseline, current):
+        return Verdict.WARN
+    return Verdict.IMPROVED if current < baseline else Verdict.PASS
+
+
+def _verdict_without_baseline(current: int, threshold: Threshold) -> Verdict:
+    """Only absolute limits apply, against 0: "+0" leaks and errors still fail a new suite."""
+    if _absolute_exceeded(threshold.fail, current):
+        return Verdict.FAIL
+    if _absolute_exceeded(threshold.warn, current):
+        return Verdict.WARN
+    return Verdict.NEW
+
+
+def _absolute_exceeded(limit: Limit | None, current: int) -> bool:
+    return limit is not None and limit.absolute is not None and limit.exceeded(0, current)
+
+
+def _row(suite: str, metric: MetricName, baseline: int | None, current: int | None, verdict: Verdict,
+         threshold: Threshold) -> MetricRow:
+    delta = current - baseline if current is not None and baseline is not None else None
+    delta_pct = None
+    if delta is not None and baseline:
+        delta_pct = delta / baseline * 100
+    elif delta == 0:
+        delta_pct = 0.0
+    return MetricRow(suite=suite, metric=metric, baseline=baseline, current=current, delta=delta,
+                     delta_pct=delta_pct, verdict=verdict, limit=limit_text(threshold))
+
+
+def limit_text(threshold: Threshold) -> str:
+    parts = [f"{name} {limit.text}" for name, limit in (("warn", threshold.warn), ("fail", threshold.fail))
+             if limit is not None]
+    return " / ".join(parts)
+
+
+# --- sites -----------------------------------------------------------------------------------------
+
+
+def _site_rows(
+    record: SuiteRecord,
+    baseline: Baseline | None,
+    fail_on_new_leak_kinds: Collection[LeakKind],
+    fail_on_new_errors: bool,
+    incomplete: bool,
+    notes: list[str],
+) -> tuple[SiteRow, ...]:
+    leaks_checked = all(process.leak_check for process in record.processes)
+    # A site missing from a partial or crashed run, or from a run that did not look for leaks, is not
+    # known to be fixed: claiming so would let the next baseline update drop it.
+    reliable = not incomplete and record.status in (SuiteStatus.OK, SuiteStatus.FAILED)
+    if not leaks_checked:
+        notes.append("leak checking was off in some processes: fixed leak sites are not reported")
+    known_leaks = _by_key(baseline.leaks) if baseline is not None else {}
+    known_errors = _by_key(baseline.errors) if baseline is not None else {}
+    rows = _leak_rows(record.name, group_leaks(record.leaks), known_leaks, fail_on_new_leak_kinds,
+                      report_fixed=reliable and leaks_checked)
+    rows += _error_rows(record.name, group_errors(record.errors), known_errors, fail_on_new_errors,
+                        report_fixed=reliable)
+    return tuple(sorted(rows, key=_site_order))
+
+
+def _by_key(sites: Sequence[_Site]) -> dict[SiteKey, _Site]:
+    return {(site.kind, site.fingerprint): site for site in sites}
+
+
+def _leak_rows(
+    suite: str,
+    current: Mapping[SiteKey, LeakSite],
+    known: Mapping[SiteKey, LeakSite],
+    gated_kinds: Collection[LeakKind],
+    *,
+    report_fixed: bool,
+) -> list[SiteRow]:
+    rows: list[SiteRow] = []
+    for key, site in current.items():
+        before = known.get(key)
+        if before is not None:
+            rows.append(_leak_row(suite, site, "known", Verdict.PASS, before))
+        else:
+            verdict = Verdict.FAIL if site.kind in gated_kinds else Verdict.NEW
+            rows.append(_leak_row(suite, site, "new", verdict))
+    if report_fixed:
+        rows += [_leak_row(suite, site, "fixed", Verdict.IMPROVED, site)
+                 for key, site in known.items() if key not in current]
+    return rows
+
+
+def _leak_row(suite: str, site: LeakSite, status: SiteStatusName, verdict: Verdict,
+              before: LeakSite | None = None) -> SiteRow:
+    return SiteRow(
+        suite=suite, category="leak", status=status, kind=site.kind, fingerprint=site.fingerprint,
+        site=site.site, frames=site.frames, bytes=site.bytes, blocks=site.blocks,
+        baseline_bytes=before.bytes if before else None, baseline_blocks=before.blocks if before else None,
+        verdict=verdict,
+    )
+
+
+def _error_rows(
+    suite: str,
+    current: Mapping[SiteKey, ErrorSite],
+    known: Mapping[SiteKey, ErrorSite],
+    fail_on_new: bool,
+    *,
+    report_fixed: bool,
+) -> list[SiteRow]:
+    rows: list[SiteRow] = []
+    for key, site in current.items():
+        before = known.get(key)
+        if before is not None:
+            rows.append(_error_row(suite, site, "known", Verdict.PASS, before))
+        else:
+            rows.append(_error_row(suite, site, "new", Verdict.FAIL if fail_on_new else Verdict.NEW))
+    if report_fixed:
+        rows += [_error_row(suite, site, "fixed", Verdict.IMPROVED, site)
+                 for key, site in known.items() if key not in current]
+    return rows
+
+
+def _error_row(suite: str, site: ErrorSite, status: SiteStatusName, verdict: Verdict,
+               before: ErrorSite | None = None) -> SiteRow:
+    return SiteRow(
+        suite=suite, category="error", status=status, kind=site.kind, fingerprint=site.fingerprint,
+        site=site.site, frames=site.frames, count=site.count, baseline_count=before.count if before else None,
+        description=site.description, verdict=verdict,
+    )
+
+
+_STATUS_ORDER = {"new": 0, "known": 1, "fixed": 2}
+
+
+def _site_order(row: SiteRow) -> tuple[int, int, int, str, str, str]:
+    size = row.bytes if row.category == "leak" else row.count
+    return (_STATUS_ORDER[row.status], -row.verdict.severity, -(size or 0), row.category, row.site,
+            row.fingerprint)

@@ -1,0 +1,330 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from recordkit import error, leak, suite
+
+from memgate.baseline import Baseline
+from memgate.compare import Comparison, MetricRow, SuiteComparison, Verdict, compare, compare_report
+from memgate.config import Config
+from memgate.errors import BaselineError, ExitCode, UsageError
+from memgate.records import Report, SuiteRecord, SuiteStatus
+
+KNOWN_LEAKS = [leak("definite", 16, 1, "leak_small", "main"), leak("definite", 300, 3, "leak_many", "main")]
+HEAP = {"heap_peak_bytes": 1_000_000, "alloc_calls": 200}
+
+
+def baseline_of(record: SuiteRecord) -> Baseline:
+    return Baseline.from_suite(record)
+
+
+def run(current: SuiteRecord, baseline: Baseline | None, **config: Any) -> SuiteComparison:
+    comparison = compare([current], {current.name: baseline}, Config.model_validate(config))
+    assert len(comparison.suites) == 1
+    return comparison.suites[0]
+
+
+def row(result: SuiteComparison, metric: str) -> MetricRow:
+    (found,) = [r for r in result.rows if r.metric == metric]
+    return found
+
+
+def verdicts(result: SuiteComparison) -> dict[str, Verdict]:
+    return {r.metric: r.verdict for r in result.rows}
+
+
+def sites(result: SuiteComparison) -> list[tuple[str, str, str, Verdict]]:
+    return [(s.status, s.kind, s.site, s.verdict) for s in result.sites]
+
+
+def test_unchanged_passes() -> None:
+    record = suite(leaks=KNOWN_LEAKS, metrics=HEAP)
+    comparison = compare([record], {"unit": baseline_of(record)})
+
+    result = comparison.suites[0]
+    assert set(verdicts(result).values()) == {Verdict.PASS}
+    assert all(r.delta == 0 and r.delta_pct == 0.0 for r in result.rows)
+    assert sites(result) == [
+        ("known", "definite", "leak_many < main", Verdict.PASS),
+        ("known", "definite", "leak_small < main", Verdict.PASS),
+    ]
+    assert result.verdict is Verdict.PASS and result.has_baseline and result.notes == ()
+    assert comparison.verdict is Verdict.PASS and not comparison.incomplete
+    assert comparison.outcome == "pass" and comparison.exit_code() is ExitCode.PASS
+
+
+def test_new_16_byte_leak_site_fails_even_with_equal_totals() -> None:
+    before = suite(leaks=[leak("definite", 16, 1, "old_site", "main")])
+    after = suite(leaks=[leak("definite", 16, 1, "new_site", "main")])
+    result = run(after, baseline_of(before))
+
+    assert verdicts(result)["leak_definite_bytes"] is Verdict.PASS
+    assert verdicts(result)["leak_definite_blocks"] is Verdict.PASS
+    assert sites(result) == [
+        ("new", "definite", "new_site < main", Verdict.FAIL),
+        ("fixed", "definite", "old_site < main", Verdict.IMPROVED),
+    ]
+    new = result.sites[0]
+    assert (new.bytes, new.blocks, new.baseline_bytes) == (16, 1, None)
+    assert [f.function for f in new.frames] == ["new_site", "main"]
+    assert result.verdict is Verdict.FAIL
+
+
+def test_known_site_unchanged_passes_and_fixed_site_is_improved() -> None:
+    before = suite(leaks=KNOWN_LEAKS)
+    after = suite(leaks=KNOWN_LEAKS[1:])
+    result = run(after, baseline_of(before))
+
+    assert sites(result) == [
+        ("known", "definite", "leak_many < main", Verdict.PASS),
+        ("fixed", "definite", "leak_small < main", Verdict.IMPROVED),
+    ]
+    fixed = result.sites[1]
+    assert (fixed.bytes, fixed.blocks, fixed.baseline_bytes) == (16, 1, 16)
+    bytes_row = row(result, "leak_definite_bytes")
+    assert (bytes_row.baseline, bytes_row.current, bytes_row.delta, bytes_row.verdict) == (
+        316, 300, -16, Verdict.IMPROVED)
+    assert bytes_row.delta_pct == pytest.approx(-16 / 316 * 100)
+    assert result.verdict is Verdict.PASS
+
+
+def test_known_site_that_grew_is_caught_by_the_totals() -> None:
+    before = suite(leaks=KNOWN_LEAKS)
+    after = suite(leaks=[KNOWN_LEAKS[0], leak("definite", 400, 4, "leak_many", "main")])
+    result = run(after, baseline_of(before))
+
+    grown = [s for s in result.sites if s.site == "leak_many < main"][0]
+    assert (grown.status, grown.verdict) == ("known", Verdict.PASS)
+    assert (grown.bytes, grown.baseline_bytes) == (400, 300)
+    assert row(result, "leak_definite_bytes").verdict is Verdict.FAIL
+    assert row(result, "leak_definite_bytes").limit == "fail +0"
+    assert result.verdict is Verdict.FAIL
+
+
+def test_zero_to_one_leak_with_a_relative_rule_fails() -> None:
+    before = suite(leaks=[])
+    after = suite(leaks=[leak("possible", 48, 1, "leak_possible", "main")])
+    result = run(after, baseline_of(before), thresholds={"leak_possible_blocks": {"fail": "10%"}})
+
+    blocks = row(result, "leak_possible_blocks")
+    assert (blocks.baseline, blocks.current, blocks.delta, blocks.delta_pct) == (0, 1, 1, None)
+    assert blocks.verdict is Verdict.FAIL
+    assert blocks.limit == "fail 10%"
+    assert row(result, "leak_possible_bytes").verdict is Verdict.PASS  # no rule on it
+    # "possible" is not a gated kind by default: the site alone does not fail.
+    assert sites(result) == [("new", "possible", "leak_possible < main", Verdict.NEW)]
+    assert result.verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("peak", "expected", "overall"),
+    [
+        (1_030_000, Verdict.PASS, Verdict.PASS),
+        (1_050_000, Verdict.PASS, Verdict.PASS),  # exactly +5%: not beyond the limit
+        (1_070_000, Verdict.WARN, Verdict.WARN),
+        (1_100_000, Verdict.WARN, Verdict.WARN),
+        (1_120_000, Verdict.FAIL, Verdict.FAIL),
+        (900_000, Verdict.IMPROVED, Verdict.PASS),
+    ],
+)
+def test_heap_peak_thresholds(peak: int, expected: Verdict, overall: Verdict) -> None:
+    before = suite(metrics=HEAP)
+    after = suite(metrics={**HEAP, "heap_peak_bytes": peak})
+    result = run(after, baseline_of(before))
+
+    heap = row(result, "heap_peak_bytes")
+    assert heap.verdict is expected
+    assert heap.delta == peak - 1_000_000
+    assert heap.delta_pct == pytest.approx((peak - 1_000_000) / 10_000)
+    assert heap.limit == "warn 5% / fail 10%"
+    assert result.verdict is overall
+
+
+def test_warn_is_a_pass_unless_asked() -> None:
+    before = suite(metrics=HEAP)
+    after = suite(metrics={**HEAP, "alloc_calls": 220})
+    comparison = compare([after], {"unit": baseline_of(before)})
+    assert comparison.verdict is Verdict.WARN and comparison.outcome == "warn"
+    assert comparison.exit_code() is ExitCode.PASS
+    assert comparison.exit_code(fail_on_warn=True) is ExitCode.GATE_FAILED
+
+
+def test_no_baseline_is_new_and_relative_rules_cannot_fail_it() -> None:
+    record = suite(leaks=[leak("reachable", 128, 1, "leak_reachable", "main")], metrics=HEAP)
+    result = run(record, None)
+
+    assert result.is_new and not result.has_baseline
+    assert verdicts(result)["heap_peak_bytes"] is Verdict.NEW
+    assert verdicts(result)["alloc_calls"] is Verdict.NEW
+    assert verdicts(result)["leak_definite_bytes"] is Verdict.NEW  # 0 against "+0"
+    assert verdicts(result)["leak_reachable_bytes"] is Verdict.NEW
+    assert row(result, "heap_peak_bytes").baseline is None and row(result, "heap_peak_bytes").delta is None
+    assert sites(result) == [("new", "reachable", "leak_reachable < main", Verdict.NEW)]
+    assert result.verdict is Verdict.PASS
+    assert any("no baseline" in note for note in result.notes)
+
+
+def test_no_baseline_an_error_still_fails() -> None:
+    invalid_read = error("InvalidRead", "invalid_read", "main", description="Invalid read of size 4")
+    record = suite(errors=[invalid_read])
+    result = run(record, None)
+
+    assert verdicts(result)["errors"] is Verdict.FAIL
+    assert sites(result) == [("new", "InvalidRead", "invalid_read < main", Verdict.FAIL)]
+    assert result.sites[0].count == 1
+    assert result.sites[0].description == "Invalid read of size 4"
+    assert result.verdict is Verdict.FAIL
+
+
+def test_no_baseline_a_definite_leak_still_fails() -> None:
+    result = run(suite(leaks=KNOWN_LEAKS[:1]), None)
+    assert verdicts(result)["leak_definite_bytes"] is Verdict.FAIL
+    assert verdicts(result)["leak_definite_blocks"] is Verdict.FAIL
+    assert result.verdict is Verdict.FAIL
+
+
+def test_new_error_against_a_clean_baseline_fails_and_the_setting_is_honoured() -> None:
+    before = suite()
+    after = suite(errors=[error("InvalidWrite", "invalid_write", "main", count=3)])
+
+    result = run(after, baseline_of(before))
+    assert sites(result) == [("new", "InvalidWrite", "invalid_write < main", Verdict.FAIL)]
+    assert row(result, "errors").verdict is Verdict.FAIL
+
+    relaxed = run(after, baseline_of(before), fail_on_new_errors=False, thresholds={"errors": {"warn": "+0"}})
+    assert sites(relaxed) == [("new", "InvalidWrite", "invalid_write < main", Verdict.NEW)]
+    assert row(relaxed, "errors").verdict is Verdict.WARN
+    assert relaxed.verdict is Verdict.WARN
+
+
+def test_a_known_error_site_is_a_ratchet() -> None:
+    record = suite(errors=[error("InvalidRead", "invalid_read", "main", count=2)])
+    result = run(record, baseline_of(record))
+    assert sites(result) == [("known", "InvalidRead", "invalid_read < main", Verdict.PASS)]
+    assert (result.sites[0].count, result.sites[0].baseline_count) == (2, 2)
+    assert result.verdict is Verdict.PASS
+
+
+def test_gated_leak_kinds_come_from_the_config() -> None:
+    before = suite()
+    after = suite(leaks=[leak("reachable", 128, 1, "leak_reachable", "main")])
+    assert run(after, baseline_of(before)).verdict is Verdict.PASS
+    strict = run(after, baseline_of(before), fail_on_new_leak_kinds=["definite", "reachable"])
+    assert sites(strict) == [("new", "reachable", "leak_reachable < main", Verdict.FAIL)]
+    assert strict.verdict is Verdict.FAIL
+
+
+def test_sites_of_several_processes_are_summed_by_fingerprint() -> None:
+    one = suite(leaks=[leak("definite", 16, 1, "leak_small", "main")])
+    two = suite(leaks=[leak("definite", 16, 1, "leak_small", "main")] * 2)
+    record = one.model_copy(update={"processes": one.processes + two.processes})
+    result = run(record, None)
+    assert [(s.site, s.bytes, s.blocks) for s in result.sites] == [("leak_small < main", 48, 3)]
+
+
+def test_process_order_does_not_change_the_comparison() -> None:
+    first = suite(leaks=[leak("definite", 16, 1, "a", "main")], errors=[error("InvalidRead", "r", "main")])
+    second = suite(leaks=[leak("definite", 8, 1, "b", "main"), leak("definite", 16, 1, "a", "main")])
+    forward = first.model_copy(update={"processes": first.processes + second.processes})
+    backward = first.model_copy(update={"processes": second.processes + first.processes})
+    baseline = baseline_of(suite(leaks=[leak("definite", 4, 1, "c", "main")]))
+    assert compare([forward], {"unit": baseline}) == compare([backward], {"unit": baseline})
+
+
+@pytest.mark.parametrize("status", [SuiteStatus.CRASHED, SuiteStatus.TIMEOUT, SuiteStatus.FAILED])
+def test_a_suite_that_did_not_end_well_fails(status: SuiteStatus) -> None:
+    record = suite(metrics=HEAP, status=status, status_detail="killed by SIGSEGV")
+    comparison = compare([record], {"unit": baseline_of(suite(metrics=HEAP))})
+    result = comparison.suites[0]
+    assert result.verdict is Verdict.FAIL
+    assert result.notes[0] == f"the suite {status.value}: killed by SIGSEGV"
+    assert comparison.exit_code() is ExitCode.GATE_FAILED
+
+
+def test_an_incomplete_suite_makes_the_comparison_incomplete() -> None:
+    before = suite(leaks=KNOWN_LEAKS, metrics=HEAP)
+    after = suite(leaks=[], metrics=HEAP, status=SuiteStatus.INCOMPLETE, complete=False)
+    comparison = compare([after], {"unit": baseline_of(before)})
+    result = comparison.suites[0]
+
+    assert result.incomplete and comparison.incomplete
+    assert result.notes[0] == "incomplete figures: log truncated"
+    assert result.sites_with("fixed") == ()  # missing leaks of a truncated run are not "fixed"
+    assert comparison.verdict is Verdict.PASS
+    assert comparison.outcome == "incomplete" and comparison.exit_code() is ExitCode.TOOL
+
+    failing = suite("other", errors=[error("InvalidRead", "r", "main")])
+    both = compare([after, failing], {"unit": baseline_of(before)})
+    assert both.incomplete and both.verdict is Verdict.FAIL
+    assert both.outcome == "fail" and both.exit_code() is ExitCode.GATE_FAILED
+
+
+def test_a_suite_that_could_not_start_is_incomplete() -> None:
+    record = SuiteRecord(name="unit", tool="valgrind", status=SuiteStatus.INCOMPLETE,
+                         status_detail="valgrind is not installed")
+    result = run(record, baseline_of(suite(metrics=HEAP)))
+    assert result.incomplete
+    assert result.notes[0] == "incomplete figures: valgrind is not installed"
+    assert len(result.rows) == 11 and set(verdicts(result).values()) == {Verdict.WARN}
+    assert all(r.current is None for r in result.rows)
+    assert result.notes[-1].startswith("in the baseline but not measured in this run: leak_definite_bytes, ")
+
+
+def test_leak_checking_off_reports_no_fixed_leak_sites() -> None:
+    before = suite(leaks=KNOWN_LEAKS)
+    after = suite(leak_check=False)
+    result = run(after, baseline_of(before))
+    assert result.sites_with("fixed") == ()
+    assert any("leak checking was off" in note for note in result.notes)
+
+
+def test_metric_in_baseline_but_absent_now_is_a_warning_with_a_note() -> None:
+    before = suite(metrics=HEAP)
+    after = suite(metrics={"heap_peak_bytes": 1_000_000})
+    result = run(after, baseline_of(before))
+    calls = row(result, "alloc_calls")
+    assert (calls.baseline, calls.current, calls.delta, calls.verdict) == (200, None, None, Verdict.WARN)
+    assert "in the baseline but not measured in this run: alloc_calls" in result.notes
+    assert result.verdict is Verdict.WARN
+
+
+def test_baseline_from_another_tool_is_refused() -> None:
+    baseline = baseline_of(suite(tool="asan"))
+    with pytest.raises(BaselineError, match="made with asan, this run used valgrind") as caught:
+        run(suite(tool="valgrind"), baseline)
+    assert "memgate baseline update --suite unit" in caught.value.hint
+
+
+def test_another_tool_version_is_a_note() -> None:
+    baseline = baseline_of(suite(metrics=HEAP, tool_version="3.18.1"))
+    result = run(suite(metrics=HEAP, tool_version="3.19.0"), baseline)
+    assert result.verdict is Verdict.PASS
+    assert result.notes == ("the baseline was made with valgrind 3.18.1, this run used 3.19.0: figures may "
+                            "differ for that reason alone",)
+
+
+def test_suites_are_compared_each_with_its_own_baseline_and_thresholds() -> None:
+    unit = suite("unit", metrics={**HEAP, "heap_peak_bytes": 1_070_000})
+    perf = suite("perf", metrics={**HEAP, "heap_peak_bytes": 1_070_000})
+    config = Config.model_validate({"suite": [
+        {"name": "unit", "command": ["true"], "tool": "valgrind"},
+        {"name": "perf", "command": ["true"], "tool": "valgrind",
+         "thresholds": {"heap_peak_bytes": {"fail": "6%"}}},
+    ]})
+    baselines = {name: baseline_of(suite(name, metrics=HEAP)) for name in ("unit", "perf", "gone")}
+    report = Report(memgate_version="0", created_at="now", suites=(unit, perf))
+    comparison = compare_report(report, baselines, config)
+    assert [(s.suite, s.verdict) for s in comparison.suites] == [
+        ("unit", Verdict.WARN), ("perf", Verdict.FAIL)]
+    assert comparison.verdict is Verdict.FAIL
+    assert comparison.unmatched_baselines == ("gone",)
+
+
+def test_repeated_suite_names_are_refused() -> None:
+    with pytest.raises(UsageError, match="'unit' appears more than once"):
+        compare([suite(), suite()], {})
+
+
+def test_no_suites_passes_nothing_but_says_so() -> None:
+    assert compare([], {}) == Comparison(verdict=Verdict.PASS)

@@ -1,0 +1,65 @@
+"""The JSON files: the report (``records.Report``, schema-versioned) and the comparison.
+
+The report is what ``--json`` writes and what ``memgate compare`` and ``baseline update --from-report``
+read back (``memgate.baseline.read_report``). Files are written atomically: a reader never sees half
+of one, and a failed write leaves the previous file in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
+
+from memgate.compare import Comparison
+from memgate.errors import MemgateError, UsageError
+from memgate.records import Report
+
+
+def render_report(report: Report) -> str:
+    return _dump(report)
+
+
+def render_comparison(comparison: Comparison) -> str:
+    """The comparison with its outcome (pass, warn, fail or incomplete) for scripts to read."""
+    data = {"outcome": comparison.outcome, **comparison.model_dump(mode="json")}
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _dump(model: BaseModel) -> str:
+    try:
+        return model.model_dump_json(indent=2) + "\n"
+    except PydanticSerializationError as error:
+        # Only text that is not Unicode (a parser that kept undecodable bytes) gets here.
+        raise MemgateError(f"cannot write the JSON: {error}", hint="report this as a memgate bug") from None
+
+
+def write_json(path: Path, document: BaseModel | str) -> Path:
+    """Write a model (or JSON text already rendered) to ``path`` atomically; parent folders are made."""
+    text = document if isinstance(document, str) else _dump(document)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise UsageError(f"cannot write the JSON file: {error.strerror or error}", path=path,
+                         hint="choose a writable path") from None
+    return path
+
+
+def write_report(path: Path, report: Report) -> Path:
+    return write_json(path, render_report(report))
+
+
+def write_comparison(path: Path, comparison: Comparison) -> Path:
+    return write_json(path, render_comparison(comparison))

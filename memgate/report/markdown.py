@@ -1,0 +1,216 @@
+"""The PR/MR comment: a hidden marker, the verdict first, then only what changed.
+
+Unchanged metrics are collapsed into a ``<details>``; every new leak or error gets its own
+``<details>`` with kind, size and top frames. Every string a tool or a user provided (function
+names, paths, suite names, notes) is escaped for its context, so that no @mention, issue reference,
+raw HTML or broken table can come through. The body is kept under ``max_chars`` by dropping whole
+sections from the end (never cutting one in half), with a pointer to the full report.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from memgate import __version__
+from memgate.compare import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
+from memgate.report.common import (
+    changes_summary,
+    clean,
+    format_delta,
+    format_figure,
+    headline,
+    site_size,
+    site_title,
+    status_word,
+)
+
+MARKER = "<!-- memgate:report -->"
+DEFAULT_MAX_CHARS = 60_000  # GitHub refuses bodies over 65,536 characters; leave room for a wrapper
+MIN_MAX_CHARS = 2_000
+#: New sites shown per suite (each in its own <details>); the full report keeps every one.
+MAX_SITES = 50
+
+EMOJI: dict[Verdict, str] = {
+    Verdict.PASS: "✅",
+    Verdict.WARN: "⚠️",
+    Verdict.FAIL: "❌",
+    Verdict.IMPROVED: "📉",
+    Verdict.NEW: "🆕",
+}
+TITLE = {
+    "fail": "❌ memgate: the gate failed",
+    "incomplete": "⏳ memgate: incomplete",
+    "warn": "⚠️ memgate: passed with warnings",
+    "pass": "✅ memgate: passed",
+}
+
+# --- escaping --------------------------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+_MENTION = re.compile(r"@(?=[\w-])")  # @user, @org/team: a zero-width space after @ breaks the mention
+_ISSUE_REF = re.compile(r"#(?=\d)")  # #123 would link (and notify) an issue
+_AUTOLINK = re.compile(r"(?i)(://|www\.)")
+
+
+def escape_text(text: str, limit: int = 300) -> str:
+    """A tool-provided string as inert Markdown inline text (headings, lists, table cells)."""
+    text = clean(text, limit)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _break_links(_MARKDOWN_SPECIAL.sub(r"\\\1", text))
+
+
+def escape_html(text: str, limit: int = 300) -> str:
+    """A tool-provided string inside our own HTML (``<summary>``), where Markdown is not parsed."""
+    return _break_links(html.escape(clean(text, limit), quote=True))
+
+
+def _break_links(text: str) -> str:
+    text = _MENTION.sub("@\u200b", text)
+    text = _ISSUE_REF.sub("#\u200b", text)
+    return _AUTOLINK.sub(lambda match: match[1][0] + "\u200b" + match[1][1:], text)
+
+
+def code_block(lines: Sequence[str]) -> str:
+    """A fenced block (nothing in it is interpreted); the fence is longer than any backtick run inside."""
+    body = [clean(line) for line in lines]
+    longest = max((len(run) for line in body for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return "\n".join([fence + "text", *body, fence])
+
+
+# --- rendering -------------------------------------------------------------------------------------
+
+
+def render_markdown(
+    comparison: Comparison,
+    *,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    full_report: str | None = None,
+    notes: Sequence[str] = (),
+    max_sites: int = MAX_SITES,
+) -> str:
+    """The comment body. ``full_report`` (a URL or a description of where the full report is) is
+    pointed at when the body had to be shortened; ``notes`` are lines the caller adds under the
+    verdict (e.g. that the PR edits baselines)."""
+    if max_chars < MIN_MAX_CHARS:
+        raise ValueError(f"max_chars must be at least {MIN_MAX_CHARS}")
+    head = f"{MARKER}\n## {TITLE[comparison.outcome]}"
+    sections = [escape_text(headline(comparison), limit=2000)]
+    sections += [f"> {escape_text(note, limit=1000)}" for note in notes]
+    sections.append(_overview(comparison))
+    for suite in comparison.suites:
+        sections.extend(_suite_sections(suite, max_sites))
+    if comparison.unmatched_baselines:
+        names = ", ".join(escape_text(name, 100) for name in comparison.unmatched_baselines[:50])
+        sections.append(f"Baselines not compared (their suites did not run): {names}")
+    return _fit(head, sections, max_chars, full_report)
+
+
+def _overview(comparison: Comparison, max_rows: int = 200) -> str:
+    lines = ["| suite | tool | status | verdict | changes |", "|---|---|---|---|---|"]
+    # Failing suites first so that a long list still shows them.
+    ordered = sorted(comparison.suites, key=lambda suite: -suite.verdict.severity - suite.incomplete)
+    for suite in ordered[:max_rows]:
+        new = " (new)" if suite.is_new else ""
+        lines.append(f"| {escape_text(suite.suite, 100)}{new} | {escape_text(suite.tool, 50)} | "
+                     f"{status_word(suite)} | {_verdict(suite.verdict)} | {changes_summary(suite)} |")
+    if len(ordered) > max_rows:
+        lines.append(f"\n… and {len(ordered) - max_rows:,} more suites (see the full report)")
+    return "\n".join(lines)
+
+
+def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
+    new_suite = " (new: no baseline yet)" if suite.is_new else ""
+    first = [f"### {EMOJI[suite.verdict]} {escape_text(suite.suite, 100)}{new_suite}"]
+    if suite.notes:
+        first.append("\n".join(f"- {escape_text(note, limit=1000)}" for note in suite.notes))
+    changed = [row for row in suite.rows if row.changed]
+    unchanged = [row for row in suite.rows if not row.changed]
+    if changed:
+        first.append(_metric_table(changed))
+    elif suite.rows:
+        first.append("No metric changed.")
+    sections = ["\n\n".join(first)]
+    if unchanged:
+        sections.append(_details(f"{len(unchanged)} unchanged metric{'s' if len(unchanged) != 1 else ''}",
+                                 _metric_table(unchanged)))
+    new = suite.sites_with("new")
+    sections.extend(_new_site(site) for site in new[:max_sites])
+    if len(new) > max_sites:
+        sections.append(f"… and {len(new) - max_sites:,} more new sites in this suite (see the full report).")
+    fixed = suite.sites_with("fixed")
+    if fixed:
+        sections.append(_fixed_sites(fixed, max_sites))
+    known = suite.sites_with("known")
+    if known:
+        sections.append(f"{len(known):,} known site{'s' if len(known) != 1 else ''} unchanged in kind "
+                        "(already in the baseline; they do not fail the gate).")
+    return sections
+
+
+def _metric_table(rows: Sequence[MetricRow]) -> str:
+    lines = ["| metric | baseline | current | delta | verdict | limit |", "|---|--:|--:|--:|---|---|"]
+    for row in rows:
+        before, now = format_figure(row.metric, row.baseline), format_figure(row.metric, row.current)
+        lines.append(f"| `{row.metric}` | {before} | {now} | {format_delta(row)} | {_verdict(row.verdict)} | "
+                     f"{escape_text(row.limit, 100) or '-'} |")
+    return "\n".join(lines)
+
+
+def _new_site(site: SiteRow) -> str:
+    description = f" · {escape_html(site.description, 150)}" if site.description else ""
+    summary = (f"{EMOJI[site.verdict]} new {escape_html(site_title(site), 100)} · {site_size(site)}"
+               f"{description} · <code>{escape_html(site.site, 200)}</code>")
+    frames = [frame.label() for frame in site.frames] or ["(no stack)"]
+    return _details(summary, code_block(frames), html_summary=True)
+
+
+def _fixed_sites(sites: Sequence[SiteRow], max_sites: int) -> str:
+    lines = [f"- {EMOJI[Verdict.IMPROVED]} fixed {escape_text(site_title(site), 100)} · {site_size(site)} · "
+             f"{escape_text(site.site, 200)}" for site in sites[:max_sites]]
+    if len(sites) > max_sites:
+        lines.append(f"- … and {len(sites) - max_sites:,} more fixed sites")
+    return "\n".join(lines)
+
+
+def _details(summary: str, body: str, *, html_summary: bool = False) -> str:
+    # The blank lines matter: without them GitHub and GitLab do not render Markdown inside <details>.
+    title = summary if html_summary else html.escape(summary)
+    return f"<details><summary>{title}</summary>\n\n{body}\n\n</details>"
+
+
+def _verdict(verdict: Verdict) -> str:
+    return f"{EMOJI[verdict]} {verdict.value}"
+
+
+# --- size cap --------------------------------------------------------------------------------------
+
+
+def _fit(head: str, sections: Sequence[str], max_chars: int, full_report: str | None) -> str:
+    """Whole sections in order while they fit, then one line saying how many were left out and where
+    the full report is. Each step keeps room for that line, so the result never exceeds max_chars."""
+    footer = f"<sub>memgate {__version__}</sub>"
+    body = [head]
+    used = len(head) + 2 + len(footer) + 1
+    for index, section in enumerate(sections):
+        after = len(sections) - index - 1
+        reserve = len(_cut_notice(after, full_report)) + 2 if after else 0
+        if used + len(section) + 2 + reserve > max_chars:
+            body.append(_cut_notice(len(sections) - index, full_report))
+            break
+        body.append(section)
+        used += len(section) + 2
+    body.append(footer)
+    return "\n\n".join(body) + "\n"
+
+
+def _cut_notice(left_out: int, full_report: str | None) -> str:
+    where = "in the JSON report (`memgate check --json`) and the job's artifacts"
+    if full_report and re.fullmatch(r"https?://[^\s<>()\[\]`]{1,500}", full_report):
+        where = f"in [the full report]({full_report})"
+    elif full_report:
+        where = f"in {escape_text(full_report, 200)}"
+    plural = "s are" if left_out != 1 else " is"
+    return f"✂️ This comment was shortened to fit: {left_out:,} more section{plural} {where}."

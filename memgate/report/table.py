@@ -1,0 +1,112 @@
+"""The terminal report: one table of metrics, then the new leak and error sites with their frames,
+then the verdict line. Every tool-provided string is cleaned (no escape sequence reaches the terminal)."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from memgate.compare import Comparison, SiteRow, SuiteComparison, Verdict
+from memgate.records import Report
+from memgate.report.common import (
+    VERDICT_WORD,
+    clean,
+    format_delta,
+    format_figure,
+    headline,
+    site_size,
+    site_title,
+    status_word,
+)
+
+#: New sites listed per suite; the JSON and Markdown reports keep the rest.
+MAX_SITES = 20
+HEADERS = ("suite", "metric", "baseline", "current", "delta", "verdict")
+
+
+def render_table(comparison: Comparison, *, max_sites: int = MAX_SITES) -> str:
+    sections = [_metrics_table(comparison)]
+    new_sites = _site_lines(comparison, "new", max_sites)
+    if new_sites:
+        sections.append("New leak and error sites:\n" + "\n".join(new_sites))
+    fixed = _site_lines(comparison, "fixed", max_sites, frames=False)
+    if fixed:
+        sections.append("Fixed:\n" + "\n".join(fixed))
+    notes = _notes(comparison)
+    if notes:
+        sections.append("Notes:\n" + "\n".join(notes))
+    sections.append(verdict_line(comparison))
+    return "\n\n".join(sections)
+
+
+def verdict_line(comparison: Comparison) -> str:
+    return f"memgate: {comparison.outcome.upper()}: {clean(headline(comparison), limit=2000)}"
+
+
+def _metrics_table(comparison: Comparison) -> str:
+    rows: list[list[str]] = []
+    for suite in comparison.suites:
+        first = len(rows)
+        rows.extend(_status_rows(suite))
+        rows.extend(
+            ["", row.metric, format_figure(row.metric, row.baseline), format_figure(row.metric, row.current),
+             format_delta(row), VERDICT_WORD[row.verdict]]
+            for row in suite.rows
+        )
+        if len(rows) == first:
+            rows.append(["", "(no figures)", "-", "-", "-", VERDICT_WORD[suite.verdict]])
+        rows[first][0] = clean(suite.suite) + ("" if suite.has_baseline else " (new)")
+    if not rows:
+        return "no suites were compared"
+    return tabulate(rows, headers=HEADERS, tablefmt="simple", disable_numparse=True)
+
+
+def _status_rows(suite: SuiteComparison) -> list[list[str]]:
+    """A suite that did not end normally says so in the table itself, not only in a note."""
+    if not suite.incomplete and not suite.status.fails_gate:
+        return []
+    verdict = VERDICT_WORD[Verdict.FAIL] if suite.status.fails_gate else "INCOMPLETE"
+    return [["", "status", "ok", status_word(suite), "-", verdict]]
+
+
+def _site_lines(comparison: Comparison, status: str, max_sites: int, *, frames: bool = True) -> list[str]:
+    lines: list[str] = []
+    for suite in comparison.suites:
+        sites = [site for site in suite.sites if site.status == status]
+        for site in sites[:max_sites]:
+            lines.append(_site_line(suite.suite, site))
+            if frames:
+                lines.extend(f"        {clean(frame.label())}" for frame in site.frames)
+        if len(sites) > max_sites:
+            lines.append(f"  {clean(suite.suite)}: {len(sites) - max_sites:,} more (see the JSON report)")
+    return lines
+
+
+def _site_line(suite: str, site: SiteRow) -> str:
+    description = f" ({clean(site.description)})" if site.description else ""
+    return (f"  {VERDICT_WORD[site.verdict]:<8} {clean(suite)}: {clean(site_title(site))}, {site_size(site)}"
+            f"{description} at {clean(site.site)}")
+
+
+def _notes(comparison: Comparison) -> list[str]:
+    lines = [f"  {clean(suite.suite)}: {clean(note, limit=2000)}" for suite in comparison.suites
+             for note in suite.notes]
+    if comparison.unmatched_baselines:
+        names = ", ".join(clean(name) for name in comparison.unmatched_baselines)
+        lines.append(f"  baselines not compared (their suites did not run): {names}")
+    return lines
+
+
+def render_suites(report: Report) -> str:
+    """What ``memgate run`` prints: every suite's figures, without a comparison."""
+    rows: list[list[str]] = []
+    for suite in report.suites:
+        status = suite.status.value + (f" ({clean(suite.status_detail)})" if suite.status_detail else "")
+        head = [clean(suite.name), clean(suite.tool), status]
+        if not suite.metrics:
+            rows.append([*head, "(no figures)", "-"])
+        for index, (metric, value) in enumerate(suite.metrics.items()):
+            rows.append([*(head if index == 0 else ["", "", ""]), metric, format_figure(metric, value)])
+    if not rows:
+        return "no suites were run"
+    return tabulate(rows, headers=("suite", "tool", "status", "metric", "value"), tablefmt="simple",
+                    disable_numparse=True)

@@ -87,7 +87,10 @@ class HttpClient:
         self._session = session
         self._auth_headers = dict(auth_headers)
         self._headers = dict(headers or {})
-        self._secrets = tuple(value for value in auth_headers.values() if value)
+        # The header value and the token inside it ("Bearer <token>"): never let either out.
+        self._secrets = tuple(
+            {part for value in auth_headers.values() for part in (value, *value.split()[-1:]) if part}
+        )
         self._sleep = sleep
         self._clock = clock
         self._origin = _origin(self.base_url)

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The memgate GitHub Action's step (action.yml): check the inputs, install memgate from the action's
+# own folder into a venv under $RUNNER_TEMP, run it, and exit with memgate's exit code.
+#
+# Inputs arrive as MEMGATE_ACTION_* environment variables and are only ever used as quoted shell
+# words, never as shell text. Failures before memgate runs use memgate's exit codes: 2 for a bad
+# input, 3 for an install problem (README, "Exit codes").
+set -euo pipefail
+
+# Workflow-command data must escape %, CR and LF, or an input could start a command of its own.
+escape_data() {
+  local text=${1//'%'/'%25'}
+  text=${text//$'\r'/'%0D'}
+  printf '%s' "${text//$'\n'/'%0A'}"
+}
+
+fail() {  # fail EXIT_CODE MESSAGE
+  local code=$1
+  shift
+  echo "::error title=memgate::$(escape_data "$*")"
+  if [ -n "${GITHUB_OUTPUT:-}" ]; then
+    echo "verdict=error" >>"$GITHUB_OUTPUT"
+  fi
+  exit "$code"
+}
+
+one_of() {  # one_of INPUT_NAME VALUE ALLOWED...
+  local name=$1 value=$2
+  shift 2
+  local allowed
+  for allowed in "$@"; do
+    [ "$value" = "$allowed" ] && return 0
+  done
+  fail 2 "input $name is '$value'; use one of: $*"
+}
+
+# --- inputs ------------------------------------------------------------------------------------
+
+mode=${MEMGATE_ACTION_MODE:-check}
+comment=${MEMGATE_ACTION_COMMENT:-true}
+fail_on=${MEMGATE_ACTION_FAIL_ON:-fail}
+workdir=${MEMGATE_ACTION_WORKING_DIRECTORY:-.}
+config=${MEMGATE_ACTION_CONFIG:-}
+one_of mode "$mode" check update-baselines
+one_of comment "$comment" true false
+one_of fail-on "$fail_on" fail warn
+
+action_path=${GITHUB_ACTION_PATH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+[ -f "$action_path/pyproject.toml" ] \
+  || fail 3 "memgate's source is not at $action_path (GITHUB_ACTION_PATH): reference the action as owner/memgate@<sha>"
+
+# Suites: whitespace-separated names; globbing off so a name like 'a*' stays itself.
+suites=()
+set -f
+# shellcheck disable=SC2086  # splitting on whitespace is the documented format
+for suite in ${MEMGATE_ACTION_SUITES:-}; do
+  suites+=("$suite")
+done
+set +f
+
+# --- python and memgate --------------------------------------------------------------------------
+
+python=${MEMGATE_ACTION_PYTHON:-}
+if [ -z "$python" ]; then
+  python=$(command -v python3) \
+    || fail 3 "python3 is not on PATH: install it on the runner or set the python-version input"
+fi
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+  || fail 3 "memgate needs Python 3.10 or newer, $python is $("$python" -V 2>&1): set the python-version input"
+
+venv="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/memgate-venv"
+echo "::group::Install memgate from $action_path"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv" \
+    || fail 3 "cannot create a venv with $python: install python3-venv on the runner or set the python-version input"
+fi
+"$venv/bin/python" -m pip install --disable-pip-version-check --quiet "$action_path" \
+  || fail 3 "pip could not install memgate from $action_path: see the log above"
+echo "::endgroup::"
+
+# --- the command ---------------------------------------------------------------------------------
+
+cd -- "$workdir" 2>/dev/null \
+  || fail 2 "working-directory '$workdir' does not exist in $(pwd): give a folder of the checked-out repository"
+
+event=${GITHUB_EVENT_NAME:-}
+is_pull_request=false
+if [ "$event" = pull_request ] || [ "$event" = pull_request_target ]; then
+  is_pull_request=true
+fi
+
+# The pull request's base commit from the event file: baselines and thresholds are read there, so a
+# pull request cannot loosen its own gate.
+base_sha() {
+  "$venv/bin/python" - "${GITHUB_EVENT_PATH:-}" <<'PY'
+import json, re, sys
+try:
+    with open(sys.argv[1], encoding="utf-8") as event:
+        sha = json.load(event)["pull_request"]["base"]["sha"]
+except (OSError, ValueError, KeyError, TypeError):
+    sys.exit(0)
+if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+    print(sha)
+PY
+}
+
+# A shallow checkout lacks the base commit; fetch just that one (checkout's credentials do it).
+ensure_commit() {
+  git cat-file -e "$1^{commit}" 2>/dev/null && return 0
+  echo "::notice title=memgate::fetching the base commit $1 (use actions/checkout with fetch-depth: 0 to skip this)"
+  git fetch --quiet --no-tags --depth=1 origin "$1" \
+    || echo "::warning title=memgate::could not fetch the base commit $1; memgate will say what it needs"
+}
+
+args=()
+if [ "$mode" = check ]; then
+  args+=(check)
+  [ -n "$config" ] && args+=(--config "$config")
+  for suite in "${suites[@]}"; do args+=(--suite "$suite"); done
+  args+=(--fail-on "$fail_on" --markdown "$PWD/.memgate/report.md")
+  if [ "$is_pull_request" = true ]; then
+    base=$(base_sha)
+    if [ -n "$base" ]; then
+      ensure_commit "$base"
+      args+=(--base-ref "$base")
+    fi
+    [ "$comment" = true ] && args+=(--comment)
+  fi
+else
+  args+=(baseline update)
+  [ -n "$config" ] && args+=(--config "$config")
+  for suite in "${suites[@]}"; do args+=(--suite "$suite"); done
+  args+=(--commit --push)
+fi
+
+# extra-args: split like a shell would (quotes allowed) by Python's shlex, which expands nothing.
+# Each word comes back NUL-terminated, so any character survives.
+split_words='import shlex, sys; sys.stdout.write("".join(w + "\0" for w in shlex.split(sys.argv[1])))'
+if [ -n "${MEMGATE_ACTION_EXTRA_ARGS:-}" ]; then
+  "$venv/bin/python" -c "$split_words" "$MEMGATE_ACTION_EXTRA_ARGS" >/dev/null 2>&1 \
+    || fail 2 "input extra-args is not valid shell words (an unclosed quote?)"
+  while IFS= read -r -d '' word; do
+    args+=("$word")
+  done < <("$venv/bin/python" -c "$split_words" "$MEMGATE_ACTION_EXTRA_ARGS")
+fi
+
+printf 'memgate'
+printf ' %q' "${args[@]}"
+printf '\n'
+exec "$venv/bin/memgate" "${args[@]}"

@@ -1,0 +1,265 @@
+"""GitLab: context from CI variables, the sticky merge request note over real HTTP."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import requests
+from fakeforge import FakeClock, FakeForge, gitlab_env
+
+from memgate.forges import forge_from_env
+from memgate.forges.base import MARKER, CommentForbidden, ForgeConfigError, ForgeError, Unauthorized
+from memgate.forges.gitlab import COMMENT_LIMIT, GitLabContext, GitLabForge
+
+REPORT = f"{MARKER}\n## memgate: 1 suite failed\n\n| suite | new leaks |\n|---|---|\n| unit | 1 |\n"
+US = "project_42_bot_0f1e2d"
+NOTES = "/api/v4/projects/42/merge_requests/5/notes"
+
+
+def make_forge(server: FakeForge, session: requests.Session, clock: FakeClock, **env: str) -> GitLabForge:
+    context = GitLabContext.from_env({**gitlab_env(server), **env})
+    return GitLabForge(context, session, sleep=clock.sleep, clock=clock.time)
+
+
+# -- context from the environment ------------------------------------------------------------------
+
+
+def test_context_reads_the_merge_request(server: FakeForge) -> None:
+    context = GitLabContext.from_env(gitlab_env(server))
+    assert (context.api_url, context.project_id, context.mr_iid) == (server.gitlab_api_url, "42", 5)
+    assert context.diff_base_sha == "d" * 40
+    assert context.is_fork is False
+    assert context.mr_url == "https://gitlab.example.test/group/memprog/-/merge_requests/5"
+    assert context.job_url == "https://gitlab.example.test/group/memprog/-/jobs/99"
+    assert server.gitlab_token not in repr(context)
+
+
+def test_a_fork_mr_uses_the_target_project(server: FakeForge) -> None:
+    env = gitlab_env(server)
+    env.update(CI_PROJECT_ID="77", CI_MERGE_REQUEST_SOURCE_PROJECT_ID="77")
+    context = GitLabContext.from_env(env)
+    assert context.project_id == "42"
+    assert context.is_fork is True
+
+
+def test_job_token_alone_cannot_post_notes(server: FakeForge) -> None:
+    env = gitlab_env(server)
+    del env["MEMGATE_GITLAB_TOKEN"]
+    with pytest.raises(ForgeConfigError) as caught:
+        GitLabContext.from_env(env)
+    assert caught.value.message == (
+        "MEMGATE_GITLAB_TOKEN is not set, and CI_JOB_TOKEN cannot post merge request notes (GitLab lets job "
+        "tokens only read them)"
+    )
+    assert caught.value.hint.startswith(
+        "create a project access token (Settings > Access tokens, role Reporter or higher, scope `api`) and "
+        "store it as a masked, unprotected CI/CD variable MEMGATE_GITLAB_TOKEN"
+    )
+    assert env["CI_JOB_TOKEN"] not in caught.value.one_line()
+
+
+def test_no_token_at_all(server: FakeForge) -> None:
+    env = gitlab_env(server)
+    del env["MEMGATE_GITLAB_TOKEN"], env["CI_JOB_TOKEN"]
+    with pytest.raises(ForgeConfigError, match="^MEMGATE_GITLAB_TOKEN is not set, so memgate cannot post"):
+        GitLabContext.from_env(env)
+
+
+def test_not_a_merge_request_pipeline(server: FakeForge) -> None:
+    env = gitlab_env(server)
+    del env["CI_MERGE_REQUEST_IID"]
+    with pytest.raises(ForgeConfigError) as caught:
+        GitLabContext.from_env(env)
+    assert caught.value.message.startswith(
+        "CI_MERGE_REQUEST_IID is not set: this is not a merge request pipeline"
+    )
+    assert "merge_request_event" in caught.value.hint
+
+
+@pytest.mark.parametrize("missing", ["CI_API_V4_URL", "CI_PROJECT_ID"])
+def test_missing_variables_are_named(server: FakeForge, missing: str) -> None:
+    env = gitlab_env(server)
+    del env[missing], env["CI_MERGE_REQUEST_PROJECT_ID"]
+    with pytest.raises(ForgeConfigError, match=f"^{missing} is not set$"):
+        GitLabContext.from_env(env)
+
+
+def test_forge_from_env_picks_gitlab(server: FakeForge, session: requests.Session) -> None:
+    assert isinstance(forge_from_env(gitlab_env(server), session), GitLabForge)
+
+
+# -- the sticky note -------------------------------------------------------------------------------
+
+
+def test_first_run_creates_the_note_second_updates_it(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    forge = make_forge(server, session, clock)
+    first = forge.upsert_comment(REPORT)
+    second = forge.upsert_comment(REPORT.replace("| 1 |", "| 2 |"))
+
+    (note,) = server.notes_on(5)
+    assert (note.author, note.body) == (US, REPORT.replace("| 1 |", "| 2 |"))
+    assert first.created is True and second.created is False
+    assert (
+        first.url
+        == second.url
+        == f"https://gitlab.example.test/group/memprog/-/merge_requests/5#note_{note.id}"
+    )
+    listing = {"sort": ["asc"], "order_by": ["created_at"], "per_page": ["100"]}
+    assert [(r.method, r.path, r.query, r.status) for r in server.requests] == [
+        ("GET", "/api/v4/user", {}, 200),
+        ("GET", NOTES, listing, 200),
+        ("POST", NOTES, {}, 201),
+        ("GET", "/api/v4/user", {}, 200),
+        ("GET", NOTES, listing, 200),
+        ("PUT", f"{NOTES}/{note.id}", {}, 200),
+    ]
+    assert server.requests[2].body == {"body": REPORT}
+    for sent in server.requests:
+        assert sent.headers["PRIVATE-TOKEN"] == "<token>"
+        assert "JOB-TOKEN" not in sent.headers
+
+
+def test_pages_are_followed_through_x_next_page(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    for n in range(230):
+        server.seed_gitlab(5, "alice" if n % 2 else "bob", f"review comment {n}")
+    ours = server.seed_gitlab(5, US, f"{MARKER}\nold report")
+    forge = make_forge(server, session, clock)
+
+    assert forge.upsert_comment(REPORT).created is False
+    assert ours.body == REPORT
+    pages = [r.query.get("page") for r in server.requests if r.path == NOTES]
+    assert pages == [None, ["2"], ["3"]]
+    # The fake answers as GitLab does: these are the headers the client followed.
+    listings = [r for r in server.requests if r.path == NOTES]
+    assert [r.response_headers["X-Next-Page"] for r in listings] == ["2", "3", ""]
+    assert {r.response_headers["X-Total"] for r in listings} == {"231"}
+    assert {r.response_headers["X-Total-Pages"] for r in listings} == {"3"}
+
+
+def test_without_sort_asc_gitlab_would_answer_newest_first(
+    server: FakeForge, session: requests.Session
+) -> None:
+    # Why the client asks for sort=asc: GitLab's default order is descending.
+    server.seed_gitlab(5, "alice", "first")
+    server.seed_gitlab(5, "bob", "second")
+    answer = session.get(
+        f"{server.gitlab_api_url}/projects/42/merge_requests/5/notes",
+        headers={"PRIVATE-TOKEN": server.gitlab_token},
+        timeout=5,
+    )
+    assert [n["body"] for n in answer.json()] == ["second", "first"]
+
+
+def test_other_authors_and_system_notes_are_never_touched(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    theirs = server.seed_gitlab(5, "mallory", f"{MARKER}\nfake report")
+    system = server.seed_gitlab(5, US, f"{MARKER}\nchanged the description", system=True)
+    forge = make_forge(server, session, clock)
+
+    assert forge.upsert_comment(REPORT).created is True
+    assert forge.upsert_comment(REPORT).created is False
+
+    notes = server.notes_on(5)
+    assert [n.body for n in notes] == [f"{MARKER}\nfake report", f"{MARKER}\nchanged the description", REPORT]
+    assert (theirs.body, system.body) == (f"{MARKER}\nfake report", f"{MARKER}\nchanged the description")
+    assert [r.path for r in server.writes()] == [NOTES, f"{NOTES}/{notes[2].id}"]
+
+
+def test_project_path_is_url_encoded(server: FakeForge, session: requests.Session, clock: FakeClock) -> None:
+    forge = make_forge(server, session, clock, CI_MERGE_REQUEST_PROJECT_ID="group/memprog")
+    forge.upsert_comment(REPORT)
+    assert [r.path for r in server.writes()] == ["/api/v4/projects/group%2Fmemprog/merge_requests/5/notes"]
+    assert len(server.notes_on(5)) == 1
+
+
+def test_a_token_without_reporter_role_gets_the_hint(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    server.gitlab_read_only = True
+    forge = make_forge(server, session, clock)
+    with pytest.raises(CommentForbidden) as caught:
+        forge.upsert_comment(REPORT)
+    assert caught.value.message == f"GitLab: POST {NOTES}: 403 Forbidden (403 Forbidden)"
+    assert caught.value.hint.startswith("the token's user must be Reporter or higher in the project")
+    assert "project access token" in caught.value.hint
+    assert clock.sleeps == []
+
+
+def test_a_fork_mr_hint_mentions_forks(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    server.gitlab_read_only = True
+    forge = make_forge(server, session, clock, CI_MERGE_REQUEST_SOURCE_PROJECT_ID="77")
+    with pytest.raises(CommentForbidden) as caught:
+        forge.upsert_comment(REPORT)
+    assert caught.value.hint.startswith("this merge request comes from a fork")
+
+
+def test_429_retry_later_then_success(server: FakeForge, session: requests.Session, clock: FakeClock) -> None:
+    server.script(
+        "POST",
+        NOTES,
+        429,
+        headers={
+            "Retry-After": "7",
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(int(clock.now) + 7),
+        },
+        body="Retry later\n",
+    )
+    forge = make_forge(server, session, clock)
+    assert forge.upsert_comment(REPORT).created is True
+    assert clock.sleeps == [7.0]
+    assert [r.status for r in server.writes()] == [429, 201]
+    assert len(server.notes_on(5)) == 1
+
+
+def test_a_body_over_the_limit_is_cut(server: FakeForge, session: requests.Session, clock: FakeClock) -> None:
+    forge = make_forge(server, session, clock)
+    forge.upsert_comment(REPORT + "| row | 1 |\n" * 150_000)  # 1.8 million characters
+    (note,) = server.notes_on(5)
+    assert len(note.body) <= COMMENT_LIMIT < 1_000_000
+    assert note.body.startswith(MARKER)
+    assert note.body.endswith("The full report: https://gitlab.example.test/group/memprog/-/jobs/99\n")
+
+
+def test_a_rejected_token_is_reported_without_the_token(
+    server: FakeForge, session: requests.Session, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = gitlab_env(server)
+    env["MEMGATE_GITLAB_TOKEN"] = "glpat-revoked-token-abcdef012345"
+    forge = GitLabForge(GitLabContext.from_env(env), session, sleep=clock.sleep, clock=clock.time)
+    with pytest.raises(Unauthorized) as caught:
+        forge.upsert_comment(REPORT)
+    error: ForgeError = caught.value
+    assert error.one_line() == (
+        "GitLab: GET /api/v4/user: 401 Unauthorized (401 Unauthorized): "
+        "the token is wrong, expired or revoked"
+    )
+    # The token from the environment was sent (the fake blanks only the tokens it accepts)...
+    assert server.requests[0].headers["PRIVATE-TOKEN"] == "glpat-revoked-token-abcdef012345"
+    # ...and memgate's own output never shows it.
+    for text in (str(error), repr(error), error.one_line(), caplog.text, repr(forge), repr(forge.context)):
+        assert "glpat-revoked-token-abcdef012345" not in text
+
+
+def test_no_token_anywhere_after_a_full_run(
+    server: FakeForge, session: requests.Session, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    forge = make_forge(server, session, clock)
+    server.script("GET", NOTES, 502, body={"message": f"upstream said {server.gitlab_token}"})
+    forge.upsert_comment(REPORT)
+    server.gitlab_read_only = True
+    with pytest.raises(CommentForbidden) as caught:
+        forge.upsert_comment(REPORT)
+    assert "upstream said ***" in caplog.text
+    for text in (caplog.text, str(server.requests), str(caught.value), caught.value.one_line(), repr(forge)):
+        assert server.gitlab_token not in text

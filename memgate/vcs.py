@@ -710,7 +710,7 @@ def _push(repo: git.Repo, plan: _PushPlan, sha: str) -> bool:
         flag, summary = fields[0], fields[2]
         if flag in (" ", "*", "=") and result.status == 0:
             return True
-        if flag == "!" and summary.startswith("[rejected]"):
+        if flag == "!" and (summary.startswith("[rejected]") or _lost_server_side_race(summary)):
             return False
         raise PushError(
             f"{plan.remote} refused the baseline commit: {_scrub(summary)}",
@@ -720,6 +720,14 @@ def _push(repo: git.Repo, plan: _PushPlan, sha: str) -> bool:
     raise PushError(f"git push to {plan.remote} failed: {_last_line(result.stderr) or result.status}",
                     path=_where(repo),
                     hint="check the remote URL and that the token may push (contents: write)")
+
+
+def _lost_server_side_race(summary: str) -> bool:
+    """Another push moved the branch between the ref advertisement and our update: the server's
+    ref transaction fails (``[remote rejected] (failed to update ref)``); worth a retry."""
+    return summary.startswith("[remote rejected]") and any(
+        reason in summary for reason in ("failed to update ref", "failed to lock", "incorrect old value")
+    )
 
 
 def _replay_onto(repo: git.Repo, tip: str, plan: _PushPlan) -> str | None:

@@ -128,9 +128,24 @@ def _open(repo_dir: Path | str) -> Iterator[git.Repo]:
             hint="run memgate in the checkout of your project (actions/checkout, git clone)",
         ) from None
     try:
+        _check_git_accepts(repo, repo_dir)
         yield repo
     finally:
         repo.close()  # GitPython keeps cat-file processes alive until closed
+
+
+def _check_git_accepts(repo: git.Repo, repo_dir: Path | str) -> None:
+    """GitPython reads the folder itself; git may still refuse it. The usual case in CI containers is
+    a checkout owned by another user ("dubious ownership"), which would otherwise look like a
+    missing commit."""
+    probe = _run(repo, "rev-parse", "--git-dir")
+    if probe.status == 0:
+        return
+    reason = _last_line(probe.stderr) or f"exit status {probe.status}"
+    hint = "run memgate in the checkout of your project"
+    if "dubious ownership" in probe.stderr or "safe.directory" in probe.stderr:
+        hint = f"mark the checkout as safe: git config --global --add safe.directory {_where(repo)}"
+    raise NotARepositoryError(f"git refuses this repository: {reason}", path=repo_dir, hint=hint)
 
 
 def _run(repo: git.Repo, *args: str, env: Mapping[str, str] | None = None,
@@ -176,7 +191,11 @@ def _prefix(repo: git.Repo, repo_dir: Path | str) -> PurePosixPath:
     if repo.working_tree_dir is None:
         return PurePosixPath()
     top = Path(repo.working_tree_dir).resolve()
-    return PurePosixPath(Path(repo_dir).resolve().relative_to(top).as_posix())
+    try:
+        return PurePosixPath(Path(repo_dir).resolve().relative_to(top).as_posix())
+    except ValueError:
+        raise VcsError("folder is not inside the repository's checkout", path=repo_dir,
+                       hint="run memgate in the checkout of your project") from None
 
 
 def _tree_path(repo: git.Repo, repo_dir: Path | str, path: Path | str) -> str:
@@ -362,7 +381,8 @@ def materialise_at(repo_dir: Path | str, ref: str, paths: Sequence[Path | str],
                 shown = _from_tree_path(repo, repo_dir, str(PurePosixPath(tree_path, relative_to_path)))
                 _write_inside(dest, shown, data)
                 written.append(shown)
-    return Materialised(commit=sha, dest_dir=dest, written=tuple(sorted(written)), missing=tuple(missing))
+    return Materialised(commit=sha, dest_dir=dest, written=tuple(sorted(set(written))),
+                        missing=tuple(missing))
 
 
 def _path_at(commit: git.Commit, tree_path: str, ref: str, shown: Path | str) -> dict[str, bytes] | None:

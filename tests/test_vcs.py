@@ -4,6 +4,7 @@ it are the CI checkouts. Setup and checks use the git command line, independentl
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -396,6 +397,20 @@ def test_refuses_to_run_in_the_middle_of_a_merge(remote: Remote) -> None:
     assert error.value.hint == "finish or abort it first"
 
 
+def test_config_in_a_subfolder_and_absolute_baseline_paths(remote: Remote) -> None:
+    clone = remote.clone("c")
+    write(clone, "proj/baselines/unit.json", baseline("unit", 1))
+    commit_all(clone, "project in a subfolder")
+    git(clone, "push", "--quiet", "origin", "main")
+    proj = clone / "proj"
+    write(clone, "proj/baselines/unit.json", baseline("unit", 2))
+    result = commit_baselines(proj, [proj / "baselines" / "unit.json"], "Update", "HEAD", push=True)
+    assert result.paths == ("baselines/unit.json",)
+    assert result.pushed
+    assert remote.file("proj/baselines/unit.json") == baseline("unit", 2)
+    assert remote.file("baselines/unit.json") == baseline("unit", 1000)
+
+
 # ------------------------------------------------------------------------------------ racing pushes
 
 
@@ -589,3 +604,16 @@ def test_errors_are_memgate_errors(tmp_path: Path) -> None:
     assert issubclass(VcsError, MemgateError)
     with pytest.raises(VcsError, match="max_attempts"):
         commit_baselines(tmp_path, [], "m", "HEAD", push=False, max_attempts=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
+def test_a_checkout_owned_by_someone_else_names_safe_directory(remote: Remote) -> None:
+    clone = remote.clone("c")
+    os.chown(clone, 65534, 65534)  # as in a CI container whose checkout belongs to the runner user
+    try:
+        with pytest.raises(NotARepositoryError) as error:
+            read_file_at(clone, "HEAD", "memgate.toml")
+    finally:
+        os.chown(clone, 0, 0)
+    assert error.value.message.startswith("git refuses this repository: ")
+    assert error.value.hint == f"mark the checkout as safe: git config --global --add safe.directory {clone}"

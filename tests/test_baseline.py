@@ -19,10 +19,10 @@ from memgate.baseline import (
     write_baseline,
 )
 from memgate.errors import BaselineError, ExitCode
-from memgate.records import Environment, Frame, Report, SuiteStatus
+from memgate.records import Environment, Frame, Report, SuiteRecord, SuiteStatus
 
 
-def sample_record():  # type: ignore[no-untyped-def]
+def sample_record() -> SuiteRecord:
     return suite(
         "unit",
         leaks=[leak("definite", 16, 1, "leak_small", "main"),

@@ -9,10 +9,11 @@ from memgate.baseline import Baseline
 from memgate.compare import Comparison, MetricRow, SuiteComparison, Verdict, compare, compare_report
 from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError
+from memgate.metrics import MetricName
 from memgate.records import Report, SuiteRecord, SuiteStatus
 
 KNOWN_LEAKS = [leak("definite", 16, 1, "leak_small", "main"), leak("definite", 300, 3, "leak_many", "main")]
-HEAP = {"heap_peak_bytes": 1_000_000, "alloc_calls": 200}
+HEAP: dict[MetricName, int] = {"heap_peak_bytes": 1_000_000, "alloc_calls": 200}
 
 
 def baseline_of(record: SuiteRecord) -> Baseline:

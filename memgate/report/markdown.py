@@ -9,7 +9,6 @@ sections from the end (never cutting one in half), with a pointer to the full re
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
 
@@ -52,6 +51,9 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 _MENTION = re.compile(r"@(?=[\w-])")  # @user, @org/team: a zero-width space after @ breaks the mention
 _ISSUE_REF = re.compile(r"#(?=\d)")  # #123 would link (and notify) an issue
 _AUTOLINK = re.compile(r"(?i)(://|www\.)")
+# Links, code spans and table pipes stay inert even for a renderer that parses Markdown in HTML.
+_HTML_ENTITIES = {ord(char): f"&#{ord(char)};" for char in "\\`[]()|!"}
+_HTML_ENTITIES.update({ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"})
 
 
 def escape_text(text: str, limit: int = 300) -> str:
@@ -62,8 +64,9 @@ def escape_text(text: str, limit: int = 300) -> str:
 
 
 def escape_html(text: str, limit: int = 300) -> str:
-    """A tool-provided string inside our own HTML (``<summary>``), where Markdown is not parsed."""
-    return _break_links(html.escape(clean(text, limit), quote=True))
+    """A tool-provided string inside our own HTML (``<summary>``). Markdown is not parsed there by
+    CommonMark, but its characters become entities anyway, in case a renderer does."""
+    return _break_links(clean(text, limit)).translate(_HTML_ENTITIES)
 
 
 def _break_links(text: str) -> str:
@@ -73,8 +76,9 @@ def _break_links(text: str) -> str:
 
 
 def code_block(lines: Sequence[str]) -> str:
-    """A fenced block (nothing in it is interpreted); the fence is longer than any backtick run inside."""
-    body = [clean(line) for line in lines]
+    """A fenced block (nothing in it is interpreted); the fence is longer than any backtick run inside.
+    Mentions are broken here too: a forge that links them in code would notify someone."""
+    body = [_MENTION.sub("@\u200b", clean(line)) for line in lines]
     longest = max((len(run) for line in body for run in re.findall(r"`+", line)), default=0)
     fence = "`" * max(3, longest + 1)
     return "\n".join([fence + "text", *body, fence])
@@ -145,8 +149,8 @@ def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
         sections.append(_fixed_sites(fixed, max_sites))
     known = suite.sites_with("known")
     if known:
-        sections.append(f"{len(known):,} known site{'s' if len(known) != 1 else ''} unchanged in kind "
-                        "(already in the baseline; they do not fail the gate).")
+        sections.append(f"{len(known):,} known leak or error site{'s' if len(known) != 1 else ''} "
+                        "(already in the baseline, so not failing the gate).")
     return sections
 
 
@@ -177,7 +181,7 @@ def _fixed_sites(sites: Sequence[SiteRow], max_sites: int) -> str:
 
 def _details(summary: str, body: str, *, html_summary: bool = False) -> str:
     # The blank lines matter: without them GitHub and GitLab do not render Markdown inside <details>.
-    title = summary if html_summary else html.escape(summary)
+    title = summary if html_summary else escape_html(summary)
     return f"<details><summary>{title}</summary>\n\n{body}\n\n</details>"
 
 

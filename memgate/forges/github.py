@@ -27,7 +27,7 @@ from memgate.forges.base import (
     ForgeError,
     cut_body,
 )
-from memgate.forges.http import HttpClient, RetryPolicy, Timeouts
+from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, create_once
 
 DEFAULT_BOT_LOGIN = "github-actions[bot]"  # the author of comments made with GITHUB_TOKEN
 #: GitHub rejects bodies over 65,536 characters (422 "Body is too long"); stay well under, as
@@ -144,16 +144,21 @@ class GitHubForge:
         text = cut_body(body, self.comment_limit, self.context.run_url)
         try:
             existing = self.find_own_comment()
-            if existing is None:
-                path = f"{self._repo_path}/issues/{self.context.pr_number}/comments"
-                response = self._http.request("POST", path, json={"body": text})
+            if existing is not None:
+                response = self._update(existing.id, text)
             else:
-                path = f"{self._repo_path}/issues/comments/{existing.id}"
-                response = self._http.request("PATCH", path, json={"body": text})
+                response = create_once(
+                    self._http, f"{self._repo_path}/issues/{self.context.pr_number}/comments", text,
+                    find=self.find_own_comment, update=self._update,
+                )
         except Forbidden as exc:
             raise CommentForbidden(exc.message, status=exc.status, hint=self._forbidden_hint()) from None
         comment = self._http.parse(response, _COMMENT, "a comment")
         return CommentResult(url=comment.html_url, created=existing is None)
+
+    def _update(self, comment_id: int, text: str) -> requests.Response:
+        path = f"{self._repo_path}/issues/comments/{comment_id}"
+        return self._http.request("PATCH", path, json={"body": text})
 
     def find_own_comment(self) -> _Comment | None:
         """The oldest comment that carries the marker AND was written by us, reading every page."""

@@ -23,7 +23,7 @@ from memgate.forges.base import (
     ForgeConfigError,
     cut_body,
 )
-from memgate.forges.http import HttpClient, RetryPolicy, Timeouts
+from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, create_once
 
 TOKEN_VARIABLE = "MEMGATE_GITLAB_TOKEN"
 #: GitLab: a note body is "limited to 1,000,000 characters"; keep a margin for its own counting.
@@ -119,14 +119,19 @@ class GitLabForge:
         text = cut_body(body, self.comment_limit, self.context.job_url)
         try:
             existing = self.find_own_note()
-            if existing is None:
-                response = self._http.request("POST", self._notes_path, json={"body": text})
+            if existing is not None:
+                response = self._update(existing.id, text)
             else:
-                response = self._http.request("PUT", f"{self._notes_path}/{existing.id}", json={"body": text})
+                response = create_once(
+                    self._http, self._notes_path, text, find=self.find_own_note, update=self._update
+                )
         except Forbidden as exc:
             raise CommentForbidden(exc.message, status=exc.status, hint=self._forbidden_hint()) from None
         note = self._http.parse(response, _NOTE, "a note")
         return CommentResult(url=self._note_url(note.id), created=existing is None)
+
+    def _update(self, note_id: int, text: str) -> requests.Response:
+        return self._http.request("PUT", f"{self._notes_path}/{note_id}", json={"body": text})
 
     def username(self) -> str:
         """Whose token this is: only that user's notes are ever ours to update."""

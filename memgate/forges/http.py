@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import pydantic
@@ -109,8 +109,16 @@ class HttpClient:
         *,
         params: Mapping[str, str | int] | None = None,
         json: Json | None = None,
+        repeatable: bool | None = None,
     ) -> requests.Response:
-        """Send one request, retrying what is worth retrying; raise a ``ForgeRequestError`` otherwise."""
+        """Send one request, retrying what is worth retrying; raise a ``ForgeRequestError`` otherwise.
+
+        Rate-limit answers are always retried (the forge did nothing). A 5xx or a read timeout may
+        come after the forge applied the request, so those are retried only when ``repeatable``:
+        by default for idempotent methods, not for POST (the caller looks before posting again).
+        """
+        if repeatable is None:
+            repeatable = method in _IDEMPOTENT
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
         self._check_origin(url)
         waited = 0.0
@@ -119,7 +127,7 @@ class HttpClient:
             outcome = self._send(method, url, params, json, attempt)
             if isinstance(outcome, requests.Response) and outcome.status_code < 400:
                 return outcome
-            wait = self._retry_wait(method, url, outcome, attempt)
+            wait = self._retry_wait(method, url, outcome, attempt, repeatable)
             if waited + wait > self.retry.max_total_wait:
                 raise self._too_long(method, url, outcome, wait, waited)
             log.warning(
@@ -226,10 +234,15 @@ class HttpClient:
     # -- retry decisions -----------------------------------------------------------------------
 
     def _retry_wait(
-        self, method: str, url: str, outcome: requests.Response | requests.RequestException, attempt: int
+        self,
+        method: str,
+        url: str,
+        outcome: requests.Response | requests.RequestException,
+        attempt: int,
+        repeatable: bool,
     ) -> float:
         """Seconds to wait before the next attempt; raises when the outcome is final."""
-        wait = self._wait_if_retryable(method, outcome, attempt)
+        wait = self._wait_if_retryable(outcome, attempt, repeatable)
         if wait is None:
             raise self._final(method, url, outcome, exhausted=False)
         if attempt >= self.retry.max_attempts:
@@ -237,19 +250,19 @@ class HttpClient:
         return wait
 
     def _wait_if_retryable(
-        self, method: str, outcome: requests.Response | requests.RequestException, attempt: int
+        self, outcome: requests.Response | requests.RequestException, attempt: int, repeatable: bool
     ) -> float | None:
         backoff = min(self.retry.backoff_seconds * 2.0 ** (attempt - 1), self.retry.backoff_max_seconds)
         if isinstance(outcome, requests.RequestException):
             if not isinstance(outcome, _TRANSIENT):
                 return None
-            if isinstance(outcome, requests.ReadTimeout) and method not in _IDEMPOTENT:
-                return None  # a POST that timed out may have been applied: do not post twice
+            if isinstance(outcome, requests.ReadTimeout) and not repeatable:
+                return None  # the request may have been applied: do not apply it twice
             return backoff
         rate_limit_wait = self._rate_limit_wait(outcome)
         if rate_limit_wait is not None:
             return max(rate_limit_wait, backoff if attempt > 1 else 0.0)
-        if outcome.status_code >= 500:
+        if outcome.status_code >= 500 and repeatable:
             return backoff
         return None
 
@@ -406,3 +419,27 @@ def _flatten(value: object) -> str:
     if isinstance(value, list):
         return ", ".join(_flatten(item) for item in value)
     return str(value).strip()
+
+
+class _Identified(Protocol):
+    id: int
+
+
+def create_once(
+    http: HttpClient,
+    path: str,
+    text: str,
+    *,
+    find: Callable[[], _Identified | None],
+    update: Callable[[int, str], requests.Response],
+) -> requests.Response:
+    """POST a new comment, without ever leaving two: when the POST fails in a way that may have
+    created it anyway (5xx, no answer), look for it again and update it, or post once more."""
+    try:
+        return http.request("POST", path, json={"body": text})
+    except ForgeUnavailable:
+        log.warning("%s: posting the comment failed; checking whether it was created anyway", http.service)
+    existing = find()
+    if existing is not None:
+        return update(existing.id, text)
+    return http.request("POST", path, json={"body": text}, repeatable=True)

@@ -54,6 +54,7 @@ class Scripted:
     body: Any
     delay: float
     times: int
+    apply: bool
 
 
 @dataclass
@@ -197,11 +198,15 @@ class FakeForge:
         body: Any = None,
         delay: float = 0.0,
         times: int = 1,
+        apply: bool = False,
     ) -> None:
-        """Answer the next ``times`` requests whose path fully matches the regex ``path`` like this."""
+        """Answer the next ``times`` requests whose path fully matches the regex ``path`` like this.
+
+        ``apply=True`` carries the request out first (a comment gets created) and only then answers
+        as scripted: a gateway error after the work was done."""
         with self._lock:
             self._scripts.append(
-                Scripted(method, re.compile(path), status, dict(headers or {}), body, delay, times)
+                Scripted(method, re.compile(path), status, dict(headers or {}), body, delay, times, apply)
             )
 
     def comments_on(self, issue: int) -> list[GitHubComment]:
@@ -295,14 +300,14 @@ class _Handler(BaseHTTPRequestHandler):
         with forge._lock:
             forge.requests.append(entry)
         script = forge._take_script(self.command, parts.path)
-        if script is not None:
-            answer = Answer(script.status, script.body, dict(script.headers), script.delay)
-        else:
+        if script is None or script.apply:
             try:
                 answer = _route(forge, self.command, parts.path, entry.query, self.headers, body)
             except Exception as exc:  # a bug in the fake: make the test fail loudly
                 forge.errors.append(f"{type(exc).__name__}: {exc}")
                 answer = Answer(500, {"message": "fakeforge bug"})
+        if script is not None:
+            answer = Answer(script.status, script.body, dict(script.headers), script.delay)
         entry.status = answer.status
         entry.response_headers = dict(answer.headers)
         self._send(answer)

@@ -384,3 +384,35 @@ def test_event_fixture_matches_what_the_runner_writes(tmp_path: Path) -> None:
     event = json.loads(write_event(tmp_path / "e.json").read_text())
     assert set(event["pull_request"]) >= {"number", "base", "head"}
     assert set(event["pull_request"]["head"]) >= {"sha", "ref", "repo"}
+
+
+# -- never two comments ----------------------------------------------------------------------------
+
+
+def test_a_post_that_failed_after_creating_the_comment_is_not_repeated(
+    server: FakeForge, session: requests.Session, tmp_path: Path, clock: FakeClock
+) -> None:
+    # GitHub created the comment, then its gateway answered 502: posting again would leave two.
+    server.script("POST", r".*/issues/7/comments", 502, body={"message": "Server Error"}, apply=True)
+    forge = make_forge(server, session, tmp_path, clock)
+    result = forge.upsert_comment(REPORT)
+
+    (comment,) = server.comments_on(7)
+    assert comment.body == REPORT
+    assert result.created is True
+    assert [(r.method, r.status) for r in server.requests] == [
+        ("GET", 200), ("POST", 502), ("GET", 200), ("PATCH", 200),
+    ]
+    assert clock.sleeps == []
+
+
+def test_a_post_that_failed_before_creating_is_sent_again(
+    server: FakeForge, session: requests.Session, tmp_path: Path, clock: FakeClock
+) -> None:
+    server.script("POST", r".*/issues/7/comments", 503, body={"message": "Service Unavailable"})
+    forge = make_forge(server, session, tmp_path, clock)
+    assert forge.upsert_comment(REPORT).created is True
+    assert [c.body for c in server.comments_on(7)] == [REPORT]
+    assert [(r.method, r.status) for r in server.requests] == [
+        ("GET", 200), ("POST", 503), ("GET", 200), ("POST", 201),
+    ]

@@ -263,3 +263,13 @@ def test_no_token_anywhere_after_a_full_run(
     assert "upstream said ***" in caplog.text
     for text in (caplog.text, str(server.requests), str(caught.value), caught.value.one_line(), repr(forge)):
         assert server.gitlab_token not in text
+
+
+def test_a_post_that_failed_after_creating_the_note_is_not_repeated(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    server.script("POST", NOTES, 502, body="<html>502 Bad Gateway</html>", apply=True)
+    forge = make_forge(server, session, clock)
+    assert forge.upsert_comment(REPORT).created is True
+    assert [n.body for n in server.notes_on(5)] == [REPORT]
+    assert [r.method for r in server.writes()] == ["POST", "PUT"]

@@ -382,3 +382,17 @@ def test_no_token_in_logs_or_errors(
     ):
         assert token not in text
         assert f"Bearer {token}" not in text
+
+
+def test_a_post_answered_with_5xx_is_left_to_the_caller(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    # The forge may have applied it; the comment upsert looks before posting again.
+    server.script("POST", LIST_PATH, 502, body={"message": "Server Error"})
+    with pytest.raises(ForgeUnavailable, match=r"502 Bad Gateway \(Server Error\)$"):
+        client(server, session, clock).request("POST", LIST, json=CREATE)
+    server.script("POST", LIST_PATH, 502, body={"message": "Server Error"})
+    response = client(server, session, clock).request("POST", LIST, json=CREATE, repeatable=True)
+    assert response.status_code == 201
+    assert statuses(server) == [502, 502, 201]
+    assert clock.sleeps == [1.0]

@@ -141,7 +141,7 @@ def _check_git_accepts(repo: git.Repo, repo_dir: Path | str) -> None:
     probe = _run(repo, "rev-parse", "--git-dir")
     if probe.status == 0:
         return
-    reason = _last_line(probe.stderr) or f"exit status {probe.status}"
+    reason = _reason(probe.stderr) or f"exit status {probe.status}"
     hint = "run memgate in the checkout of your project"
     if "dubious ownership" in probe.stderr or "safe.directory" in probe.stderr:
         hint = f"mark the checkout as safe: git config --global --add safe.directory {_where(repo)}"
@@ -166,7 +166,7 @@ def _check(repo: git.Repo, *args: str, env: Mapping[str, str] | None = None,
     result = _run(repo, *args, env=env, timeout=timeout)
     if result.status != 0:
         raise VcsError(
-            f"git {what or args[0]} failed: {_last_line(result.stderr) or f'exit status {result.status}'}",
+            f"git {what or args[0]} failed: {_reason(result.stderr) or f'exit status {result.status}'}",
             path=_where(repo),
         )
     return result
@@ -176,9 +176,13 @@ def _where(repo: git.Repo) -> str:
     return str(repo.working_tree_dir or repo.git_dir)
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in _scrub(text).splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+def _reason(stderr: str) -> str:
+    """git's own one-line reason: its last fatal/error line, else what it said minus the hints."""
+    lines = [line.strip() for line in _scrub(stderr).splitlines()
+             if line.strip() and not line.startswith("hint:")]
+    errors = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    text = errors[-1] if errors else " ".join(lines)
+    return text if len(text) <= 300 else f"{text[:297]}..."
 
 
 def _scrub(text: str) -> str:
@@ -634,7 +638,12 @@ def _commit_snapshot(repo: git.Repo, snapshot: Snapshot, message: str, who: GitI
     present = [path for path, data in snapshot.items() if data is not None]
     removed = [path for path, data in snapshot.items() if data is None and _in_head(repo, path)]
     if present:
-        _check(repo, "--literal-pathspecs", "add", "--", *present, what="add")
+        added = _run(repo, "--literal-pathspecs", "add", "--", *present)
+        if added.status != 0:
+            ignored = "ignored by one of your .gitignore files" in added.stderr
+            raise VcsError(f"git add failed: {_reason(added.stderr)}", path=_where(repo),
+                           hint="remove the .gitignore pattern that matches the baselines "
+                                "(git check-ignore -v PATH names it)" if ignored else "")
     if removed:
         _check(repo, "--literal-pathspecs", "rm", "--cached", "--quiet", "--ignore-unmatch", "--",
                *removed, what="rm")
@@ -676,7 +685,7 @@ def _fetch(repo: git.Repo, remote: str, branch: str) -> str:
                   f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}",
                   env=_NETWORK_ENV, timeout=NETWORK_TIMEOUT)
     if result.status != 0:
-        raise PushError(f"could not fetch {remote}/{branch}: {_last_line(result.stderr)}",
+        raise PushError(f"could not fetch {remote}/{branch}: {_reason(result.stderr)}",
                         path=_where(repo),
                         hint="check that the branch exists on the remote and the token may read it")
     return _resolve(repo, f"refs/remotes/{remote}/{branch}")
@@ -737,7 +746,7 @@ def _push(repo: git.Repo, plan: _PushPlan, sha: str) -> bool:
             path=_where(repo),
             hint="a protected branch needs a token allowed to push (or a bypass rule); see the README",
         )
-    raise PushError(f"git push to {plan.remote} failed: {_last_line(result.stderr) or result.status}",
+    raise PushError(f"git push to {plan.remote} failed: {_reason(result.stderr) or result.status}",
                     path=_where(repo),
                     hint="check the remote URL and that the token may push (contents: write)")
 
@@ -761,7 +770,7 @@ def _replay_onto(repo: git.Repo, tip: str, plan: _PushPlan) -> str | None:
         _run(repo, "rebase", "--abort", env=env)
         if not conflicted or not set(conflicted) <= set(plan.snapshot):
             raise PushError(f"could not rebase the baseline commit onto {plan.remote}/{plan.branch}: "
-                            f"{_last_line(rebase.stderr) or _last_line(rebase.stdout)}",
+                            f"{_reason(rebase.stderr) or _reason(rebase.stdout)}",
                             path=_where(repo),
                             hint="check the checkout for local changes, then run the update again")
         return _reapply(repo, tip, plan)
@@ -780,7 +789,7 @@ def _reapply(repo: git.Repo, tip: str, plan: _PushPlan) -> str | None:
     reset = _run(repo, "reset", "--keep", "--quiet", tip)
     if reset.status != 0:
         raise PushError(f"could not move the checkout to {plan.remote}/{plan.branch}: "
-                        f"{_last_line(reset.stderr)}", path=_where(repo),
+                        f"{_reason(reset.stderr)}", path=_where(repo),
                         hint="commit or discard local changes to files the remote changed")
     _write_snapshot(repo, plan.snapshot)
     return _commit_snapshot(repo, plan.snapshot, plan.message, plan.identity)

@@ -383,6 +383,18 @@ def test_refuses_to_push_commits_that_are_not_baselines(remote: Remote) -> None:
     assert git(clone, "log", "-1", "--format=%s") == "unpushed work"  # nothing committed either
 
 
+def test_ignored_baselines_are_a_clear_error(remote: Remote) -> None:
+    clone = remote.clone("c")
+    write(clone, ".gitignore", "*.json\n")
+    write(clone, "baselines/new-suite.json", baseline("new-suite", 1))
+    with pytest.raises(VcsError) as error:
+        commit_baselines(clone, ["baselines/new-suite.json"], "Update", "HEAD", push=False)
+    assert error.value.message == ("git add failed: The following paths are ignored by one of your "
+                                   ".gitignore files: baselines/new-suite.json")
+    assert error.value.hint.startswith("remove the .gitignore pattern")
+    assert git(clone, "rev-parse", "HEAD") == remote.seed_sha
+
+
 def test_refuses_to_run_in_the_middle_of_a_merge(remote: Remote) -> None:
     clone = remote.clone("c")
     git(clone, "checkout", "--quiet", "-b", "other")
@@ -433,6 +445,22 @@ def test_a_stale_clone_rebases_and_both_suites_land(remote: Remote) -> None:
     assert git(remote.bare, "rev-parse", "main~1") == landed.commit
     assert remote.file("baselines/unit.json") == baseline("unit", 1100, source="a" * 40)
     assert remote.file("baselines/integration.json") == baseline("integration", 5500, source="b" * 40)
+    assert_history_only_fast_forwards(remote.bare)
+
+
+def test_shallow_ci_checkouts_push_and_rebase(remote: Remote) -> None:
+    """actions/checkout fetches one commit by default; GitLab twenty."""
+    first, second = remote.clone("first", "--depth=1"), remote.clone("second", "--depth=1")
+    write(first, "baselines/unit.json", baseline("unit", 1100, source="a" * 40))
+    assert commit_baselines(first, ["baselines/unit.json"], "Update A", "HEAD", push=True).pushed
+    write(second, "baselines/unit.json", baseline("unit", 1200, source="b" * 40))
+    write(second, "baselines/integration.json", baseline("integration", 5100, source="b" * 40))
+    result = commit_baselines(second, ["baselines/unit.json", "baselines/integration.json"], "Update B",
+                              "HEAD", push=True, sleep=NO_WAIT)
+    assert (result.pushed, result.attempts) == (True, 2)
+    assert git(remote.bare, "log", "--format=%s", "main").splitlines() == [
+        "Update B [skip ci]", "Update A [skip ci]", "seed"]
+    assert remote.file("baselines/unit.json") == baseline("unit", 1200, source="b" * 40)
     assert_history_only_fast_forwards(remote.bare)
 
 

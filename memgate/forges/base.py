@@ -88,15 +88,19 @@ def cut_body(body: str, limit: int, full_report: str | None) -> str:
         return body
     where = f" The full report: {full_report}" if full_report else " The full report is in the job log."
     note = f"\n\n**memgate: report truncated to fit the comment limit.**{where}\n"
-    budget = limit - len(note) - len("\n```\n")
+    budget = limit - len(note) - len(_FENCE_CLOSE)
     if budget < len(MARKER) + 1:
         raise ValueError(f"comment limit {limit} too small for the marker and the truncation note")
+    if MARKER not in body[:budget]:  # the marker sits below the cut: move it to the top
+        body = f"{MARKER}\n{body.replace(MARKER, '', 1)}"
     kept = body[:budget]
+    marker_end = kept.index(MARKER) + len(MARKER)
     newline = kept.rfind("\n")
-    if newline > len(MARKER):
+    if newline >= marker_end:
         kept = kept[:newline]
     if kept.count("```") % 2 == 1:
-        kept += "\n```"
-    if MARKER not in kept:  # the marker was not at the top: put it back where it survives
-        kept = f"{MARKER}\n{kept[: budget - len(MARKER) - 1]}"
+        kept += _FENCE_CLOSE
     return kept + note
+
+
+_FENCE_CLOSE = "\n```"

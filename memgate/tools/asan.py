@@ -1,0 +1,738 @@
+"""AddressSanitizer (``asan``) and standalone LeakSanitizer (``lsan``): options in, text reports out.
+
+The sanitizers are compiled into the program, so memgate wraps nothing: ``launch`` returns the
+command unchanged and sets ``ASAN_OPTIONS`` / ``LSAN_OPTIONS``. Precedence, lowest first: memgate's
+defaults, the user's variables (the suite's ``env``, else memgate's own environment), the suite's
+``tool_args`` (each one ``name=value``), and last ``log_path``, which memgate owns: every process
+writes ``<logdir>/asan.<pid>`` (``lsan.<pid>``).
+
+Defaults, and why:
+
+- ``detect_leaks=1``: leaks are half of what this tool gates on.
+- ``exitcode=0``: a finding no longer changes the exit status, so the status stays the program's
+  own and a known (baselined) leak does not fail the suite; findings reach the gate through the
+  log. It also lets ASan go on to print its exit statistics after a leak report.
+- ``atexit=1`` (ASan): at exit, *after* the leak check (atexit handlers run in reverse order),
+  ASan prints "AddressSanitizer exit stats:". Every instrumented process that ends normally thus
+  writes a log, which tells a clean process (statistics, no report) from one whose leak check never
+  ran (killed, ``_exit()``, exec) and a suite with no instrumented program at all (no log). The
+  statistics give ``alloc_calls`` ("malloced ... by N calls": every malloc/calloc/realloc/new,
+  the C library's own included, as Valgrind counts them; a forked child starts from its parent's
+  count). ``print_stats=1`` is not set: it only adds the same block after every error report.
+  Measured cost of ``atexit=1``: none visible (3 M malloc/free pairs, 0.6-1.1 s either way), since
+  ASan keeps these counters anyway.
+- ``verbosity=2`` (LSan): standalone LSan has no exit statistics; at verbosity 2 its leak check
+  logs "Attached to thread" / "Detached from thread" from the thread that stops the world, which is
+  the sign that the check ran. It costs a few lines per process (one more per thread).
+- ``print_summary=1``, ``symbolize=1``: the SUMMARY line closes a report (a log that ends before
+  it is truncated) and totals the leaks, which are checked against the records.
+
+``halt_on_error`` is left to the user. With the default (1) the first error ends the process, so
+there is no leak check: the record is incomplete, with the error. ``halt_on_error=0`` only
+continues after instrumented accesses in code built with ``-fsanitize-recover=address``; memgate
+parses the several reports that then precede the leak report and the exit statistics.
+
+In ASan builds, ``LSAN_OPTIONS`` overrides ASan's common options (``log_path``, ``exitcode``,
+``detect_leaks``), so the ``asan`` tool sets ``log_path`` there too. The effective options are kept
+in ``<logdir>/memgate-sanitizer-options`` so that ``collect`` knows when the user turned leak
+detection off (the records then say ``leak_check=False``, and no leak metric is reported).
+
+Metrics: definite ("Direct leak") and indirect ("Indirect leak") bytes and blocks; ``errors`` (one
+per ERROR report; a SEGV the sanitizer reports is one, and sets ``fatal_signal``); ``alloc_calls``
+from ASan's exit statistics. LeakSanitizer has no "possibly lost" or "still reachable" kinds: those
+metrics are absent, not 0.
+
+``version()`` cannot know which compiler built the program under test; it names the sanitizer and
+the gcc and clang versions on PATH (the usual source of the runtime), e.g. "AddressSanitizer
+(compiler runtime; gcc 12.2.0, clang 14.0.6 on PATH)". It never fails: the runtime is in the
+program, not on PATH.
+
+The parser streams the log in blocks of lines (bounded memory: a line longer than 64 KiB is cut),
+one ``ProcessRecord`` per file.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memgate.errors import ParseError, ToolError
+from memgate.fingerprint import fingerprint, site_of
+from memgate.metrics import LeakKind, MetricName, leak_metrics
+from memgate.records import Frame, Leak, MemError, ProcessRecord
+from memgate.tools.base import Launch, Outcome, ToolOptions
+
+OPTIONS_FILE = "memgate-sanitizer-options"
+ASAN_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("detect_leaks", "1"), ("exitcode", "0"), ("atexit", "1"), ("print_summary", "1"), ("symbolize", "1"),
+)
+LSAN_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("detect_leaks", "1"), ("exitcode", "0"), ("verbosity", "2"), ("print_summary", "1"), ("symbolize", "1"),
+)
+
+_READ_CHARS = 1 << 20  # one read: about a megabyte of text
+_MAX_LINE = 1 << 16  # longer lines are cut: no sanitizer line is that long
+_MAX_DETAIL = 300  # characters kept of each line of an error's description
+_CACHE_LIMIT = 1 << 16  # entries in the per-file frame and site caches
+
+# Signals the sanitizers catch and report as "ERROR: ...Sanitizer: SEGV on unknown address ...".
+DEADLY_KINDS = frozenset({"SEGV", "BUS", "FPE", "ILL", "ABRT", "TRAP", "stack-overflow"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Options
+
+
+def split_options(text: str) -> list[tuple[str, str]]:
+    """``name=value`` pairs of a sanitizer option string, as the runtime splits it: separated by
+    ``:``, ``,``, spaces or newlines, a value optionally quoted with ``'`` or ``"``."""
+    pairs: list[tuple[str, str]] = []
+    for match in _OPTION.finditer(text):
+        name, value = match["name"], match["value"]
+        if value[:1] in "'\"" and value[-1:] == value[:1] and len(value) > 1:
+            value = value[1:-1]
+        pairs.append((name, value))
+    return pairs
+
+
+_OPTION = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>'[^']*'|"[^"]*"|[^\s:,]*)""")
+
+
+def _quote(value: str, what: str) -> str:
+    if not re.search(r"[\s:,'\"]", value):
+        return value
+    for quote in ("'", '"'):
+        if quote not in value:
+            return f"{quote}{value}{quote}"
+    raise ToolError(f"cannot pass {what} to the sanitizer: it contains both kinds of quotes",
+                    hint="use a log folder without quote characters")
+
+
+def merge_options(user: str, defaults: Sequence[tuple[str, str]], extra: Sequence[tuple[str, str]],
+                  log_path: str) -> str:
+    """Defaults the user did not set, then the user's string untouched, then ``extra``, then
+    ``log_path`` (the runtime lets a later ``name=`` win)."""
+    user_names = {name for name, _ in split_options(user)} | {name for name, _ in extra}
+    parts = [f"{name}={value}" for name, value in defaults if name not in user_names]
+    if user.strip():
+        parts.append(user.strip().strip(":"))
+    parts += [f"{name}={_quote(value, name)}" for name, value in extra]
+    parts.append(f"log_path={_quote(log_path, 'the log folder')}")
+    return ":".join(part for part in parts if part)
+
+
+def _extra_options(extra_args: Sequence[str], tool: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for argument in extra_args:
+        match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", argument.strip())
+        if not match:
+            raise ToolError(
+                f"tool_args for {tool} are sanitizer options, and {argument!r} is not one",
+                hint="write each as name=value, e.g. \"malloc_context_size=50\"",
+            )
+        pairs.append((match[1], match[2]))
+    return pairs
+
+
+def leak_detection_enabled(options: Mapping[str, str], variables: Sequence[str]) -> bool:
+    """Whether the effective options (later variables override earlier ones) leave leak checking on."""
+    effective: dict[str, str] = {}
+    for variable in variables:
+        effective.update(split_options(options.get(variable, "")))
+    return effective.get("detect_leaks", "1") not in ("0", "false") and \
+        effective.get("leak_check_at_exit", "1") not in ("0", "false")
+
+
+def _read_options_file(logdir: Path) -> dict[str, str]:
+    try:
+        text = (logdir / OPTIONS_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+# --------------------------------------------------------------------------------------------------
+# Frames
+
+_FRAME = re.compile(r"\s*#\d+\s+(?P<pc>0x[0-9a-fA-F]+)\s*(?:in\s+)?(?P<rest>.*)")
+_BUILD_ID = re.compile(r"\s+\(BuildId: [0-9a-fA-F]+\)$")
+_MODULE = re.compile(r"(?:(?P<function>.*?)\s+)?\((?P<object>[^()]*?)(?:\+(?P<offset>0x[0-9a-fA-F]+))?\)$")
+_SOURCE = re.compile(r"(?:(?P<function>.*)\s+)?(?P<file>\S+?):(?P<line>\d+)(?::\d+)?$")
+
+
+def parse_frame(line: str) -> Frame | None:
+    """One ``    #N 0xPC in function file:line[:column]`` line, gcc or clang; or the module form
+    ``(object+0xoffset)`` (no debug info, ``symbolize=0``), whose offset becomes ``address``
+    because, unlike the pc, it is the same in every run."""
+    match = _FRAME.match(line)
+    if not match:
+        return None
+    pc, rest = match["pc"], _BUILD_ID.sub("", match["rest"].rstrip())
+    if rest.endswith(")"):
+        module = _MODULE.match(rest)
+        if module:
+            offset = module["offset"]
+            return Frame(function=module["function"] or None, object=module["object"] or None,
+                         address=offset or pc)
+    source = _SOURCE.match(rest)
+    if source:
+        return Frame(function=source["function"] or None, file=source["file"], line=int(source["line"]),
+                     address=pc)
+    return Frame(function=rest or None, address=pc)
+
+
+# --------------------------------------------------------------------------------------------------
+# Report lines
+
+_PID_PREFIX = re.compile(r"==(\d+)==")
+_ERROR_LINE = re.compile(r"ERROR: (?P<tool>\w+Sanitizer):? (?P<message>.*)")
+_LEAK_RECORD = re.compile(r"(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object\(s\) allocated from:")
+_LEAK_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\d+) byte\(s\) leaked in (\d+) allocation\(s\)\.")
+_ERROR_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\S+)")
+_CALLS = re.compile(r"Stats: .* malloced .* by (\d+) calls")
+_TOP_LEAKS = re.compile(r"The (\d+) top leak\(s\):")
+# The lines of an error report kept for its description: the access, and where the address lies.
+_DETAIL = re.compile(r"(?:READ|WRITE|ACCESS) of size|The signal is caused|(?:Address )?0x[0-9a-f]+ is located ")
+_TRACER_LINES = ("Attached to thread", "Detached from thread", "Could not attach to thread",
+                 "Failed suspending")
+_REGISTERS = re.compile(r"\s*(?:at pc|\(pc) 0x[0-9a-fA-F]+ bp 0x[0-9a-fA-F]+ sp 0x[0-9a-fA-F]+(?: T\d+\))?")
+
+# ERROR lines whose first word is not the kind; the SUMMARY line, when there is one, has the last word.
+_ERROR_PHRASES: tuple[tuple[str, str], ...] = (
+    ("attempting double-free", "double-free"),
+    ("attempting free on address which was not malloc()-ed", "bad-free"),
+    ("requested allocation size", "allocation-size-too-big"),
+    ("calloc parameters overflow", "calloc-overflow"),
+    ("reallocarray parameters overflow", "reallocarray-overflow"),
+    ("pvalloc parameters overflow", "pvalloc-overflow"),
+    ("invalid allocation alignment", "invalid-allocation-alignment"),
+    ("invalid alignment requested in aligned_alloc", "invalid-aligned-alloc-alignment"),
+    ("invalid alignment requested in posix_memalign", "invalid-posix-memalign-alignment"),
+    ("allocator is out of memory", "out-of-memory"),
+    ("out of memory", "out-of-memory"),
+    ("requested allocation size exceeds", "allocation-size-too-big"),
+)
+# The runtime itself gave up: nothing after this line can be trusted to be complete.
+_RUNTIME_FAILURES: tuple[tuple[str, str], ...] = (
+    ("LeakSanitizer has encountered a fatal error",
+     "LeakSanitizer has encountered a fatal error, so no leak check ran (it does not work under "
+     "ptrace: strace, gdb)"),
+    ("CHECK failed", "the sanitizer runtime failed an internal check"),
+    ("failed to allocate", "the sanitizer runtime ran out of memory"),
+    ("nested bug", "the sanitizer runtime hit a bug while reporting one"),
+)
+
+
+def error_kind(message: str) -> str:
+    """The kind of an ERROR line's message, e.g. "heap-buffer-overflow" or "double-free"."""
+    for phrase, kind in _ERROR_PHRASES:
+        if message.startswith(phrase):
+            return kind
+    word = message.split(" ", 1)[0]
+    return word.rstrip(":") or "unknown"
+
+
+@dataclass
+class _PendingLeak:
+    kind: LeakKind
+    bytes: int
+    blocks: int
+    frame_lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _PendingError:
+    kind: str
+    message: str
+    details: list[str] = field(default_factory=list)
+    frame_lines: list[str] = field(default_factory=list)
+    stack_done: bool = False
+    located: bool = False  # the "... is located ..." line is in details
+
+
+@dataclass
+class Findings:
+    """What one log says, before memgate decides whether it is complete."""
+
+    path: Path
+    pid: int | None = None
+    leaks: list[Leak] = field(default_factory=list)
+    errors: list[MemError] = field(default_factory=list)
+    sanitizer_output: bool = False  # at least one line the sanitizer writes
+    leak_report_seen: bool = False
+    leak_check_done: bool = False  # a finished leak report, ASan exit stats or LSan's tracer
+    exit_stats: bool = False
+    alloc_calls: int | None = None
+    summary_totals: list[tuple[int, int]] = field(default_factory=list)
+    records_totals: list[tuple[int, int]] = field(default_factory=list)
+    omitted_leaks: bool = False
+    halted_by: str | None = None  # the error kind after which the runtime printed ABORTING
+    fatal_signal: str | None = None
+    runtime_failure: str | None = None
+    truncated: str | None = None
+
+
+# The parser's states between lines.
+_OUTSIDE, _LEAKS, _LEAK_STACK, _ERROR, _STATS = range(5)
+
+
+class LogParser:
+    """A line-by-line state machine over one sanitizer log (one process)."""
+
+    def __init__(self, path: Path) -> None:
+        self.findings = Findings(path=path)
+        self._state = _OUTSIDE
+        self._leak: _PendingLeak | None = None
+        self._error: _PendingError | None = None
+        self._report_totals = [0, 0]  # bytes and blocks of the open leak report's records
+        self._frames: dict[str, Frame | None] = {}
+        self._sites: dict[tuple[str, tuple[str, ...]], tuple[tuple[Frame, ...], str, str]] = {}
+
+    # -- the hot loop -----------------------------------------------------------------------------
+
+    def feed(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            if line.startswith("    #"):
+                self._frame_line(line)
+            elif not line or line.isspace():
+                self._blank_line()
+            else:
+                self._text_line(line)
+
+    def _frame_line(self, line: str) -> None:
+        state = self._state
+        if state == _LEAK_STACK:
+            assert self._leak is not None
+            self._leak.frame_lines.append(line)
+        elif state == _ERROR and self._error is not None and not self._error.stack_done:
+            self._error.frame_lines.append(line)
+
+    def _blank_line(self) -> None:
+        if self._state == _LEAK_STACK:
+            self._close_leak()
+            self._state = _LEAKS
+        elif self._state == _ERROR and self._error is not None and self._error.frame_lines:
+            self._error.stack_done = True
+
+    def _text_line(self, line: str) -> None:
+        first = line[0]
+        if first == "=":
+            self._marker_line(line)
+        elif first in "DI" and (match := _LEAK_RECORD.match(line)):
+            self._open_leak(match)
+        elif first == "S":
+            self._s_line(line)
+        elif line.startswith("AddressSanitizer exit stats:"):
+            self._close_report()
+            self.findings.sanitizer_output = self.findings.exit_stats = True
+            self.findings.leak_check_done = True
+            self._state = _STATS
+        elif self._state == _ERROR:
+            self._error_text(line)
+        elif self._state in (_LEAKS, _LEAK_STACK):
+            self._leak_report_text(line)
+
+    # -- lines that start with "=" ----------------------------------------------------------------
+
+    def _marker_line(self, line: str) -> None:
+        if line.startswith("====="):  # the separator before a report
+            self._close_report()
+            self.findings.sanitizer_output = True
+            return
+        prefix = _PID_PREFIX.match(line)
+        if not prefix:
+            return
+        self.findings.sanitizer_output = True
+        text = line[prefix.end():]
+        if text.startswith(_TRACER_LINES):
+            # LSan's stop-the-world tracer writes under its own pid; "Detached" means the leak check ran.
+            self.findings.leak_check_done |= text.startswith("Detached")
+            return
+        if self.findings.pid is None:
+            self.findings.pid = int(prefix[1])
+        if text.startswith("ERROR: "):
+            self._open_report(text)
+        elif text.startswith("ABORTING"):
+            self._abort()
+        elif self._state == _ERROR:
+            self._error_text(text)
+        else:
+            self._runtime_failure(text)
+
+    def _open_report(self, text: str) -> None:
+        match = _ERROR_LINE.match(text)
+        if not match:
+            return
+        self._close_report()
+        message = match["message"].strip()
+        if message.startswith("detected memory leaks"):
+            self.findings.leak_report_seen = True
+            self._report_totals = [0, 0]
+            self._state = _LEAKS
+            return
+        for phrase, reason in _RUNTIME_FAILURES:
+            if phrase in message:
+                self._runtime_failure(message, reason)
+                return
+        self._error = _PendingError(kind=error_kind(message), message=_REGISTERS.sub("", message).rstrip(":"))
+        self._state = _ERROR
+
+    def _abort(self) -> None:
+        kind = self._error.kind if self._error else (
+            self.findings.errors[-1].kind if self.findings.errors else "an error")
+        self._close_report()
+        self.findings.halted_by = kind
+
+    def _runtime_failure(self, text: str, reason: str | None = None) -> None:
+        for phrase, known in _RUNTIME_FAILURES:
+            if reason is None and phrase in text:
+                reason = known
+        if reason and self.findings.runtime_failure is None:
+            text = text.strip().rstrip(".")[:_MAX_DETAIL]
+            self.findings.runtime_failure = reason if text in reason else f"{reason}: {text}"
+
+    # -- lines that start with "S" ----------------------------------------------------------------
+
+    def _s_line(self, line: str) -> None:
+        if line.startswith("SUMMARY: "):
+            self._summary(line)
+        elif line.startswith("Stats: ") and self._state == _STATS:
+            calls = _CALLS.match(line)
+            if calls:
+                self.findings.alloc_calls = int(calls[1])
+        elif self._state == _ERROR:
+            self._error_text(line)
+
+    def _summary(self, line: str) -> None:
+        self.findings.sanitizer_output = True
+        leaked = _LEAK_SUMMARY.match(line)
+        if leaked and self._state in (_LEAKS, _LEAK_STACK):
+            self._close_leak()
+            self.findings.summary_totals.append((int(leaked[1]), int(leaked[2])))
+            self.findings.records_totals.append((self._report_totals[0], self._report_totals[1]))
+            self.findings.leak_check_done = True
+            self._state = _OUTSIDE
+            return
+        kind = _ERROR_SUMMARY.match(line)
+        if self._error is not None and kind:
+            self._error.kind = kind[1]
+        self._close_report()
+
+    # -- inside reports ---------------------------------------------------------------------------
+
+    def _error_text(self, text: str) -> None:
+        """Lines between the ERROR line and the SUMMARY: the access and where the address lies are
+        kept for the description; the first line that is not a frame ends the access stack."""
+        error = self._error
+        assert error is not None
+        if error.frame_lines:
+            error.stack_done = True
+        if _DETAIL.match(text) and len(error.details) < 3:
+            if " is located " in text:
+                if error.located:
+                    return
+                error.located = True
+            error.details.append(text.strip()[:_MAX_DETAIL])
+
+    def _leak_report_text(self, line: str) -> None:
+        if self._state == _LEAK_STACK:
+            self._close_leak()
+            self._state = _LEAKS
+        if line.startswith("Omitting ") or line.startswith("Too many leaks!") or _TOP_LEAKS.match(line):
+            self.findings.omitted_leaks = True
+
+    def _open_leak(self, match: re.Match[str]) -> None:
+        if self._state not in (_LEAKS, _LEAK_STACK):
+            self._close_report()
+            self.findings.leak_report_seen = True
+            self._report_totals = [0, 0]
+        self._close_leak()
+        kind: LeakKind = "definite" if match[1] == "Direct" else "indirect"
+        self._leak = _PendingLeak(kind=kind, bytes=int(match[2]), blocks=int(match[3]))
+        self._state = _LEAK_STACK
+        self.findings.sanitizer_output = True
+
+    def _close_leak(self) -> None:
+        leak = self._leak
+        if leak is None:
+            return
+        self._leak = None
+        stack, site, digest = self._identify(f"leak:{leak.kind}", leak.frame_lines)
+        self.findings.leaks.append(Leak(kind=leak.kind, bytes=leak.bytes, blocks=leak.blocks, stack=stack,
+                                        fingerprint=digest, site=site))
+        self._report_totals[0] += leak.bytes
+        self._report_totals[1] += leak.blocks
+
+    def _close_error(self) -> None:
+        error = self._error
+        if error is None:
+            return
+        self._error = None
+        stack, site, digest = self._identify(f"error:{error.kind}", error.frame_lines)
+        description = "; ".join([error.message, *error.details])
+        self.findings.errors.append(MemError(kind=error.kind, description=description, count=1, stack=stack,
+                                             fingerprint=digest, site=site))
+        if error.kind in DEADLY_KINDS and self.findings.fatal_signal is None:
+            self.findings.fatal_signal = error.kind
+
+    def _close_report(self) -> None:
+        """A report ends at its SUMMARY, ABORTING, the next report or the exit statistics."""
+        if self._state in (_LEAKS, _LEAK_STACK):
+            self._close_leak()
+        self._close_error()
+        self._state = _OUTSIDE
+
+    def _identify(self, category: str, frame_lines: list[str]) -> tuple[tuple[Frame, ...], str, str]:
+        """The stack, site and fingerprint of a record; repeated stacks (a log repeats its call
+        sites) are parsed once."""
+        key = (category, tuple(frame_lines))
+        known = self._sites.get(key)
+        if known is not None:
+            return known
+        stack = tuple(frame for frame in map(self._frame, frame_lines) if frame is not None)
+        identified = (stack, site_of(stack), fingerprint(category, stack))
+        if len(self._sites) >= _CACHE_LIMIT:
+            self._sites.clear()
+        self._sites[key] = identified
+        return identified
+
+    def _frame(self, line: str) -> Frame | None:
+        frames = self._frames
+        if line in frames:
+            return frames[line]
+        frame = parse_frame(line)
+        if len(frames) >= _CACHE_LIMIT:
+            frames.clear()
+        frames[line] = frame
+        return frame
+
+    # -- end of file ------------------------------------------------------------------------------
+
+    def finish(self) -> Findings:
+        findings = self.findings
+        if self._state == _LEAK_STACK or self._state == _LEAKS:
+            findings.truncated = "the log ends inside the leak report (no SUMMARY line)"
+        elif self._state == _ERROR and self._error is not None:
+            findings.truncated = f"the log ends inside the {self._error.kind} report (no SUMMARY line)"
+        self._close_report()
+        return findings
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading files
+
+
+def read_lines(path: Path) -> Iterator[list[str]]:
+    """The file's lines in blocks, without line ends; memory stays bounded whatever the file holds."""
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            yield from _blocks(handle.read, path)
+    except OSError as error:
+        raise ParseError(f"cannot read the sanitizer log: {error.strerror}", path=path,
+                         hint="check the path and its permissions") from None
+
+
+def _blocks(read: Callable[[int], str], path: Path) -> Iterator[list[str]]:
+    carry = ""
+    while block := read(_READ_CHARS):
+        if "\x00" in block:
+            raise ParseError("this is not a sanitizer log: it holds binary data", path=path,
+                             hint="give the files ASan/LSan wrote (log_path) or a captured stderr")
+        lines = (carry + block).split("\n")
+        carry = lines.pop()[:_MAX_LINE]
+        yield [line[:_MAX_LINE].rstrip("\r") for line in lines]
+    if carry:
+        yield [carry.rstrip("\r")]
+
+
+def pid_from_name(path: Path) -> int | None:
+    match = re.search(r"\.(\d+)$", path.name)
+    return int(match[1]) if match else None
+
+
+def parse_log(path: Path) -> Findings:
+    parser = LogParser(path)
+    for lines in read_lines(path):
+        parser.feed(lines)
+    findings = parser.finish()
+    findings.pid = pid_from_name(path) or findings.pid
+    return findings
+
+
+# --------------------------------------------------------------------------------------------------
+# From findings to records
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What memgate knows about the run beyond the log."""
+
+    tool_label: str
+    leak_detection: bool = True
+    outcome: Outcome | None = None
+
+
+def _incomplete_reason(findings: Findings, context: _Context) -> str | None:
+    if findings.truncated:
+        return findings.truncated
+    if findings.runtime_failure:
+        return findings.runtime_failure
+    if not findings.sanitizer_output:
+        return f"no {context.tool_label} output in this file"
+    if findings.omitted_leaks or findings.summary_totals != findings.records_totals:
+        return _totals_problem(findings)
+    if context.leak_detection and not findings.leak_check_done:
+        return _no_leak_check(findings, context)
+    return None
+
+
+def _totals_problem(findings: Findings) -> str:
+    listed = sum(b for b, _ in findings.records_totals), sum(n for _, n in findings.records_totals)
+    total = sum(b for b, _ in findings.summary_totals), sum(n for _, n in findings.summary_totals)
+    return (f"the leak report lists {listed[0]} bytes in {listed[1]} blocks but its SUMMARY counts "
+            f"{total[0]} bytes in {total[1]} blocks (some records were left out, e.g. by max_leaks)")
+
+
+def _no_leak_check(findings: Findings, context: _Context) -> str:
+    if findings.fatal_signal:
+        return f"no leak check after {findings.fatal_signal}"
+    if findings.halted_by:
+        return f"the sanitizer stopped the process at the first error ({findings.halted_by}): no leak check"
+    outcome = context.outcome
+    if outcome is not None and outcome.timed_out:
+        return "no leak check: the run timed out and was killed"
+    if outcome is not None and outcome.signal is not None:
+        return f"no leak check: the run was killed by signal {outcome.signal}"
+    return ("no sign that the leak check ran (no leak report, no exit statistics): the process was "
+            "killed, or left through _exit() or exec()")
+
+
+def _metrics(findings: Findings, measured_leaks: bool) -> dict[MetricName, int]:
+    metrics: dict[MetricName, int] = {}
+    if measured_leaks:
+        for kind in ("definite", "indirect"):
+            bytes_name, blocks_name = leak_metrics(kind)
+            metrics[bytes_name] = sum(leak.bytes for leak in findings.leaks if leak.kind == kind)
+            metrics[blocks_name] = sum(leak.blocks for leak in findings.leaks if leak.kind == kind)
+    if findings.sanitizer_output:
+        metrics["errors"] = sum(error.count for error in findings.errors)
+    if findings.alloc_calls is not None:
+        metrics["alloc_calls"] = findings.alloc_calls
+    return metrics
+
+
+def to_record(findings: Findings, context: _Context) -> ProcessRecord:
+    reason = _incomplete_reason(findings, context)
+    # A leak report, even a cut one, was a leak check; without one, only a sign that the check ran.
+    leak_check = findings.leak_report_seen or (context.leak_detection and findings.leak_check_done)
+    return ProcessRecord(
+        pid=findings.pid,
+        log_files=(str(findings.path),),
+        metrics=_metrics(findings, leak_check),
+        leaks=tuple(findings.leaks),
+        errors=tuple(findings.errors),
+        leak_check=leak_check,
+        complete=reason is None,
+        incomplete_reason=reason,
+        fatal_signal=findings.fatal_signal,
+    )
+
+
+def _missing_output(logdir: Path, outcome: Outcome, context: _Context, prefix: str) -> ProcessRecord:
+    if outcome.timed_out:
+        reason = f"no {context.tool_label} log: the run timed out before any process wrote one"
+    elif outcome.signal is not None:
+        reason = f"no {context.tool_label} log: the run was killed by signal {outcome.signal} first"
+    else:
+        reason = (f"no {context.tool_label} log ({prefix}.<pid>) in {logdir}: is the program built with "
+                  f"{'-fsanitize=address' if prefix == 'asan' else '-fsanitize=leak'}, and run directly "
+                  "rather than through a tool that clears the environment?")
+    return ProcessRecord(leak_check=False, complete=False, incomplete_reason=reason)
+
+
+# --------------------------------------------------------------------------------------------------
+# The tools
+
+
+class SanitizerTool:
+    """``asan`` or ``lsan``: the two differ in options, log name and what they measure."""
+
+    def __init__(self, name: str, label: str, variable: str, defaults: tuple[tuple[str, str], ...],
+                 metrics: frozenset[MetricName]) -> None:
+        self.name = name
+        self.label = label
+        self.variable = variable  # the options variable the runtime reads
+        self.defaults = defaults
+        self.metrics = metrics
+
+    def version(self) -> str:
+        compilers = ", ".join(_compiler_versions()) or "no gcc or clang"
+        return f"{self.label} (compiler runtime; {compilers} on PATH)"
+
+    def launch(self, command: Sequence[str], logdir: Path, options: ToolOptions) -> Launch:
+        log_path = str(logdir.resolve() / self.name)
+        extra = _extra_options(options.extra_args, self.name)
+        user = _user_value(self.variable, options)
+        env = {self.variable: merge_options(user, self.defaults, extra, log_path)}
+        if self.variable != "LSAN_OPTIONS":
+            # In ASan builds LSAN_OPTIONS overrides ASan's common options, log_path included.
+            env["LSAN_OPTIONS"] = merge_options(_user_value("LSAN_OPTIONS", options), (), (), log_path)
+        _write_options_file(logdir, env)
+        return Launch(argv=list(command), env=env)
+
+    def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
+        recorded = _read_options_file(logdir)
+        variables = (self.variable, "LSAN_OPTIONS") if self.variable != "LSAN_OPTIONS" else (self.variable,)
+        context = _Context(tool_label=self.label, outcome=outcome,
+                           leak_detection=leak_detection_enabled(recorded, variables))
+        logs = sorted((path for path in logdir.glob(f"{self.name}.*") if path.is_file()),
+                      key=lambda path: (pid_from_name(path) or 0, path.name))
+        if not logs:
+            return [_missing_output(logdir, outcome, context, self.name)]
+        return [to_record(parse_log(path), context) for path in logs]
+
+    def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+        context = _Context(tool_label=self.label)
+        return [to_record(parse_log(Path(path)), context) for path in paths]
+
+
+def _user_value(variable: str, options: ToolOptions) -> str:
+    return options.env.get(variable, os.environ.get(variable, ""))
+
+
+def _write_options_file(logdir: Path, env: Mapping[str, str]) -> None:
+    try:
+        (logdir / OPTIONS_FILE).write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+    except OSError as error:
+        raise ToolError(f"cannot write to the log folder: {error.strerror}", path=logdir,
+                        hint="make the artifacts folder writable") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _compiler_versions() -> tuple[str, ...]:
+    found: list[str] = []
+    for compiler, flag in (("gcc", "-dumpfullversion"), ("clang", "-dumpversion")):
+        if shutil.which(compiler) is None:
+            continue
+        try:
+            result = subprocess.run([compiler, flag], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if result.returncode == 0 and result.stdout.strip():
+            found.append(f"{compiler} {result.stdout.strip()}")
+    return tuple(found)
+
+
+_LEAK_METRICS: frozenset[MetricName] = frozenset(
+    {"leak_definite_bytes", "leak_definite_blocks", "leak_indirect_bytes", "leak_indirect_blocks", "errors"}
+)
+
+ASAN = SanitizerTool("asan", "AddressSanitizer", "ASAN_OPTIONS", ASAN_DEFAULTS,
+                     _LEAK_METRICS | {"alloc_calls"})
+LSAN = SanitizerTool("lsan", "LeakSanitizer", "LSAN_OPTIONS", LSAN_DEFAULTS, _LEAK_METRICS)

@@ -7,22 +7,30 @@ commands that never comment do not import them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import requests
+from typing import TYPE_CHECKING
 
 from memgate.forges.base import Forge, ForgeConfigError
 
+if TYPE_CHECKING:
+    import requests
 
-def forge_from_env(env: Mapping[str, str], session: requests.Session) -> Forge:
-    """The forge this CI job runs on (``GITHUB_ACTIONS`` / ``GITLAB_CI``), built from its variables."""
+    from memgate.forges.http import RetryPolicy
+
+
+def forge_from_env(
+    env: Mapping[str, str], session: requests.Session, *, retry: RetryPolicy | None = None
+) -> Forge:
+    """The forge this CI job runs on (``GITHUB_ACTIONS`` / ``GITLAB_CI``), built from its variables.
+
+    ``retry`` sets the retry budget, e.g. ``RetryPolicy(max_total_wait=...)`` from a CLI option."""
     if env.get("GITHUB_ACTIONS") == "true":
         from memgate.forges.github import GitHubContext, GitHubForge
 
-        return GitHubForge(GitHubContext.from_env(env), session)
+        return GitHubForge(GitHubContext.from_env(env), session, retry=retry)
     if env.get("GITLAB_CI") == "true":
         from memgate.forges.gitlab import GitLabContext, GitLabForge
 
-        return GitLabForge(GitLabContext.from_env(env), session)
+        return GitLabForge(GitLabContext.from_env(env), session, retry=retry)
     raise ForgeConfigError(
         "not running in GitHub Actions or GitLab CI (neither GITHUB_ACTIONS nor GITLAB_CI is 'true'), "
         "so there is no pull or merge request to comment on",

@@ -161,12 +161,15 @@ class GitHubForge:
         return self._http.request("PATCH", path, json={"body": text})
 
     def find_own_comment(self) -> _Comment | None:
-        """The oldest comment that carries the marker AND was written by us, reading every page."""
+        """The oldest comment that carries the marker AND was written by us, reading every page.
+
+        A comment a maintainer hid (minimized) is left alone: updating it would keep the new report
+        hidden, so a fresh one is posted instead."""
         path = f"{self._repo_path}/issues/{self.context.pr_number}/comments"
         for page in self._http.pages(path, {"per_page": 100}, "link"):
             comments = self._http.parse(page, _COMMENTS, "a list of comments")
             for comment in comments:
-                if MARKER in (comment.body or "") and self._is_ours(comment):
+                if MARKER in (comment.body or "") and self._is_ours(comment) and comment.minimized is None:
                     return comment
         return None
 
@@ -233,11 +236,16 @@ class _User(pydantic.BaseModel):
     login: str
 
 
+class _Minimized(pydantic.BaseModel):
+    reason: str | None = None
+
+
 class _Comment(pydantic.BaseModel):
     id: int
     html_url: str
     body: str | None = None
     user: _User | None = None
+    minimized: _Minimized | None = None  # hidden by a maintainer: post a fresh one rather than edit
 
 
 class _EventRepo(pydantic.BaseModel):

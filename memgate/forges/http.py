@@ -352,8 +352,12 @@ class HttpClient:
             f"{wait:.0f} s more ({waited:.0f} s waited already), over memgate's cap of "
             f"{self.retry.max_total_wait:.0f} s",
             status=outcome.status_code if isinstance(outcome, requests.Response) else None,
-            hint="re-run the job once the rate limit resets, or raise the cap (RetryPolicy.max_total_wait)",
+            hint=f"re-run the job after {_utc(self._clock() + wait)}, when the rate limit resets",
         )
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(epoch))
 
 
 def _origin(url: str) -> str:

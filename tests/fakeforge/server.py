@@ -88,6 +88,7 @@ class GitHubComment:
     body: str
     created: datetime
     updated: datetime
+    minimized: str | None = None  # the reason a maintainer hid it ("outdated", "low-quality"...)
 
 
 @dataclass
@@ -462,6 +463,7 @@ def _gh_comment_json(forge: FakeForge, comment: GitHubComment) -> dict[str, Any]
         "updated_at": _iso(comment.updated),
         "author_association": "NONE" if comment.user.type == "Bot" else "CONTRIBUTOR",
         "performed_via_github_app": None,
+        "minimized": {"reason": comment.minimized} if comment.minimized else None,
         "reactions": {
             "url": f"{api}/issues/comments/{comment.id}/reactions", "total_count": 0, "+1": 0, "-1": 0,
             "laugh": 0, "hooray": 0, "confused": 0, "heart": 0, "rocket": 0, "eyes": 0,

@@ -416,3 +416,14 @@ def test_a_post_that_failed_before_creating_is_sent_again(
     assert [(r.method, r.status) for r in server.requests] == [
         ("GET", 200), ("POST", 503), ("GET", 200), ("POST", 201),
     ]
+
+
+def test_a_comment_hidden_by_a_maintainer_is_left_hidden(
+    server: FakeForge, session: requests.Session, tmp_path: Path, clock: FakeClock
+) -> None:
+    hidden = server.seed_github(7, ACTIONS_BOT, f"{MARKER}\nold report")
+    hidden.minimized = "outdated"
+    forge = make_forge(server, session, tmp_path, clock)
+    assert forge.upsert_comment(REPORT).created is True
+    assert forge.upsert_comment(REPORT).created is False
+    assert [c.body for c in server.comments_on(7)] == [f"{MARKER}\nold report", REPORT]

@@ -165,7 +165,7 @@ def test_a_reset_beyond_the_cap_gives_up_at_once(
         "exceeded for installation ID 1234.); it asks to wait 3600 s more (0 s waited already), over "
         "memgate's cap of 300 s"
     )
-    assert "re-run the job once the rate limit resets" in caught.value.hint
+    assert caught.value.hint == "re-run the job after 23:13:20 UTC, when the rate limit resets"
 
 
 def test_the_cap_bounds_the_sum_of_all_waits(

@@ -44,11 +44,10 @@ def as_documented(request: requests.PreparedRequest, server: FakeForge) -> reque
     """GitHub's Link headers name the repository by id (``/repositories/{id}/…``), a form the
     description does not list; it is the same operation as ``/repos/{owner}/{repo}/…``."""
     by_id = f"{server.github_api_url}/repositories/{server.repo_id}/"
-    if request.url and request.url.startswith(by_id):
+    url = request.url or ""
+    if url.startswith(by_id):
         request = request.copy()
-        request.url = request.url.replace(
-            by_id, f"{server.github_api_url}/repos/{server.owner}/{server.repo}/"
-        )
+        request.url = url.replace(by_id, f"{server.github_api_url}/repos/{server.owner}/{server.repo}/")
     return request
 
 

@@ -124,7 +124,7 @@ class HttpClient:
         waited = 0.0
         attempt = 1
         while True:
-            outcome = self._send(method, url, params, json, attempt)
+            outcome = self._send(method, url, params, json)
             if isinstance(outcome, requests.Response) and outcome.status_code < 400:
                 return outcome
             wait = self._retry_wait(method, url, outcome, attempt, repeatable)
@@ -202,7 +202,6 @@ class HttpClient:
         url: str,
         params: Mapping[str, str | int] | None,
         json: Json | None,
-        attempt: int,
     ) -> requests.Response | requests.RequestException:
         headers = {**self._headers, **self._auth_headers}
         try:

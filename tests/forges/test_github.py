@@ -427,3 +427,17 @@ def test_a_comment_hidden_by_a_maintainer_is_left_hidden(
     assert forge.upsert_comment(REPORT).created is True
     assert forge.upsert_comment(REPORT).created is False
     assert [c.body for c in server.comments_on(7)] == [f"{MARKER}\nold report", REPORT]
+
+
+def test_an_answer_of_the_wrong_shape_is_named(
+    server: FakeForge, session: requests.Session, tmp_path: Path, clock: FakeClock
+) -> None:
+    server.script("GET", r".*/issues/7/comments", 200, body=[{"id": "one", "html_url": "x"}])
+    forge = make_forge(server, session, tmp_path, clock)
+    with pytest.raises(ForgeError) as caught:
+        forge.upsert_comment(REPORT)
+    assert caught.value.message.startswith(
+        "GitHub answered /api/v3/repos/octo-org/memprog/issues/7/comments?per_page=100 with a list of "
+        "comments memgate cannot read (0.id: Input should be a valid integer"
+    )
+    assert server.writes() == []

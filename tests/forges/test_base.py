@@ -65,3 +65,9 @@ def test_any_body_fits_and_keeps_the_marker(body: str, limit: int) -> None:
     if len(body) > limit:  # cut: whatever was kept has its code fences closed
         kept = cut.split("\n\n**memgate: report truncated")[0]
         assert kept.count("```") % 2 == 0
+
+
+def test_the_renderer_and_the_forges_agree_on_the_marker() -> None:
+    from memgate.report.markdown import MARKER as RENDERED_MARKER
+
+    assert RENDERED_MARKER == MARKER

@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memgate.errors import ParseError, ToolError
+from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.fingerprint import fingerprint, site_of
 from memgate.metrics import LeakKind, MetricName, leak_metrics
 from memgate.records import Frame, Leak, MemError, ProcessRecord
@@ -132,8 +132,8 @@ def _extra_options(extra_args: Sequence[str], tool: str) -> list[tuple[str, str]
     for argument in extra_args:
         match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", argument.strip())
         if not match:
-            raise ToolError(
-                f"tool_args for {tool} are sanitizer options, and {argument!r} is not one",
+            raise ConfigError(
+                f"tool_args for {tool} are sanitizer options (name=value), and {argument!r} is not one",
                 hint="write each as name=value, e.g. \"malloc_context_size=50\"",
             )
         pairs.append((match[1], match[2]))
@@ -198,7 +198,7 @@ _ERROR_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\S+)")
 _CALLS = re.compile(r"Stats: .* malloced .* by (\d+) calls")
 _TOP_LEAKS = re.compile(r"The (\d+) top leak\(s\):")
 # The lines of an error report kept for its description: the access, and where the address lies.
-_DETAIL = re.compile(r"(?:READ|WRITE|ACCESS) of size|The signal is caused|(?:Address )?0x[0-9a-f]+ is located ")
+_DETAIL = re.compile(r"(?:READ|WRITE|ACCESS) of size|The signal is caused|(?:Address )?0x\w+ is located ")
 _TRACER_LINES = ("Attached to thread", "Detached from thread", "Could not attach to thread",
                  "Failed suspending")
 _REGISTERS = re.compile(r"\s*(?:at pc|\(pc) 0x[0-9a-fA-F]+ bp 0x[0-9a-fA-F]+ sp 0x[0-9a-fA-F]+(?: T\d+\))?")

@@ -372,9 +372,7 @@ class LogParser:
         self._close_report()
         message = match["message"].strip()
         if message.startswith("detected memory leaks"):
-            self.findings.leak_report_seen = True
-            self._report_totals = [0, 0]
-            self._state = _LEAKS
+            self._start_leak_report()
             return
         for phrase, reason in _RUNTIME_FAILURES:
             if phrase in message:
@@ -388,6 +386,7 @@ class LogParser:
             self.findings.errors[-1].kind if self.findings.errors else "an error")
         self._close_report()
         self.findings.halted_by = kind
+        self.findings.leak_check_done = False  # an earlier, explicit leak check was not the last word
 
     def _runtime_failure(self, text: str, reason: str | None = None) -> None:
         for phrase, known in _RUNTIME_FAILURES:
@@ -447,11 +446,22 @@ class LogParser:
         if line.startswith("Omitting ") or line.startswith("Too many leaks!") or _TOP_LEAKS.match(line):
             self.findings.omitted_leaks = True
 
+    def _start_leak_report(self) -> None:
+        """Only the last leak report of a process counts: a program that calls
+        ``__lsan_do_recoverable_leak_check()`` gets its still-lost blocks reported again at exit."""
+        findings = self.findings
+        findings.leaks.clear()
+        findings.summary_totals.clear()
+        findings.records_totals.clear()
+        findings.omitted_leaks = False
+        findings.leak_report_seen = True
+        self._report_totals = [0, 0]
+        self._state = _LEAKS
+
     def _open_leak(self, match: re.Match[str]) -> None:
         if self._state not in (_LEAKS, _LEAK_STACK):
             self._close_report()
-            self.findings.leak_report_seen = True
-            self._report_totals = [0, 0]
+            self._start_leak_report()
         self._close_leak()
         kind: LeakKind = "definite" if match[1] == "Direct" else "indirect"
         self._leak = _PendingLeak(kind=kind, bytes=int(match[2]), blocks=int(match[3]))
@@ -478,8 +488,9 @@ class LogParser:
         description = "; ".join([error.message, *error.details])
         self.findings.errors.append(MemError(kind=error.kind, description=description, count=1, stack=stack,
                                              fingerprint=digest, site=site))
-        if error.kind in DEADLY_KINDS and self.findings.fatal_signal is None:
-            self.findings.fatal_signal = error.kind
+        if error.kind in DEADLY_KINDS:
+            self.findings.fatal_signal = self.findings.fatal_signal or error.kind
+            self.findings.leak_check_done = False
 
     def _close_report(self) -> None:
         """A report ends at its SUMMARY, ABORTING, the next report or the exit statistics."""

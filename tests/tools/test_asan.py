@@ -483,6 +483,32 @@ def test_a_thread_leak(build_program: BuildProgram, tmp_path: Path, name: str) -
     assert record.complete and leak_rows(record) == [("definite", 24, 1, "thread_body")]
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_only_the_last_leak_report_of_a_process_counts(
+    build_program: BuildProgram, tmp_path: Path, name: str
+) -> None:
+    """__lsan_do_recoverable_leak_check() mid-run: its leak is reported again at exit."""
+    binary, tool = build(build_program, name, source="asan_extra.c")
+    record = only(run(tool, [str(binary), "recheck"], tmp_path))
+    assert record.complete and leak_rows(record) == [
+        ("definite", 8, 1, "leak_late < recheck < main"),
+        ("definite", 40, 1, "leak_early < recheck < main"),
+    ]
+    assert record.metrics["leak_definite_bytes"] == 48
+
+
+def test_a_leak_check_before_a_crash_is_not_the_last_word(tmp_path: Path) -> None:
+    text = (DATA / "gcc-asan-recheck.log").read_text()
+    first_report = text[: text.index("SUMMARY: AddressSanitizer: 40 byte(s)")]
+    first_report += "SUMMARY: AddressSanitizer: 40 byte(s) leaked in 1 allocation(s).\n"
+    crash = (DATA / "gcc-asan-crash.log").read_text()
+    log = tmp_path / "asan.13589"
+    log.write_text(first_report + crash)
+    record = only(ASAN.parse([log]))
+    assert not record.complete and record.incomplete_reason == "no leak check after SEGV"
+    assert record.fatal_signal == "SEGV" and record.metrics["leak_definite_bytes"] == 40
+
+
 @pytest.mark.parametrize("name", [param for param in ALL if "lsan" in str(param.values[0])])
 def test_leaks_left_out_of_the_report_make_it_incomplete(
     build_program: BuildProgram, tmp_path: Path, name: str
@@ -635,6 +661,21 @@ SAVED: dict[str, Expected] = {
             "errors": 0,
         },
         [("definite", 24, 1, "thread_body")],
+        [],
+    ),
+    "gcc-asan-recheck": Expected(
+        {
+            "leak_definite_bytes": 48,
+            "leak_definite_blocks": 2,
+            "leak_indirect_bytes": 0,
+            "leak_indirect_blocks": 0,
+            "errors": 0,
+            "alloc_calls": 6,
+        },
+        [
+            ("definite", 8, 1, "leak_late < recheck < main"),
+            ("definite", 40, 1, "leak_early < recheck < main"),
+        ],
         [],
     ),
     "clang-lsan-max-leaks": Expected(

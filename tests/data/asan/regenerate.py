@@ -75,6 +75,7 @@ CASES: dict[str, Case] = {
     "gcc-asan-fpe": Case("asan_extra.c", "gcc", ASAN_FLAGS, ASAN, ["divide_by_zero"]),
     "gcc-asan-stack-overflow": Case("asan_extra.c", "gcc", ASAN_FLAGS, ASAN, ["recurse"]),
     "gcc-lsan-thread-leak": Case("asan_extra.c", "gcc", LSAN_FLAGS, LSAN, ["thread_leak"]),
+    "gcc-asan-recheck": Case("asan_extra.c", "gcc", ASAN_FLAGS, ASAN, ["recheck"]),
     "clang-lsan-max-leaks": Case("asan_extra.c", "clang", LSAN_FLAGS, LSAN, ["leak_sites=5"], "max_leaks=2"),
 }
 

@@ -49,10 +49,11 @@ class GitLabContext:
     job_url: str | None = None  # where the full report is
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> GitLabContext:
+    def from_env(cls, env: Mapping[str, str], *, mr_iid: int | None = None) -> GitLabContext:
+        """Read GitLab CI's predefined variables; ``mr_iid`` overrides CI_MERGE_REQUEST_IID."""
         api_url = _required(env, "CI_API_V4_URL", "it is set in every GitLab CI job; outside CI set it to "
                             "https://HOST/api/v4")
-        iid_text = env.get("CI_MERGE_REQUEST_IID", "").strip()
+        iid_text = str(mr_iid) if mr_iid is not None else env.get("CI_MERGE_REQUEST_IID", "").strip()
         if not iid_text:
             raise ForgeConfigError(
                 "CI_MERGE_REQUEST_IID is not set: this is not a merge request pipeline, so there is no "

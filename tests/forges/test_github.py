@@ -441,3 +441,12 @@ def test_an_answer_of_the_wrong_shape_is_named(
         "comments memgate cannot read (0.id: Input should be a valid integer"
     )
     assert server.writes() == []
+
+
+def test_forge_from_env_takes_the_number_from_the_commenter(
+    server: FakeForge, session: requests.Session, tmp_path: Path
+) -> None:
+    env = github_env(server, tmp_path)
+    env.update(GITHUB_EVENT_NAME="workflow_run", GITHUB_REF="refs/heads/main")
+    forge = forge_from_env(env, session, number=12)
+    assert isinstance(forge, GitHubForge) and forge.context.pr_number == 12

@@ -273,3 +273,10 @@ def test_a_post_that_failed_after_creating_the_note_is_not_repeated(
     assert forge.upsert_comment(REPORT).created is True
     assert [n.body for n in server.notes_on(5)] == [REPORT]
     assert [r.method for r in server.writes()] == ["POST", "PUT"]
+
+
+def test_the_number_can_be_given(server: FakeForge, session: requests.Session) -> None:
+    env = gitlab_env(server)
+    del env["CI_MERGE_REQUEST_IID"]
+    forge = forge_from_env(env, session, number=5)
+    assert isinstance(forge, GitLabForge) and forge.context.mr_iid == 5

@@ -45,9 +45,15 @@ one_of mode "$mode" check update-baselines
 one_of comment "$comment" true false
 one_of fail-on "$fail_on" fail warn
 
-action_path=${GITHUB_ACTION_PATH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-[ -f "$action_path/pyproject.toml" ] \
-  || fail 3 "memgate's source is not at $action_path (GITHUB_ACTION_PATH): reference the action as owner/memgate@<sha>"
+# The action's own folder holds memgate's source (absolute: we cd to the working directory below).
+source_dir=${GITHUB_ACTION_PATH:-$(dirname "${BASH_SOURCE[0]}")/../..}
+action_path=$(cd -- "$source_dir" 2>/dev/null && pwd) || action_path=
+if [ -z "$action_path" ] || [ ! -f "$action_path/pyproject.toml" ]; then
+  fail 3 "memgate's source is not in $source_dir (GITHUB_ACTION_PATH): use the action as owner/memgate@<sha>"
+fi
+
+cd -- "$workdir" 2>/dev/null \
+  || fail 2 "working-directory '$workdir' does not exist in $(pwd): give a folder of the checked-out repository"
 
 # Suites: whitespace-separated names; globbing off so a name like 'a*' stays itself.
 suites=()
@@ -79,9 +85,6 @@ fi
 echo "::endgroup::"
 
 # --- the command ---------------------------------------------------------------------------------
-
-cd -- "$workdir" 2>/dev/null \
-  || fail 2 "working-directory '$workdir' does not exist in $(pwd): give a folder of the checked-out repository"
 
 event=${GITHUB_EVENT_NAME:-}
 is_pull_request=false

@@ -20,7 +20,7 @@ from memgate.config import SUITE_NAME
 from memgate.errors import BaselineError
 from memgate.metrics import MetricName
 from memgate.records import REPORT_SCHEMA_VERSION, Record, Report, SuiteRecord, SuiteStatus
-from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
+from memgate.sites import ErrorSite, LeakSite, collector_paused, group_errors, group_leaks
 
 BASELINE_SCHEMA_VERSION = 1
 REGENERATE = "regenerate it with `memgate baseline update`"
@@ -45,16 +45,18 @@ class Baseline(Record):
         """The baseline a suite's run makes. Only a complete run that ended normally can be one: a
         crashed or truncated run would record missing leaks as "fixed" and ratchet the gate open."""
         _check_usable(record)
-        leaks = sorted(group_leaks(record.leaks).values(), key=lambda s: (s.kind, s.site, s.fingerprint))
-        errors = sorted(group_errors(record.errors).values(), key=lambda s: (s.kind, s.site, s.fingerprint))
+        with collector_paused():
+            leaks = sorted(group_leaks(record.leaks).values(), key=lambda s: (s.kind, s.site, s.fingerprint))
+            # Descriptions can carry addresses ("READ of size 4 at 0x6020..."): noise in a diff.
+            errors = sorted(group_errors(record.errors, descriptions=False).values(),
+                            key=lambda s: (s.kind, s.site, s.fingerprint))
         return cls(
             suite=record.name,
             tool=record.tool,
             tool_version=record.tool_version,
             metrics=dict(record.metrics),
             leaks=tuple(leaks),
-            # Descriptions can carry addresses ("READ of size 4 at 0x6020..."): noise in a diff.
-            errors=tuple(error.model_copy(update={"description": None}) for error in errors),
+            errors=tuple(errors),
             source_commit=commit,
         )
 

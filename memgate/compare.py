@@ -14,12 +14,14 @@ from collections.abc import Collection, Mapping, Sequence
 from enum import Enum
 from typing import Literal, TypeVar
 
+from pydantic import computed_field
+
 from memgate.baseline import Baseline
 from memgate.config import Config, Limit, Threshold, Thresholds
 from memgate.errors import BaselineError, ExitCode, UsageError
 from memgate.metrics import METRIC_NAMES, LeakKind, MetricName
 from memgate.records import Frame, Record, Report, SuiteRecord, SuiteStatus
-from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks
+from memgate.sites import ErrorSite, LeakSite, SiteKey, collector_paused, group_errors, group_leaks
 
 _DEFAULT_CONFIG = Config()
 _Site = TypeVar("_Site", LeakSite, ErrorSite)
@@ -34,7 +36,10 @@ class Verdict(str, Enum):
 
     @property
     def severity(self) -> int:
-        return {Verdict.FAIL: 3, Verdict.WARN: 2}.get(self, 0)
+        return _SEVERITY.get(self, 0)
+
+
+_SEVERITY = {Verdict.FAIL: 3, Verdict.WARN: 2}
 
 
 def worst(verdicts: Sequence[Verdict]) -> Verdict:
@@ -110,8 +115,10 @@ class Comparison(Record):
     #: Baselines given for suites that were not run (informational; they do not change the verdict).
     unmatched_baselines: tuple[str, ...] = ()
 
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented way; in the JSON too
     @property
     def outcome(self) -> Literal["pass", "warn", "fail", "incomplete"]:
+        """pass, warn, fail, or incomplete (figures missing and nothing failed: exit 3)."""
         if self.verdict is Verdict.FAIL:
             return "fail"
         if self.incomplete:
@@ -138,16 +145,17 @@ def compare(
     if repeated:
         raise UsageError(f"suite {repeated[0]!r} appears more than once in the current run",
                          hint="give every suite a unique name")
-    suites = tuple(
-        compare_suite(
-            record,
-            baselines.get(record.name),
-            thresholds=config.thresholds_for(record.name),
-            fail_on_new_leak_kinds=frozenset(config.fail_on_new_leak_kinds),
-            fail_on_new_errors=config.fail_on_new_errors,
+    with collector_paused():
+        suites = tuple(
+            compare_suite(
+                record,
+                baselines.get(record.name),
+                thresholds=config.thresholds_for(record.name),
+                fail_on_new_leak_kinds=frozenset(config.fail_on_new_leak_kinds),
+                fail_on_new_errors=config.fail_on_new_errors,
+            )
+            for record in current
         )
-        for record in current
-    )
     return Comparison(
         suites=suites,
         verdict=worst([suite.verdict for suite in suites]),

@@ -7,7 +7,6 @@ of one, and a failed write leaves the previous file in place.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -25,9 +24,8 @@ def render_report(report: Report) -> str:
 
 
 def render_comparison(comparison: Comparison) -> str:
-    """The comparison with its outcome (pass, warn, fail or incomplete) for scripts to read."""
-    data = {"outcome": comparison.outcome, **comparison.model_dump(mode="json")}
-    return json.dumps(data, indent=2) + "\n"
+    """The comparison, with its outcome (pass, warn, fail or incomplete) for scripts to read."""
+    return _dump(comparison)
 
 
 def _dump(model: BaseModel) -> str:

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from recordkit import error, leak, suite
 
 from memgate.baseline import Baseline
 from memgate.compare import Comparison, MetricRow, SuiteComparison, Verdict, compare, compare_report
 from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError
-from memgate.metrics import MetricName
-from memgate.records import Report, SuiteRecord, SuiteStatus
+from memgate.metrics import LEAK_KINDS, MetricName
+from memgate.records import Leak, MemError, Report, SuiteRecord, SuiteStatus
 
 KNOWN_LEAKS = [leak("definite", 16, 1, "leak_small", "main"), leak("definite", 300, 3, "leak_many", "main")]
 HEAP: dict[MetricName, int] = {"heap_peak_bytes": 1_000_000, "alloc_calls": 200}
@@ -329,3 +332,49 @@ def test_repeated_suite_names_are_refused() -> None:
 
 def test_no_suites_passes_nothing_but_says_so() -> None:
     assert compare([], {}) == Comparison(verdict=Verdict.PASS)
+
+
+site_names = st.sampled_from(["alpha", "beta", "gamma", "delta", "epsilon"])
+leak_records = st.builds(lambda kind, size, blocks, name: leak(kind, size, blocks, name, "main"),
+                         st.sampled_from(LEAK_KINDS), st.integers(1, 10_000), st.integers(1, 50), site_names)
+error_records = st.builds(lambda kind, name, count: error(kind, name, "main", count=count),
+                          st.sampled_from(["InvalidRead", "InvalidWrite"]), site_names, st.integers(1, 9))
+
+
+@settings(max_examples=100, deadline=None)
+@given(leaks=st.lists(leak_records, max_size=12), errors=st.lists(error_records, max_size=6))
+def test_a_run_against_its_own_baseline_always_passes(leaks: list[Leak], errors: list[MemError]) -> None:
+    record = suite(leaks=leaks, errors=errors, metrics=HEAP)
+    result = run(record, baseline_of(record))
+    assert result.verdict is Verdict.PASS
+    assert {site.status for site in result.sites} <= {"known"}
+    assert len(result.sites) == len({(x.kind, x.fingerprint) for x in [*leaks, *errors]})
+    assert sum(site.bytes or 0 for site in result.sites) == sum(x.bytes for x in leaks)
+
+
+@settings(max_examples=100, deadline=None)
+@given(before=st.lists(leak_records, max_size=10), after=st.lists(leak_records, max_size=10))
+def test_sites_are_new_known_or_fixed_by_fingerprint(before: list[Leak], after: list[Leak]) -> None:
+    result = run(suite(leaks=after), baseline_of(suite(leaks=before)))
+    keys_before = {(x.kind, x.fingerprint) for x in before}
+    keys_after = {(x.kind, x.fingerprint) for x in after}
+    by_status = {status: {(s.kind, s.fingerprint) for s in result.sites_with(status)}
+                 for status in ("new", "known", "fixed")}
+    assert by_status == {"new": keys_after - keys_before, "known": keys_after & keys_before,
+                         "fixed": keys_before - keys_after}
+    gated_new = any(kind in ("definite", "indirect") for kind, _ in by_status["new"])
+    metric_failed = any(r.verdict is Verdict.FAIL for r in result.rows)
+    assert (result.verdict is Verdict.FAIL) == (gated_new or metric_failed)
+
+
+def test_the_garbage_collector_is_left_as_it_was() -> None:
+    record = suite(leaks=KNOWN_LEAKS)
+    assert gc.isenabled()
+    compare([record], {})
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        compare([record], {})
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

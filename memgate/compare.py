@@ -164,8 +164,9 @@ def compare(
     )
 
 
-def compare_report(report: Report, baselines: Mapping[str, Baseline | None], config: Config | None = None
-                   ) -> Comparison:
+def compare_report(
+    report: Report, baselines: Mapping[str, Baseline | None], config: Config | None = None
+) -> Comparison:
     """``compare`` over a report's suites."""
     return compare(report.suites, baselines, config)
 

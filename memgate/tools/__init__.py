@@ -15,6 +15,11 @@ _REGISTRY: dict[str, str] = {
     "asan": "memgate.tools.asan:ASAN",
     "lsan": "memgate.tools.asan:LSAN",
     "valgrind": "memgate.tools.valgrind:MEMCHECK",
+    "dhat": "memgate.tools.dhat:DHAT",
+    "massif": "memgate.tools.massif:MASSIF",
+    "memusage": "memgate.tools.memusage:MEMUSAGE",
+    "heaptrack": "memgate.tools.heaptrack:HEAPTRACK",
+    "rusage": "memgate.tools.rusage:RUSAGE",
 }
 
 TOOL_NAMES: tuple[str, ...] = tuple(_REGISTRY)

@@ -19,6 +19,8 @@ from memgate import __version__
 from memgate.errors import ExitCode, MemgateError, UsageError
 
 if TYPE_CHECKING:
+    from memgate import ci
+    from memgate.compare import Comparison
     from memgate.config import Config
     from memgate.records import Report
 
@@ -31,6 +33,14 @@ exit codes:
   3  tool or infrastructure error: tool missing, its output unparseable, truncated or incomplete
   4  internal error in memgate (a log file with the traceback is named)
 """
+
+REPORT_FLAGS = {
+    "markdown": "the Markdown summary (the PR/MR comment)",
+    "junit": "JUnit XML (GitLab's test report)",
+    "codequality": "GitLab code quality JSON (new leaks and errors in the MR diff)",
+    "sarif": "SARIF 2.1.0 for GitHub code scanning",
+    "openmetrics": "OpenMetrics text (GitLab's metrics report)",
+}
 
 DESCRIPTION = """\
 memgate runs your test suites under a memory tool (AddressSanitizer/LeakSanitizer, Valgrind),
@@ -75,9 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = _command(commands, "check", "run the suites, compare with the baselines, exit with the verdict")
     _add_run_options(check)
-    check.add_argument("--markdown", metavar="PATH", type=Path,
-                       help="write the Markdown summary (the PR/MR comment) here")
+    reports = check.add_argument_group("reports (each written only when asked for)")
+    for flag, what in REPORT_FLAGS.items():
+        reports.add_argument(f"--{flag}", metavar="PATH", type=Path, help=what)
+    check.add_argument("--fail-on", choices=("fail", "warn"),
+                       default=os.environ.get("MEMGATE_FAIL_ON", "fail"),
+                       help="exit 1 on fail verdicts only (default) or on warnings too (env MEMGATE_FAIL_ON)")
+    check.add_argument("--comment", action="store_true",
+                       help="post or update the one memgate comment on the GitHub pull request or GitLab "
+                            "merge request; a comment that cannot be posted is a warning, never a verdict")
+    check.add_argument("--base-ref", metavar="REF", default=os.environ.get("MEMGATE_BASE_REF") or None,
+                       help="read baselines and thresholds from this commit (the target branch), not from "
+                            "the working tree; default in CI: the pull/merge request's base commit "
+                            "(env MEMGATE_BASE_REF)")
     check.set_defaults(handler=cmd_check)
+
+    comment = _command(commands, "comment", "post or update the memgate comment from a Markdown file")
+    comment.add_argument("--markdown", metavar="PATH", type=Path, required=True,
+                         help="the Markdown written by `memgate check --markdown`")
+    comment.add_argument("--pr", type=_positive_int, metavar="NUMBER",
+                         help="the pull/merge request number (default: from the CI environment)")
+    comment.set_defaults(handler=cmd_comment)
 
     run = _command(commands, "run", "run the suites and write the JSON report; no comparison")
     _add_run_options(run)
@@ -110,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--from-report", type=Path, metavar="PATH",
                         help="take the figures from this JSON report instead of running the suites")
     update.add_argument("--jobs", type=_positive_int, default=_default_jobs(), metavar="N")
+    update.add_argument("--commit", action="store_true",
+                        help="commit the changed baseline files (only those), tagged [skip ci]")
+    update.add_argument("--push", action="store_true",
+                        help="push that commit; a rejected push is rebased and retried, never forced")
+    update.add_argument("--force", action="store_true",
+                        help="allow --commit on a branch other than the default branch")
     update.set_defaults(handler=cmd_baseline_update)
     return parser
 
@@ -161,15 +195,12 @@ def _load_config(path: Path | None) -> Config:
     return load_config(path if path is not None else find_config(Path.cwd()))
 
 
-def _run(args: argparse.Namespace) -> tuple[Config, Report]:
+def _run(args: argparse.Namespace, config: Config) -> tuple[Report, Path]:
     from memgate.gate import run_suites, select_suites
-
-    config = _load_config(args.config)
-    report = run_suites(config, select_suites(config, args.suite), args.jobs)
     from memgate.report.json import write_report
 
-    write_report(args.json or config.artifacts_path / "report.json", report)
-    return config, report
+    report = run_suites(config, select_suites(config, args.suite), args.jobs)
+    return report, write_report(args.json or config.artifacts_path / "report.json", report)
 
 
 def _print_problems(report: Report) -> bool:
@@ -183,24 +214,49 @@ def _print_problems(report: Report) -> bool:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from memgate.baseline import load_baselines
+    from memgate import ci, publish
     from memgate.compare import compare_report
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
+    from memgate.target import gate_at, local_gate
 
-    config, report = _run(args)
-    comparison = compare_report(report, load_baselines(config.baseline_path), config)
+    config = _load_config(args.config)
+    base_ref = args.base_ref or ci.detect().base_ref
+    gate = gate_at(config, base_ref) if base_ref else local_gate(config)  # before the long run: fail fast
+    report, report_json = _run(args, config)
+    ran = {suite.name for suite in report.suites}
+    baselines = {name: b for name, b in gate.baselines.items() if name in ran or not args.suite}
+    comparison = compare_report(report, baselines, gate.config)
     print(render_table(comparison))
-    if args.markdown:
-        _write_text(args.markdown, render_markdown(comparison))
+    for note in gate.notes:
+        print(f"note: {note}")
+    markdown = render_markdown(comparison, notes=gate.notes, full_report=ci.run_url())
+    _write_reports(args, comparison, markdown, config.root)
+    comment_url = publish.post_comment(markdown) if args.comment else None
+    publish.github_job_outputs(comparison, markdown, report_json=report_json, markdown_path=args.markdown,
+                               comment_url=comment_url)
     _print_problems(report)
-    return int(exit_code_of(comparison))
+    return int(comparison.exit_code(fail_on_warn=args.fail_on == "warn"))
+
+
+def _write_reports(args: argparse.Namespace, comparison: Comparison, markdown: str, root: Path) -> None:
+    from memgate import publish
+
+    if args.markdown:
+        publish.write_text(args.markdown, markdown)
+
+
+def cmd_comment(args: argparse.Namespace) -> int:
+    from memgate import publish
+
+    url = publish.post_comment(publish.comment_body_from_file(args.markdown), number=args.pr)
+    return int(ExitCode.PASS if url else ExitCode.TOOL)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from memgate.report.table import render_suites
 
-    _, report = _run(args)
+    report, _ = _run(args, _load_config(args.config))
     print(render_suites(report))
     return int(ExitCode.TOOL if _print_problems(report) else ExitCode.PASS)
 
@@ -221,8 +277,10 @@ def cmd_parse(args: argparse.Namespace) -> int:
     )
     print(record.model_dump_json(indent=2))
     if incomplete:
-        print(f"memgate: error: the output is incomplete ({incomplete[0].log_files[0] if incomplete[0].log_files else args.files[0]}): "
-              f"{incomplete[0].incomplete_reason}; the figures above are partial", file=sys.stderr)
+        first = incomplete[0]
+        shown = first.log_files[0] if first.log_files else args.files[0]
+        print(f"memgate: error: the output is incomplete ({shown}): {first.incomplete_reason}; "
+              "the figures above are partial", file=sys.stderr)
         return int(ExitCode.TOOL)
     return int(ExitCode.PASS)
 
@@ -231,6 +289,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from memgate.baseline import load_baseline_side, read_report
     from memgate.compare import compare_report
     from memgate.config import Config
+    from memgate.publish import write_text
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
 
@@ -238,47 +297,65 @@ def cmd_compare(args: argparse.Namespace) -> int:
     comparison = compare_report(read_report(args.current), load_baseline_side(args.baseline), config)
     print(render_table(comparison))
     if args.markdown:
-        _write_text(args.markdown, render_markdown(comparison))
-    return int(exit_code_of(comparison))
+        write_text(args.markdown, render_markdown(comparison))
+    return int(comparison.exit_code())
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
-    from memgate.baseline import baselines_from_report, read_report, write_baseline
+    from memgate import ci
+    from memgate.baseline import Baseline, read_report, write_baseline
     from memgate.gate import run_suites, select_suites
+    from memgate.records import SuiteStatus
 
+    if args.push and not args.commit:
+        raise UsageError("--push needs --commit", hint="add --commit, or leave out --push")
     config = _load_config(args.config)
+    facts = ci.detect()
+    if args.commit and not args.force:
+        _refuse_off_default_branch(config.root, facts)
     if args.from_report:
         report = read_report(args.from_report)
     else:
         report = run_suites(config, select_suites(config, args.suite), args.jobs)
-    if _print_problems(report):
-        print("memgate: no baseline written: fix the suites above first (a baseline must come from a "
-              "complete run)", file=sys.stderr)
-        return int(ExitCode.TOOL)
-    wanted = set(args.suite)
-    for name, baseline in sorted(baselines_from_report(report).items()):
-        if wanted and name not in wanted:
-            continue
-        path = write_baseline(config.baseline_path, baseline)
+    suites = [suite for suite in report.suites if not args.suite or suite.name in args.suite]
+    unusable = [s for s in suites if s.status is not SuiteStatus.OK or s.incomplete_reasons]
+    for suite in unusable:
+        detail = f": {suite.status_detail}" if suite.status_detail else ""
+        print(f"memgate: error: suite {suite.name!r} {suite.status.value}{detail} ({suite.artifacts_dir}): "
+              "a baseline must come from a complete, passing run; fix the suite and run again",
+              file=sys.stderr)
+    if unusable:
+        print("memgate: no baseline written", file=sys.stderr)
+        return int(ExitCode.GATE_FAILED if any(s.status.fails_gate for s in unusable) else ExitCode.TOOL)
+    commit = report.environment.git_commit
+    written = [write_baseline(config.baseline_path, Baseline.from_suite(suite, commit)) for suite in suites]
+    for path in written:
         print(f"memgate: wrote {path}")
+    if args.commit:
+        _commit_baselines(args, config.root, written, commit, facts)
     return int(ExitCode.PASS)
 
 
-def exit_code_of(comparison: object) -> ExitCode:
-    from memgate.compare import Comparison, Verdict
+def _refuse_off_default_branch(root: Path, facts: ci.CiFacts) -> None:
+    """Fail before the suites run, not after: baselines are committed on the default branch only."""
+    from memgate import vcs
 
-    assert isinstance(comparison, Comparison)
-    if comparison.verdict is Verdict.FAIL:
-        return ExitCode.GATE_FAILED
-    if comparison.incomplete:
-        return ExitCode.TOOL
-    return ExitCode.PASS
+    branch = facts.branch or vcs.current_branch(root)
+    default = facts.default_branch or vcs.remote_default_branch(root)
+    if branch and default and branch != default:
+        raise vcs.NotDefaultBranchError(
+            f"baselines are committed on the default branch ({default}), and this is {branch}",
+            hint="run this on the default branch, or pass --force to commit on this branch anyway",
+        )
 
 
-def _write_text(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror}", path=path,
-                         hint="choose a writable path") from None
+def _commit_baselines(args: argparse.Namespace, root: Path, written: list[Path], commit: str | None,
+                      facts: ci.CiFacts) -> None:
+    from memgate import vcs
+
+    result = vcs.commit_baselines(
+        root, written, "memgate: update baselines", commit or vcs.resolve_commit(root, "HEAD"),
+        push=args.push, branch=facts.branch, allow_non_default=args.force,
+        default_branch=facts.default_branch,
+    )
+    print(f"memgate: {result.detail}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -18,13 +18,16 @@ from memgate.metrics import METRIC_NAMES, LeakKind, MetricName
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 CONFIG_FILE = "memgate.toml"
+_GATED_LEAK_KINDS: tuple[LeakKind, ...] = ("definite", "indirect")
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2,
                "mib": 1024**2, "g": 1024**3, "gb": 1000**3, "gib": 1024**3}
-_LIMIT = re.compile(r"^\s*(?:(?P<pct>\+?\d+(?:\.\d+)?)\s*%|\+?(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*))\s*$")
+_LIMIT = re.compile(
+    r"^\s*(?:(?P<pct>\+?\d+(?:\.\d+)?)\s*%|\+?(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*))\s*$"
+)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)")
 
 
@@ -180,7 +183,7 @@ class Config(BaseModel):
     baseline_dir: str = "baselines"
     artifacts_dir: str = ".memgate/artifacts"
     thresholds: Thresholds = Field(default_factory=dict)
-    fail_on_new_leak_kinds: list[LeakKind] = Field(default_factory=lambda: ["definite", "indirect"])
+    fail_on_new_leak_kinds: list[LeakKind] = Field(default_factory=lambda: list(_GATED_LEAK_KINDS))
     fail_on_new_errors: bool = True
     suites: list[SuiteConfig] = Field(default_factory=list, alias="suite")
     #: The folder relative paths are taken from (the config file's folder).
@@ -230,7 +233,7 @@ def find_config(start: Path) -> Path:
             return pyproject
     raise ConfigError(
         f"no {CONFIG_FILE} found in {start} or its parents",
-        hint=f"create one (see the README) or pass --config PATH",
+        hint="create one (see the README) or pass --config PATH",
     )
 
 
@@ -257,9 +260,11 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         config = Config.model_validate({**data, "root": path.parent.resolve(), "source": str(path)})
     except ValidationError as error:
-        raise ConfigError(_first_problem(error, data), path=path, hint="fix that key; the README lists every key") from None
+        raise ConfigError(_first_problem(error, data), path=path,
+                          hint="fix that key; the README lists every key") from None
     if not config.suites:
-        raise ConfigError("no [[suite]] defined", path=path, hint="add a [[suite]] with name, command and tool")
+        raise ConfigError("no [[suite]] defined", path=path,
+                          hint="add a [[suite]] with name, command and tool")
     return config
 
 

@@ -65,5 +65,6 @@ def site_of(stack: Sequence[Frame]) -> str:
 
 def fingerprint(category: str, stack: Sequence[Frame]) -> str:
     """``category`` is the leak kind ("leak:definite") or error kind ("error:InvalidRead")."""
-    digest = hashlib.sha256(f"{category}|{site_of(stack)}".encode()).hexdigest()
+    # surrogateescape: a name with undecodable bytes still hashes to the same value every run
+    digest = hashlib.sha256(f"{category}|{site_of(stack)}".encode("utf-8", "surrogateescape")).hexdigest()
     return digest[:16]

@@ -3,6 +3,7 @@ exit status and resource usage from ``os.wait4``, and stdout/stderr kept as file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -90,10 +91,8 @@ def _stop_group(pid: int, waiter: _Waiter) -> None:
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _outcome(waiter: _Waiter, timed_out: bool, duration: float) -> Outcome:

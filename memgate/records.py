@@ -9,12 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from memgate.metrics import LeakKind, MetricName, combine
 
 REPORT_SCHEMA_VERSION = 1
+
+
+def _valid_unicode(value: object) -> object:
+    """Tool output is read with ``surrogateescape`` so no byte is lost; a string that still holds
+    undecodable bytes gets U+FFFD for them, since JSON and hashing need valid Unicode."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape" if _only_escapes(value) else "replace").decode(
+                "utf-8", "replace")
+    return value
+
+
+def _only_escapes(value: str) -> bool:
+    return all(not 0xD800 <= ord(char) <= 0xDFFF or 0xDC80 <= ord(char) <= 0xDCFF for char in value)
+
+
+#: A string from tool output: always valid Unicode.
+ToolText = Annotated[str, BeforeValidator(_valid_unicode)]
 
 
 class Record(BaseModel):
@@ -24,11 +45,11 @@ class Record(BaseModel):
 class Frame(Record):
     """One stack frame as the tool printed it; any part may be unknown (no debug info, symbolize=0)."""
 
-    function: str | None = None
-    file: str | None = None
+    function: ToolText | None = None
+    file: ToolText | None = None
     line: int | None = None
-    object: str | None = Field(default=None, description="Binary or shared library of the frame.")
-    address: str | None = Field(default=None, description="As printed; never used for identity.")
+    object: ToolText | None = Field(default=None, description="Binary or shared library of the frame.")
+    address: ToolText | None = Field(default=None, description="As printed; never used for identity.")
 
     def label(self) -> str:
         where = f"{self.file}:{self.line}" if self.file and self.line else (self.file or self.object or "")
@@ -45,33 +66,33 @@ class Leak(Record):
     blocks: int
     stack: tuple[Frame, ...] = ()
     fingerprint: str
-    site: str = Field(description="Readable identity: the frames the fingerprint is made of.")
+    site: ToolText = Field(description="Readable identity: the frames the fingerprint is made of.")
 
 
 class MemError(Record):
     """One memory error (invalid read, use after free, ...); ``count`` occurrences of one stack."""
 
-    kind: str = Field(description="The tool's own kind name, e.g. InvalidRead, heap-use-after-free.")
-    description: str = ""
+    kind: ToolText = Field(description="The tool's own kind name, e.g. InvalidRead, heap-use-after-free.")
+    description: ToolText = ""
     count: int = 1
     stack: tuple[Frame, ...] = ()
     fingerprint: str
-    site: str
+    site: ToolText
 
 
 class ProcessRecord(Record):
     """What one process of a suite measured (one log or output file of the tool)."""
 
     pid: int | None = None
-    command: str | None = None
+    command: ToolText | None = None
     log_files: tuple[str, ...] = ()
     metrics: dict[MetricName, int] = Field(default_factory=dict)
     leaks: tuple[Leak, ...] = ()
     errors: tuple[MemError, ...] = ()
     leak_check: bool = Field(True, description="False when the tool did not look for leaks.")
     complete: bool = True
-    incomplete_reason: str | None = None
-    fatal_signal: str | None = Field(default=None, description="The signal or crash the tool reported.")
+    incomplete_reason: ToolText | None = None
+    fatal_signal: ToolText | None = Field(default=None, description="The signal or crash the tool reported.")
 
 
 class SuiteStatus(str, Enum):

@@ -69,8 +69,13 @@ def escape_html(text: str, limit: int = 300) -> str:
     return _break_links(clean(text, limit)).translate(_HTML_ENTITIES)
 
 
+def break_mentions(text: str) -> str:
+    """@user and @org/team stay as text instead of notifying anyone."""
+    return _MENTION.sub("@\u200b", text)
+
+
 def _break_links(text: str) -> str:
-    text = _MENTION.sub("@\u200b", text)
+    text = break_mentions(text)
     text = _ISSUE_REF.sub("#\u200b", text)
     return _AUTOLINK.sub(lambda match: match[1][0] + "\u200b" + match[1][1:], text)
 

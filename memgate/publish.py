@@ -1,0 +1,112 @@
+"""Where a comparison goes besides the terminal: report files, the one PR/MR comment, and GitHub's
+job summary, step outputs and annotations. Nothing here changes the verdict: a comment or summary
+that cannot be written is a warning on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from memgate.compare import Comparison
+from memgate.errors import MemgateError, UsageError
+
+#: GitHub shows at most 10 error annotations per step; the rest are in the summary.
+MAX_ANNOTATIONS = 10
+
+
+def warn(message: str) -> None:
+    print(f"memgate: warning: {message}", file=sys.stderr)
+
+
+def write_text(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}", path=path,
+                         hint="choose a writable path") from None
+
+
+def post_comment(markdown: str, *, number: int | None = None) -> str | None:
+    """Post or update the memgate comment; the comment's URL, or None (with a warning) on failure."""
+    import requests
+
+    from memgate.forges import forge_from_env
+
+    try:
+        with requests.Session() as session:
+            result = forge_from_env(os.environ, session, number=number).upsert_comment(markdown)
+    except MemgateError as error:
+        warn(f"no comment posted: {error.one_line()}")
+        return None
+    print(f"memgate: {'posted' if result.created else 'updated'} the comment {result.url}", file=sys.stderr)
+    return result.url
+
+
+def github_job_outputs(comparison: Comparison, markdown: str, *, report_json: Path,
+                       markdown_path: Path | None, comment_url: str | None,
+                       env: Mapping[str, str] | None = None) -> None:
+    """Under GitHub Actions: the job summary, the step outputs and annotations for new sites."""
+    from memgate.forges.github import append_step_summary, set_output
+
+    env = os.environ if env is None else env
+    if env.get("GITHUB_ACTIONS") != "true":
+        return
+    try:
+        if env.get("GITHUB_STEP_SUMMARY"):
+            append_step_summary(env["GITHUB_STEP_SUMMARY"], markdown)
+        if env.get("GITHUB_OUTPUT"):
+            outputs = {"verdict": comparison.outcome, "report-json": str(report_json.resolve()),
+                       "markdown": str(markdown_path.resolve()) if markdown_path else "",
+                       "comment-url": comment_url or ""}
+            for name, value in outputs.items():
+                set_output(env["GITHUB_OUTPUT"], name, value)
+    except MemgateError as error:
+        warn(error.one_line())
+    for line in annotation_lines(comparison):
+        print(line)
+
+
+def annotation_lines(comparison: Comparison) -> list[str]:
+    """``::error`` workflow commands for new leak and error sites, at most ``MAX_ANNOTATIONS``."""
+    lines: list[str] = []
+    new_sites = [site for suite in comparison.suites for site in suite.sites
+                 if site.status == "new" and site.verdict.value == "fail"]
+    for site in new_sites[:MAX_ANNOTATIONS]:
+        located = next((f for f in site.frames if f.file and f.line and not f.file.startswith("/")), None)
+        where = f"file={_property(located.file or '')},line={located.line}," if located else ""
+        title = f"memgate: new {site.category} in suite {site.suite}"
+        message = f"{site.kind}: {site.site}"
+        lines.append(f"::error {where}title={_property(title)}::{_data(message)}")
+    if len(new_sites) > MAX_ANNOTATIONS:
+        lines.append(f"::notice::{len(new_sites) - MAX_ANNOTATIONS} more new sites: see the job summary")
+    return lines
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+#: A Markdown file handed to ``memgate comment`` may come from an untrusted fork's run: read this much.
+MAX_COMMENT_FILE_BYTES = 1_000_000
+
+
+def comment_body_from_file(path: Path) -> str:
+    """The comment body from a file ``memgate check --markdown`` wrote, made safe to post as the bot:
+    size capped, raw @mentions broken, and our marker exactly once, at the top."""
+    from memgate.report.markdown import MARKER, break_mentions
+
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_COMMENT_FILE_BYTES)
+    except OSError as error:
+        raise UsageError(f"cannot read the Markdown file: {error.strerror}", path=path,
+                         hint="pass the file `memgate check --markdown PATH` wrote") from None
+    text = data.decode("utf-8", errors="replace").replace(MARKER, "")
+    return f"{MARKER}\n{break_mentions(text.strip())}\n"

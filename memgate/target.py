@@ -1,0 +1,67 @@
+"""The gate as the target branch defines it, so a pull request cannot loosen its own gate.
+
+In a pull/merge request, the baselines and the gate's settings (thresholds, new-site rules) are read
+from the target's commit through git, never from the request's working tree; the suites to run still
+come from the working tree (a new suite simply has no baseline yet)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memgate.baseline import Baseline, load_baselines
+from memgate.config import Config, parse_config
+from memgate.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a run is judged against: the config whose thresholds apply, the baselines, and notes
+    for the report (e.g. that the request edits baselines that only count after the merge)."""
+
+    config: Config
+    baselines: dict[str, Baseline]
+    notes: tuple[str, ...] = field(default=())
+
+
+def local_gate(config: Config) -> Gate:
+    return Gate(config=config, baselines=load_baselines(config.baseline_path))
+
+
+def gate_at(config: Config, ref: str) -> Gate:
+    """The gate as defined at ``ref`` (the target branch or merge-base of a pull/merge request)."""
+    from memgate import vcs
+
+    config_file = Path(config.source).resolve()
+    repo_dir = config.root
+    with tempfile.TemporaryDirectory(prefix="memgate-target-") as temp:
+        copied = vcs.materialise_at(repo_dir, ref, [config_file.name, config.baseline_dir], Path(temp))
+        short = copied.commit[:12]
+        notes: list[str] = []
+        target_config = config
+        if config_file.name in copied.missing:
+            notes.append(f"the target ({short}) has no {config_file.name} yet: "
+                         "this request's own thresholds apply")
+        else:
+            text = (Path(temp) / config_file.name).read_text(encoding="utf-8")
+            target_config = _target_config(text, config, f"{config_file.name} at {short}")
+        target_baselines = Path(temp) / target_config.baseline_dir
+        baselines = load_baselines(target_baselines) if target_baselines.is_dir() else {}
+        edited = vcs.changed_paths(repo_dir, copied.commit, "HEAD",
+                                   under=[config_file.name, config.baseline_dir])
+    if edited:
+        shown = ", ".join(edited[:5]) + (" ..." if len(edited) > 5 else "")
+        notes.append(f"this request edits {shown}: baselines and thresholds are read from the target "
+                     f"({short}) and the edits take effect only after the merge")
+    return Gate(config=target_config, baselines=baselines, notes=tuple(notes))
+
+
+def _target_config(text: str, local: Config, shown: str) -> Config:
+    try:
+        target = parse_config(text, Path(local.source).with_name(Path(local.source).name))
+    except ConfigError as error:
+        raise ConfigError(f"the target branch's config is invalid: {error.message}", path=shown,
+                          hint="fix the config on the target branch first") from None
+    # Paths stay those of this checkout; only the gate's settings come from the target.
+    return target.model_copy(update={"root": local.root, "source": local.source})

@@ -81,7 +81,7 @@ def test_figures_of_a_run(heapprog: Path, tmp_path: Path) -> None:
     assert small.complete and large.complete and large.fatal_signal is None
     assert small.metrics["rss_peak_bytes"] < 8 * MiB  # the program itself, not the Python that ran it
     grown = large.metrics["rss_peak_bytes"] - small.metrics["rss_peak_bytes"]
-    assert 63 * MiB <= grown <= 66 * MiB  # 63 more MiB written, page by page
+    assert 62 * MiB <= grown <= 66 * MiB  # 63 more MiB written, page by page; RSS varies by a few pages
     assert large.metrics["page_faults_minor"] > small.metrics["page_faults_minor"]
     assert large.log_files == (str(tmp_path / "large" / "rusage.txt"),)
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import posixpath
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from memgate.compare import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
 from memgate.metrics import MetricName, format_value
+from memgate.records import Frame
 
 #: Longest tool-provided string shown (C++ template names run to kilobytes); reports keep the rest.
 MAX_TEXT = 300
@@ -103,3 +109,104 @@ VERDICT_WORD: dict[Verdict, str] = {
     Verdict.IMPROVED: "improved",
     Verdict.NEW: "new",
 }
+
+
+# --- locations and identities for the CI reports (JUnit, code quality, SARIF) ----------------------
+
+#: Where a finding with no frame in the repository is placed when a format requires a location.
+DEFAULT_FALLBACK_PATH = "memgate.toml"
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """A place in the repository: a repo-relative POSIX path and, when the tool knew it, a line."""
+
+    path: str
+    line: int | None = None
+
+
+def repo_relative(path: str | None, repo_root: str | os.PathLike[str]) -> str | None:
+    """A tool's frame path as a POSIX path relative to the repository root (``src/a.c``, never with
+    ``./``), or None when it lies outside the repository or is not a path (``<unknown>``, ``??``).
+
+    - Absolute paths are matched against the root as given and with symlinks resolved (``/tmp`` may
+      be a link; compilers record whichever path they were given).
+    - Relative paths are taken as relative to the root, which is where builds usually run.
+    - A relative path that climbs out (``../src/a.c``, written by a build folder inside the
+      repository) is kept when, without its leading ``../``, it names a file in the repository.
+    """
+    if not path or _NOT_A_PATH.search(path) or path.startswith(("<", "?")):
+        return None
+    root = os.path.abspath(os.fspath(repo_root))
+    if posixpath.isabs(path):
+        return _inside(posixpath.normpath(path), root)
+    relative = posixpath.normpath(path)
+    if relative == ".":
+        return None
+    if relative != ".." and not relative.startswith("../"):
+        return relative
+    climbed = re.sub(r"^(\.\./)+", "", relative)
+    if climbed and climbed != ".." and os.path.isfile(os.path.join(root, climbed)):
+        return climbed
+    return None
+
+
+_NOT_A_PATH = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _inside(path: str, root: str) -> str | None:
+    for base in dict.fromkeys((root, os.path.realpath(root))):
+        for candidate in dict.fromkeys((path, os.path.realpath(path))):
+            prefix = base.rstrip("/") + "/"
+            if candidate.startswith(prefix) and len(candidate) > len(prefix):
+                return candidate[len(prefix):]
+    return None
+
+
+def source_location(frames: Sequence[Frame], repo_root: str | os.PathLike[str]) -> SourceLocation | None:
+    """The first frame in the repository: where a leak or error is shown in a review. Frames are
+    innermost first, so this is the project's own code closest to the allocation or the fault."""
+    for frame in frames:
+        path = repo_relative(frame.file, repo_root)
+        if path is not None:
+            return SourceLocation(path, frame.line if frame.line and frame.line > 0 else None)
+    return None
+
+
+def frame_text(frame: Frame, repo_root: str | os.PathLike[str]) -> str:
+    """A frame as one line, its file repo-relative when it is in the repository."""
+    path = repo_relative(frame.file, repo_root)
+    if path is None:
+        return clean(frame.label())
+    return clean(frame.model_copy(update={"file": path}).label())
+
+
+def finding_id(*parts: str) -> str:
+    """A stable identity (hex SHA-256) for a finding of a report: the same parts give the same id on
+    every run and machine, so the forges match a finding with the one of the target branch."""
+    return hashlib.sha256("\x1f".join(("memgate", *parts)).encode()).hexdigest()
+
+
+def site_id(site: SiteRow) -> str:
+    """A site's identity across runs: its suite, category, kind and memgate fingerprint (no line
+    numbers or addresses, so unrelated edits do not make it a new finding)."""
+    return finding_id("site", site.suite, site.category, site.kind, site.fingerprint)
+
+
+def site_summary(site: SiteRow) -> str:
+    """"new definite leak: 16 B in 1 block at leak_small < main" (one line)."""
+    description = f" ({site.description})" if site.description else ""
+    return clean(f"{site.status} {site_title(site)}: {site_size(site)}{description} at {site.site}",
+                 limit=1000)
+
+
+def metric_summary(row: MetricRow) -> str:
+    """"heap_peak_bytes: 1.02 MiB, +68.36 KiB (+7.0%) from 976.56 KiB (limit warn 5% / fail 10%)"."""
+    now = format_figure(row.metric, row.current)
+    if row.current is None:
+        text = f"{row.metric}: not measured in this run (baseline {format_figure(row.metric, row.baseline)})"
+    elif row.baseline is None:
+        text = f"{row.metric}: {now}, no baseline"
+    else:
+        text = f"{row.metric}: {now}, {format_delta(row)} from {format_figure(row.metric, row.baseline)}"
+    return clean(f"{text} (limit {row.limit})" if row.limit else text, limit=1000)

@@ -58,9 +58,10 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.fingerprint import fingerprint, site_of
@@ -79,7 +80,7 @@ LSAN_DEFAULTS: tuple[tuple[str, str], ...] = (
 _READ_CHARS = 1 << 20  # one read: about a megabyte of text
 _MAX_LINE = 1 << 16  # longer lines are cut: no sanitizer line is that long
 _MAX_DETAIL = 300  # characters kept of each line of an error's description
-_CACHE_LIMIT = 1 << 16  # entries in the per-file frame and site caches
+_CACHE_LIMIT = 1 << 13  # frames (and stacks) remembered while parsing: a few MB at most
 
 # Signals the sanitizers catch and report as "ERROR: ...Sanitizer: SEGV on unknown address ...".
 DEADLY_KINDS = frozenset({"SEGV", "BUS", "FPE", "ILL", "ABRT", "TRAP", "stack-overflow"})
@@ -160,31 +161,107 @@ def _read_options_file(logdir: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------
 # Frames
 
-_FRAME = re.compile(r"\s*#\d+\s+(?P<pc>0x[0-9a-fA-F]+)\s*(?:in\s+)?(?P<rest>.*)")
 _BUILD_ID = re.compile(r"\s+\(BuildId: [0-9a-fA-F]+\)$")
 _MODULE = re.compile(r"(?:(?P<function>.*?)\s+)?\((?P<object>[^()]*?)(?:\+(?P<offset>0x[0-9a-fA-F]+))?\)$")
 _SOURCE = re.compile(r"(?:(?P<function>.*)\s+)?(?P<file>\S+?):(?P<line>\d+)(?::\d+)?$")
 
 
-def parse_frame(line: str) -> Frame | None:
-    """One ``    #N 0xPC in function file:line[:column]`` line, gcc or clang; or the module form
-    ``(object+0xoffset)`` (no debug info, ``symbolize=0``), whose offset becomes ``address``
-    because, unlike the pc, it is the same in every run."""
-    match = _FRAME.match(line)
-    if not match:
+_FRAME_PREFIX = re.compile(r"#\d+ 0x[0-9a-fA-F]+ +")  # what frame_text drops, for a whole run of frames
+
+
+def frame_text(line: str) -> str | None:
+    """A frame line without its number and pc: ``in function file:line`` or ``(object+0xoffset)``.
+    The pc changes from run to run (ASLR) and adds nothing to the rest, so frames are known by this."""
+    parts = line.split(None, 2)
+    if len(parts) < 3 or not parts[0].startswith("#") or not parts[1].startswith("0x"):
         return None
-    pc, rest = match["pc"], _BUILD_ID.sub("", match["rest"].rstrip())
-    if rest.endswith(")"):
-        module = _MODULE.match(rest)
+    return parts[2].rstrip()
+
+
+def parse_frame(line: str) -> Frame | None:
+    """One ``    #N 0xPC in function file:line[:column]`` line, gcc or clang, or None."""
+    text = frame_text(line)
+    return None if text is None else frame_of(text)
+
+
+def frame_of(text: str) -> Frame:
+    """A frame from its text (``frame_text``). The module form ``(object+0xoffset)`` (no debug
+    info, ``symbolize=0``) keeps the offset as ``address``: unlike the pc, it is the same in every run."""
+    text = text.strip()
+    if text.startswith("in "):
+        text = text[3:].lstrip()
+    if "(BuildId: " in text:
+        text = _BUILD_ID.sub("", text)
+    if text.endswith(")"):
+        module = _MODULE.match(text)
         if module:
-            offset = module["offset"]
             return Frame(function=module["function"] or None, object=module["object"] or None,
-                         address=offset or pc)
-    source = _SOURCE.match(rest)
+                         address=module["offset"])
+    source = _SOURCE.match(text)
     if source:
-        return Frame(function=source["function"] or None, file=source["file"], line=int(source["line"]),
-                     address=pc)
-    return Frame(function=rest or None, address=pc)
+        return Frame(function=source["function"] or None, file=source["file"], line=int(source["line"]))
+    return Frame(function=text or None)
+
+
+_LEAK_CATEGORY: dict[LeakKind, str] = {"definite": "leak:definite", "indirect": "leak:indirect"}
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+@dataclass(frozen=True)
+class _Identity:
+    stack: tuple[Frame, ...]
+    site: str
+    fingerprint: str
+    key: str  # the stack's frames without their pcs
+
+
+class FrameCache:
+    """Frames, stacks and records already worked out, shared by the logs of one run: a process
+    repeats its call sites, and a suite's processes print the same ones. Bounded: emptied when full.
+    The records are frozen, so one object can stand for every identical record."""
+
+    def __init__(self, limit: int = _CACHE_LIMIT) -> None:
+        self.limit = limit
+        self._frames: dict[str, Frame] = {}
+        self._identities: dict[tuple[str, str], _Identity] = {}
+        self._leaks: dict[tuple[str, int, int, str], Leak] = {}
+
+    def identify(self, category: str, frames: str) -> _Identity:
+        """The stack, site and fingerprint of a record in ``category`` ("leak:definite", ...) whose
+        stack is ``frames``, its frame lines as printed."""
+        key = (category, _FRAME_PREFIX.sub("", frames))
+        known = self._identities.get(key)
+        if known is None:
+            lines = key[1].split("\n")
+            stack = tuple(self._frame(line) for line in lines if line and not line.isspace())
+            known = _Identity(stack, site_of(stack), fingerprint(category, stack), key[1])
+            self._remember(self._identities, key, known)
+        return known
+
+    def leak(self, kind: LeakKind, size: int, blocks: int, frames: str) -> Leak:
+        identity = self.identify(_LEAK_CATEGORY[kind], frames)
+        key = (kind, size, blocks, identity.key)
+        leak = self._leaks.get(key)
+        if leak is None:
+            leak = Leak(kind=kind, bytes=size, blocks=blocks, stack=identity.stack,
+                        fingerprint=identity.fingerprint, site=identity.site)
+            self._remember(self._leaks, key, leak)
+        return leak
+
+    def _remember(self, cache: dict[_K, _V], key: _K, value: _V) -> None:
+        if len(cache) >= self.limit:
+            cache.clear()
+        cache[key] = value
+
+    def _frame(self, text: str) -> Frame:
+        frame = self._frames.get(text)
+        if frame is None:
+            frame = frame_of(text)
+            if len(self._frames) >= self.limit:
+                self._frames.clear()
+            self._frames[text] = frame
+        return frame
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,7 +269,6 @@ def parse_frame(line: str) -> Frame | None:
 
 _PID_PREFIX = re.compile(r"==(\d+)==")
 _ERROR_LINE = re.compile(r"ERROR: (?P<tool>\w+Sanitizer):? (?P<message>.*)")
-_LEAK_RECORD = re.compile(r"(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object\(s\) allocated from:")
 _LEAK_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\d+) byte\(s\) leaked in (\d+) allocation\(s\)\.")
 _ERROR_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\S+)")
 _CALLS = re.compile(r"Stats: .* malloced .* by (\d+) calls")
@@ -239,20 +315,11 @@ def error_kind(message: str) -> str:
 
 
 @dataclass
-class _PendingLeak:
-    kind: LeakKind
-    bytes: int
-    blocks: int
-    frame_lines: list[str] = field(default_factory=list)
-
-
-@dataclass
 class _PendingError:
     kind: str
     message: str
     details: list[str] = field(default_factory=list)
-    frame_lines: list[str] = field(default_factory=list)
-    stack_done: bool = False
+    frames: str | None = None  # the first run of frames after the ERROR line: the access stack
     located: bool = False  # the "... is located ..." line is in details
 
 
@@ -278,54 +345,74 @@ class Findings:
     truncated: str | None = None
 
 
-# The parser's states between lines.
-_OUTSIDE, _LEAKS, _LEAK_STACK, _ERROR, _STATS = range(5)
+# The parser's states between events.
+_OUTSIDE, _LEAKS, _ERROR, _STATS = range(4)
+
+# What the parser looks at, each found after a newline: a leak record with its frames, a run of
+# frame lines, or a line the state machine needs. Everything else (shadow-byte maps, legends, the
+# allocator's statistics, hints, blank lines, a program's own output) is skipped by the regex
+# engine without reaching Python.
+_EVENT = re.compile(
+    r"\n(?:(?P<kind>Direct|Indirect) leak of (?P<bytes>\d+) byte\(s\) in (?P<blocks>\d+) object\(s\)"
+    r" allocated from:(?:\n(?P<stack> {4}#[^\n]*(?:\n {4}#[^\n]*)*))?"
+    r"|(?P<frames> {4}#[^\n]*(?:\n {4}#[^\n]*)*)"
+    r"|(?P<text>(?:={20,}(?![^\n])"
+    r"|==\d+==(?:ERROR: |ABORTING|Detached |LeakSanitizer has|The signal "
+    r"|\w+Sanitizer(?: CHECK failed|: nested bug))"
+    r"|SUMMARY: |AddressSanitizer exit stats:|Stats: \S+ malloced "
+    r"|(?:READ|WRITE|ACCESS) of size |(?:Address )?0x[0-9a-fA-F]+ is located "
+    r"|Omitting |Too many leaks|The \d+ top leak)[^\n]*))"
+)
+
+
+_SANITIZER_LINE = re.compile(r"\n(?:==\d+==|={20,}\n|SUMMARY: \w+Sanitizer|AddressSanitizer exit stats)")
+_OWN_PID_LINE = re.compile(r"\n==(\d+)==(?!Attached|Detached|Could not attach|Failed suspending)")
 
 
 class LogParser:
-    """A line-by-line state machine over one sanitizer log (one process)."""
+    """A state machine over one sanitizer log (one process), fed blocks of whole lines."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cache: FrameCache | None = None) -> None:
         self.findings = Findings(path=path)
+        self._cache = cache or FrameCache()
         self._state = _OUTSIDE
-        self._leak: _PendingLeak | None = None
         self._error: _PendingError | None = None
-        self._report_totals = [0, 0]  # bytes and blocks of the open leak report's records
-        self._frames: dict[str, Frame | None] = {}
-        self._sites: dict[tuple[str, tuple[str, ...]], tuple[tuple[Frame, ...], str, str]] = {}
 
-    # -- the hot loop -----------------------------------------------------------------------------
+    def feed(self, lines: Iterable[str]) -> None:
+        """Whole lines, without their line ends (a run of frames must not be split between calls)."""
+        self.feed_text("\n" + "\n".join(lines))
 
-    def feed(self, lines: Sequence[str]) -> None:
-        for line in lines:
-            if line.startswith("    #"):
-                self._frame_line(line)
-            elif not line or line.isspace():
-                self._blank_line()
+    def feed_text(self, text: str) -> None:
+        """Whole lines, each after a newline: ``"\\nline\\nline"``."""
+        if self.findings.pid is None or not self.findings.sanitizer_output:
+            self._recognise(text)
+        for event in _EVENT.finditer(text):
+            kind, size, blocks, stack, frames, line = event.groups()
+            if kind is not None:
+                self._leak_record(kind, int(size), int(blocks), stack or "")
+            elif frames is not None:
+                self._frames(frames)
             else:
                 self._text_line(line)
 
-    def _frame_line(self, line: str) -> None:
-        state = self._state
-        if state == _LEAK_STACK:
-            assert self._leak is not None
-            self._leak.frame_lines.append(line)
-        elif state == _ERROR and self._error is not None and not self._error.stack_done:
-            self._error.frame_lines.append(line)
+    def _recognise(self, text: str) -> None:
+        """Whether the sanitizer wrote this (the events leave its chatter out), and its process id."""
+        findings = self.findings
+        findings.sanitizer_output = findings.sanitizer_output or bool(_SANITIZER_LINE.search(text))
+        if findings.pid is None and (own := _OWN_PID_LINE.search(text)):
+            findings.pid = int(own[1])
 
-    def _blank_line(self) -> None:
-        if self._state == _LEAK_STACK:
-            self._close_leak()
-            self._state = _LEAKS
-        elif self._state == _ERROR and self._error is not None and self._error.frame_lines:
-            self._error.stack_done = True
+    def _frames(self, frames: str) -> None:
+        """The first run of frames after an ERROR line is the access stack; the allocation and free
+        stacks that follow stay out of the record."""
+        error = self._error
+        if error is not None and error.frames is None:
+            error.frames = frames
 
     def _text_line(self, line: str) -> None:
         first = line[0]
         if first == "=":
             self._marker_line(line)
-        elif first in "DI" and (match := _LEAK_RECORD.match(line)):
-            self._open_leak(match)
         elif first == "S":
             self._s_line(line)
         elif line.startswith("AddressSanitizer exit stats:"):
@@ -335,7 +422,7 @@ class LogParser:
             self._state = _STATS
         elif self._state == _ERROR:
             self._error_text(line)
-        elif self._state in (_LEAKS, _LEAK_STACK):
+        elif self._state == _LEAKS:
             self._leak_report_text(line)
 
     # -- lines that start with "=" ----------------------------------------------------------------
@@ -411,10 +498,11 @@ class LogParser:
     def _summary(self, line: str) -> None:
         self.findings.sanitizer_output = True
         leaked = _LEAK_SUMMARY.match(line)
-        if leaked and self._state in (_LEAKS, _LEAK_STACK):
-            self._close_leak()
+        if leaked and self._state == _LEAKS:
             self.findings.summary_totals.append((int(leaked[1]), int(leaked[2])))
-            self.findings.records_totals.append((self._report_totals[0], self._report_totals[1]))
+            leaks = self.findings.leaks  # this report's records: a new report starts afresh
+            listed = sum(leak.bytes for leak in leaks), sum(leak.blocks for leak in leaks)
+            self.findings.records_totals.append(listed)
             self.findings.leak_check_done = True
             self._state = _OUTSIDE
             return
@@ -427,11 +515,9 @@ class LogParser:
 
     def _error_text(self, text: str) -> None:
         """Lines between the ERROR line and the SUMMARY: the access and where the address lies are
-        kept for the description; the first line that is not a frame ends the access stack."""
+        kept for the description."""
         error = self._error
         assert error is not None
-        if error.frame_lines:
-            error.stack_done = True
         if _DETAIL.match(text) and len(error.details) < 3:
             if " is located " in text:
                 if error.located:
@@ -440,10 +526,7 @@ class LogParser:
             error.details.append(text.strip()[:_MAX_DETAIL])
 
     def _leak_report_text(self, line: str) -> None:
-        if self._state == _LEAK_STACK:
-            self._close_leak()
-            self._state = _LEAKS
-        if line.startswith("Omitting ") or line.startswith("Too many leaks!") or _TOP_LEAKS.match(line):
+        if line.startswith(("Omitting ", "Too many leaks")) or _TOP_LEAKS.match(line):
             self.findings.omitted_leaks = True
 
     def _start_leak_report(self) -> None:
@@ -455,79 +538,40 @@ class LogParser:
         findings.records_totals.clear()
         findings.omitted_leaks = False
         findings.leak_report_seen = True
-        self._report_totals = [0, 0]
         self._state = _LEAKS
 
-    def _open_leak(self, match: re.Match[str]) -> None:
-        if self._state not in (_LEAKS, _LEAK_STACK):
+    def _leak_record(self, direct: str, size: int, blocks: int, frames: str) -> None:
+        if self._state != _LEAKS:
             self._close_report()
             self._start_leak_report()
-        self._close_leak()
-        kind: LeakKind = "definite" if match[1] == "Direct" else "indirect"
-        self._leak = _PendingLeak(kind=kind, bytes=int(match[2]), blocks=int(match[3]))
-        self._state = _LEAK_STACK
+        kind: LeakKind = "definite" if direct == "Direct" else "indirect"
+        self.findings.leaks.append(self._cache.leak(kind, size, blocks, frames))
         self.findings.sanitizer_output = True
-
-    def _close_leak(self) -> None:
-        leak = self._leak
-        if leak is None:
-            return
-        self._leak = None
-        stack, site, digest = self._identify(f"leak:{leak.kind}", leak.frame_lines)
-        self.findings.leaks.append(Leak(kind=leak.kind, bytes=leak.bytes, blocks=leak.blocks, stack=stack,
-                                        fingerprint=digest, site=site))
-        self._report_totals[0] += leak.bytes
-        self._report_totals[1] += leak.blocks
 
     def _close_error(self) -> None:
         error = self._error
         if error is None:
             return
         self._error = None
-        stack, site, digest = self._identify(f"error:{error.kind}", error.frame_lines)
+        identity = self._cache.identify(f"error:{error.kind}", error.frames or "")
         description = "; ".join([error.message, *error.details])
-        self.findings.errors.append(MemError(kind=error.kind, description=description, count=1, stack=stack,
-                                             fingerprint=digest, site=site))
+        self.findings.errors.append(MemError(kind=error.kind, description=description, count=1,
+                                             stack=identity.stack, fingerprint=identity.fingerprint,
+                                             site=identity.site))
         if error.kind in DEADLY_KINDS:
             self.findings.fatal_signal = self.findings.fatal_signal or error.kind
             self.findings.leak_check_done = False
 
     def _close_report(self) -> None:
         """A report ends at its SUMMARY, ABORTING, the next report or the exit statistics."""
-        if self._state in (_LEAKS, _LEAK_STACK):
-            self._close_leak()
         self._close_error()
         self._state = _OUTSIDE
-
-    def _identify(self, category: str, frame_lines: list[str]) -> tuple[tuple[Frame, ...], str, str]:
-        """The stack, site and fingerprint of a record; repeated stacks (a log repeats its call
-        sites) are parsed once."""
-        key = (category, tuple(frame_lines))
-        known = self._sites.get(key)
-        if known is not None:
-            return known
-        stack = tuple(frame for frame in map(self._frame, frame_lines) if frame is not None)
-        identified = (stack, site_of(stack), fingerprint(category, stack))
-        if len(self._sites) >= _CACHE_LIMIT:
-            self._sites.clear()
-        self._sites[key] = identified
-        return identified
-
-    def _frame(self, line: str) -> Frame | None:
-        frames = self._frames
-        if line in frames:
-            return frames[line]
-        frame = parse_frame(line)
-        if len(frames) >= _CACHE_LIMIT:
-            frames.clear()
-        frames[line] = frame
-        return frame
 
     # -- end of file ------------------------------------------------------------------------------
 
     def finish(self) -> Findings:
         findings = self.findings
-        if self._state == _LEAK_STACK or self._state == _LEAKS:
+        if self._state == _LEAKS:
             findings.truncated = "the log ends inside the leak report (no SUMMARY line)"
         elif self._state == _ERROR and self._error is not None:
             findings.truncated = f"the log ends inside the {self._error.kind} report (no SUMMARY line)"
@@ -539,27 +583,43 @@ class LogParser:
 # Reading files
 
 
-def read_lines(path: Path) -> Iterator[list[str]]:
-    """The file's lines in blocks, without line ends; memory stays bounded whatever the file holds."""
+def read_chunks(path: Path) -> Iterator[str]:
+    """The file as chunks of whole lines, each line after a newline (``"\\nline\\nline"``), a run of
+    frame lines never split between two chunks. Memory stays bounded whatever the file holds: a line
+    longer than 64 KiB is cut."""
     try:
-        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-            yield from _blocks(handle.read, path)
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            yield from _chunks(handle.read, path)
     except OSError as error:
         raise ParseError(f"cannot read the sanitizer log: {error.strerror}", path=path,
                          hint="check the path and its permissions") from None
 
 
-def _blocks(read: Callable[[int], str], path: Path) -> Iterator[list[str]]:
+def _chunks(read: Callable[[int], str], path: Path) -> Iterator[str]:
     carry = ""
     while block := read(_READ_CHARS):
         if "\x00" in block:
             raise ParseError("this is not a sanitizer log: it holds binary data", path=path,
                              hint="give the files ASan/LSan wrote (log_path) or a captured stderr")
-        lines = (carry + block).split("\n")
-        carry = lines.pop()[:_MAX_LINE]
-        yield [line[:_MAX_LINE].rstrip("\r") for line in lines]
+        text = carry + block
+        cut = _last_cut(text)
+        if cut < 0:  # no line end yet: keep the start of the line only
+            carry = text[:_MAX_LINE]
+            continue
+        carry = text[cut + 1:]
+        if len(carry) > _MAX_LINE + _READ_CHARS:
+            carry = carry[-_MAX_LINE:]
+        yield "\n" + text[:cut]
     if carry:
-        yield [carry.rstrip("\r")]
+        yield "\n" + carry
+
+
+def _last_cut(text: str) -> int:
+    """The last newline not followed by a frame line (a run of frames stays in one chunk)."""
+    cut = text.rfind("\n")
+    while cut > 0 and text.startswith("    #", cut + 1):
+        cut = text.rfind("\n", 0, cut)
+    return cut if cut >= 0 else text.rfind("\n")
 
 
 def pid_from_name(path: Path) -> int | None:
@@ -567,10 +627,10 @@ def pid_from_name(path: Path) -> int | None:
     return int(match[1]) if match else None
 
 
-def parse_log(path: Path) -> Findings:
-    parser = LogParser(path)
-    for lines in read_lines(path):
-        parser.feed(lines)
+def parse_log(path: Path, cache: FrameCache | None = None) -> Findings:
+    parser = LogParser(path, cache)
+    for chunk in read_chunks(path):
+        parser.feed_text(chunk)
     findings = parser.finish()
     findings.pid = pid_from_name(path) or findings.pid
     return findings
@@ -706,11 +766,13 @@ class SanitizerTool:
                       key=lambda path: (pid_from_name(path) or 0, path.name))
         if not logs:
             return [_missing_output(logdir, outcome, context, self.name)]
-        return [to_record(parse_log(path), context) for path in logs]
+        cache = FrameCache()
+        return [to_record(parse_log(path, cache), context) for path in logs]
 
     def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
         context = _Context(tool_label=self.label)
-        return [to_record(parse_log(Path(path)), context) for path in paths]
+        cache = FrameCache()
+        return [to_record(parse_log(Path(path), cache), context) for path in paths]
 
 
 def _user_value(variable: str, options: ToolOptions) -> str:

@@ -811,7 +811,6 @@ def test_very_long_lines_are_cut_not_held(tmp_path: Path) -> None:
                 function="leak_many",
                 file="/work/main/tests/programs/memprog.c",
                 line=29,
-                address="0x5578318562d6",
             ),
         ),
         (
@@ -820,7 +819,6 @@ def test_very_long_lines_are_cut_not_held(tmp_path: Path) -> None:
                 function="leak_many",
                 file="/work/main/tests/programs/memprog.c",
                 line=29,
-                address="0x55bb6bdbcf27",
             ),
         ),
         (
@@ -839,7 +837,6 @@ def test_very_long_lines_are_cut_not_held(tmp_path: Path) -> None:
                 function="operator delete(void*, unsigned long)",
                 file="../../../../src/libsanitizer/asan/asan_new_delete.cpp",
                 line=164,
-                address="0x7fc9a28ba3c8",
             ),
         ),
         (
@@ -852,12 +849,22 @@ def test_very_long_lines_are_cut_not_held(tmp_path: Path) -> None:
         ),
         (
             "    #2 0x7f0000001234  (<unknown module>)",
-            Frame(object="<unknown module>", address="0x7f0000001234"),
+            Frame(object="<unknown module>"),
         ),
-        ("    #3 0x401234 in main", Frame(function="main", address="0x401234")),
+        ("    #3 0x401234 in main", Frame(function="main")),
+        (
+            "    #12 0x401234 in std::vector<int, std::allocator<int> >::push_back(int const&) "
+            "/usr/include/c++/12/bits/stl_vector.h:1281:9",
+            Frame(
+                function="std::vector<int, std::allocator<int> >::push_back(int const&)",
+                file="/usr/include/c++/12/bits/stl_vector.h",
+                line=1281,
+            ),
+        ),
+        ("not a frame", None),
     ],
 )
-def test_frame_formats(line: str, frame: Frame) -> None:
+def test_frame_formats(line: str, frame: Frame | None) -> None:
     assert parse_frame(line) == frame
 
 

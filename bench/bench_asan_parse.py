@@ -1,0 +1,135 @@
+"""Parse speed and peak memory of the ASan/LSan parser on large logs made by repeating real reports.
+
+Run: ``python bench/bench_asan_parse.py [MEGABYTES]`` (default 256). For each input it prints the
+size, the wall and CPU time with MB/s (10^6 bytes per second) for each, and the peak RSS of a fresh
+process that did nothing but parse it (CPU time is the steadier figure on a busy machine).
+Inputs, each built from a saved real log of tests/data/asan:
+
+- ``leak-reports``: clang ASan's leak report of memprog (4 records, 4 frames each) repeated as the
+  successive reports of one process (what ``__lsan_do_recoverable_leak_check()`` in a loop prints),
+  every repetition with its own pcs, so no frame is parsed from the cache;
+- ``leak-records``: one leak report with the same records repeated, pcs varied: one record per
+  repetition stays in memory (what a process with that many distinct leak sites gives);
+- ``distinct-sites``: the same, but every repetition's functions renamed: no frame, stack or site
+  repeats, the worst case for the parser's caches;
+- ``error-reports``: gcc's ``halt_on_error=0`` log (5 error reports with their shadow-byte maps, a
+  leak report and the exit statistics) repeated as is: mostly lines the parser skips;
+- ``lsan-verbose``: gcc LSan's leaks log, with its ``verbosity=2`` lines, repeated as is.
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "asan"
+sys.path.insert(0, str(ROOT))
+
+_PC = re.compile(r"(#\d+ 0x)([0-9a-f]+)")
+
+
+def _with_pcs_of(text: str, repetition: int) -> str:
+    """The same frames at other pcs: what another build or another call site prints."""
+    return _PC.sub(lambda match: f"{match[1]}{int(match[2], 16) + repetition * 16:x}", text)
+
+
+def leak_reports() -> Iterator[str]:
+    text = (DATA / "clang-asan-leaks.log").read_text()
+    report = text[: text.index("AddressSanitizer exit stats:")]
+    for repetition in range(sys.maxsize):
+        yield _with_pcs_of(report, repetition)
+
+
+def leak_records() -> Iterator[str]:
+    text = (DATA / "clang-asan-leaks.log").read_text()
+    start, end = text.index("Direct leak of"), text.index("SUMMARY:")
+    yield text[:start]
+    for repetition in range(sys.maxsize):
+        yield _with_pcs_of(text[start:end], repetition)
+
+
+def distinct_sites() -> Iterator[str]:
+    """Every record its own call site: function names changed in each repetition."""
+    text = (DATA / "clang-asan-leaks.log").read_text()
+    start, end = text.index("Direct leak of"), text.index("SUMMARY:")
+    records = _with_pcs_of(text[start:end], 0)
+    yield text[:start]
+    for repetition in range(sys.maxsize):
+        yield re.sub(r" in (leak_\w+|main) ", rf" in \1_{repetition} ", records)
+
+
+def repeated(name: str) -> Callable[[], Iterator[str]]:
+    def blocks() -> Iterator[str]:
+        text = (DATA / name).read_text()
+        while True:
+            yield text
+
+    return blocks
+
+
+INPUTS: dict[str, Callable[[], Iterator[str]]] = {
+    "leak-reports": leak_reports,
+    "leak-records": leak_records,
+    "distinct-sites": distinct_sites,
+    "error-reports": repeated("gcc-asan-recover.log"),
+    "lsan-verbose": repeated("gcc-lsan-leaks.log"),
+}
+
+
+def write_input(path: Path, blocks: Iterator[str], size: int) -> int:
+    written = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for block in blocks:
+            handle.write(block)
+            written += len(block.encode())
+            if written >= size:
+                break
+    return written
+
+
+def parse_only(path: Path) -> None:
+    """The measured part, in a process of its own so that its peak RSS is the parser's."""
+    from memgate.tools.asan import ASAN
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    records = ASAN.parse([path])
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    record = records[0]
+    print(f"{elapsed:.6f} {cpu:.6f} {peak} {len(record.leaks)} {len(record.errors)} {record.complete}")
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--parse":
+        parse_only(Path(sys.argv[2]))
+        return
+    megabytes = float(sys.argv[1]) if len(sys.argv) > 1 else 256.0
+    baseline = subprocess.run([sys.executable, "-c", "import memgate.tools.asan, resource; "
+                               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"],
+                              capture_output=True, text=True, check=True, cwd=ROOT)
+    print(f"interpreter with memgate.tools.asan imported: {int(baseline.stdout) / 2**20:.1f} MiB RSS")
+    print(f"{'input':<14} {'MB':>6} {'wall s':>7} {'MB/s':>6} {'CPU s':>6} {'MB/s':>6} {'peak RSS':>10} "
+          f"{'leaks':>7} {'errors':>7}")
+    with tempfile.TemporaryDirectory() as temporary:
+        for name, blocks in INPUTS.items():
+            path = Path(temporary) / f"asan.{name}"
+            size = write_input(path, blocks(), int(megabytes * 1e6))
+            result = subprocess.run([sys.executable, __file__, "--parse", str(path)], capture_output=True,
+                                    text=True, check=True, cwd=ROOT)
+            elapsed, cpu, peak, leaks, errors, _ = result.stdout.split()
+            megabytes = size / 1e6
+            print(f"{name:<14} {megabytes:>6.1f} {float(elapsed):>7.2f} {megabytes / float(elapsed):>6.1f} "
+                  f"{float(cpu):>6.2f} {megabytes / float(cpu):>6.1f} {int(peak) / 2**20:>6.1f} MiB "
+                  f"{int(leaks):>7,} {int(errors):>7,}")
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()

@@ -129,29 +129,34 @@ def repo_relative(path: str | None, repo_root: str | os.PathLike[str]) -> str | 
     """A tool's frame path as a POSIX path relative to the repository root (``src/a.c``, never with
     ``./``), or None when it lies outside the repository or is not a path (``<unknown>``, ``??``).
 
-    - Absolute paths are matched against the root as given and with symlinks resolved (``/tmp`` may
-      be a link; compilers record whichever path they were given).
-    - Relative paths are taken as relative to the root, which is where builds usually run.
-    - A relative path that climbs out (``../src/a.c``, written by a build folder inside the
-      repository) is kept when, without its leading ``../``, it names a file in the repository.
+    - An absolute path is inside when it is under the root as given or with symlinks resolved
+      (``/tmp`` may be a link; compilers record whichever path they were given).
+    - A relative path depends on the folder the compiler ran in, which the report does not know: it
+      is kept when it names a file under the root (``tests/programs/memprog.c``, ``./src/a.c``), or,
+      for a build folder inside the repository, when it does so without its leading ``../``
+      (``../src/a.c``). Otherwise it is None: a path that names no file cannot be shown in a review.
     """
-    if not path or _NOT_A_PATH.search(path) or path.startswith(("<", "?")):
+    if not path or _NOT_A_PATH.search(path) or path.startswith(("<", "?")) or not _is_unicode(path):
         return None
     root = os.path.abspath(os.fspath(repo_root))
     if posixpath.isabs(path):
         return _inside(posixpath.normpath(path), root)
-    relative = posixpath.normpath(path)
-    if relative == ".":
+    relative = re.sub(r"^(\.\./)+", "", posixpath.normpath(path))
+    if relative in (".", "..") or not os.path.isfile(os.path.join(root, relative)):
         return None
-    if relative != ".." and not relative.startswith("../"):
-        return relative
-    climbed = re.sub(r"^(\.\./)+", "", relative)
-    if climbed and climbed != ".." and os.path.isfile(os.path.join(root, climbed)):
-        return climbed
-    return None
+    return relative
 
 
 _NOT_A_PATH = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a name with undecodable bytes kept as surrogates: no UTF-8 report can carry it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _inside(path: str, root: str) -> str | None:
@@ -184,7 +189,8 @@ def frame_text(frame: Frame, repo_root: str | os.PathLike[str]) -> str:
 def finding_id(*parts: str) -> str:
     """A stable identity (hex SHA-256) for a finding of a report: the same parts give the same id on
     every run and machine, so the forges match a finding with the one of the target branch."""
-    return hashlib.sha256("\x1f".join(("memgate", *parts)).encode()).hexdigest()
+    # surrogatepass: names a parser kept undecodable bytes in still hash, the same on every run
+    return hashlib.sha256("\x1f".join(("memgate", *parts)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def site_id(site: SiteRow) -> str:

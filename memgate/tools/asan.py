@@ -47,8 +47,17 @@ the gcc and clang versions on PATH (the usual source of the runtime), e.g. "Addr
 (compiler runtime; gcc 12.2.0, clang 14.0.6 on PATH)". It never fails: the runtime is in the
 program, not on PATH.
 
-The parser streams the log in blocks of lines (bounded memory: a line longer than 64 KiB is cut),
-one ``ProcessRecord`` per file.
+Parsing: one ``ProcessRecord`` per file (pid from the file name, else the ``==PID==`` prefix). The
+log is read in chunks of about a megabyte, and one regular expression finds the lines the state
+machine needs, so the shadow-byte maps, legends and statistics it skips never reach Python; memory
+stays bounded whatever the log holds. A frame is known by its text without the pc (ASLR moves it);
+``Frame.address`` keeps the module offset when one is printed (``symbolize=0``, no debug info),
+which is the same in every run. An error's stack is its access stack (the first after the ERROR
+line), never the allocation or free stack. Only the last leak report of a process counts: a
+program that calls ``__lsan_do_recoverable_leak_check()`` has its still-lost blocks reported again
+at exit. A record is incomplete, with the reason, when the log ends inside a report, the runtime
+failed, the leak records do not add up to the SUMMARY (``max_leaks``), or nothing shows that the
+leak check ran after the last error or signal.
 """
 
 from __future__ import annotations
@@ -79,6 +88,7 @@ LSAN_DEFAULTS: tuple[tuple[str, str], ...] = (
 
 _READ_CHARS = 1 << 20  # one read: about a megabyte of text
 _MAX_LINE = 1 << 16  # longer lines are cut: no sanitizer line is that long
+_MAX_RUN = 1 << 23  # a run of frame lines is kept in one chunk up to this size
 _MAX_DETAIL = 300  # characters kept of each line of an error's description
 _CACHE_LIMIT = 1 << 13  # frames (and stacks) remembered while parsing: a few MB at most
 
@@ -275,8 +285,6 @@ _CALLS = re.compile(r"Stats: .* malloced .* by (\d+) calls")
 _TOP_LEAKS = re.compile(r"The (\d+) top leak\(s\):")
 # The lines of an error report kept for its description: the access, and where the address lies.
 _DETAIL = re.compile(r"(?:READ|WRITE|ACCESS) of size|The signal is caused|(?:Address )?0x\w+ is located ")
-_TRACER_LINES = ("Attached to thread", "Detached from thread", "Could not attach to thread",
-                 "Failed suspending")
 _REGISTERS = re.compile(r"\s*(?:at pc|\(pc) 0x[0-9a-fA-F]+ bp 0x[0-9a-fA-F]+ sp 0x[0-9a-fA-F]+(?: T\d+\))?")
 
 # ERROR lines whose first word is not the kind; the SUMMARY line, when there is one, has the last word.
@@ -334,7 +342,6 @@ class Findings:
     sanitizer_output: bool = False  # at least one line the sanitizer writes
     leak_report_seen: bool = False
     leak_check_done: bool = False  # a finished leak report, ASan exit stats or LSan's tracer
-    exit_stats: bool = False
     alloc_calls: int | None = None
     summary_totals: list[tuple[int, int]] = field(default_factory=list)
     records_totals: list[tuple[int, int]] = field(default_factory=list)
@@ -417,7 +424,6 @@ class LogParser:
             self._s_line(line)
         elif line.startswith("AddressSanitizer exit stats:"):
             self._close_report()
-            self.findings.sanitizer_output = self.findings.exit_stats = True
             self.findings.leak_check_done = True
             self._state = _STATS
         elif self._state == _ERROR:
@@ -437,9 +443,9 @@ class LogParser:
             return
         self.findings.sanitizer_output = True
         text = line[prefix.end():]
-        if text.startswith(_TRACER_LINES):
-            # LSan's stop-the-world tracer writes under its own pid; "Detached" means the leak check ran.
-            self.findings.leak_check_done |= text.startswith("Detached")
+        if text.startswith("Detached from thread"):
+            # LSan's stop-the-world tracer, under its own pid: the leak check has run
+            self.findings.leak_check_done = True
             return
         if self.findings.pid is None:
             self.findings.pid = int(prefix[1])
@@ -492,8 +498,6 @@ class LogParser:
             calls = _CALLS.match(line)
             if calls:
                 self.findings.alloc_calls = int(calls[1])
-        elif self._state == _ERROR:
-            self._error_text(line)
 
     def _summary(self, line: str) -> None:
         self.findings.sanitizer_output = True
@@ -585,8 +589,8 @@ class LogParser:
 
 def read_chunks(path: Path) -> Iterator[str]:
     """The file as chunks of whole lines, each line after a newline (``"\\nline\\nline"``), a run of
-    frame lines never split between two chunks. Memory stays bounded whatever the file holds: a line
-    longer than 64 KiB is cut."""
+    frame lines never split between two chunks. Memory stays bounded whatever the file holds: chunks
+    are about a megabyte, and a line that has no end within one is cut to its first 64 KiB."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             yield from _chunks(handle.read, path)
@@ -603,23 +607,31 @@ def _chunks(read: Callable[[int], str], path: Path) -> Iterator[str]:
                              hint="give the files ASan/LSan wrote (log_path) or a captured stderr")
         text = carry + block
         cut = _last_cut(text)
-        if cut < 0:  # no line end yet: keep the start of the line only
-            carry = text[:_MAX_LINE]
-            continue
+        if cut < 0:
+            if "\n" not in text:  # a line with no end yet: keep its start only
+                carry = text[:_MAX_LINE]
+                continue
+            if len(text) < _MAX_RUN:  # a run of frames still going on: wait for its end
+                carry = text
+                continue
+            cut = text.rfind("\n")  # a run of frames megabytes long: cut it anyway
         carry = text[cut + 1:]
-        if len(carry) > _MAX_LINE + _READ_CHARS:
-            carry = carry[-_MAX_LINE:]
         yield "\n" + text[:cut]
     if carry:
         yield "\n" + carry
 
 
 def _last_cut(text: str) -> int:
-    """The last newline not followed by a frame line (a run of frames stays in one chunk)."""
+    """Where a chunk may end: before its last line (which may be unfinished), moved back over the
+    run of frame lines and the leak record's first line before it, which the next read may go on."""
     cut = text.rfind("\n")
-    while cut > 0 and text.startswith("    #", cut + 1):
+    if cut < 0 or not "    #".startswith(text[cut + 1:cut + 6]):
+        return cut
+    while cut >= 0 and text.startswith("    #", (previous := text.rfind("\n", 0, cut)) + 1):
+        cut = previous  # -1 once the run goes back to the start of the text: no cut yet
+    if cut > 0 and text.endswith("allocated from:", 0, cut):
         cut = text.rfind("\n", 0, cut)
-    return cut if cut >= 0 else text.rfind("\n")
+    return cut
 
 
 def pid_from_name(path: Path) -> int | None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from memgate.errors import ConfigError, ParseError
 from memgate.records import Frame, ProcessRecord
-from memgate.tools import get_tool
+from memgate.tools import asan, get_tool
 from memgate.tools.asan import (
     ASAN,
     LSAN,
@@ -759,6 +759,17 @@ def test_a_log_cut_inside_an_error_report_is_incomplete(tmp_path: Path) -> None:
     assert not record.complete
     assert record.incomplete_reason == "the log ends inside the heap-use-after-free report (no SUMMARY line)"
     assert [error.kind for error in record.errors][-1] == "heap-use-after-free"
+
+
+@settings(max_examples=40, deadline=None)
+@given(read_size=st.integers(min_value=16, max_value=6000))
+def test_where_the_reads_end_changes_nothing(read_size: int) -> None:
+    """Chunk boundaries fall anywhere, even inside a line or a run of frames."""
+    logs = sorted(DATA.glob("*.log"))
+    whole = ASAN.parse(logs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asan, "_READ_CHARS", read_size)
+        assert ASAN.parse(logs) == whole
 
 
 def test_a_binary_file_is_a_parse_error(tmp_path: Path) -> None:

@@ -1,0 +1,64 @@
+"""repo_relative and source_location: the one place every CI report takes its paths from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from memgate.records import Frame
+from memgate.report.common import SourceLocation, finding_id, repo_relative, source_location
+
+from .conftest import MEMPROG_PATH, REPO_ROOT
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    (str(REPO_ROOT / MEMPROG_PATH), MEMPROG_PATH),  # absolute, as gcc records a path it was given
+    (f"{REPO_ROOT}/./tests/../tests/programs/memprog.c", MEMPROG_PATH),
+    (str(REPO_ROOT / "generated" / "gone.c"), "generated/gone.c"),  # inside: kept even if not there now
+    (MEMPROG_PATH, MEMPROG_PATH),  # relative to the root, where builds usually run
+    (f"./{MEMPROG_PATH}", MEMPROG_PATH),
+    (f"../{MEMPROG_PATH}", MEMPROG_PATH),  # from a build folder inside the repository
+    (f"../../build/../{MEMPROG_PATH}", MEMPROG_PATH),
+    ("memprog.c", None),  # relative to some other folder: names no file of the repository
+    ("tests/programs", None),  # a folder, not a file
+    ("/usr/include/c++/12/bits/new_allocator.h", None),
+    (str(REPO_ROOT), None),
+    (str(REPO_ROOT) + "-other/a.c", None),  # a sibling folder whose name starts the same
+    ("..", None), (".", None), ("", None), (None, None), ("<unknown>", None), ("??", None),
+    (f"{REPO_ROOT}/a\nb.c", None), (f"{REPO_ROOT}/\udcff.c", None),  # no report could carry these
+])
+def test_repo_relative(path: str | None, expected: str | None) -> None:
+    assert repo_relative(path, REPO_ROOT) == expected
+    assert repo_relative(path, str(REPO_ROOT)) == expected
+
+
+def test_symlinked_root_and_relative_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout reached through a symlink: paths recorded either way are inside."""
+    link = tmp_path / "checkout"
+    link.symlink_to(REPO_ROOT, target_is_directory=True)
+    assert repo_relative(str(REPO_ROOT / MEMPROG_PATH), link) == MEMPROG_PATH
+    assert repo_relative(str(link / MEMPROG_PATH), REPO_ROOT) == MEMPROG_PATH
+    monkeypatch.chdir(REPO_ROOT / "tests")
+    assert repo_relative(str(REPO_ROOT / MEMPROG_PATH), "..") == MEMPROG_PATH
+    assert os.getcwd() == str(REPO_ROOT / "tests")
+
+
+def test_source_location_is_the_first_frame_in_the_repository() -> None:
+    frames = (Frame(function="operator new", file="/usr/include/c++/12/new", line=3),
+              Frame(function="make", file=MEMPROG_PATH, line=0),
+              Frame(function="main", file=MEMPROG_PATH, line=9))
+    assert source_location(frames, REPO_ROOT) == SourceLocation(MEMPROG_PATH, None)  # line 0: unknown
+    assert source_location(frames[2:], REPO_ROOT) == SourceLocation(MEMPROG_PATH, 9)
+    assert source_location(frames[:1], REPO_ROOT) is None
+    assert source_location((), REPO_ROOT) is None
+
+
+def test_finding_ids_are_stable_and_separate_their_parts() -> None:
+    assert finding_id("site", "unit", "leak") == finding_id("site", "unit", "leak")
+    assert finding_id("site", "unit", "leak") != finding_id("site", "unitleak")
+    assert finding_id("a\udcff") == finding_id("a\udcff")  # undecodable bytes kept by a parser still hash
+    # Pinned: a change here makes every finding "new" to GitLab and GitHub once.
+    assert finding_id("site", "unit", "leak", "definite", "0123456789abcdef") == (
+        "d111e6f12d4ea7414c4fc6b54b8beb1633c3c391f7e8e839e69fb75f292ae204")

@@ -285,3 +285,29 @@ def test_a_missing_file_is_a_parse_error(tmp_path: Path) -> None:
 def test_a_run_with_no_output_at_all_is_incomplete(tmp_path: Path) -> None:
     record = only(MEMUSAGE.collect(tmp_path, Outcome(exit_code=0)))
     assert not record.complete and record.log_files == ()
+
+
+@libmemusage
+def test_a_command_that_cannot_start_is_incomplete(tmp_path: Path) -> None:
+    result = run(MEMUSAGE, [str(tmp_path / "no-such-program")], tmp_path / "logs")
+    assert result.outcome.exit_code == 127 and b"memgate: cannot run" in result.stderr
+    assert not only(result.records).complete
+
+
+@libmemusage
+def test_chatty_processes_keep_their_output_apart(heapprog: Path, tmp_path: Path) -> None:
+    """Two processes writing at once: every line lands in its writer's file, none is cut."""
+    sh = shutil.which("sh")
+    assert sh
+    def writer(tag: str) -> str:
+        return f'(i=0; while [ $i -lt 2000 ]; do echo "{tag}-$i" >&2; i=$((i+1)); done)'
+
+    result = run(MEMUSAGE, [sh, "-c", f"{writer('a')} & {writer('b')} & wait"], tmp_path / "logs")
+    assert result.outcome.exit_code == 0
+    by_writer: dict[str, list[str]] = {}
+    for path in (tmp_path / "logs").iterdir():
+        lines = path.read_text().splitlines()
+        if lines:
+            by_writer[lines[0][0]] = lines
+    assert by_writer["a"] == [f"a-{i}" for i in range(2000)]
+    assert by_writer["b"] == [f"b-{i}" for i in range(2000)]

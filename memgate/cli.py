@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -231,19 +231,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     for note in gate.notes:
         print(f"note: {note}")
     markdown = render_markdown(comparison, notes=gate.notes, full_report=ci.run_url())
-    _write_reports(args, comparison, markdown, config.root)
+    repo_root = publish.repository_root(config.root)
+    _write_reports(args, comparison, markdown, repo_root, config)
     comment_url = publish.post_comment(markdown) if args.comment else None
-    publish.github_job_outputs(comparison, markdown, report_json=report_json, markdown_path=args.markdown,
-                               comment_url=comment_url)
+    publish.github_job_outputs(comparison, markdown, repo_root=repo_root, report_json=report_json,
+                               markdown_path=args.markdown, comment_url=comment_url)
     _print_problems(report)
     return int(comparison.exit_code(fail_on_warn=args.fail_on == "warn"))
 
 
-def _write_reports(args: argparse.Namespace, comparison: Comparison, markdown: str, root: Path) -> None:
+def _write_reports(args: argparse.Namespace, comparison: Comparison, markdown: str, repo_root: Path,
+                   config: Config) -> None:
+    """Each report asked for on the command line, rendered only when asked for."""
     from memgate import publish
+    from memgate.report.codequality import render_codequality
+    from memgate.report.junit import render_junit
+    from memgate.report.openmetrics import render_openmetrics
+    from memgate.report.sarif import render_sarif
 
-    if args.markdown:
-        publish.write_text(args.markdown, markdown)
+    renderers: dict[str, Callable[[], str]] = {
+        "markdown": lambda: markdown,
+        "junit": lambda: render_junit(comparison, repo_root, fail_on_warn=args.fail_on == "warn"),
+        "codequality": lambda: render_codequality(comparison, repo_root, fallback_path=config.source),
+        "sarif": lambda: render_sarif(comparison, repo_root, fallback_path=config.source),
+        "openmetrics": lambda: render_openmetrics(comparison),
+    }
+    assert renderers.keys() == REPORT_FLAGS.keys()
+    for flag, render in renderers.items():
+        path: Path | None = getattr(args, flag)
+        if path is not None:
+            publish.write_text(path, render())
 
 
 def cmd_comment(args: argparse.Namespace) -> int:

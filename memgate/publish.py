@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from memgate.compare import Comparison
+from memgate.compare import Comparison, Verdict
 from memgate.errors import MemgateError, UsageError
 
 #: GitHub shows at most 10 error annotations per step; the rest are in the summary.
@@ -45,7 +45,14 @@ def post_comment(markdown: str, *, number: int | None = None) -> str | None:
     return result.url
 
 
-def github_job_outputs(comparison: Comparison, markdown: str, *, report_json: Path,
+def repository_root(folder: Path) -> Path:
+    """The git work tree holding ``folder`` (frame paths are shown relative to it), else ``folder``."""
+    from memgate import vcs
+
+    return vcs.top_level(folder) or folder
+
+
+def github_job_outputs(comparison: Comparison, markdown: str, *, repo_root: Path, report_json: Path,
                        markdown_path: Path | None, comment_url: str | None,
                        env: Mapping[str, str] | None = None) -> None:
     """Under GitHub Actions: the job summary, the step outputs and annotations for new sites."""
@@ -65,18 +72,23 @@ def github_job_outputs(comparison: Comparison, markdown: str, *, report_json: Pa
                 set_output(env["GITHUB_OUTPUT"], name, value)
     except MemgateError as error:
         warn(error.one_line())
-    for line in annotation_lines(comparison):
+    for line in annotation_lines(comparison, repo_root):
         print(line)
 
 
-def annotation_lines(comparison: Comparison) -> list[str]:
-    """``::error`` workflow commands for new leak and error sites, at most ``MAX_ANNOTATIONS``."""
+def annotation_lines(comparison: Comparison, repo_root: Path) -> list[str]:
+    """``::error`` workflow commands for new leak and error sites, at most ``MAX_ANNOTATIONS``, each at
+    its first frame in the repository when there is one."""
+    from memgate.report.common import source_location
+
     lines: list[str] = []
     new_sites = [site for suite in comparison.suites for site in suite.sites
-                 if site.status == "new" and site.verdict.value == "fail"]
+                 if site.status == "new" and site.verdict is Verdict.FAIL]
     for site in new_sites[:MAX_ANNOTATIONS]:
-        located = next((f for f in site.frames if f.file and f.line and not f.file.startswith("/")), None)
-        where = f"file={_property(located.file or '')},line={located.line}," if located else ""
+        place = source_location(site.frames, repo_root)
+        where = ""
+        if place is not None:
+            where = f"file={_property(place.path)}," + (f"line={place.line}," if place.line else "")
         title = f"memgate: new {site.category} in suite {site.suite}"
         message = f"{site.kind}: {site.site}"
         lines.append(f"::error {where}title={_property(title)}::{_data(message)}")

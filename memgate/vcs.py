@@ -793,3 +793,13 @@ def _reapply(repo: git.Repo, tip: str, plan: _PushPlan) -> str | None:
                         hint="commit or discard local changes to files the remote changed")
     _write_snapshot(repo, plan.snapshot)
     return _commit_snapshot(repo, plan.snapshot, plan.message, plan.identity)
+
+
+def top_level(folder: Path | str) -> Path | None:
+    """The root of the git work tree holding ``folder``; None outside one (or without git)."""
+    try:
+        repo = git.Repo(folder, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError):
+        return None
+    root = repo.working_tree_dir
+    return Path(root) if root else None

@@ -172,8 +172,8 @@ def _read_options_file(logdir: Path) -> dict[str, str]:
 # Frames
 
 _BUILD_ID = re.compile(r"\s+\(BuildId: [0-9a-fA-F]+\)$")
-_MODULE = re.compile(r"(?:(?P<function>.*?)\s+)?\((?P<object>[^()]*?)(?:\+(?P<offset>0x[0-9a-fA-F]+))?\)$")
-_SOURCE = re.compile(r"(?:(?P<function>.*)\s+)?(?P<file>\S+?):(?P<line>\d+)(?::\d+)?$")
+_MODULE = re.compile(r"(?P<object>[^()]*?)(?:\+(?P<offset>0x[0-9a-fA-F]+))?\)")  # after the "("
+_LOCATION = re.compile(r"(?P<file>\S+?):(?P<line>\d+)(?::\d+)?")
 
 
 _FRAME_PREFIX = re.compile(r"#\d+ 0x[0-9a-fA-F]+ +")  # what frame_text drops, for a whole run of frames
@@ -203,13 +203,15 @@ def frame_of(text: str) -> Frame:
     if "(BuildId: " in text:
         text = _BUILD_ID.sub("", text)
     if text.endswith(")"):
-        module = _MODULE.match(text)
-        if module:
-            return Frame(function=module["function"] or None, object=module["object"] or None,
-                         address=module["offset"])
-    source = _SOURCE.match(text)
+        function, _, module = text.rpartition("(")
+        where = _MODULE.fullmatch(module) if not function or function[-1].isspace() else None
+        if where:
+            return Frame(function=function.rstrip() or None, object=where["object"] or None,
+                         address=where["offset"])
+    function, _, location = text.rpartition(" ")
+    source = _LOCATION.fullmatch(location)
     if source:
-        return Frame(function=source["function"] or None, file=source["file"], line=int(source["line"]))
+        return Frame(function=function.rstrip() or None, file=source["file"], line=int(source["line"]))
     return Frame(function=text or None)
 
 
@@ -236,6 +238,7 @@ class FrameCache:
         self._frames: dict[str, Frame] = {}
         self._identities: dict[tuple[str, str], _Identity] = {}
         self._leaks: dict[tuple[str, int, int, str], Leak] = {}
+        self._errors: dict[tuple[str, str, str], MemError] = {}
 
     def identify(self, category: str, frames: str) -> _Identity:
         """The stack, site and fingerprint of a record in ``category`` ("leak:definite", ...) whose
@@ -258,6 +261,16 @@ class FrameCache:
                         fingerprint=identity.fingerprint, site=identity.site)
             self._remember(self._leaks, key, leak)
         return leak
+
+    def error(self, kind: str, description: str, frames: str) -> MemError:
+        identity = self.identify(f"error:{kind}", frames)
+        key = (kind, description, identity.key)
+        error = self._errors.get(key)
+        if error is None:
+            error = MemError(kind=kind, description=description, count=1, stack=identity.stack,
+                             fingerprint=identity.fingerprint, site=identity.site)
+            self._remember(self._errors, key, error)
+        return error
 
     def _remember(self, cache: dict[_K, _V], key: _K, value: _V) -> None:
         if len(cache) >= self.limit:
@@ -557,11 +570,8 @@ class LogParser:
         if error is None:
             return
         self._error = None
-        identity = self._cache.identify(f"error:{error.kind}", error.frames or "")
         description = "; ".join([error.message, *error.details])
-        self.findings.errors.append(MemError(kind=error.kind, description=description, count=1,
-                                             stack=identity.stack, fingerprint=identity.fingerprint,
-                                             site=identity.site))
+        self.findings.errors.append(self._cache.error(error.kind, description, error.frames or ""))
         if error.kind in DEADLY_KINDS:
             self.findings.fatal_signal = self.findings.fatal_signal or error.kind
             self.findings.leak_check_done = False

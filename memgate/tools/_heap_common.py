@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memgate.errors import ToolError
+from memgate.errors import ConfigError, ToolError
 from memgate.records import ProcessRecord
-from memgate.tools.base import Launch, ToolOptions
+from memgate.tools.base import Launch, Outcome, ToolOptions
 
 VALGRIND_INSTALL = "install Valgrind: apt-get install valgrind (dnf install valgrind, apk add valgrind)"
 _VERSION_TIMEOUT = 30.0
@@ -104,16 +104,39 @@ def valgrind_launch(tool: str, out_option: str, out_suffix: str, command: Sequen
     process killed before exit) are seen process by process.
     """
     require_program("valgrind", VALGRIND_INSTALL)
+    owned = ("--tool", "--log-file", "--log-fd", "--log-socket", out_option)
+    for argument in options.extra_args:
+        if argument.split("=", 1)[0] in owned:
+            raise ConfigError(f"tool_args for {tool} cannot contain {argument!r}: memgate sets it to find "
+                              "the output", hint="remove it from the suite's tool_args")
+    folder = _escape_percent(logdir.resolve())
     argv = [
         "valgrind",
         f"--tool={tool}",
-        f"{out_option}={logdir / f'{tool}.%p.{out_suffix}'}",
-        f"--log-file={logdir / f'{tool}.%p.log'}",
+        f"{out_option}={folder}/{tool}.%p.{out_suffix}",
+        f"--log-file={folder}/{tool}.%p.log",
         "--trace-children=yes",
         *options.extra_args,
         *command,
     ]
     return Launch(argv=argv, env=tool_env(options))
+
+
+def _escape_percent(path: Path) -> str:
+    """Valgrind expands ``%p``, ``%q{VAR}`` and ``%n`` in file names; a literal ``%`` is ``%%``."""
+    return str(path).replace("%", "%%")
+
+
+def no_output_reason(tool: str, logdir: Path, outcome: Outcome | None) -> str:
+    """Why a run left no output at all, as far as the runner's outcome tells."""
+    if outcome is not None and outcome.timed_out:
+        why = "the run timed out before any process wrote one"
+    elif outcome is not None and outcome.signal is not None:
+        why = f"the run was killed by signal {outcome.signal} first"
+    else:
+        status = f"exit status {outcome.exit_code}; " if outcome is not None else ""
+        why = f"the command did not start under it ({status}see the suite's output: a missing program?)"
+    return f"{tool} wrote nothing in {logdir}: {why}"
 
 
 @dataclass(frozen=True)

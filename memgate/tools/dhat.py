@@ -41,6 +41,7 @@ from memgate.records import ProcessRecord
 from memgate.tools._heap_common import (
     files_by_pid,
     incomplete,
+    no_output_reason,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
@@ -287,9 +288,7 @@ class DhatTool:
                 pid=pid, log_files=[log], command=detail.command, fatal_signal=detail.fatal_signal,
             ))
         if not records:
-            records.append(incomplete(
-                f"DHAT wrote nothing in {logdir}: the command did not run under Valgrind (a missing "
-                "program? see the suite's output)"))
+            records.append(incomplete(no_output_reason("DHAT", logdir, outcome)))
         return records
 
     def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:

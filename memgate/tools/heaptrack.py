@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from memgate.errors import ParseError, ToolError, UsageError
+from memgate.errors import ConfigError, ParseError, ToolError, UsageError
 from memgate.metrics import MetricName
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import incomplete, program_version, require_program, tool_env
@@ -62,6 +62,9 @@ OUTPUT_STEM = "heaptrack"
 OUTPUT_SUFFIXES = (".zst", ".gz")
 _HINT_NOT_TRACE = "give the heaptrack.*.zst or .gz file heaptrack wrote (not heaptrack_print's output)"
 _MAX_LINE = 1 << 16
+# heaptrack options that would move, change or replace the trace memgate reads
+_OWNED_OPTIONS = frozenset({"-o", "--output", "--output-file", "-r", "--raw", "-p", "--pid", "-a",
+                            "--analyze", "-d", "--debug"})
 _LIBSTDCXX = re.compile(r"(^|/)libstdc\+\+[^/]*$")
 _LOADER = re.compile(r"(^|/)ld-[^/]*\.so[^/]*$|(^|/)ld64\.so[^/]*$")
 
@@ -287,6 +290,11 @@ class HeaptrackTool:
         if re.search(r"\s", str(logdir)):
             raise UsageError(f"heaptrack cannot write to a folder whose path has white space: {logdir}",
                              hint="set artifacts_dir to a path without spaces")
+        for argument in options.extra_args:
+            if argument.split("=", 1)[0] in _OWNED_OPTIONS:
+                raise ConfigError(f"tool_args for heaptrack cannot contain {argument!r}: memgate runs the "
+                                  "command and reads the trace itself",
+                                  hint="remove it from the suite's tool_args")
         argv = ["heaptrack", *options.extra_args, "-o", str(logdir / OUTPUT_STEM), "--", *command]
         return Launch(argv=argv, env=tool_env(options))
 

@@ -44,6 +44,7 @@ from memgate.records import ProcessRecord
 from memgate.tools._heap_common import (
     files_by_pid,
     incomplete,
+    no_output_reason,
     pid_in_name,
     read_valgrind_log,
     valgrind_launch,
@@ -222,9 +223,7 @@ class MassifTool:
                 pid=pid, log_files=[log], command=detail.command, fatal_signal=detail.fatal_signal,
             ))
         if not records:
-            records.append(incomplete(
-                f"massif wrote nothing in {logdir}: the command did not run under Valgrind (a missing "
-                "program? see the suite's output)"))
+            records.append(incomplete(no_output_reason("massif", logdir, outcome)))
         return records
 
     def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:

@@ -45,7 +45,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memgate.errors import ParseError, ToolError
+from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import MetricName
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import files_by_pid, incomplete, pid_in_name, tool_env
@@ -207,8 +207,8 @@ def _memusage_variables(extra_args: Sequence[str]) -> dict[str, str]:
     for argument in extra_args:
         match = _MEMUSAGE_VARIABLE.fullmatch(argument.strip())
         if not match:
-            raise ToolError(f"tool_args for memusage are MEMUSAGE_* variables, and {argument!r} is not one",
-                            hint="write each as NAME=value, e.g. \"MEMUSAGE_PROG_NAME=mytests\"")
+            raise ConfigError(f"tool_args for memusage are MEMUSAGE_* variables, and {argument!r} is not one",
+                              hint="write each as NAME=value, e.g. \"MEMUSAGE_PROG_NAME=mytests\"")
         variables[match[1]] = match[2]
     return variables
 

@@ -32,7 +32,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from memgate.errors import ToolError, UsageError
+from memgate.errors import ConfigError, ToolError, UsageError
 from memgate.metrics import MetricName
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import incomplete, require_program, tool_env
@@ -70,7 +70,7 @@ class RusageTool:
 
     def launch(self, command: Sequence[str], logdir: Path, options: ToolOptions) -> Launch:
         if options.extra_args:
-            raise UsageError("the rusage tool takes no tool_args",
+            raise ConfigError("the rusage tool takes no tool_args",
                              hint=f"remove tool_args ({' '.join(options.extra_args)}) from the suite")
         argv = [gnu_time(), "-o", str(logdir / OUTPUT), "-f", _FORMAT, "--", *command]
         return Launch(argv=argv, env=tool_env(options))

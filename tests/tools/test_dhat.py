@@ -23,7 +23,7 @@ from heaprun import (
     without_path,
 )
 
-from memgate.errors import ParseError, ToolError
+from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.tools import dhat, get_tool
 from memgate.tools.base import Outcome, ToolOptions
 from memgate.tools.dhat import DHAT, read_profile
@@ -252,3 +252,18 @@ def test_a_missing_file_is_a_parse_error(tmp_path: Path) -> None:
 
 def _ok() -> Outcome:
     return Outcome(exit_code=0)
+
+
+@valgrind
+@pytest.mark.parametrize("argument", ["--dhat-out-file=x.json", "--log-file=x", "--log-fd=9", "--tool=drd"])
+def test_options_memgate_owns_are_refused(argument: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="tool_args for dhat cannot contain"):
+        DHAT.launch(["./tests"], tmp_path, ToolOptions(extra_args=(argument,)))
+
+
+@valgrind
+def test_a_log_folder_with_a_percent_sign(heapprog: Path, tmp_path: Path) -> None:
+    """Valgrind expands %p and %q in file names: memgate's folder is passed as %%."""
+    logdir = tmp_path / "100%p done"
+    record = only(run(DHAT, [str(heapprog), "peak"], logdir).records)
+    assert record.metrics == PEAK and Path(record.log_files[0]).parent == logdir

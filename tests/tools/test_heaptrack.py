@@ -25,7 +25,7 @@ from heaprun import (
     without_path,
 )
 
-from memgate.errors import ParseError, ToolError, UsageError
+from memgate.errors import ConfigError, ParseError, ToolError, UsageError
 from memgate.records import ProcessRecord
 from memgate.tools import get_tool
 from memgate.tools.base import Outcome, ToolOptions
@@ -271,3 +271,10 @@ def test_foreign_files_are_parse_errors(name: str, content: bytes, message: str,
 def test_a_missing_file_is_a_parse_error(tmp_path: Path) -> None:
     with pytest.raises(ParseError, match="no heaptrack trace here"):
         HEAPTRACK.parse([tmp_path / "heaptrack.zst"])
+
+
+@heaptrack
+@pytest.mark.parametrize("argument", ["-o", "--output=x", "--raw", "-p", "--analyze"])
+def test_options_memgate_owns_are_refused(argument: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"cannot contain '{argument}'"):
+        HEAPTRACK.launch(["./tests"], tmp_path, ToolOptions(extra_args=(argument,)))

@@ -11,7 +11,7 @@ import pytest
 from conftest import BuildProgram
 from heaprun import CALLS_PEAK, DATA, PEAK, by_pid, needs, only, run, without_path
 
-from memgate.errors import ParseError, ToolError
+from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.tools import get_tool
 from memgate.tools.base import Outcome, ToolOptions
 from memgate.tools.massif import MASSIF, read_profile
@@ -184,3 +184,9 @@ def test_foreign_files_are_parse_errors(text: str, message: str, tmp_path: Path)
 def test_a_missing_file_is_a_parse_error(tmp_path: Path) -> None:
     with pytest.raises(ParseError, match="cannot read the massif file"):
         MASSIF.parse([tmp_path / "massif.out.1"])
+
+
+@valgrind
+def test_options_memgate_owns_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="tool_args for massif cannot contain '--massif-out-file=m'"):
+        MASSIF.launch(["./tests"], tmp_path, ToolOptions(extra_args=("--massif-out-file=m",)))

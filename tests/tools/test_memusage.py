@@ -29,7 +29,7 @@ from heaprun import (
     without_path,
 )
 
-from memgate.errors import ParseError, ToolError
+from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.tools import get_tool, memusage
 from memgate.tools.base import Outcome, ToolOptions
 from memgate.tools.memusage import MEMUSAGE, FunctionCalls, find_library, read_summaries
@@ -71,7 +71,7 @@ def test_launch_runs_the_wrapper_that_preloads_the_library(tmp_path: Path) -> No
 
 
 def test_tool_args_that_are_not_memusage_variables_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ToolError, match="MEMUSAGE_\\* variables, and '--png=x' is not one"):
+    with pytest.raises(ConfigError, match="MEMUSAGE_\\* variables, and '--png=x' is not one"):
         MEMUSAGE.launch(["prog"], tmp_path, ToolOptions(extra_args=("--png=x",)))
 
 

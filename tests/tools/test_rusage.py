@@ -11,7 +11,7 @@ import pytest
 from conftest import BuildProgram
 from heaprun import MiB, needs, only, run, without_path
 
-from memgate.errors import ToolError, UsageError
+from memgate.errors import ConfigError, ToolError, UsageError
 from memgate.tools import get_tool
 from memgate.tools.base import Outcome, ToolOptions
 from memgate.tools.rusage import RUSAGE, gnu_time
@@ -57,7 +57,7 @@ def test_a_time_that_is_not_gnu_time_is_refused(tmp_path: Path, monkeypatch: pyt
 
 
 def test_tool_args_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="takes no tool_args"):
+    with pytest.raises(ConfigError, match="takes no tool_args"):
         RUSAGE.launch(["./tests"], tmp_path, ToolOptions(extra_args=("-x",)))
 
 

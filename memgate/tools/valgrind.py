@@ -56,7 +56,7 @@ from typing import Literal
 from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import LEAK_KINDS, LeakKind, MetricName, leak_metrics
 from memgate.records import ProcessRecord
-from memgate.tools._memcheck.model import Amount, HeapUsage, MemcheckOutput, StackCache
+from memgate.tools._memcheck.model import Amount, HeapUsage, MemcheckOutput, Sites
 from memgate.tools._memcheck.textlog import read_text
 from memgate.tools._memcheck.xmlfile import read_xml
 from memgate.tools._memcheck.xtree import read_xtree
@@ -133,7 +133,7 @@ def _empty(path: Path) -> MemcheckOutput:
     return output
 
 
-def read_outputs(path: Path, cache: StackCache) -> list[MemcheckOutput]:
+def read_outputs(path: Path, sites: Sites) -> list[MemcheckOutput]:
     """Every process one file describes (a text log may hold several)."""
     kind = sniff(path)
     if kind == "empty":
@@ -141,8 +141,8 @@ def read_outputs(path: Path, cache: StackCache) -> list[MemcheckOutput]:
     if kind == "xtree":
         return [read_xtree(path)]
     if kind == "text":
-        return read_text(path, cache)
-    output = read_xml(path, cache=cache)
+        return read_text(path, sites)
+    output = read_xml(path, sites=sites)
     if output.pid is None:
         output.pid = _pid_in_name(path)
     return [output]
@@ -401,12 +401,12 @@ class Memcheck:
         xml_files = sorted(logdir.glob(f"{PREFIX}.*.{XML_SUFFIX}"))
         if not xml_files:
             return [_missing_output(logdir, outcome)]
-        cache = StackCache()
+        sites = Sites()
         processes: list[_Process] = []
         for xml_file in xml_files:
             process = _Process(_pid_in_name(xml_file))
             try:
-                for output in read_outputs(xml_file, cache):
+                for output in read_outputs(xml_file, sites):
                     process.add(output)
             except ParseError as error:
                 process.extra_problems.append(error.one_line())
@@ -436,8 +436,8 @@ class Memcheck:
         return to_record(process)
 
     def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
-        cache = StackCache()
-        outputs = [output for path in paths for output in read_outputs(Path(path), cache)]
+        sites = Sites()
+        outputs = [output for path in paths for output in read_outputs(Path(path), sites)]
         return [to_record(process) for process in group_by_pid(outputs)]
 
 

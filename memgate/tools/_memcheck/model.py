@@ -6,11 +6,12 @@ compares), so memory stays bounded by the number of distinct sites, not by the s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, Protocol
 
-from memgate.fingerprint import fingerprint, site_of
+from memgate.fingerprint import FRAMES_IN_FINGERPRINT, fingerprint, frame_key, is_runtime_frame, site_of
 from memgate.metrics import LEAK_KINDS, LeakKind
 from memgate.records import Frame, Leak, MemError
 
@@ -56,49 +57,86 @@ class HeapUsage:
 
 # A frame as printed, before it becomes a ``Frame``: function, file, line, object, address.
 RawFrame = tuple[str | None, str | None, int | None, str | None, str | None]
-_CACHE_LIMIT = 1 << 16
 
 
-class StackCache:
-    """Frames, sites and fingerprints already worked out: a run prints the same stacks again and
-    again, and a pydantic ``Frame`` and a SHA-256 for each would dominate the parse. Bounded: emptied
-    when full."""
+class LazyStack(Protocol):
+    """Frames read only as far as they are asked for (``xmlstream.StackText``); hashable."""
 
-    def __init__(self, limit: int = _CACHE_LIMIT) -> None:
-        self.limit = limit
-        self._frames: dict[RawFrame, Frame] = {}
-        self._stacks: dict[tuple[RawFrame, ...], tuple[tuple[Frame, ...], str]] = {}
-        self._fingerprints: dict[tuple[str, str], str] = {}
+    def __iter__(self) -> Iterator[RawFrame]: ...
+    def __hash__(self) -> int: ...
 
-    def stack(self, raw: tuple[RawFrame, ...]) -> tuple[tuple[Frame, ...], str]:
-        """The frames and the site of a stack."""
-        known = self._stacks.get(raw)
+
+# A stack: its frames, or a source that reads them when asked.
+Stack = tuple[RawFrame, ...] | LazyStack
+_STACKS_KEPT = 1 << 12
+_FRAMES_KEPT = 1 << 16
+
+
+def to_frame(raw: RawFrame) -> Frame:
+    function, file, line, obj, address = raw
+    return Frame(function=function, file=file, line=line, object=obj, address=address)
+
+
+class Sites:
+    """The site of a stack (``memgate.fingerprint.site_of``) without a pydantic ``Frame`` per frame.
+
+    A site depends on few parts of a frame: its function and object when it has a function, else its
+    file and line, else its object and address. Frames that agree on those parts share one
+    representative ``Frame``, so a run whose stacks differ only in addresses (most of them) costs
+    a dictionary lookup per frame. Whole stacks seen before cost one lookup. Both caches are bounded.
+    """
+
+    def __init__(self) -> None:
+        self._frames: dict[RawFrame, tuple[bool, str]] = {}
+        self._stacks: dict[Stack, str] = {}
+
+    def site(self, stack: Stack) -> str:
+        known = self._stacks.get(stack)
         if known is None:
-            frames = tuple(self._frame(frame) for frame in raw)
-            known = (frames, site_of(frames))
-            self._remember(self._stacks, raw, known)
+            known = self._site(stack)
+            if len(self._stacks) >= _STACKS_KEPT:
+                self._stacks.clear()
+            self._stacks[stack] = known
         return known
 
-    def fingerprint(self, category: str, frames: tuple[Frame, ...], site: str) -> str:
-        key = (category, site)
-        known = self._fingerprints.get(key)
-        if known is None:
-            known = fingerprint(category, frames)
-            self._remember(self._fingerprints, key, known)
+    def _site(self, stack: Stack) -> str:
+        own: list[str] = []
+        first: list[str] = []
+        known_frames = self._frames
+        for function, file, line, obj, address in stack:
+            # only the parts of a frame its site depends on
+            if function:
+                part: RawFrame = (function, None, None, obj, None)
+            elif file:
+                part = (None, file, line, obj, None)
+            else:
+                part = (None, None, None, obj, address)
+            known = known_frames.get(part)
+            if known is None:
+                known = self._learn(part)
+            runtime, key = known
+            if len(first) < FRAMES_IN_FINGERPRINT:
+                first.append(key)
+            if not runtime:
+                own.append(key)
+                if len(own) == FRAMES_IN_FINGERPRINT:
+                    break
+        chosen = own or first
+        return " < ".join(chosen) if chosen else "(no stack)"
+
+    def _learn(self, part: RawFrame) -> tuple[bool, str]:
+        frame = to_frame(part)
+        known = (is_runtime_frame(frame), frame_key(frame))
+        if len(self._frames) >= _FRAMES_KEPT:
+            self._frames.clear()
+        self._frames[part] = known
         return known
 
-    def _frame(self, raw: RawFrame) -> Frame:
-        frame = self._frames.get(raw)
-        if frame is None:
-            function, file, line, obj, address = raw
-            frame = Frame(function=function, file=file, line=line, object=obj, address=address)
-            self._remember(self._frames, raw, frame)
-        return frame
 
-    def _remember(self, cache: dict[Any, Any], key: Any, value: Any) -> None:
-        if len(cache) >= self.limit:
-            cache.clear()
-        cache[key] = value
+def identify(category: str, stack: Stack) -> tuple[tuple[Frame, ...], str, str]:
+    """The frames, site and fingerprint of a record, the way every memgate parser makes them."""
+    frames = tuple(map(to_frame, stack))
+    return frames, site_of(frames), fingerprint(category, frames)
 
 
 @dataclass
@@ -106,28 +144,29 @@ class _LeakSite:
     kind: LeakKind
     stack: tuple[Frame, ...]
     site: str
+    fingerprint: str
     amount: Amount = field(default_factory=Amount)
 
 
 class LeakTally:
-    """Loss records of the last leak search, merged by kind and fingerprint.
+    """Loss records of the last leak search, merged by kind and site (so by fingerprint).
 
     ``bytes`` of a record are its OWN bytes: a definite record "96 (32 direct, 64 indirect) bytes"
     owns 32; its 64 indirect bytes are separate indirect records.
     """
 
-    def __init__(self, cache: StackCache) -> None:
-        self._cache = cache
+    def __init__(self, sites: Sites) -> None:
+        self._sites_of = sites
         self._sites: dict[tuple[LeakKind, str], _LeakSite] = {}
         self.per_kind: dict[LeakKind, Amount] = {kind: Amount() for kind in LEAK_KINDS}
         self.records = 0
 
-    def add(self, kind: LeakKind, own_bytes: int, blocks: int, raw: tuple[RawFrame, ...]) -> None:
-        frames, site_text = self._cache.stack(raw)
-        key = (kind, self._cache.fingerprint(f"leak:{kind}", frames, site_text))
+    def add(self, kind: LeakKind, own_bytes: int, blocks: int, stack: Stack) -> None:
+        key = (kind, self._sites_of.site(stack))
         site = self._sites.get(key)
         if site is None:
-            site = self._sites[key] = _LeakSite(kind, frames, site_text)
+            frames, site_text, print_ = identify(f"leak:{kind}", stack)
+            site = self._sites[key] = _LeakSite(kind, frames, site_text, print_)
         site.amount.add(own_bytes, blocks)
         self.per_kind[kind].add(own_bytes, blocks)
         self.records += 1
@@ -135,8 +174,8 @@ class LeakTally:
     def leaks(self) -> tuple[Leak, ...]:
         return tuple(
             Leak(kind=site.kind, bytes=site.amount.bytes, blocks=site.amount.blocks, stack=site.stack,
-                 fingerprint=key[1], site=site.site)
-            for key, site in self._sites.items()
+                 fingerprint=site.fingerprint, site=site.site)
+            for site in self._sites.values()
         )
 
     def total(self) -> Amount:
@@ -152,41 +191,42 @@ class _ErrorSite:
     description: str
     stack: tuple[Frame, ...]
     site: str
+    fingerprint: str
     count: int = 0
 
 
+ErrorKey = tuple[str, str]  # kind, site
+
+
 class ErrorTally:
-    """Memory errors (leaks excluded) merged by kind and fingerprint, with their occurrence counts."""
+    """Memory errors (leaks excluded) merged by kind and site, with their occurrence counts."""
 
-    def __init__(self, cache: StackCache) -> None:
-        self._cache = cache
-        self._sites: dict[tuple[str, str], _ErrorSite] = {}
+    def __init__(self, sites: Sites) -> None:
+        self._sites_of = sites
+        self._sites: dict[ErrorKey, _ErrorSite] = {}
 
-    def key(self, kind: str, description: str, raw: tuple[RawFrame, ...]) -> tuple[str, str]:
+    def key(self, kind: str, description: str, stack: Stack) -> ErrorKey:
         """Register a site (count 0 so far) and return its key, for counts that come later."""
-        frames, site_text = self._cache.stack(raw)
-        key = (kind, self._cache.fingerprint(f"error:{kind}", frames, site_text))
+        key = (kind, self._sites_of.site(stack))
         if key not in self._sites:
-            self._sites[key] = _ErrorSite(kind, description, frames, site_text)
+            frames, site_text, print_ = identify(f"error:{kind}", stack)
+            self._sites[key] = _ErrorSite(kind, " ".join(description.split()), frames, site_text, print_)
         return key
 
-    def count(self, key: tuple[str, str], occurrences: int) -> None:
+    def count(self, key: ErrorKey, occurrences: int) -> None:
         self._sites[key].count += occurrences
 
-    def add(self, kind: str, description: str, raw: tuple[RawFrame, ...], occurrences: int) -> None:
-        self.count(self.key(kind, description, raw), occurrences)
+    def add(self, kind: str, description: str, stack: Stack, occurrences: int) -> None:
+        self.count(self.key(kind, description, stack), occurrences)
 
     def total(self) -> int:
         return sum(site.count for site in self._sites.values())
 
-    def contexts(self) -> int:
-        return len(self._sites)
-
     def errors(self) -> tuple[MemError, ...]:
         return tuple(
             MemError(kind=site.kind, description=site.description, count=site.count, stack=site.stack,
-                     fingerprint=key[1], site=site.site)
-            for key, site in self._sites.items()
+                     fingerprint=site.fingerprint, site=site.site)
+            for site in self._sites.values()
             if site.count > 0
         )
 
@@ -197,7 +237,7 @@ class MemcheckOutput:
 
     path: Path
     format: Literal["xml", "text", "xtree"]
-    cache: StackCache = field(default_factory=StackCache, repr=False)
+    sites: Sites = field(default_factory=Sites, repr=False)
     pid: int | None = None
     command: str | None = None
     leaks: LeakTally = field(init=False)
@@ -218,12 +258,12 @@ class MemcheckOutput:
     problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.leaks = LeakTally(self.cache)
-        self.errors = ErrorTally(self.cache)
+        self.leaks = LeakTally(self.sites)
+        self.errors = ErrorTally(self.sites)
 
     def restart_leaks(self) -> None:
         """A new leak search begins: the records of earlier ones do not count."""
-        self.leaks = LeakTally(self.cache)
+        self.leaks = LeakTally(self.sites)
 
     def note(self, problem: str) -> None:
         if problem not in self.problems:

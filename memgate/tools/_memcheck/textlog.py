@@ -35,7 +35,7 @@ from memgate.tools._memcheck.model import (
     HeapUsage,
     MemcheckOutput,
     RawFrame,
-    StackCache,
+    Sites,
 )
 
 _MAX_LINE = 1 << 16  # characters; a longer line is cut (no memcheck line is that long)
@@ -139,9 +139,9 @@ class _Process:
 
 
 class TextReader:
-    def __init__(self, path: Path, cache: StackCache | None = None) -> None:
+    def __init__(self, path: Path, sites: Sites | None = None) -> None:
         self.path = path
-        self.cache = cache or StackCache()
+        self.sites = sites or Sites()
         self._processes: dict[int, _Process] = {}
 
     def read(self) -> list[MemcheckOutput]:
@@ -149,7 +149,7 @@ class TextReader:
             process = self._processes.get(pid)
             if process is None:
                 process = self._processes[pid] = _Process(
-                    MemcheckOutput(path=self.path, format="text", pid=pid, cache=self.cache))
+                    MemcheckOutput(path=self.path, format="text", pid=pid, sites=self.sites))
             if text.strip():
                 if len(process.block) < _MAX_BLOCK:
                     process.block.append(text)
@@ -295,6 +295,6 @@ class TextReader:
             output.errors_total = occurrences
 
 
-def read_text(path: Path, cache: StackCache | None = None) -> list[MemcheckOutput]:
+def read_text(path: Path, sites: Sites | None = None) -> list[MemcheckOutput]:
     """Every process of one memcheck text log, one output each."""
-    return TextReader(path, cache).read()
+    return TextReader(path, sites).read()

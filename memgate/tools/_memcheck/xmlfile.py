@@ -21,34 +21,30 @@ import re
 from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
 
 from memgate.errors import ParseError
 from memgate.metrics import LeakKind
 from memgate.tools._memcheck.model import (
     XML_LEAK_KINDS,
     Amount,
+    ErrorKey,
     HeapUsage,
     MemcheckOutput,
-    RawFrame,
-    StackCache,
+    Sites,
 )
 from memgate.tools._memcheck.options import leak_options
+from memgate.tools._memcheck.xmlstream import (
+    ROOT,
+    BrokenXml,
+    Item,
+    XmlElement,
+    XmlError,
+    lxml_available,
+    stream_expat,
+    stream_lxml,
+)
 
 PROTOCOLS = (4, 5, 6)
-CHUNK_BYTES = 1 << 20
-
-# Elements handled when they close: the children of <valgrindoutput>, and the <pair>s of
-# <errorcounts>/<suppcounts> (one by one: a long run has a very long <errorcounts>).
-TOP_LEVEL = frozenset({
-    "protocolversion", "protocoltool", "preamble", "pid", "ppid", "tool", "args", "status", "error",
-    "fatal_signal", "errorcounts", "suppcounts", "error_summary", "heap_summary", "leak_summary",
-    "all_heap_blocks_freed", "clientmsg", "logfilequalifier", "usercomment",
-})
-_PAIR_PARENTS = frozenset({"errorcounts", "suppcounts"})
-_ROOT = "valgrindoutput"
-# what the parsers say when a second document starts inside or after the first
-_SEVERAL_DOCUMENTS = ("declaration", "extra content", "junk after document element")
 
 _OWN_BYTES = re.compile(
     r"^\s*(?P<total>[\d,]+)(?: \([+-][\d,]+\))? \((?P<direct>[\d,]+)(?: \([+-][\d,]+\))? direct, "
@@ -60,160 +56,26 @@ _SUMMARY_KINDS: dict[str, LeakKind] = {
     "possibly_lost": "possible",
     "still_reachable": "reachable",
 }
-
-
-class Element(Protocol):
-    """What this module uses of an element; lxml's and the standard library's both fit."""
-
-    tag: Any
-    text: str | None
-
-    def find(self, path: str) -> Any: ...
-    def findtext(self, path: str, default: str = ...) -> Any: ...
-    def findall(self, path: str) -> Any: ...
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class BrokenXml(Exception):
-    """A syntax error; ``at_end`` when the input ended too early (a truncated file)."""
-
-    def __init__(self, message: str, *, at_end: bool) -> None:
-        super().__init__(message)
-        self.at_end = at_end
-
-
-# A stream of (element, parent tag) for top-level elements and <pair>s, oldest first.
-Stream = Iterator[tuple[Element, str]]
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
-
-
-def lxml_available() -> bool:
-    try:
-        import lxml.etree  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def stream_lxml(path: Path) -> Stream:
-    from lxml import etree
-
-    parser = etree.XMLPullParser(
-        events=("end",), tag=[*TOP_LEVEL, "pair", _ROOT], resolve_entities=False, no_network=True,
-        huge_tree=True, remove_comments=True, remove_pis=True,
-    )
-
-    def drain() -> Stream:
-        for _event, element in parser.read_events():
-            parent = element.getparent()
-            if parent is None:
-                yield element, ""
-                continue
-            grandparent = parent.getparent()
-            top_level = grandparent is None
-            counted_pair = element.tag == "pair" and parent.tag in _PAIR_PARENTS and not top_level \
-                and grandparent.getparent() is None
-            if not (top_level or counted_pair):
-                continue  # nested deeper: read as part of its top-level element
-            yield element, parent.tag
-            # Handled: empty it and drop the siblings before it. Not the ones after it: their events
-            # may be queued still.
-            element.clear()
-            while element.getprevious() is not None:
-                del parent[0]
-
-    for chunk in _chunks(path):
-        try:
-            parser.feed(chunk)
-        except etree.XMLSyntaxError as error:
-            raise BrokenXml(str(error), at_end=False) from None
-        yield from drain()
-    try:
-        parser.close()
-    except etree.XMLSyntaxError as error:
-        yield from drain()
-        raise BrokenXml(str(error), at_end=True) from None
-    yield from drain()
-
-
-def stream_stdlib(path: Path) -> Stream:
-    import xml.etree.ElementTree as ElementTree
-
-    parser: Any = ElementTree.XMLPullParser(events=("start", "end"))
-    open_elements: list[Any] = []  # the root and its open child (deeper ones are not needed)
-    depth = 0
-
-    def drain() -> Stream:
-        nonlocal depth
-        for event, element in parser.read_events():
-            if event == "start":
-                if depth < 2:
-                    open_elements.append(element)
-                depth += 1
-                continue
-            depth -= 1
-            if depth < 2:
-                open_elements.pop()
-            if depth == 1:
-                yield element, open_elements[0].tag
-                del open_elements[0][:]
-            elif depth == 2 and element.tag == "pair" and open_elements[1].tag in _PAIR_PARENTS:
-                yield element, open_elements[1].tag
-                del open_elements[1][:]
-            elif depth == 0:
-                yield element, ""
-
-    for chunk in _chunks(path):
-        try:
-            parser.feed(chunk)
-        except ElementTree.ParseError as error:
-            raise BrokenXml(str(error), at_end=False) from None
-        yield from drain()
-    try:
-        parser.close()
-    except ElementTree.ParseError as error:
-        yield from drain()
-        raise BrokenXml(str(error), at_end=True) from None
-    yield from drain()
+# what the parsers say when a second document starts inside or after the first
+_SEVERAL_DOCUMENTS = ("declaration", "extra content", "junk after document element")
+_HINT = "give memgate the file valgrind wrote with --xml=yes --xml-file="
 
 
 def _int(text: str | None) -> int | None:
+    """A decimal or 0x-hexadecimal number as memcheck writes them, or None."""
     if text is None:
         return None
+    if text.isdigit():
+        return int(text)
     text = text.strip().replace(",", "")
-    try:
-        return int(text, 16) if text.startswith("0x") else int(text)
-    except ValueError:
-        return None
-
-
-def _frame(element: Element) -> RawFrame:
-    parts: dict[str, str | None] = {}
-    for child in element:
-        parts[child.tag] = child.text
-    line = parts.get("line")
-    return (_text(parts.get("fn")), _text(parts.get("file")), _int(line) if line else None,
-            _text(parts.get("obj")), _text(parts.get("ip")))
-
-
-def _text(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
-
-
-def stack_of(element: Element) -> tuple[RawFrame, ...]:
-    """The first <stack> of an error or fatal signal: where it happened (later ones are auxiliary)."""
-    stack = element.find("stack")
-    if stack is None:
-        return ()
-    return tuple(_frame(frame) for frame in stack if frame.tag == "frame")
+    if text.isdigit():
+        return int(text)
+    if text[:2].lower() == "0x":
+        try:
+            return int(text, 16)
+        except ValueError:
+            return None
+    return None
 
 
 class _Uniques:
@@ -224,12 +86,12 @@ class _Uniques:
     _UNSET, _COUNTED = -1, -2
 
     def __init__(self) -> None:
-        self._sites: list[tuple[str, str]] = []
-        self._index: dict[tuple[str, str], int] = {}
+        self._sites: list[ErrorKey] = []
+        self._index: dict[ErrorKey, int] = {}
         self._by_unique = array("q")
         self._sparse: dict[int, int] = {}
 
-    def remember(self, unique: int, key: tuple[str, str]) -> None:
+    def remember(self, unique: int, key: ErrorKey) -> None:
         site = self._index.setdefault(key, len(self._sites))
         if site == len(self._sites):
             self._sites.append(key)
@@ -240,7 +102,7 @@ class _Uniques:
         else:
             self._sparse[unique] = site
 
-    def take(self, unique: int) -> tuple[str, str] | None:
+    def take(self, unique: int) -> ErrorKey | None:
         """The site of ``unique`` (once: a counted error is not counted again)."""
         if 0 <= unique < len(self._by_unique):
             site = self._by_unique[unique]
@@ -249,7 +111,7 @@ class _Uniques:
             site = self._sparse.pop(unique, self._UNSET)
         return self._sites[site] if site >= 0 else None
 
-    def uncounted(self) -> Iterator[tuple[str, str]]:
+    def uncounted(self) -> Iterator[ErrorKey]:
         for site in self._by_unique:
             if site >= 0:
                 yield self._sites[site]
@@ -258,22 +120,21 @@ class _Uniques:
 
 
 class XmlReader:
-    """Turns the element stream of one file into a ``MemcheckOutput``."""
+    """Turns the item stream of one file into a ``MemcheckOutput``."""
 
-    def __init__(self, path: Path, cache: StackCache | None = None) -> None:
-        self.output = MemcheckOutput(path=path, format="xml", cache=cache or StackCache())
+    def __init__(self, path: Path, sites: Sites | None = None) -> None:
+        self.output = MemcheckOutput(path=path, format="xml", sites=sites or Sites())
         self._uniques = _Uniques()
         self._counts_seen = False
         self._protocol: int | None = None
         self._truncated = False
-        self._handlers: dict[str, Callable[[Element], None]] = {
+        self._handlers: dict[str, Callable[[XmlElement], None]] = {
             "protocolversion": self._protocolversion,
             "protocoltool": self._protocoltool,
             "preamble": self._preamble,
             "pid": self._pid,
             "args": self._args,
             "status": self._status,
-            "error": self._error,
             "fatal_signal": self._fatal_signal,
             "errorcounts": self._errorcounts,
             "heap_summary": self._heap_summary,
@@ -281,20 +142,24 @@ class XmlReader:
             "all_heap_blocks_freed": self._all_freed,
         }
 
-    def read(self, stream: Stream) -> MemcheckOutput:
+    def read(self, stream: Iterator[Item]) -> MemcheckOutput:
         path = self.output.path
         try:
-            for element, parent in stream:
-                if parent == _ROOT:
-                    handler = self._handlers.get(element.tag)
+            for parent, item in stream:
+                if isinstance(item, XmlError):
+                    if parent != ROOT:
+                        raise self._foreign(f"<{parent}>")
+                    self._error(item)
+                elif parent == ROOT:
+                    handler = self._handlers.get(item.tag)
                     if handler is not None:
-                        handler(element)
+                        handler(item)
                 elif parent == "errorcounts":
-                    self._count_pair(element)
+                    self._count_pair(item)
                 elif parent == "suppcounts":
-                    self._suppression_pair(element)
+                    self._suppression_pair(item)
                 elif parent == "":
-                    self._root_closed(element)
+                    self._root_closed(item)
                 else:
                     raise self._foreign(f"<{parent}>")
         except BrokenXml as error:
@@ -304,15 +169,15 @@ class XmlReader:
         self._finish()
         return self.output
 
-    # -- the document --------------------------------------------------------------------------
+    # -- the document ----------------------------------------------------------------------------
 
     def _foreign(self, root: str) -> ParseError:
         return ParseError(f"XML whose root is {root}, not Valgrind's <valgrindoutput>", path=self.output.path,
-                          hint="give memgate the file valgrind wrote with --xml=yes --xml-file=")
+                          hint=_HINT)
 
-    def _root_closed(self, element: Element) -> None:
-        if element.tag != _ROOT:
-            raise self._foreign(f"<{element.tag}>")
+    def _root_closed(self, item: XmlElement) -> None:
+        if item.tag != ROOT:
+            raise self._foreign(f"<{item.tag}>")
         self.output.finished = True
 
     def _broken(self, error: BrokenXml) -> None:
@@ -324,8 +189,7 @@ class XmlReader:
                         "give --log-file a %p too (Valgrind then reopens only the log in forked children)")
             raise ParseError(f"broken Valgrind XML: {error}", path=path, hint=hint)
         if self._protocol is None:
-            raise ParseError(f"not Valgrind XML output ({error})", path=path,
-                             hint="give memgate the file valgrind wrote with --xml=yes --xml-file=")
+            raise ParseError(f"not Valgrind XML output ({error})", path=path, hint=_HINT)
         self._truncated = True
         self.output.note(
             f"{path.name} ends before </valgrindoutput>: valgrind was probably killed (SIGKILL, a "
@@ -336,8 +200,7 @@ class XmlReader:
     def _finish(self) -> None:
         if self._protocol is None:
             raise ParseError("XML without Valgrind's <protocolversion>: not memcheck output",
-                             path=self.output.path,
-                             hint="give memgate the file valgrind wrote with --xml=yes --xml-file=")
+                             path=self.output.path, hint=_HINT)
         if not self.output.finished and not self._truncated:
             raise self._foreign("not <valgrindoutput>")
         for key in self._uniques.uncounted():
@@ -347,138 +210,130 @@ class XmlReader:
 
     # -- header ----------------------------------------------------------------------------------
 
-    def _protocolversion(self, element: Element) -> None:
-        version = _int(element.text)
+    def _protocolversion(self, item: XmlElement) -> None:
+        version = _int(item.text)
         if version not in PROTOCOLS:
             raise ParseError(
-                f"Valgrind XML protocol {element.text!r} is not supported (memgate reads {PROTOCOLS[0]} "
-                f"to {PROTOCOLS[-1]})", path=self.output.path,
+                f"Valgrind XML protocol {item.text.strip()!r} is not supported (memgate reads "
+                f"{PROTOCOLS[0]} to {PROTOCOLS[-1]})", path=self.output.path,
                 hint="run a Valgrind from 3.5 on, or tell the memgate maintainers about this version",
             )
         self._protocol = version
 
-    def _protocoltool(self, element: Element) -> None:
-        tool = (element.text or "").strip()
+    def _protocoltool(self, item: XmlElement) -> None:
+        tool = item.text.strip()
         if tool != "memcheck":
             raise ParseError(f"Valgrind XML of the {tool or 'unknown'} tool, not memcheck",
                              path=self.output.path, hint="run valgrind --tool=memcheck")
 
-    def _preamble(self, element: Element) -> None:
-        for line in element.findall("line"):
-            text = line.text or ""
-            if text.startswith("Command: "):
-                self.output.command = text.removeprefix("Command: ").strip()
+    def _preamble(self, item: XmlElement) -> None:
+        for line in item.every("line"):
+            if line.startswith("Command: "):
+                self.output.command = line.removeprefix("Command: ").strip()
 
-    def _pid(self, element: Element) -> None:
-        self.output.pid = _int(element.text)
+    def _pid(self, item: XmlElement) -> None:
+        self.output.pid = _int(item.text)
 
-    def _args(self, element: Element) -> None:
-        arguments = [(arg.text or "").strip() for arg in element.findall("vargv/arg")]
+    def _args(self, item: XmlElement) -> None:
+        arguments = [argument.strip() for argument in item.every("vargv/arg")]
         self.output.leak_check, self.output.shown_kinds = leak_options(arguments)
 
-    def _status(self, element: Element) -> None:
-        if (element.findtext("state") or "").strip() == "FINISHED":
+    def _status(self, item: XmlElement) -> None:
+        if (item.first("state") or "").strip() == "FINISHED":
             # Loss records before this come from leak searches during the run, not the one at exit.
             self.output.restart_leaks()
 
     # -- findings --------------------------------------------------------------------------------
 
-    def _error(self, element: Element) -> None:
-        kind = (element.findtext("kind") or "").strip()
+    def _error(self, error: XmlError) -> None:
+        kind = (error.kind or "").strip()
         leak_kind = XML_LEAK_KINDS.get(kind)
         if leak_kind is not None:
-            self._leak(leak_kind, element)
+            self._leak(leak_kind, error)
             return
-        what = element.findtext("what")
-        if what is None:
-            what = element.findtext("xwhat/text")
-        description = " ".join((what or "").split())
-        key = self.output.errors.key(kind or "Unknown", description, stack_of(element))
-        unique = _int(element.findtext("unique"))
+        key = self.output.errors.key(kind or "Unknown", error.what or "", error.stack)
+        unique = _int(error.unique)
         if unique is None:
             self.output.errors.count(key, 1)
         else:
             self._uniques.remember(unique, key)
 
-    def _leak(self, kind: LeakKind, element: Element) -> None:
-        leaked = _int(element.findtext("xwhat/leakedbytes"))
-        blocks = _int(element.findtext("xwhat/leakedblocks"))
+    def _leak(self, kind: LeakKind, error: XmlError) -> None:
+        leaked, blocks = _int(error.leaked_bytes), _int(error.leaked_blocks)
         if leaked is None or blocks is None:
             self.output.note("a loss record without <leakedbytes>/<leakedblocks>")
             return
         own = leaked
-        split = _OWN_BYTES.match(element.findtext("xwhat/text") or "")
+        split = _OWN_BYTES.match(error.what or "")
         if split:
             direct, indirect = _int(split["direct"]), _int(split["indirect"])
             if direct is not None and indirect is not None:
                 own = direct
                 if direct + indirect != leaked:
                     self.output.note(f"a loss record's text and <leakedbytes> ({leaked}) disagree")
-        self.output.leaks.add(kind, own, blocks, stack_of(element))
+        self.output.leaks.add(kind, own, blocks, error.stack)
 
-    def _count_pair(self, element: Element) -> None:
-        count, unique = _int(element.findtext("count")), _int(element.findtext("unique"))
+    def _count_pair(self, item: XmlElement) -> None:
+        count, unique = _int(item.first("count")), _int(item.first("unique"))
         if count is None or unique is None:
             return
         key = self._uniques.take(unique)
         if key is not None:
             self.output.errors.count(key, count)
 
-    def _suppression_pair(self, element: Element) -> None:
-        if (_int(element.findtext("count")) or 0) > 0:
+    def _suppression_pair(self, item: XmlElement) -> None:
+        if (_int(item.first("count")) or 0) > 0:
             self.output.suppressions_used = True
 
-    def _errorcounts(self, element: Element) -> None:
+    def _errorcounts(self, item: XmlElement) -> None:
         self._counts_seen = True
 
-    def _fatal_signal(self, element: Element) -> None:
-        name = _text(element.findtext("signame"))
-        number = _text(element.findtext("signo"))
+    def _fatal_signal(self, item: XmlElement) -> None:
+        name = (item.first("signame") or "").strip()
+        number = (item.first("signo") or "").strip()
         self.output.fatal_signal = name or (f"signal {number}" if number else "fatal signal")
 
     # -- protocol 6 summaries --------------------------------------------------------------------
 
-    def _heap_summary(self, element: Element) -> None:
-        in_use = (_int(element.findtext("memory_in_use_at_exit/bytes")),
-                  _int(element.findtext("memory_in_use_at_exit/blocks")))
-        allocs = _int(element.findtext("total_heap_usage/allocs"))
-        allocated = _int(element.findtext("total_heap_usage/bytes_allocated"))
-        if in_use[0] is None or in_use[1] is None or allocs is None or allocated is None:
+    def _heap_summary(self, item: XmlElement) -> None:
+        in_use_bytes = _int(item.first("memory_in_use_at_exit/bytes"))
+        in_use_blocks = _int(item.first("memory_in_use_at_exit/blocks"))
+        allocs = _int(item.first("total_heap_usage/allocs"))
+        allocated = _int(item.first("total_heap_usage/bytes_allocated"))
+        if in_use_bytes is None or in_use_blocks is None or allocs is None or allocated is None:
             self.output.note("an incomplete <heap_summary>")
             return
-        self.output.heap = HeapUsage(in_use_bytes=in_use[0], in_use_blocks=in_use[1], allocs=allocs,
+        self.output.heap = HeapUsage(in_use_bytes=in_use_bytes, in_use_blocks=in_use_blocks, allocs=allocs,
                                      bytes_allocated=allocated, source="<heap_summary>")
 
-    def _leak_summary(self, element: Element) -> None:
+    def _leak_summary(self, item: XmlElement) -> None:
         summary: dict[LeakKind, Amount] = {}
         for tag, kind in _SUMMARY_KINDS.items():
-            amount = _amount(element.find(tag))
+            amount = _amount(item, tag)
             if amount is None:
                 self.output.note(f"<leak_summary> without <{tag}>")
                 return
             summary[kind] = amount
         self.output.leak_summary = summary
-        self.output.suppressed_leaks = _amount(element.find("suppressed"))
+        self.output.suppressed_leaks = _amount(item, "suppressed")
 
-    def _all_freed(self, element: Element) -> None:
-        if (element.text or "").strip() == "true" and self.output.leak_summary is None:
+    def _all_freed(self, item: XmlElement) -> None:
+        if item.text.strip() == "true" and self.output.leak_summary is None:
             self.output.leak_summary = {kind: Amount() for kind in _SUMMARY_KINDS.values()}
 
 
-def _amount(element: Element | None) -> Amount | None:
-    if element is None:
-        return None
-    size = _int(element.findtext("bytes"))
-    blocks = _int(element.findtext("in_blocks"))
+def _amount(item: XmlElement, tag: str) -> Amount | None:
+    size = _int(item.first(f"{tag}/bytes"))
+    blocks = _int(item.first(f"{tag}/in_blocks"))
     if blocks is None:
-        blocks = _int(element.findtext("blocks"))
+        blocks = _int(item.first(f"{tag}/blocks"))
     return Amount(size, blocks) if size is not None and blocks is not None else None
 
 
-def read_xml(path: Path, *, cache: StackCache | None = None, use_lxml: bool | None = None) -> MemcheckOutput:
+def read_xml(path: Path, *, sites: Sites | None = None, use_lxml: bool | None = None) -> MemcheckOutput:
     """Read one memcheck XML file. ``ParseError`` for input that is not memcheck XML; a file cut
     short gives an output with a problem noted (incomplete), never an error."""
     if use_lxml is None:
         use_lxml = lxml_available()
-    stream = stream_lxml(path) if use_lxml else stream_stdlib(path)
-    return XmlReader(path, cache).read(stream)
+    stream = stream_lxml(path) if use_lxml else stream_expat(path)
+    return XmlReader(path, sites).read(stream)

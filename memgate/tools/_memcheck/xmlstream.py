@@ -1,0 +1,481 @@
+"""memcheck's XML as a stream of small items, one per element that matters, never a whole tree.
+
+Two producers give the same items:
+
+- ``stream_lxml``: lxml's pull parser, asked only for the elements memgate reads (its ``tag``
+  filter keeps Python out of the inner loop); each one is turned into an item, emptied and
+  dropped with the siblings before it, so the tree never holds more than the element being read.
+- ``stream_expat``: the standard library's expat with handlers that keep only the text memgate
+  reads; no element objects at all. It is used when lxml is not installed. (xml.etree's iterparse
+  builds every element and hands each event through a Python generator: about twice as slow.)
+
+Both are fed the file in chunks, so that a syntax error while feeding (garbage in the file) is told
+apart from one at the end of the input (a file cut short: valgrind was killed before it wrote
+``</valgrindoutput>``).
+
+An item is ``(parent tag, XmlError | XmlElement)``: the top-level ``<error>``s, every other
+top-level element, and the ``<pair>``s of ``<errorcounts>``/``<suppcounts>`` one by one (a long run
+has a very long ``<errorcounts>``). The root itself comes last, with parent tag "".
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memgate.tools._memcheck.model import RawFrame, Stack
+
+CHUNK_BYTES = 1 << 20
+ROOT = "valgrindoutput"
+PAIR_PARENTS = frozenset({"errorcounts", "suppcounts"})
+# The children of <valgrindoutput> memgate reads (lxml reports only these, and <pair>).
+TOP_LEVEL = frozenset({
+    "protocolversion", "protocoltool", "preamble", "pid", "ppid", "tool", "args", "status", "error",
+    "fatal_signal", "errorcounts", "suppcounts", "error_summary", "heap_summary", "leak_summary",
+    "all_heap_blocks_freed",
+})
+
+
+@dataclass(slots=True)
+class XmlError:
+    """An ``<error>``: what memgate needs of it."""
+
+    kind: str | None = None
+    unique: str | None = None
+    what: str | None = None  # <what>, or <xwhat><text> (loss records)
+    leaked_bytes: str | None = None
+    leaked_blocks: str | None = None
+    stack: Stack = ()  # the first <stack>: where it happened
+
+
+@dataclass(slots=True)
+class XmlElement:
+    """Any other element: its own text and the text of everything below it, by path."""
+
+    tag: str
+    text: str = ""
+    leaves: list[tuple[str, str]] = field(default_factory=list)
+
+    def first(self, path: str) -> str | None:
+        for leaf, text in self.leaves:
+            if leaf == path:
+                return text
+        return None
+
+    def every(self, path: str) -> list[str]:
+        return [text for leaf, text in self.leaves if leaf == path]
+
+
+Item = tuple[str, "XmlError | XmlElement"]
+
+
+class BrokenXml(Exception):
+    """A syntax error; ``at_end`` when the input ended too early (a truncated file)."""
+
+    def __init__(self, message: str, *, at_end: bool) -> None:
+        super().__init__(message)
+        self.at_end = at_end
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+
+
+def _raw_frame(fields: dict[str, str]) -> RawFrame:
+    line = fields.get("line")
+    number = int(line) if line and line.isdigit() else None
+    return (fields.get("fn") or None, fields.get("file") or None, number, fields.get("obj") or None,
+            fields.get("ip") or None)
+
+
+# --------------------------------------------------------------------------------------------------
+# lxml
+
+
+def lxml_available() -> bool:
+    try:
+        import lxml.etree  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# The usual shape of an <error> (memcheck's order of children), read with regular expressions: much
+# cheaper than an element object per child. Any other shape is parsed as XML.
+_HEAD = re.compile(
+    r"<error>\s*<unique>([^<]*)</unique>\s*<tid>[^<]*</tid>\s*(?:<threadname>[^<]*</threadname>\s*)?"
+    r"<kind>([^<]*)</kind>\s*(?:<what>([^<]*)</what>|<xwhat>\s*<text>([^<]*)</text>\s*"
+    r"<leakedbytes>([^<]*)</leakedbytes>\s*<leakedblocks>([^<]*)</leakedblocks>\s*</xwhat>)"
+)
+_FRAME = re.compile(
+    r"<frame>\s*<ip>([^<]*)</ip>\s*(?:<obj>([^<]*)</obj>\s*)?(?:<fn>([^<]*)</fn>\s*)?(?:<dir>[^<]*</dir>\s*)?"
+    r"(?:<file>([^<]*)</file>\s*)?(?:<line>(\d*)</line>\s*)?</frame>"
+)
+
+
+def _unescape(text: str) -> str:
+    if "&" not in text:
+        return text
+    return html.unescape(text)
+
+
+class StackText:
+    """The frames of a ``<stack>``, read from its text only as far as they are asked for: a site
+    needs the first few frames, and the whole stack is kept once per site. Equal texts are equal."""
+
+    __slots__ = ("text", "_hash")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._hash = hash(text)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StackText) and other.text == self.text
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        text, position = self.text, 0
+        decode = "&" in text
+        while (start := text.find("<frame>", position)) >= 0:
+            match = _FRAME.match(text, start)
+            if match is None:  # another shape: parse the rest as XML
+                yield from self._parsed(start)
+                return
+            ip, obj, fn, file, line = match.groups()
+            if decode:
+                fn, file, obj = _unescape(fn or ""), _unescape(file or ""), _unescape(obj or "")
+            yield (fn or None, file or None, int(line) if line else None, obj or None, ip or None)
+            position = match.end()
+
+    def _parsed(self, start: int) -> Iterator[RawFrame]:
+        import xml.etree.ElementTree as ElementTree
+
+        stack = ElementTree.fromstring(f"<stack>{self.text[start:]}</stack>")
+        for frame in stack.iter("frame"):
+            yield _raw_frame({part.tag: part.text or "" for part in frame})
+
+
+def _text_error(text: str) -> XmlError | None:
+    """An <error> from its XML text, or None when it has another shape."""
+    head = _HEAD.match(text)
+    if head is None:
+        return None
+    unique, kind, what, xwhat, leaked_bytes, leaked_blocks = head.groups()
+    if "&" in text:
+        what, xwhat = _unescape(what or ""), _unescape(xwhat or "")
+    error = XmlError(kind=kind, unique=unique, what=what if what is not None else xwhat or "",
+                     leaked_bytes=leaked_bytes or None, leaked_blocks=leaked_blocks or None)
+    start = text.find("<stack>", head.end())
+    if start >= 0:
+        end = text.find("</stack>", start)
+        if end < 0:
+            return None
+        error.stack = StackText(text[start + 7:end])
+    return error
+
+
+def _lxml_error(element: Any) -> XmlError:
+    from lxml import etree
+
+    fast = _text_error(etree.tostring(element, encoding="unicode", with_tail=False))
+    if fast is not None:
+        return fast
+    return _walk_error(element)
+
+
+def _walk_error(element: Any) -> XmlError:
+    error = XmlError()
+    for child in element:
+        tag = child.tag
+        if tag == "stack":
+            if not error.stack:
+                error.stack = tuple(_raw_frame({part.tag: part.text for part in frame}) for frame in child)
+        elif tag == "kind":
+            error.kind = child.text
+        elif tag == "unique":
+            error.unique = child.text
+        elif tag == "what":
+            if error.what is None:
+                error.what = child.text or ""
+        elif tag == "xwhat":
+            for part in child:
+                if part.tag == "text":
+                    error.what = part.text or ""
+                elif part.tag == "leakedbytes":
+                    error.leaked_bytes = part.text
+                elif part.tag == "leakedblocks":
+                    error.leaked_blocks = part.text
+    return error
+
+
+def _lxml_element(element: Any) -> XmlElement:
+    item = XmlElement(element.tag, element.text or "")
+    item.leaves = [(_lxml_path(element, node), node.text or "") for node in element.iterdescendants()]
+    return item
+
+
+def _lxml_path(top: Any, node: Any) -> str:
+    parts = [node.tag]
+    parent = node.getparent()
+    while parent is not None and parent is not top:
+        parts.append(parent.tag)
+        parent = parent.getparent()
+    return "/".join(reversed(parts))
+
+
+def stream_lxml(path: Path) -> Iterator[Item]:
+    from lxml import etree
+
+    parser = etree.XMLPullParser(
+        events=("end",), tag=[*TOP_LEVEL, "pair", ROOT], resolve_entities=False, no_network=True,
+        huge_tree=True, remove_comments=True, remove_pis=True,
+    )
+
+    def drain() -> Iterator[Item]:
+        for _event, element in parser.read_events():
+            parent = element.getparent()
+            if parent is None:
+                yield "", XmlElement(element.tag)
+                continue
+            grandparent = parent.getparent()
+            top_level = grandparent is None
+            if top_level:
+                item: XmlError | XmlElement = (
+                    _lxml_error(element) if element.tag == "error" else _lxml_element(element))
+            elif element.tag == "pair" and parent.tag in PAIR_PARENTS and grandparent.getparent() is None:
+                item = _lxml_element(element)
+            else:
+                continue  # nested deeper: read with its top-level element
+            # Read: empty it and drop the siblings before it (not those after it: their events may
+            # still be queued).
+            element.clear()
+            while element.getprevious() is not None:
+                del parent[0]
+            yield parent.tag, item
+
+    for chunk in _chunks(path):
+        try:
+            parser.feed(chunk)
+        except etree.XMLSyntaxError as error:
+            raise BrokenXml(str(error), at_end=False) from None
+        yield from drain()
+    try:
+        parser.close()
+    except etree.XMLSyntaxError as error:
+        yield from drain()
+        raise BrokenXml(str(error), at_end=True) from None
+    yield from drain()
+
+
+# --------------------------------------------------------------------------------------------------
+# expat (the standard library)
+
+
+def _leaves(element: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    for child in element:
+        path = f"{prefix}{child.tag}"
+        yield path, child.text or ""
+        yield from _leaves(child, f"{path}/")
+
+
+def _parsed_element(text: str) -> XmlElement:
+    """A small top-level element (or <pair>) from its XML text."""
+    import xml.etree.ElementTree as ElementTree
+
+    element = ElementTree.fromstring(text)
+    return XmlElement(element.tag, element.text or "", list(_leaves(element)))
+
+
+def _parsed_error(text: str) -> XmlError:
+    import xml.etree.ElementTree as ElementTree
+
+    return _walk_error(ElementTree.fromstring(text))
+
+
+_PAIR = re.compile(r"^<pair>\s*<count>(\d+)</count>\s*<(unique|name)>([^<]*)</\2>\s*</pair>$")
+
+
+def _pair(text: str) -> XmlElement:
+    match = _PAIR.match(text)
+    if match is None:
+        return _parsed_element(text)
+    return XmlElement("pair", "", [("count", match[1]), (match[2], _unescape(match[3]))])
+
+
+_STARTS = re.compile(rb"<(error|pair)[\s>]")
+_ENDS = {"error": re.compile(rb"</error\s*>"), "pair": re.compile(rb"</pair\s*>")}
+_NEXT = {"error": re.compile(rb"\s*(<)error[\s>]"), "pair": re.compile(rb"\s*(<)pair[\s>]")}
+
+
+class _Scanner:
+    """expat checks every byte of the file; memgate's own scan finds where each <error> (and each
+    <pair> of <errorcounts>) starts and ends, and expat is fed those elements with its callbacks
+    off, in C only. Their text is then read from the bytes with regular expressions
+    (``_text_error``), or parsed on its own when it has another shape. The other top-level elements
+    are few and small: expat's callbacks say where they start and end.
+
+    Finding elements by their tags in the bytes is exact because expat refuses, as valgrind never
+    writes them, comments, CDATA sections, processing instructions and DOCTYPEs: in what is left, a
+    ``<`` always starts a tag. A start tag is only taken where expat's depth says an <error> (or a
+    <pair>) can be; <error> has no <error> inside.
+
+    Bytes are kept from the start of the element being read, no further back.
+    """
+
+    def __init__(self, parser: Any) -> None:
+        self.parser = parser
+        self.items: list[Item] = []
+        self.buffer = bytearray()
+        self.base = 0  # file offset of buffer[0]
+        self.fed = 0  # file offset up to which expat has the bytes
+        self.depth = 0
+        self.root = ""
+        self.top = ""  # the open child of the root
+        self.inside = ""  # "error" or "pair" while expat is fed one with its callbacks off
+        self.span_start = -1  # file offset of the element being read, -1: none
+        self._callbacks(True)
+
+    def _callbacks(self, on: bool) -> None:
+        self.parser.StartElementHandler = self.start if on else None
+        self.parser.EndElementHandler = self.end if on else None
+
+    def _parse_to(self, offset: int, final: bool = False) -> None:
+        if offset > self.fed or final:
+            self.parser.Parse(self.buffer[self.fed - self.base: offset - self.base], final)
+            self.fed = offset
+
+    def feed(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        while self._step():
+            pass
+        keep = min(self.fed, self.span_start) if self.span_start >= 0 else self.fed
+        if keep > self.base:
+            del self.buffer[: keep - self.base]
+            self.base = keep
+
+    def close(self) -> None:
+        self._parse_to(self.base + len(self.buffer), final=True)
+
+    def _safe_end(self) -> int:
+        """Up to the last ``<``: a tag cut by the end of the chunk is fed whole, with the next one."""
+        last = self.buffer.rfind(b"<", self.fed - self.base)
+        return self.base + (last if last >= 0 else len(self.buffer))
+
+    def _step(self) -> bool:
+        """Feed expat up to the next boundary; False when the buffer holds no more of one."""
+        if self.inside:
+            return self._run_of_elements()
+        start = _STARTS.search(self.buffer, self.fed - self.base)
+        if start is None:
+            self._parse_to(max(self.fed, self._safe_end()))
+            return False
+        self._parse_to(self.base + start.start())
+        tag = start[1].decode()
+        in_place = self.depth == 1 if tag == "error" else self.depth == 2 and self.top in PAIR_PARENTS
+        if in_place:
+            self.inside, self.span_start = tag, self.fed
+            self._callbacks(False)
+        else:  # not where memcheck puts one: let expat's callbacks see it
+            self._parse_to(self.base + start.end())
+        return True
+
+    def _run_of_elements(self) -> bool:
+        """The open element and those of its kind that follow it with only blanks between (a run of
+        <error>s, the <pair>s of <errorcounts>): expat gets the whole run in one call."""
+        ends, nexts = _ENDS[self.inside], _NEXT[self.inside]
+        spans: list[tuple[int, int]] = []
+        start = self.span_start - self.base
+        while (end := ends.search(self.buffer, start)) is not None:
+            spans.append((start, end.end()))
+            following = nexts.match(self.buffer, end.end())
+            if following is None:
+                break
+            start = following.start(1)
+        if not spans:
+            self._parse_to(max(self.fed, self._safe_end()))
+            return False
+        last = self.base + spans[-1][1]
+        self._parse_to(last)
+        for begin, end_at in spans:
+            self._read_span(self.buffer[begin:end_at].decode("utf-8", errors="replace"))
+        if start > spans[-1][0]:  # the next one has begun but not ended in this buffer
+            self.span_start = self.base + start
+            return False
+        self.inside, self.span_start = "", -1
+        self._callbacks(True)
+        return True
+
+    def _read_span(self, text: str) -> None:
+        if self.inside == "error":
+            error = _text_error(text)
+            self.items.append((self.root, error if error is not None else _parsed_error(text)))
+        else:
+            self.items.append((self.top, _pair(text)))
+
+    # expat's callbacks, outside <error>s and <pair>s
+
+    def start(self, tag: str, _attributes: Any) -> None:
+        depth = self.depth = self.depth + 1
+        if depth == 1:
+            self.root = tag
+        elif depth == 2:
+            self.top = tag
+            if tag not in PAIR_PARENTS:
+                self.span_start = self.parser.CurrentByteIndex
+
+    def end(self, tag: str) -> None:
+        depth = self.depth
+        self.depth = depth - 1
+        if depth == 1:
+            self.items.append(("", XmlElement(tag)))
+        elif depth == 2:
+            if tag in PAIR_PARENTS:
+                self.items.append((self.root, XmlElement(tag)))
+                return
+            close = self.buffer.index(b">", self.parser.CurrentByteIndex - self.base) + 1
+            text = self.buffer[self.span_start - self.base: close].decode("utf-8", errors="replace")
+            self.span_start = -1
+            self.items.append((self.root, _parsed_element(text)))
+
+
+def _refuse(what: str) -> Any:
+    def handler(*_arguments: Any) -> None:
+        raise BrokenXml(f"{what}, which valgrind never writes", at_end=False)
+    return handler
+
+
+def stream_expat(path: Path) -> Iterator[Item]:
+    from xml.parsers import expat
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _refuse("a DOCTYPE declaration")
+    parser.CommentHandler = _refuse("a comment")
+    parser.StartCdataSectionHandler = _refuse("a CDATA section")
+    parser.ProcessingInstructionHandler = _refuse("a processing instruction")
+    scanner = _Scanner(parser)
+
+    def drain() -> Iterator[Item]:
+        items, scanner.items = scanner.items, []
+        yield from items
+
+    for chunk in _chunks(path):
+        try:
+            scanner.feed(chunk)
+        except expat.ExpatError as error:
+            yield from drain()
+            raise BrokenXml(str(error), at_end=False) from None
+        yield from drain()
+    try:
+        scanner.close()
+    except expat.ExpatError as error:
+        yield from drain()
+        raise BrokenXml(str(error), at_end=True) from None
+    yield from drain()

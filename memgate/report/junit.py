@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from memgate.compare import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
 from memgate.records import SuiteStatus
 from memgate.report.common import (
+    VERDICT_WORD,
     clean,
     frame_text,
     metric_summary,
@@ -156,17 +157,8 @@ def _metric_case(row: MetricRow, fail_on_warn: bool) -> _Case:
     elif row.verdict is Verdict.WARN and fail_on_warn:
         case.outcome = ("failure", "MemoryWarning", summary, summary)
     else:
-        case.output = [f"{_VERDICT_LABEL[row.verdict]}: {summary}"]
+        case.output = [f"{VERDICT_WORD[row.verdict]}: {summary}"]
     return case
-
-
-_VERDICT_LABEL = {
-    Verdict.PASS: "pass",
-    Verdict.WARN: "WARN",
-    Verdict.FAIL: "FAIL",
-    Verdict.IMPROVED: "improved",
-    Verdict.NEW: "new",
-}
 
 
 def _site_case(site: SiteRow, repo_root: Root, fail_on_warn: bool) -> _Case:

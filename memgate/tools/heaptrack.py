@@ -24,13 +24,15 @@ A C++ program's own copy of libstdc++ has the same pool, and it is left out too,
 one allocation and 72,704 bytes below DHAT and memusage on C++ programs, consistently.
 
 Limits of heaptrack itself:
-- only the process it starts is traced: its preload unsets itself for exec'd children and ignores
-  forked ones, so a suite that is a shell script or a test runner is measured as that script or
-  runner alone; prefer dhat, massif or memusage for multi-process suites.
+- only the process it starts is traced: neither forked nor exec'd children are (seen with both), so
+  a suite that is a shell script or a test runner is measured as that script or runner alone;
+  prefer dhat, massif or memusage for multi-process suites.
 - a process that crashes or is killed loses its trace (heaptrack buffers it): incomplete record.
 - heaptrack's launcher is a shell script: a command killed by a signal comes back as exit status
   128 + signal, and it prints "heaptrack output will be written to ..." on standard output.
-- heaptrack 1.4's launcher breaks on output paths with white space: such a log folder is refused.
+- heaptrack 1.4's launcher splits output paths at white space (``-o "/a b/heaptrack"`` wrote
+  ``/a.zst``): such a log folder is refused. Its ``%p`` in ``-o`` is not replaced either (a file
+  named ``heaptrack.%p.zst``), so memgate names the one trace ``heaptrack.zst``.
 
 The trace is streamed line by line; memory grows with its distinct allocation kinds, stack nodes and
 instruction pointers (compact integer arrays), not with its events.

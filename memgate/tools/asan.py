@@ -156,8 +156,8 @@ def leak_detection_enabled(options: Mapping[str, str], variables: Sequence[str])
     effective: dict[str, str] = {}
     for variable in variables:
         effective.update(split_options(options.get(variable, "")))
-    return effective.get("detect_leaks", "1") not in ("0", "false") and \
-        effective.get("leak_check_at_exit", "1") not in ("0", "false")
+    return all(effective.get(name, "1").lower() not in ("0", "no", "false")
+               for name in ("detect_leaks", "leak_check_at_exit"))
 
 
 def _read_options_file(logdir: Path) -> dict[str, str]:

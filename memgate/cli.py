@@ -43,9 +43,9 @@ REPORT_FLAGS = {
 }
 
 DESCRIPTION = """\
-memgate runs your test suites under a memory tool (AddressSanitizer/LeakSanitizer, Valgrind),
-compares leaks, memory errors and heap figures with the baselines kept in your repository, and
-passes or blocks the merge.
+memgate runs your test suites under a memory tool (AddressSanitizer/LeakSanitizer, Valgrind
+memcheck, massif or DHAT, heaptrack, glibc memusage, or plain rusage), compares leaks, memory
+errors and heap figures with the baselines kept in your repository, and passes or blocks the merge.
 """
 
 
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", type=Path, metavar="BASELINE",
                          help="a JSON report, a baselines folder, or one baseline file")
     compare.add_argument("current", type=Path, metavar="CURRENT", help="the current JSON report")
-    compare.add_argument("--config", type=Path, default=_env_path("MEMGATE_CONFIG"),
+    compare.add_argument("--config", type=Path, metavar="PATH", default=_env_path("MEMGATE_CONFIG"),
                          help="thresholds from this config (default: built-in defaults, or memgate.toml "
                               "when one is found)")
     compare.add_argument("--markdown", metavar="PATH", type=Path, help="write the Markdown summary here")
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     baseline = _command(commands, "baseline", "manage the baselines kept in the repository")
     baseline_commands = baseline.add_subparsers(title="commands", metavar="COMMAND", required=True)
     update = _command(baseline_commands, "update", "write baselines/ from a run or from a JSON report")
-    update.add_argument("--config", type=Path, default=_env_path("MEMGATE_CONFIG"),
+    update.add_argument("--config", type=Path, metavar="PATH", default=_env_path("MEMGATE_CONFIG"),
                         help="memgate.toml or pyproject.toml (default: found from the current folder)")
     update.add_argument("--suite", action="append", default=[], metavar="NAME",
                         help="only this suite (repeatable)")
@@ -155,7 +155,7 @@ def _command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=_env_path("MEMGATE_CONFIG"),
+    parser.add_argument("--config", type=Path, metavar="PATH", default=_env_path("MEMGATE_CONFIG"),
                         help="memgate.toml or pyproject.toml with [tool.memgate] (default: found "
                              "from the current folder upwards; env MEMGATE_CONFIG)")
     parser.add_argument("--suite", action="append", default=[], metavar="NAME",

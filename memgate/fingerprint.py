@@ -24,7 +24,10 @@ _RUNTIME_FUNCTION = re.compile(
     )$""",
     re.VERBOSE,
 )
-_RUNTIME_OBJECT = re.compile(r"(vgpreload_|/libasan\.so|/liblsan\.so|/libclang_rt\.|/valgrind/)")
+# libc and the dynamic loader too: an allocation inside fopen() or strdup() belongs to its caller.
+_RUNTIME_OBJECT = re.compile(
+    r"(vgpreload_|/libasan\.so|/liblsan\.so|/libclang_rt\.|/valgrind/|/libc\.so|/ld-linux[^/]*\.so)"
+)
 _PARAMETERS = re.compile(r"\(.*\)\s*(const)?\s*$")
 _CLONE_SUFFIX = re.compile(r"\.(constprop|isra|part|cold|lto_priv)(\.\d+)*$")
 
@@ -63,8 +66,10 @@ def site_of(stack: Sequence[Frame]) -> str:
     return " < ".join(frame_key(frame) for frame in frames) if frames else "(no stack)"
 
 
-def fingerprint(category: str, stack: Sequence[Frame]) -> str:
-    """``category`` is the leak kind ("leak:definite") or error kind ("error:InvalidRead")."""
+def fingerprint(category: str, stack: Sequence[Frame], site: str | None = None) -> str:
+    """``category`` is the leak kind ("leak:definite") or error kind ("error:InvalidRead"); pass
+    ``site`` when ``site_of(stack)`` is already known, to save computing it again."""
+    site = site_of(stack) if site is None else site
     # surrogateescape: a name with undecodable bytes still hashes to the same value every run
-    digest = hashlib.sha256(f"{category}|{site_of(stack)}".encode("utf-8", "surrogateescape")).hexdigest()
+    digest = hashlib.sha256(f"{category}|{site}".encode("utf-8", "surrogateescape")).hexdigest()
     return digest[:16]

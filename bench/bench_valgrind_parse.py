@@ -1,22 +1,29 @@
-"""Parse speed and peak memory of the memcheck XML parser on a large XML made of real records.
+"""Parse speed and peak memory of the memcheck XML reader on large XML made of real records.
 
-Run: ``python bench/bench_valgrind_parse.py [--size MB] [--no-full] [--keep PATH]`` (default 200 MB;
-``--size 1024`` for the 1 GB figure). Each parse runs in a fresh process; for each it prints the
-time, MB/s (10^6 bytes per second) and the peak RSS of that process (``os.wait4``), next to a
-process that only imports the parser (the interpreter's own share):
+Run: ``python bench/bench_valgrind_parse.py [--size MB] [--input shallow|deep|both] [--no-full]
+[--keep DIR]`` (default 200 MB, both inputs; ``--size 1024`` for the 1 GB figures). Each parse runs
+in a fresh process; for each it prints wall seconds, CPU seconds (user + system: the figure that does
+not depend on what else the machine runs), MB/s by both (10^6 bytes a second) and the process's peak
+RSS (``os.wait4``), next to a process that only imports the reader (the interpreter's own share):
 
-- ``lxml``: memgate's streamed parse with lxml's pull parser;
-- ``stdlib``: the same with xml.etree's pull parser (lxml not installed);
-- ``etree-full``: ``xml.etree.ElementTree.parse`` of the whole tree, then a walk over its errors:
-  what a parser that is not streamed costs, measured on the same file in the same run (skip it with
-  ``--no-full``: on 1 GB it needs about 12 GB of RAM).
+- ``stdlib``: memgate's reading (``read_xml``): expat checks every byte while the ``<error>``s are
+  found in the bytes and read with regular expressions;
+- ``lxml``: the same records read through lxml's iterparse (``read_xml(use_lxml=True)``);
+- ``etree-full``: ``xml.etree.ElementTree.parse`` of the whole tree and a walk over its errors:
+  what a parser that is not streamed costs, on the same file in the same run (``--no-full`` skips
+  it: on 1 GB it needs about 12 GB of RAM). The other two are given as a ratio of its time.
 
-The XML is tests/data/valgrind's real memcheck output: the header of ``kinds/`` (memgate's own
-command line), then its seven non-leak ``<error>`` records (one of them counted 5 times) and the six
-loss records of ``leaks/`` repeated until the size is reached, every copy with its own ``<unique>``
-and its own ``<ip>`` addresses (so the frame cache misses, as with many distinct call paths), the
-loss records after ``<state>FINISHED</state>`` as memcheck writes them, and an ``<errorcounts>``
-pair for every error copy. Each parse is checked against the figures the copies must add up to.
+The inputs repeat real memcheck output of tests/data/valgrind (memgate's own command line, Valgrind
+3.19) until the size is reached, every copy with its own ``<unique>`` and its own ``<ip>`` addresses
+(as many distinct call paths), loss records after ``<state>FINISHED</state>`` as memcheck writes
+them, and an ``<errorcounts>`` pair for every error copy:
+
+- ``shallow``: the seven non-leak errors of ``kinds/`` (one counted 5 times) and the six loss
+  records of ``leaks/``: stacks of 2 to 3 frames, about a thousand records a MB, the worst case;
+- ``deep``: ``deep/``'s invalid read and loss record, 30-frame stacks (``--num-callers=30``), the
+  shape of a real test suite's output.
+
+Each parse is checked against the figures the copies add up to.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +47,22 @@ _ERROR = re.compile(r"<error>.*?</error>\n", re.S)
 _UNIQUE = re.compile(r"<unique>0x[0-9a-f]+</unique>")
 _IP = re.compile(r"<ip>0x([0-9A-F]+)</ip>")
 _COUNT_OF = re.compile(r"<count>(\d+)</count>\s*<unique>(0x[0-9a-f]+)</unique>")
+_FINISHED = re.compile(r"<status>\s*<state>FINISHED</state>.*?</status>\n", re.S)
+
+
+@dataclass(frozen=True)
+class Input:
+    errors_from: str  # the case folder whose non-leak errors are repeated
+    leaks_from: str  # the case folder whose loss records are repeated
+    per_copy: dict[str, int]  # what one copy adds to the figures
+
+
+INPUTS = {
+    "shallow": Input("kinds", "leaks", {"errors": 11, "leak_definite_bytes": 348, "leak_indirect_bytes": 64,
+                                        "leak_possible_bytes": 48, "leak_reachable_bytes": 128}),
+    "deep": Input("deep", "deep", {"errors": 1, "leak_definite_bytes": 24, "leak_indirect_bytes": 0,
+                                   "leak_possible_bytes": 0, "leak_reachable_bytes": 0}),
+}
 
 
 def _xml(case: str) -> str:
@@ -46,53 +70,48 @@ def _xml(case: str) -> str:
     return path.read_text()
 
 
-def _with(record: str, unique: int, copy: int) -> str:
+def _copy(record: str, unique: int, copy: int) -> str:
     record = _UNIQUE.sub(f"<unique>0x{unique:x}</unique>", record, count=1)
     return _IP.sub(lambda match: f"<ip>0x{int(match[1], 16) + copy * 16:X}</ip>", record)
 
 
-def build(path: Path, size: int) -> dict[str, int]:
-    """Write the synthetic XML; return what a correct parse must find in it."""
-    kinds, leaks = _xml("kinds"), _xml("leaks")
-    header = kinds[: kinds.index("<error>")]
-    errors = _ERROR.findall(kinds)
-    counts = {unique: int(count) for count, unique in _COUNT_OF.findall(kinds)}
-    error_counts = [counts[re.search(r"<unique>(0x[0-9a-f]+)</unique>", error)[1]] for error in errors]  # type: ignore[index]
-    loss_records = [record for record in _ERROR.findall(leaks) if "<kind>Leak_" in record]
-    finished = re.search(r"<status>\s*<state>FINISHED</state>.*?</status>\n", kinds, re.S)[0]  # type: ignore[index]
-    unique = 0
-    pairs: list[str] = []
-    written = len(header)
-    copies = 0
-    error_bytes = sum(map(len, errors))
-    leak_bytes = sum(map(len, loss_records))
-    copies_wanted = max(1, int((size - written) / (error_bytes + leak_bytes + 70 * len(errors))))
+def build(path: Path, size: int, source: Input) -> dict[str, int]:
+    """Write the XML; return the figures a correct parse finds in it."""
+    errors_xml, leaks_xml = _xml(source.errors_from), _xml(source.leaks_from)
+    header = errors_xml[: errors_xml.index("<error>")]
+    finished = _FINISHED.search(errors_xml)
+    assert finished is not None
+    counts = {unique: int(count) for count, unique in _COUNT_OF.findall(errors_xml)}
+    errors = [(error, counts[unique]) for error in _ERROR.findall(errors_xml)
+              if (unique := re.search(r"<unique>(0x[0-9a-f]+)</unique>", error)[1]) in counts]  # type: ignore[index]
+    loss_records = [record for record in _ERROR.findall(leaks_xml) if "<kind>Leak_" in record]
+    copy_bytes = sum(len(error) + 70 for error, _ in errors) + sum(map(len, loss_records))
+    copies = max(1, (size - len(header)) // copy_bytes)
     with path.open("w") as out:
         out.write(header)
-        for copy in range(copies_wanted):
-            for error, count in zip(errors, error_counts, strict=True):
-                out.write(_with(error, unique, copy))
-                pairs.append(f"  <pair>\n    <count>{count}</count>\n    <unique>0x{unique:x}</unique>\n  </pair>\n")
-                unique += 1
-            copies += 1
-        out.write("\n" + finished + "\n")
-        for copy in range(copies_wanted):
+        for copy in range(copies):
+            for index, (error, _count) in enumerate(errors):
+                out.write(_copy(error, copy * len(errors) + index, copy))
+        unique = copies * len(errors)
+        out.write("\n" + finished[0] + "\n")
+        for copy in range(copies):
             for record in loss_records:
-                out.write(_with(record, unique, copy))
+                out.write(_copy(record, unique, copy))
                 unique += 1
         out.write("<errorcounts>\n")
-        out.writelines(pairs)
+        for copy in range(copies):
+            for index, (_error, count) in enumerate(errors):
+                unique = copy * len(errors) + index
+                out.write(f"  <pair>\n    <count>{count}</count>\n    <unique>0x{unique:x}</unique>\n"
+                          "  </pair>\n")
         out.write("</errorcounts>\n\n<suppcounts>\n</suppcounts>\n\n</valgrindoutput>\n\n")
-    return {"errors": copies * sum(error_counts), "leak_definite_bytes": copies * 348,
-            "leak_indirect_bytes": copies * 64, "leak_possible_bytes": copies * 48,
-            "leak_reachable_bytes": copies * 128}
+    return {name: copies * value for name, value in source.per_copy.items()}
 
 
 def worker(mode: str, path: Path) -> None:
-    """One parse, in this process; prints the figures found and the seconds it took."""
+    """One parse, in this process; prints the figures found."""
     from memgate.tools._memcheck.xmlfile import read_xml
 
-    started = time.perf_counter()
     found: dict[str, int] = {}
     if mode in ("lxml", "stdlib"):
         output = read_xml(path, use_lxml=mode == "lxml")
@@ -107,53 +126,75 @@ def worker(mode: str, path: Path) -> None:
         found["error_elements"] = sum(1 for _ in root.iterfind("error"))
     elif mode != "import":
         raise SystemExit(f"unknown mode {mode}")
-    found["seconds_x1e6"] = int((time.perf_counter() - started) * 1e6)
     print(json.dumps(found))
 
 
-def measure(mode: str, path: Path) -> tuple[dict[str, int], int]:
-    """Run a worker; return its figures and its peak RSS in bytes."""
-    process = subprocess.Popen([sys.executable, __file__, "--worker", mode, str(path)], stdout=subprocess.PIPE)
+@dataclass(frozen=True)
+class Measure:
+    found: dict[str, int]
+    wall: float
+    cpu: float
+    peak_rss: int
+
+
+def measure(mode: str, path: Path) -> Measure:
+    started = time.perf_counter()
+    command = [sys.executable, __file__, "--worker", mode, str(path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE)
     assert process.stdout is not None
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"{mode}: worker failed with status {status}")
-    return json.loads(output), usage.ru_maxrss * 1024
+    return Measure(json.loads(output), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+
+
+def run(name: str, source: Input, size: int, folder: Path, full: bool) -> None:
+    path = folder / f"memcheck-{name}.xml"
+    expected = build(path, size, source)
+    megabytes = path.stat().st_size / 1e6
+    baseline = measure("import", path)
+    print(f"\n{name}: {megabytes:.1f} MB of memcheck XML, {expected['errors']:,} error occurrences "
+          f"(interpreter and imports alone: {baseline.wall:.2f} s, {baseline.peak_rss / 2**20:.1f} MiB)")
+    print(f"{'reader':<12}{'wall s':>8}{'cpu s':>8}{'MB/s wall':>11}{'MB/s cpu':>10}{'peak RSS':>12}")
+    results: dict[str, Measure] = {}
+    for mode in ["stdlib", "lxml"] + (["etree-full"] if full else []):
+        result = results[mode] = measure(mode, path)
+        if mode != "etree-full":
+            wrong = {key: (result.found.get(key), value) for key, value in expected.items()
+                     if result.found.get(key) != value}
+            if wrong:
+                raise SystemExit(f"{mode}: wrong figures (found, expected): {wrong}")
+        wall, cpu = result.wall - baseline.wall, result.cpu - baseline.cpu
+        print(f"{mode:<12}{wall:>8.2f}{cpu:>8.2f}{megabytes / wall:>11.1f}{megabytes / cpu:>10.1f}"
+              f"{result.peak_rss / 2**20:>8.1f} MiB")
+    if full:
+        whole = results["etree-full"]
+        for mode in ("stdlib", "lxml"):
+            print(f"{mode}: {results[mode].cpu / whole.cpu:.2f}x the CPU time and "
+                  f"{results[mode].peak_rss / whole.peak_rss:.3f}x the peak RSS of the whole-tree parse")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=200, help="megabytes of XML (default 200)")
+    parser.add_argument("--size", type=int, default=200, help="megabytes of XML per input (default 200)")
+    parser.add_argument("--input", choices=[*INPUTS, "both"], default="both")
     parser.add_argument("--no-full", action="store_true", help="skip the whole-tree ElementTree parse")
-    parser.add_argument("--keep", type=Path, help="write the XML here and keep it")
+    parser.add_argument("--keep", type=Path, help="write the XML files in this folder and keep them")
     parser.add_argument("--worker", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.worker:
         worker(arguments.worker[0], Path(arguments.worker[1]))
         return
+    names = list(INPUTS) if arguments.input == "both" else [arguments.input]
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as temporary:
-        path = arguments.keep or Path(temporary) / "memcheck.xml"
-        expected = build(path, arguments.size * 10**6)
-        size = path.stat().st_size
-        print(f"memcheck XML: {size / 1e6:.1f} MB, {expected['errors']:,} error occurrences")
-        _, baseline = measure("import", path)
-        print(f"{'parser':<12}{'seconds':>9}{'MB/s':>9}{'peak RSS':>12}   (interpreter and imports alone: "
-              f"{baseline / 2**20:.1f} MiB)")
-        timings: dict[str, float] = {}
-        modes = ["lxml", "stdlib"] + ([] if arguments.no_full else ["etree-full"])
-        for mode in modes:
-            found, peak = measure(mode, path)
-            seconds = found.pop("seconds_x1e6") / 1e6
-            timings[mode] = seconds
-            if mode != "etree-full":
-                wrong = {name: (found.get(name), value) for name, value in expected.items() if found.get(name) != value}
-                if wrong:
-                    raise SystemExit(f"{mode}: wrong figures (found, expected): {wrong}")
-            print(f"{mode:<12}{seconds:>9.2f}{size / 1e6 / seconds:>9.1f}{peak / 2**20:>9.1f} MiB")
-        if "etree-full" in timings:
-            for mode in ("lxml", "stdlib"):
-                print(f"{mode} takes {timings[mode] / timings['etree-full']:.2f}x the time of the full parse")
+        folder = arguments.keep or Path(temporary)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            run(name, INPUTS[name], arguments.size * 10**6, folder, not arguments.no_full)
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,8 @@ def _pid_in_name(path: Path) -> int | None:
 
 def _empty(path: Path) -> MemcheckOutput:
     output = MemcheckOutput(path=path, format="xml", pid=_pid_in_name(path))
-    output.note(f"{path.name} is empty: valgrind was killed before it wrote anything")
+    output.note(f"{path.name} is empty: valgrind wrote nothing there (it was killed as it started, or its "
+                "findings went to another file, such as the --xml-file)")
     return output
 
 

@@ -105,6 +105,15 @@ NOINLINE void leak_twice(void) {
     g_sink = NULL;
 }
 
+/* a definite leak of 24 bytes and an invalid read of 4, both at the bottom of n nested calls: the
+ * long stacks (up to --num-callers frames) of a real test suite */
+NOINLINE int descend(int n) {
+    if (n > 0) return descend(n - 1) + 1;
+    g_sink = malloc(24);
+    g_sink = NULL;
+    return repeat_read(1);
+}
+
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
@@ -118,6 +127,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(s, "alloc_kinds")) alloc_kinds();
         else if (!strcmp(s, "leak_chain")) leak_chain();
         else if (!strcmp(s, "leak_twice")) leak_twice();
+        else if (!strncmp(s, "deep=", 5)) descend(atoi(s + 5));
         else { fprintf(stderr, "unknown scenario %s\n", s); return 64; }
     }
     return 0;

@@ -62,13 +62,15 @@ RawFrame = tuple[str | None, str | None, int | None, str | None, str | None]
 class LazyStack(Protocol):
     """Frames read only as far as they are asked for (``xmlstream.StackText``); hashable."""
 
+    weight: int  # characters it holds
+
     def __iter__(self) -> Iterator[RawFrame]: ...
     def __hash__(self) -> int: ...
 
 
 # A stack: its frames, or a source that reads them when asked.
 Stack = tuple[RawFrame, ...] | LazyStack
-_STACKS_KEPT = 1 << 12
+_STACKS_WEIGHT = 1 << 22  # characters of stacks kept in the cache of sites (a few MB)
 _FRAMES_KEPT = 1 << 16
 
 
@@ -89,14 +91,18 @@ class Sites:
     def __init__(self) -> None:
         self._frames: dict[RawFrame, tuple[bool, str]] = {}
         self._stacks: dict[Stack, str] = {}
+        self._stacks_weight = 0
 
     def site(self, stack: Stack) -> str:
         known = self._stacks.get(stack)
         if known is None:
             known = self._site(stack)
-            if len(self._stacks) >= _STACKS_KEPT:
+            weight = 64 * len(stack) if isinstance(stack, tuple) else stack.weight
+            if self._stacks_weight + weight > _STACKS_WEIGHT:
                 self._stacks.clear()
+                self._stacks_weight = 0
             self._stacks[stack] = known
+            self._stacks_weight += weight
         return known
 
     def _site(self, stack: Stack) -> str:
@@ -136,7 +142,8 @@ class Sites:
 def identify(category: str, stack: Stack) -> tuple[tuple[Frame, ...], str, str]:
     """The frames, site and fingerprint of a record, the way every memgate parser makes them."""
     frames = tuple(map(to_frame, stack))
-    return frames, site_of(frames), fingerprint(category, frames)
+    site = site_of(frames)
+    return frames, site, fingerprint(category, frames, site)
 
 
 @dataclass

@@ -31,9 +31,12 @@ def _yes(value: str) -> bool:
     return value == "yes"
 
 
-def leak_options(arguments: Iterable[str]) -> tuple[LeakCheck, frozenset[LeakKind]]:
+def leak_options(arguments: Iterable[str], *, xml: bool) -> tuple[LeakCheck, frozenset[LeakKind]]:
     """(leak check mode, kinds whose records are shown), applying the options in order as memcheck
-    does: the last one wins, and the old ``--show-reachable`` / ``--show-possibly-lost`` edit the set."""
+    does: the last one wins, and the old ``--show-reachable`` / ``--show-possibly-lost`` edit the set.
+
+    With ``--xml=yes`` memcheck always searches in full, whatever ``--leak-check`` says
+    (``mc_post_clo_init``; Valgrind 3.19 still prints every loss record with ``--leak-check=no``)."""
     mode: LeakCheck = "summary"
     shown = DEFAULT_SHOWN
     for argument in arguments:
@@ -47,4 +50,4 @@ def leak_options(arguments: Iterable[str]) -> tuple[LeakCheck, frozenset[LeakKin
             shown = frozenset(LEAK_KINDS) if _yes(value) else shown - {"reachable"}
         elif name == "--show-possibly-lost":
             shown = shown | {"possible"} if _yes(value) else shown - {"possible"}
-    return mode, shown
+    return ("full" if xml else mode), shown

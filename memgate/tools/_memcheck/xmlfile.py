@@ -1,9 +1,9 @@
-"""memcheck's XML (protocols 4 to 6), streamed: elements are handled as they close and dropped.
+"""memcheck's XML (protocols 4 to 6), from the stream of items of ``xmlstream`` into a
+``MemcheckOutput``: nothing is kept but the aggregated records and a few figures.
 
-lxml's pull parser is used when lxml is importable (``tag`` filtering keeps Python out of the inner
-loop), else the standard library's. Both are fed in chunks by this module, so a syntax error while
-feeding (garbage in the file) is told apart from one at the end of the input (a file cut short: the
-valgrind process was killed before it wrote ``</valgrindoutput>``).
+A syntax error in the middle of the file is a ``ParseError`` (garbage, or several processes' XML in
+one file); one at its end is a file cut short (valgrind killed before it wrote ``</valgrindoutput>``):
+what came before is kept and the output is marked incomplete.
 
 What the XML does not say, and how it is handled:
 
@@ -236,7 +236,7 @@ class XmlReader:
 
     def _args(self, item: XmlElement) -> None:
         arguments = [argument.strip() for argument in item.every("vargv/arg")]
-        self.output.leak_check, self.output.shown_kinds = leak_options(arguments)
+        self.output.leak_check, self.output.shown_kinds = leak_options(arguments, xml=True)
 
     def _status(self, item: XmlElement) -> None:
         if (item.first("state") or "").strip() == "FINISHED":
@@ -330,10 +330,14 @@ def _amount(item: XmlElement, tag: str) -> Amount | None:
     return Amount(size, blocks) if size is not None and blocks is not None else None
 
 
-def read_xml(path: Path, *, sites: Sites | None = None, use_lxml: bool | None = None) -> MemcheckOutput:
+def read_xml(path: Path, *, sites: Sites | None = None, use_lxml: bool = False) -> MemcheckOutput:
     """Read one memcheck XML file. ``ParseError`` for input that is not memcheck XML; a file cut
-    short gives an output with a problem noted (incomplete), never an error."""
-    if use_lxml is None:
-        use_lxml = lxml_available()
+    short gives an output with a problem noted (incomplete), never an error.
+
+    The standard library's expat does the reading (see ``xmlstream``); ``use_lxml`` reads with lxml's
+    iterparse instead, which measured slower (bench/bench_valgrind_parse.py) and is kept as a second,
+    independent reading that the tests compare with the first."""
+    if use_lxml and not lxml_available():
+        raise ParseError("lxml is not installed", path=path, hint="pip install lxml")
     stream = stream_lxml(path) if use_lxml else stream_expat(path)
     return XmlReader(path, sites).read(stream)

@@ -2,12 +2,14 @@
 
 Two producers give the same items:
 
-- ``stream_lxml``: lxml's pull parser, asked only for the elements memgate reads (its ``tag``
-  filter keeps Python out of the inner loop); each one is turned into an item, emptied and
-  dropped with the siblings before it, so the tree never holds more than the element being read.
-- ``stream_expat``: the standard library's expat with handlers that keep only the text memgate
-  reads; no element objects at all. It is used when lxml is not installed. (xml.etree's iterparse
-  builds every element and hands each event through a Python generator: about twice as slow.)
+- ``stream_expat`` (the one memgate uses): the standard library's expat checks every byte of the
+  file, in C, while ``<error>``s are found in the bytes and read with regular expressions (see
+  ``_Scanner``). No element objects at all.
+- ``stream_lxml``: lxml's pull parser (iterparse), asked only for the elements memgate reads; each
+  one is read, emptied and dropped with the siblings before it, so the tree never holds more than
+  the element being read. It is the slower of the two: lxml builds an element for every tag, which
+  alone costs about what the whole expat reading does (bench/bench_valgrind_parse.py). It stays as
+  a second, independent reading that the tests hold the first to.
 
 Both are fed the file in chunks, so that a syntax error while feeding (garbage in the file) is told
 apart from one at the end of the input (a file cut short: valgrind was killed before it wrote
@@ -129,10 +131,11 @@ class StackText:
     """The frames of a ``<stack>``, read from its text only as far as they are asked for: a site
     needs the first few frames, and the whole stack is kept once per site. Equal texts are equal."""
 
-    __slots__ = ("text", "_hash")
+    __slots__ = ("text", "weight", "_hash")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.weight = len(text)
         self._hash = hash(text)
 
     def __hash__(self) -> int:

@@ -52,6 +52,8 @@ class Case:
 
 
 TEXT = ["valgrind", "--leak-check=full", "--show-leak-kinds=all", "--log-file=%d/memcheck.%p.log"]
+USER_XML = ["valgrind", "--xml=yes", "--xml-file=%d/memcheck.%p.xml"]
+STDERR_FORK = ["valgrind", "--leak-check=full", "--trace-children=yes"]
 
 CASES: dict[str, Case] = {
     "leaks": Case("memprog.c", LEAKS),
@@ -65,19 +67,19 @@ CASES: dict[str, Case] = {
     "leak-twice": Case("vgextra.c", ["leak_twice", "leak_chain"]),
     "stripped": Case("memprog.c", ["leak_small", "invalid_read"], strip=True),
     "clean": Case("memprog.c", ["churn=1000"]),
+    "deep": Case("vgextra.c", ["deep=40"]),
     # what users run by hand
-    "user-default-kinds": Case("memprog.c", [*LEAKS, "invalid_read"],
-                               ["valgrind", "--xml=yes", "--xml-file=%d/memcheck.%p.xml", "--leak-check=full"]),
+    "user-default-kinds": Case("memprog.c", [*LEAKS, "invalid_read"], [*USER_XML, "--leak-check=full"]),
     "user-fork-log-bug": Case("memprog.c", ["leak_small", "fork_child_leak"],
-                              ["valgrind", "--xml=yes", "--xml-file=%d/memcheck.%p.xml", "--log-file=%d/vg.%p.log",
-                               "--leak-check=full", "--trace-children=yes"]),
+                              [*USER_XML, "--log-file=%d/vg.%p.log", "--leak-check=full",
+                               "--trace-children=yes"]),
     "text-leaks-errors": Case("memprog.c", [*LEAKS, *ERRORS], TEXT),
     "text-kinds-recap": Case("vgextra.c", [*KINDS, "leak_twice", "leak_chain"], [*TEXT, "-s"]),
     "text-kinds-no-recap": Case("vgextra.c", ["repeat_read=5", "overlap", "leak_chain"], TEXT),
     "text-one-context": Case("vgextra.c", ["repeat_read=7", "leak_chain"], TEXT),
     "text-summary-only": Case("memprog.c", [*LEAKS, "invalid_read"], ["valgrind"], stderr_to="stderr.log"),
     "text-stderr-fork": Case("memprog.c", ["leak_small", "fork_child_leak", "invalid_write"],
-                             ["valgrind", "--leak-check=full", "--trace-children=yes"], stderr_to="stderr.log"),
+                             STDERR_FORK, stderr_to="stderr.log"),
     "text-crash": Case("memprog.c", ["leak_small", "crash"], TEXT),
     "text-killed": Case("memprog.c", ["invalid_read", "hang"], TEXT, kill_after=4.0),
     "text-clean": Case("memprog.c", ["churn=1000"], TEXT),
@@ -151,8 +153,9 @@ def _protocol6(source: str, name: str, errors: int, contexts: int) -> None:
                    for tag, (size, blocks) in totals.items())
     leak = f"<leak_summary>\n{leak}  <suppressed>\n    <bytes>0</bytes>\n    <in_blocks>0</in_blocks>\n" \
            "  </suppressed>\n</leak_summary>\n\n"
-    summary = (f"<error_summary>\n  <errors>{errors}</errors>\n  <error_contexts>{contexts}</error_contexts>\n"
-               "  <suppressed>0</suppressed>\n  <suppressed_contexts>0</suppressed_contexts>\n</error_summary>\n\n")
+    summary = (f"<error_summary>\n  <errors>{errors}</errors>\n"
+               f"  <error_contexts>{contexts}</error_contexts>\n  <suppressed>0</suppressed>\n"
+               "  <suppressed_contexts>0</suppressed_contexts>\n</error_summary>\n\n")
     text = text.replace("<protocolversion>4</protocolversion>", "<protocolversion>6</protocolversion>")
     finished = re.search(r"<status>\s*<state>FINISHED</state>.*?</status>\n\n", text, re.S)
     assert finished is not None

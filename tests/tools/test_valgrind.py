@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import BuildProgram
+from conftest import PROGRAMS, BuildProgram
 
 from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import METRIC_NAMES, MetricName
@@ -297,7 +297,7 @@ def test_leaks_of_every_kind(memprog: Path, tmp_path: Path) -> None:
     assert record.command == f"{memprog} {' '.join(LEAKS)}"
     stack = next(leak for leak in record.leaks if leak.site == "leak_many < main").stack
     assert [frame.function for frame in stack] == ["malloc", "leak_many", "main"]
-    assert stack[1].file == "memprog.c" and stack[1].line == 29 and stack[1].object == str(memprog)
+    assert stack[1].file == str(PROGRAMS / "memprog.c") and stack[1].line == 29 and stack[1].object == str(memprog)
     assert stack[0].object and "vgpreload_memcheck" in stack[0].object and stack[0].address
 
 
@@ -377,6 +377,21 @@ def test_a_forked_child_is_a_process_of_its_own(memprog: Path, tmp_path: Path) -
     assert leak_metrics_of(child) == {**NO_LEAKS, "leak_definite_bytes": 200, "leak_definite_blocks": 1}
     assert leaks_of(child) == [("definite", 200, 1, "child_work < fork_child_leak < main")]
     assert (parent.metrics["alloc_calls"], child.metrics["alloc_calls"]) == (0, 1)
+
+
+def test_exec_children_write_their_own_files(memprog: Path, tmp_path: Path) -> None:
+    """A shell that runs the program twice: three processes (the shell and its two children), each
+    with its own XML and heap totals."""
+    command = ["/bin/sh", "-c", f"{memprog} leak_small; {memprog} leak_many"]
+    records, _ = run_memcheck(command, tmp_path / "logs")
+    assert len(records) == 3 and all(record.complete for record in records)
+    assert len({record.pid for record in records}) == 3
+    by_command = {record.command: record for record in records}
+    small, many = by_command[f"{memprog} leak_small"], by_command[f"{memprog} leak_many"]
+    assert leaks_of(small) == [("definite", 16, 1, "leak_small < main")]
+    assert leaks_of(many) == [("definite", 300, 3, "leak_many < main")]
+    assert (small.metrics["alloc_calls"], many.metrics["alloc_calls"]) == (1, 3)
+    assert len(list((tmp_path / "logs").glob("memcheck.*.xml"))) == 3
 
 
 def test_a_child_forked_after_leaking_inherits_the_leak(memprog: Path, tmp_path: Path) -> None:

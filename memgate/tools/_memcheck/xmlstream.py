@@ -89,11 +89,18 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
+def _source(directory: str | None, file: str | None) -> str | None:
+    """``<dir>/<file>``: the source file as the compiler named it."""
+    if not file:
+        return None
+    return f"{directory}/{file}" if directory else file
+
+
 def _raw_frame(fields: dict[str, str]) -> RawFrame:
     line = fields.get("line")
     number = int(line) if line and line.isdigit() else None
-    return (fields.get("fn") or None, fields.get("file") or None, number, fields.get("obj") or None,
-            fields.get("ip") or None)
+    return (fields.get("fn") or None, _source(fields.get("dir"), fields.get("file")), number,
+            fields.get("obj") or None, fields.get("ip") or None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,7 +123,7 @@ _HEAD = re.compile(
     r"<leakedbytes>([^<]*)</leakedbytes>\s*<leakedblocks>([^<]*)</leakedblocks>\s*</xwhat>)"
 )
 _FRAME = re.compile(
-    r"<frame>\s*<ip>([^<]*)</ip>\s*(?:<obj>([^<]*)</obj>\s*)?(?:<fn>([^<]*)</fn>\s*)?(?:<dir>[^<]*</dir>\s*)?"
+    r"<frame>\s*<ip>([^<]*)</ip>\s*(?:<obj>([^<]*)</obj>\s*)?(?:<fn>([^<]*)</fn>\s*)?(?:<dir>([^<]*)</dir>\s*)?"
     r"(?:<file>([^<]*)</file>\s*)?(?:<line>(\d*)</line>\s*)?</frame>"
 )
 
@@ -152,10 +159,11 @@ class StackText:
             if match is None:  # another shape: parse the rest as XML
                 yield from self._parsed(start)
                 return
-            ip, obj, fn, file, line = match.groups()
+            ip, obj, fn, directory, file, line = match.groups()
             if decode:
-                fn, file, obj = _unescape(fn or ""), _unescape(file or ""), _unescape(obj or "")
-            yield (fn or None, file or None, int(line) if line else None, obj or None, ip or None)
+                fn, obj = _unescape(fn or ""), _unescape(obj or "")
+                directory, file = _unescape(directory or ""), _unescape(file or "")
+            yield (fn or None, _source(directory, file), int(line) if line else None, obj or None, ip or None)
             position = match.end()
 
     def _parsed(self, start: int) -> Iterator[RawFrame]:

@@ -297,7 +297,7 @@ def test_leaks_of_every_kind(memprog: Path, tmp_path: Path) -> None:
     assert record.command == f"{memprog} {' '.join(LEAKS)}"
     stack = next(leak for leak in record.leaks if leak.site == "leak_many < main").stack
     assert [frame.function for frame in stack] == ["malloc", "leak_many", "main"]
-    assert stack[1].file == str(PROGRAMS / "memprog.c") and stack[1].line == 29 and stack[1].object == str(memprog)
+    assert (stack[1].file, stack[1].line, stack[1].object) == (str(PROGRAMS / "memprog.c"), 29, str(memprog))
     assert stack[0].object and "vgpreload_memcheck" in stack[0].object and stack[0].address
 
 

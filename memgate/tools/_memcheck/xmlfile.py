@@ -81,14 +81,14 @@ def _int(text: str | None) -> int | None:
 class _Uniques:
     """``<unique>`` of each non-leak error -> its site in the tally, until <errorcounts> gives counts.
 
-    valgrind numbers errors 0, 1, 2...: an array holds a long run in 8 bytes an error."""
+    valgrind numbers errors 0, 1, 2...: an array holds a long run in 4 bytes an error."""
 
     _UNSET, _COUNTED = -1, -2
 
     def __init__(self) -> None:
         self._sites: list[ErrorKey] = []
         self._index: dict[ErrorKey, int] = {}
-        self._by_unique = array("q")
+        self._by_unique = array("i")
         self._sparse: dict[int, int] = {}
 
     def remember(self, unique: int, key: ErrorKey) -> None:

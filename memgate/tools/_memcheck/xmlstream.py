@@ -31,7 +31,7 @@ from typing import Any
 
 from memgate.tools._memcheck.model import RawFrame, Stack
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 18
 ROOT = "valgrindoutput"
 PAIR_PARENTS = frozenset({"errorcounts", "suppcounts"})
 # The children of <valgrindoutput> memgate reads (lxml reports only these, and <pair>).

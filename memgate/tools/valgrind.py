@@ -18,8 +18,11 @@ and why:
   the child and then not the XML (``reopen log || reopen xml``), and the child writes a second XML
   document into its parent's file. The few lines Valgrind still prints go to the suite's stderr.
 - ``--xtree-memory=full``: its ``totals:`` line is the HEAP SUMMARY exactly (in use at exit,
-  allocations, bytes allocated), the figures the protocol-4 XML lacks. Protocol 6 (Valgrind 3.26+)
-  has a ``<heap_summary>`` and ``<leak_summary>`` in the XML, which are used when present.
+  allocations, bytes allocated; the tests compare the two), the figures the protocol-4 XML lacks.
+  Its cost did not show against run-to-run noise (2 M malloc/free pairs). Protocol 6 (Valgrind
+  3.26+) has a ``<heap_summary>`` and ``<leak_summary>`` in the XML, which are used when present.
+- ``--leak-check=full``: memcheck forces it anyway when it writes XML (``--leak-check=no`` still
+  prints every loss record), so a tool_arg cannot turn the leak search off.
 - ``--show-leak-kinds=all``: every leaked block is in some loss record, so the records add up to
   "in use at exit"; the parser checks that they do (a definite record's bytes include the indirect
   bytes it points to, a classic double count). A disagreement makes the record incomplete.
@@ -41,6 +44,11 @@ child's figures include what it inherited from its parent, as memcheck reports t
 ``parse`` takes files a user made: memcheck XML, xtree reports, and text logs (``--log-file`` or a
 captured stderr, several processes in one file are told apart by ``==PID==``); files are grouped by
 process id. A text log alone gives everything memcheck prints: records, counts, both summaries.
+
+The XML is read by ``_memcheck.xmlstream``: expat checks every byte while ``<error>``s are found in
+the bytes and read with regular expressions, in bounded memory (bench/bench_valgrind_parse.py).
+Records are merged by kind and site as they stream by: a process's record has one ``Leak`` or
+``MemError`` per fingerprint, with the bytes, blocks or counts of all its loss records or contexts.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """The gate's decision, pure (no I/O): current suite records x baselines x thresholds -> Comparison.
 
-Per metric: pass, warn, fail, improved (it went down) or new (no baseline value). Leak and error sites
+Per metric: pass, warn, fail, improved (it went down) or new (no baseline value); a change no larger
+than the metric's noise floor (``Threshold.noise``) is a pass, up or down. Leak and error sites
 are matched by fingerprint: a new site of a gated kind fails even when the totals do not grow, a known
 one does not (a ratchet), a fixed one shows as improved. A suite without a baseline is new: relative
 rules cannot fail it, absolute ones compare against 0. A crashed, timed-out or failed suite fails;
-an incomplete one makes the whole comparison incomplete.
+an incomplete one makes the whole comparison incomplete. A suite whose repeated runs disagreed on
+an exact metric is marked nondeterministic (a note with each metric's range); that alone does not
+change its verdict.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from pydantic import computed_field
 from memgate.baseline import Baseline
 from memgate.config import Config, Limit, Threshold, Thresholds
 from memgate.errors import BaselineError, ExitCode, UsageError
-from memgate.metrics import METRIC_NAMES, LeakKind, MetricName
-from memgate.records import Frame, Record, Report, SuiteRecord, SuiteStatus
+from memgate.metrics import METRIC_NAMES, LeakKind, MetricName, format_value
+from memgate.records import FINDING_METRICS, Frame, MetricSpread, Record, Report, SuiteRecord, SuiteStatus
 from memgate.sites import ErrorSite, LeakSite, SiteKey, collector_paused, group_errors, group_leaks
 
 _DEFAULT_CONFIG = Config()
@@ -56,11 +59,17 @@ class MetricRow(Record):
     delta: int | None
     delta_pct: float | None = None  # None when the baseline is 0 or absent
     verdict: Verdict
-    limit: str = ""  # the thresholds that applied, e.g. "warn 5% / fail 10%"
+    limit: str = ""  # the thresholds that applied, e.g. "warn 5% / fail 10% / noise 1MiB"
+    noise_floor: int = 0  # the largest change that counts as noise, in the metric's units
 
     @property
     def changed(self) -> bool:
         return self.verdict is not Verdict.PASS or self.delta != 0
+
+    @property
+    def within_noise(self) -> bool:
+        """A change that the noise floor turned into a pass."""
+        return self.delta is not None and self.delta != 0 and abs(self.delta) <= self.noise_floor
 
 
 SiteStatusName = Literal["new", "known", "fixed"]
@@ -98,6 +107,9 @@ class SuiteComparison(Record):
     verdict: Verdict
     incomplete: bool = False
     notes: tuple[str, ...] = ()
+    runs: int = 1  # how many runs the figures combine (repeat)
+    #: Exact metrics that differed between the runs: the suite is nondeterministic.
+    nondeterministic: tuple[MetricName, ...] = ()
 
     @property
     def is_new(self) -> bool:
@@ -185,6 +197,8 @@ def compare_suite(
     else:
         notes.append("no baseline yet: this suite is new (relative thresholds do not apply)")
     rows = _metric_rows(record, baseline, thresholds, notes)
+    if record.nondeterministic:
+        notes.append(nondeterminism_note(record.nondeterministic, len(record.runs)))
     incomplete = record.status is SuiteStatus.INCOMPLETE or bool(record.incomplete_reasons)
     sites = _site_rows(record, baseline, fail_on_new_leak_kinds, fail_on_new_errors, incomplete, notes)
     verdicts = [row.verdict for row in rows] + [site.verdict for site in sites]
@@ -206,7 +220,21 @@ def compare_suite(
         verdict=worst(verdicts),
         incomplete=incomplete,
         notes=tuple(notes),
+        runs=max(1, len(record.runs)),
+        nondeterministic=tuple(spread.metric for spread in record.nondeterministic),
     )
+
+
+def nondeterminism_note(spreads: Sequence[MetricSpread], runs: int) -> str:
+    """"nondeterministic over 5 runs: heap_peak_bytes from 5.00 MiB to 8.75 MiB (the median, 5.00 MiB,
+    is compared)"."""
+    parts = []
+    for spread in spreads:
+        used = "the largest" if spread.metric in FINDING_METRICS else "the median"
+        parts.append(f"{spread.metric} from {format_value(spread.metric, spread.min)} to "
+                     f"{format_value(spread.metric, spread.max)} ({used}, "
+                     f"{format_value(spread.metric, spread.value)}, is compared)")
+    return f"nondeterministic over {runs} runs: {'; '.join(parts)}"
 
 
 def _check_same_tool(record: SuiteRecord, baseline: Baseline, notes: list[str]) -> None:
@@ -253,6 +281,8 @@ def _metric_rows(
 
 
 def _verdict(baseline: int, current: int, threshold: Threshold) -> Verdict:
+    if abs(current - baseline) <= threshold.noise_floor(baseline):
+        return Verdict.PASS
     if threshold.fail is not None and threshold.fail.exceeded(baseline, current):
         return Verdict.FAIL
     if threshold.warn is not None and threshold.warn.exceeded(baseline, current):
@@ -281,13 +311,17 @@ def _row(suite: str, metric: MetricName, baseline: int | None, current: int | No
         delta_pct = delta / baseline * 100
     elif delta == 0:
         delta_pct = 0.0
+    noise = threshold.noise_floor(baseline) if baseline is not None else 0
     return MetricRow(suite=suite, metric=metric, baseline=baseline, current=current, delta=delta,
-                     delta_pct=delta_pct, verdict=verdict, limit=limit_text(threshold))
+                     delta_pct=delta_pct, verdict=verdict, limit=limit_text(threshold), noise_floor=noise)
 
 
 def limit_text(threshold: Threshold) -> str:
+    """"warn 5% / fail 10%", with "/ noise max(1%, 1MiB)" when a noise floor applies to them."""
     parts = [f"{name} {limit.text}" for name, limit in (("warn", threshold.warn), ("fail", threshold.fail))
              if limit is not None]
+    if parts and any(limit.absolute or limit.relative for limit in threshold.noise or ()):
+        parts.append(f"noise {threshold.noise_text()}")
     return " / ".join(parts)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 CONFIG_FILE = "memgate.toml"
+MAX_REPEAT = 50
 _GATED_LEAK_KINDS: tuple[LeakKind, ...] = ("definite", "indirect")
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2,
@@ -65,24 +67,60 @@ class Limit(BaseModel):
         return {"absolute": int(float(match["num"]) * _SIZE_UNITS[unit]), "text": value.strip()}
 
     def exceeded(self, baseline: int, current: int) -> bool:
-        """True when ``current`` grew beyond this limit. A relative limit on a zero baseline counts any
-        growth: 0 -> 1 leak is not an "infinite percentage" to ignore."""
+        """True when ``current`` grew by this limit or more. An absolute limit is the growth allowed
+        ("+0": any growth crosses it, "+3": 4 more does); a relative one is reached at exactly its
+        percentage ("10%": +10% crosses it; computed exactly, not in floating point). A relative limit
+        on a zero baseline counts any growth: 0 -> 1 leak is not an "infinite percentage" to ignore."""
         increase = current - baseline
         if increase <= 0:
             return False
         if self.absolute is not None:
             return increase > self.absolute
-        assert self.relative is not None
         if baseline == 0:
             return True
-        return increase > baseline * self.relative
+        return increase >= baseline * self.fraction()
+
+    def fraction(self) -> Fraction:
+        """The relative limit as an exact fraction ("10%" -> 1/10)."""
+        assert self.relative is not None
+        return Fraction(repr(self.relative))
+
+    def amount(self, baseline: int) -> int:
+        """This limit in the metric's own units for ``baseline`` (a relative one rounded down)."""
+        if self.absolute is not None:
+            return self.absolute
+        return int(abs(baseline) * self.fraction())
+
+
+def _limits(value: Any) -> Any:
+    """A noise floor is one limit or a list of them: "1MiB", ["1%", "1MiB"] (the larger one applies)."""
+    return value if value is None or isinstance(value, (list, tuple)) else [value]
 
 
 class Threshold(BaseModel):
+    """The limits of one metric. ``noise`` is the noise floor: a change (up or down) no larger than it
+    is a pass, whatever ``warn`` and ``fail`` say; None means "inherited" (from the defaults, then the
+    global [thresholds]), an empty floor is 0."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     warn: Limit | None = None
     fail: Limit | None = None
+    noise: tuple[Limit, ...] | None = None
+
+    @field_validator("noise", mode="before")
+    @classmethod
+    def _noise(cls, value: Any) -> Any:
+        return _limits(value)
+
+    def noise_floor(self, baseline: int) -> int:
+        """The largest change that counts as noise against ``baseline`` (0 without a floor)."""
+        return max((limit.amount(baseline) for limit in self.noise or ()), default=0)
+
+    def noise_text(self) -> str:
+        """"1MiB", or "max(1%, 1MiB)" for several limits; "" without a floor."""
+        texts = [limit.text for limit in self.noise or ()]
+        return texts[0] if len(texts) == 1 else f"max({', '.join(texts)})" if texts else ""
 
 
 Thresholds = dict[MetricName, Threshold]
@@ -95,6 +133,11 @@ DEFAULT_THRESHOLDS: Thresholds = {
     "errors": Threshold(fail=Limit.model_validate("+0")),
     "heap_peak_bytes": Threshold(warn=Limit.model_validate("5%"), fail=Limit.model_validate("10%")),
     "alloc_calls": Threshold(warn=Limit.model_validate("5%")),
+    # Resident memory and page faults vary between runs of the same program (allocator caching, page
+    # granularity); the exact heap counts of a single-threaded program do not: their floor is 0.
+    "rss_peak_bytes": Threshold.model_validate({"noise": ["1%", "1MiB"]}),
+    "page_faults_minor": Threshold.model_validate({"noise": ["2%", "100"]}),
+    "page_faults_major": Threshold.model_validate({"noise": ["2%", "100"]}),
 }
 
 
@@ -133,6 +176,15 @@ class SuiteConfig(BaseModel):
     tool_args: list[str] = Field(default_factory=list, description="Extra arguments for the tool.")
     accept_exit_codes: list[int] = Field(default_factory=lambda: [0])
     thresholds: Thresholds = Field(default_factory=dict)
+    repeat: int = Field(default=1, description="Runs of the suite, combined into one record (1 to 50).")
+
+    @field_validator("repeat", mode="before")
+    @classmethod
+    def _repeat(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
+            raise ValueError(f"repeat is the number of runs, a whole number from 1 to {MAX_REPEAT}; "
+                             f"got {value!r}")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -199,12 +251,17 @@ class Config(BaseModel):
         return self
 
     def thresholds_for(self, suite: str | None) -> Thresholds:
-        """Defaults, then the global [thresholds], then the suite's own, metric by metric."""
-        merged: Thresholds = {**DEFAULT_THRESHOLDS, **self.thresholds}
-        for candidate in self.suites:
-            if candidate.name == suite:
-                merged.update(candidate.thresholds)
-        return {name: merged[name] for name in METRIC_NAMES if name in merged}
+        """Defaults, then the global [thresholds], then the suite's own, metric by metric. A metric's
+        entry replaces the warn and fail limits below it, unless it sets only ``noise``; the noise
+        floor is inherited on its own (the most specific one set applies)."""
+        levels = [DEFAULT_THRESHOLDS, self.thresholds]
+        levels += [candidate.thresholds for candidate in self.suites if candidate.name == suite]
+        merged: Thresholds = {}
+        for name in METRIC_NAMES:
+            entries = [level[name] for level in levels if name in level]
+            if entries:
+                merged[name] = _merge_levels(entries)
+        return merged
 
     def suite(self, name: str) -> SuiteConfig:
         for candidate in self.suites:
@@ -220,6 +277,14 @@ class Config(BaseModel):
     @property
     def artifacts_path(self) -> Path:
         return self.root / self.artifacts_dir
+
+
+def _merge_levels(entries: list[Threshold]) -> Threshold:
+    """One metric's entries, least specific first, as the one rule that applies."""
+    limits = [entry for entry in entries if entry.model_fields_set != {"noise"}]
+    noises = [entry.noise for entry in entries if entry.noise is not None]
+    rule = limits[-1] if limits else Threshold()
+    return Threshold(warn=rule.warn, fail=rule.fail, noise=noises[-1] if noises else None)
 
 
 def find_config(start: Path) -> Path:

@@ -7,15 +7,23 @@ suites is a ``Report``. The JSON report is ``Report.model_dump_json()``; its sch
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from memgate.metrics import LeakKind, MetricName, combine
+from memgate.metrics import LEAK_KINDS, METRIC_NAMES, LeakKind, MetricName, combine, leak_metrics
 
 REPORT_SCHEMA_VERSION = 1
+
+#: Figures that vary between runs of the same program by nature: their differences are noise (see
+#: the noise floors of ``memgate.config``), not nondeterminism.
+NOISY_METRICS: frozenset[MetricName] = frozenset({"rss_peak_bytes", "page_faults_minor", "page_faults_major"})
+#: Findings: of several runs, the largest figure of any run counts.
+FINDING_METRICS: frozenset[MetricName] = frozenset(
+    {"errors", *(name for kind in LEAK_KINDS for name in leak_metrics(kind))})
 
 
 def _valid_unicode(value: object) -> object:
@@ -93,6 +101,8 @@ class ProcessRecord(Record):
     complete: bool = True
     incomplete_reason: ToolText | None = None
     fatal_signal: ToolText | None = Field(default=None, description="The signal or crash the tool reported.")
+    run: int | None = Field(default=None, description="Which run (1, 2, ...) of a suite run several "
+                            "times (repeat) this process belongs to; absent for a suite run once.")
 
 
 class SuiteStatus(str, Enum):
@@ -105,6 +115,27 @@ class SuiteStatus(str, Enum):
     @property
     def fails_gate(self) -> bool:
         return self in (SuiteStatus.FAILED, SuiteStatus.CRASHED, SuiteStatus.TIMEOUT)
+
+
+class SuiteRun(Record):
+    """One run of a suite run several times (``repeat``): how it ended and its own figures."""
+
+    index: int = Field(description="1 for the first run.")
+    status: SuiteStatus = SuiteStatus.OK
+    status_detail: str | None = None
+    exit_code: int | None = None
+    duration_seconds: float | None = None
+    artifacts_dir: str | None = None
+    metrics: dict[MetricName, int] = Field(default_factory=dict)
+
+
+class MetricSpread(Record):
+    """An exact metric that differed between the runs of one suite."""
+
+    metric: MetricName
+    min: int
+    max: int
+    value: int = Field(description="The figure the suite's metrics hold (see SuiteRecord.metrics).")
 
 
 class SuiteRecord(Record):
@@ -120,16 +151,25 @@ class SuiteRecord(Record):
     processes: tuple[ProcessRecord, ...] = ()
     metrics: dict[MetricName, int] = Field(
         default_factory=dict,
-        description="Per-process metrics combined: sums for leaks, errors and calls; max for peaks.",
+        description="Per-process metrics combined: sums for leaks, errors and calls; max for peaks. "
+                    "Of a suite run several times: the largest leak and error figures of any run, the "
+                    "median (the lower middle value) of every other figure.",
     )
+    runs: tuple[SuiteRun, ...] = Field(
+        default=(), description="Each run of a suite run several times (repeat); empty for one run.")
+    nondeterministic: tuple[MetricSpread, ...] = Field(
+        default=(), description="Exact metrics (all but rss_peak_bytes and page faults) that differed "
+                                "between the runs: the suite is nondeterministic.")
 
     @property
     def leaks(self) -> tuple[Leak, ...]:
-        return tuple(leak for process in self.processes for leak in process.leaks)
+        """Every leak record; of several runs, each site (kind and fingerprint) from the first run
+        that had it, so that a site seen in any run counts once, with one run's figures."""
+        return _first_seen_sites(self.processes, lambda process: process.leaks)
 
     @property
     def errors(self) -> tuple[MemError, ...]:
-        return tuple(error for process in self.processes for error in process.errors)
+        return _first_seen_sites(self.processes, lambda process: process.errors)
 
     @property
     def incomplete_reasons(self) -> tuple[str, ...]:
@@ -138,6 +178,44 @@ class SuiteRecord(Record):
 
 def combine_processes(processes: Iterable[ProcessRecord]) -> dict[MetricName, int]:
     return combine(process.metrics for process in processes)
+
+
+def combine_run_metrics(
+    per_run: Sequence[Mapping[MetricName, int]],
+) -> tuple[dict[MetricName, int], tuple[MetricSpread, ...]]:
+    """Each metric over the runs that measured it: the largest finding, the median of the rest; and
+    the exact metrics whose runs disagree."""
+    combined: dict[MetricName, int] = {}
+    spreads: list[MetricSpread] = []
+    for metric in METRIC_NAMES:
+        values = [metrics[metric] for metrics in per_run if metric in metrics]
+        if not values:
+            continue
+        value = max(values) if metric in FINDING_METRICS else statistics.median_low(values)
+        combined[metric] = value
+        if metric not in NOISY_METRICS and min(values) != max(values):
+            spreads.append(MetricSpread(metric=metric, min=min(values), max=max(values), value=value))
+    return combined, tuple(spreads)
+
+
+_Finding = TypeVar("_Finding", Leak, MemError)
+
+
+def _first_seen_sites(
+    processes: tuple[ProcessRecord, ...], findings: Callable[[ProcessRecord], tuple[_Finding, ...]]
+) -> tuple[_Finding, ...]:
+    if all(process.run is None for process in processes):
+        return tuple(finding for process in processes for finding in findings(process))
+    by_run: dict[int, list[_Finding]] = {}
+    for process in processes:
+        by_run.setdefault(process.run or 0, []).extend(findings(process))
+    seen: set[tuple[str, str]] = set()
+    kept: list[_Finding] = []
+    for run in sorted(by_run):
+        batch = by_run[run]
+        kept += [finding for finding in batch if (finding.kind, finding.fingerprint) not in seen]
+        seen.update((finding.kind, finding.fingerprint) for finding in batch)
+    return tuple(kept)
 
 
 class Environment(Record):

@@ -1,4 +1,20 @@
-"""Run one suite under its tool and turn what the tool wrote into a ``SuiteRecord``."""
+"""Run one suite under its tool and turn what the tool wrote into a ``SuiteRecord``.
+
+A suite with ``repeat = N`` runs N times, each run's logs under ``<artifacts>/<suite>/run-<i>/``, and
+the runs are combined into one record (``combine_runs``):
+
+- status: the worst run's (crashed or timed out, then failed, then incomplete); the runs after the
+  first that did not end normally are skipped, since the suite fails or is incomplete already;
+- leak and error figures: the largest of any run, and every leak or error site seen in any run, so
+  that a finding of one run in five is not voted away;
+- every other figure: the median of the runs (the lower middle value for an even count, so the figure
+  is one that was measured);
+- exact metrics (all but ``rss_peak_bytes`` and the page faults, which vary by nature) must agree:
+  those that differ make the suite nondeterministic (``SuiteRecord.nondeterministic``, with their
+  range), which the reports say;
+- each run's status and figures stay in ``SuiteRecord.runs``, its processes in ``processes`` (with
+  their ``run``).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +26,43 @@ from pathlib import Path
 from memgate.config import Config, SuiteConfig
 from memgate.errors import ConfigError, ToolError
 from memgate.proc import run_command
-from memgate.records import ProcessRecord, SuiteRecord, SuiteStatus, combine_processes
+from memgate.records import (
+    ProcessRecord,
+    SuiteRecord,
+    SuiteRun,
+    SuiteStatus,
+    combine_processes,
+    combine_run_metrics,
+)
 from memgate.tools import get_tool
-from memgate.tools.base import Outcome, ToolOptions
+from memgate.tools.base import Outcome, Tool, ToolOptions
+
+# Which run's status the combined record takes: the first of the highest rank.
+_STATUS_RANK = {SuiteStatus.OK: 0, SuiteStatus.INCOMPLETE: 1, SuiteStatus.FAILED: 2,
+                SuiteStatus.TIMEOUT: 3, SuiteStatus.CRASHED: 3}
 
 
 def run_suite(suite: SuiteConfig, config: Config) -> SuiteRecord:
-    """Run ``suite``; its logs stay under ``<artifacts>/<suite>/`` whatever happens."""
+    """Run ``suite`` (``repeat`` times); its logs stay under ``<artifacts>/<suite>/`` whatever happens."""
     tool = get_tool(suite.tool)
     version = tool.version()
-    logdir = _fresh_logdir(config.artifacts_path / suite.name)
+    suite_dir = _fresh_logdir(config.artifacts_path / suite.name)
     cwd = (config.root / suite.cwd) if suite.cwd else config.root
     if not cwd.is_dir():
         raise ConfigError(f"suite {suite.name!r}: cwd {suite.cwd!r} is not a folder", path=config.source,
                           hint="fix the suite's cwd (relative to the config file)")
+    if suite.repeat == 1:
+        return _run_once(suite, tool, version, cwd, suite_dir)
+    runs: list[SuiteRecord] = []
+    for index in range(1, suite.repeat + 1):
+        run = _run_once(suite, tool, version, cwd, _fresh_logdir(suite_dir / f"run-{index}"))
+        runs.append(run)
+        if run.status is not SuiteStatus.OK:
+            break
+    return combine_runs(runs, repeat=suite.repeat, artifacts_dir=str(suite_dir))
+
+
+def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: Path) -> SuiteRecord:
     launch = tool.launch(suite.argv(), logdir, ToolOptions(extra_args=tuple(suite.tool_args), env=suite.env))
     env = {**os.environ, **suite.env, **launch.env}
     outcome = run_command(launch.argv, env=env, cwd=cwd, timeout=suite.timeout,
@@ -42,6 +81,44 @@ def run_suite(suite: SuiteConfig, config: Config) -> SuiteRecord:
         artifacts_dir=str(logdir),
         processes=tuple(processes),
         metrics=combine_processes(processes),
+    )
+
+
+def combine_runs(
+    runs: Sequence[SuiteRecord], *, repeat: int, artifacts_dir: str | None = None
+) -> SuiteRecord:
+    """The runs of one suite (in order; fewer than ``repeat`` when a run stopped the series) as one
+    record, as the module's docstring says."""
+    if not runs:
+        raise ValueError("combine_runs needs at least one run")
+    first = runs[0]
+    worst_index = max(range(len(runs)), key=lambda i: (_STATUS_RANK[runs[i].status], -i))
+    worst = runs[worst_index]
+    detail = None
+    if worst.status is not SuiteStatus.OK:
+        skipped = repeat - len(runs)
+        left_out = f"; {skipped} more run{'s' if skipped != 1 else ''} skipped" if skipped else ""
+        detail = f"run {worst_index + 1} of {repeat}: {worst.status_detail or worst.status.value}{left_out}"
+    metrics, spreads = combine_run_metrics([run.metrics for run in runs])
+    durations = [run.duration_seconds for run in runs if run.duration_seconds is not None]
+    return SuiteRecord(
+        name=first.name,
+        tool=first.tool,
+        tool_version=first.tool_version,
+        command=first.command,
+        status=worst.status,
+        status_detail=detail,
+        exit_code=worst.exit_code,
+        duration_seconds=round(sum(durations), 3) if durations else None,
+        artifacts_dir=artifacts_dir,
+        processes=tuple(process.model_copy(update={"run": index})
+                        for index, run in enumerate(runs, 1) for process in run.processes),
+        metrics=metrics,
+        runs=tuple(SuiteRun(index=index, status=run.status, status_detail=run.status_detail,
+                            exit_code=run.exit_code, duration_seconds=run.duration_seconds,
+                            artifacts_dir=run.artifacts_dir, metrics=run.metrics)
+                   for index, run in enumerate(runs, 1)),
+        nondeterministic=spreads,
     )
 
 

@@ -124,15 +124,23 @@ def _overview(comparison: Comparison, max_rows: int = 200) -> str:
     for suite in ordered[:max_rows]:
         new = " (new)" if suite.is_new else ""
         lines.append(f"| {escape_text(suite.suite, 100)}{new} | {escape_text(suite.tool, 50)} | "
-                     f"{status_word(suite)} | {_verdict(suite.verdict)} | {changes_summary(suite)} |")
+                     f"{_status(suite)} | {_verdict(suite.verdict)} | {changes_summary(suite)} |")
     if len(ordered) > max_rows:
         lines.append(f"\n… and {len(ordered) - max_rows:,} more suites (see the full report)")
     return "\n".join(lines)
 
 
+def _status(suite: SuiteComparison) -> str:
+    """"ok", or "ok, nondeterministic over 5 runs" when repeated runs disagreed on exact figures."""
+    if suite.nondeterministic:
+        return f"{status_word(suite)}, 🎲 nondeterministic over {suite.runs} runs"
+    return status_word(suite)
+
+
 def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
     new_suite = " (new: no baseline yet)" if suite.is_new else ""
-    first = [f"### {EMOJI[suite.verdict]} {escape_text(suite.suite, 100)}{new_suite}"]
+    random = " (🎲 nondeterministic)" if suite.nondeterministic else ""
+    first = [f"### {EMOJI[suite.verdict]} {escape_text(suite.suite, 100)}{new_suite}{random}"]
     if suite.notes:
         first.append("\n".join(f"- {escape_text(note, limit=1000)}" for note in suite.notes))
     changed = [row for row in suite.rows if row.changed]
@@ -163,7 +171,8 @@ def _metric_table(rows: Sequence[MetricRow]) -> str:
     lines = ["| metric | baseline | current | delta | verdict | limit |", "|---|--:|--:|--:|---|---|"]
     for row in rows:
         before, now = format_figure(row.metric, row.baseline), format_figure(row.metric, row.current)
-        lines.append(f"| `{row.metric}` | {before} | {now} | {format_delta(row)} | {_verdict(row.verdict)} | "
+        verdict = _verdict(row.verdict) + (" (noise)" if row.within_noise else "")
+        lines.append(f"| `{row.metric}` | {before} | {now} | {format_delta(row)} | {verdict} | "
                      f"{escape_text(row.limit, 100) or '-'} |")
     return "\n".join(lines)
 

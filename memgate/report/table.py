@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from memgate.compare import Comparison, SiteRow, SuiteComparison, Verdict
+from memgate.compare import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
 from memgate.records import Report
 from memgate.report.common import (
     VERDICT_WORD,
@@ -49,15 +49,22 @@ def _metrics_table(comparison: Comparison) -> str:
         rows.extend(_status_rows(suite))
         rows.extend(
             ["", row.metric, format_figure(row.metric, row.baseline), format_figure(row.metric, row.current),
-             format_delta(row), VERDICT_WORD[row.verdict]]
+             format_delta(row), _verdict_word(row)]
             for row in suite.rows
         )
         if len(rows) == first:
             rows.append(["", "(no figures)", "-", "-", "-", VERDICT_WORD[suite.verdict]])
         rows[first][0] = clean(suite.suite) + ("" if suite.has_baseline else " (new)")
+        if suite.nondeterministic:
+            rows[first][0] += " (nondeterministic)"
     if not rows:
         return "no suites were compared"
     return tabulate(rows, headers=HEADERS, tablefmt="simple", disable_numparse=True)
+
+
+def _verdict_word(row: MetricRow) -> str:
+    """"pass (noise)" when the change is inside the metric's noise floor."""
+    return VERDICT_WORD[row.verdict] + (" (noise)" if row.within_noise else "")
 
 
 def _status_rows(suite: SuiteComparison) -> list[list[str]]:
@@ -101,6 +108,11 @@ def render_suites(report: Report) -> str:
     rows: list[list[str]] = []
     for suite in report.suites:
         status = suite.status.value + (f" ({clean(suite.status_detail)})" if suite.status_detail else "")
+        if suite.runs:
+            status += f", {len(suite.runs)} runs"
+        if suite.nondeterministic:
+            varied = ", ".join(spread.metric for spread in suite.nondeterministic)
+            status += f", nondeterministic: {varied}"
         head = [clean(suite.name), clean(suite.tool), status]
         if not suite.metrics:
             rows.append([*head, "(no figures)", "-"])

@@ -901,7 +901,6 @@ def _summary(path: Path, reading: str) -> tuple[object, ...]:
         output.shown_kinds,
         output.heap,
         output.leak_summary,
-        output.errors_known,
         output.leaks.leaks(),
         output.errors.errors(),
     )
@@ -995,6 +994,11 @@ def test_empty_file_is_incomplete(tmp_path: Path) -> None:
             "helgrind tool, not memcheck",
         ),
         ("<valgrindoutput><pid>3</pid></valgrindoutput>", "without Valgrind's <protocolversion>"),
+        (
+            "<valgrindoutput><protocolversion>4</protocolversion><protocoltool>memcheck</protocoltool>"
+            "</valgrindoutput>",
+            "no <errorcounts>",
+        ),
         ("<valgrindoutput><!-- hi --><protocolversion>4</protocolversion></valgrindoutput>", "comment"),
         (
             '<?xml version="1.0"?>\n<!DOCTYPE v [<!ENTITY a "aaaa">]>\n<valgrindoutput>&a;</valgrindoutput>',

@@ -257,7 +257,6 @@ class MemcheckOutput:
     leak_check: LeakCheck | None = None
     shown_kinds: frozenset[LeakKind] | None = None
     suppressions_used: bool = False
-    errors_known: bool = False  # error occurrences are counted (not just seen)
     #: the exact number of error occurrences when the records cannot carry it (see textlog)
     errors_total: int | None = None
     fatal_signal: str | None = None

@@ -271,8 +271,6 @@ class TextReader:
                 f"no ERROR SUMMARY for process {output.pid} in {self.path.name}: valgrind was killed "
                 "before the end, ran with -q, or wrote its findings as XML (give memgate that file)"
             )
-        else:
-            output.errors_known = True
         if process.gave_up:
             output.note("valgrind stopped reporting errors (too many): its counts are not exact; rerun "
                         "with --error-limit=no")

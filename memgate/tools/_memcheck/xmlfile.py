@@ -206,7 +206,8 @@ class XmlReader:
         for key in self._uniques.uncounted():
             # No <errorcounts> entry (a cut file): the error happened at least once.
             self.output.errors.count(key, 1)
-        self.output.errors_known = self._counts_seen and self.output.finished
+        if self.output.finished and not self._counts_seen:
+            self.output.note("the XML has no <errorcounts>: how often each error happened is not known")
 
     # -- header ----------------------------------------------------------------------------------
 

@@ -363,6 +363,18 @@ class Findings:
     fatal_signal: str | None = None
     runtime_failure: str | None = None
     truncated: str | None = None
+    # Signs of several processes in one file (a captured stderr of a program that forks): the process
+    # ids of the ERROR lines, and how many exit statistics there are (each process prints them once).
+    report_pids: set[int] = field(default_factory=set)
+    exit_stats: int = 0
+
+    def several_processes(self) -> str | None:
+        """What shows that the file holds more than one process's output, or None."""
+        if len(self.report_pids) > 1:
+            return f"reports of processes {', '.join(map(str, sorted(self.report_pids)[:5]))}"
+        if self.exit_stats > 1:
+            return f"{self.exit_stats} sets of exit statistics"
+        return None
 
 
 # The parser's states between events.
@@ -438,6 +450,7 @@ class LogParser:
         elif line.startswith("AddressSanitizer exit stats:"):
             self._close_report()
             self.findings.leak_check_done = True
+            self.findings.exit_stats += 1
             self._state = _STATS
         elif self._state == _ERROR:
             self._error_text(line)
@@ -463,6 +476,7 @@ class LogParser:
         if self.findings.pid is None:
             self.findings.pid = int(prefix[1])
         if text.startswith("ERROR: "):
+            self.findings.report_pids.add(int(prefix[1]))
             self._open_report(text)
         elif text.startswith("ABORTING"):
             self._abort()
@@ -654,6 +668,14 @@ def parse_log(path: Path, cache: FrameCache | None = None) -> Findings:
     for chunk in read_chunks(path):
         parser.feed_text(chunk)
     findings = parser.finish()
+    several = findings.several_processes()
+    if several:
+        # Frame and SUMMARY lines carry no process id, so the reports cannot be told apart safely;
+        # reading them as one process would lose all but the last leak report.
+        raise ParseError(
+            f"this file holds the output of several processes ({several}): they cannot be told apart",
+            path=path, hint="give each process its own log: ASAN_OPTIONS=log_path=<folder>/asan (LSAN_OPTIONS "
+            "for lsan) writes <folder>/asan.<pid>, as memgate check does")
     findings.pid = pid_from_name(path) or findings.pid
     return findings
 

@@ -52,6 +52,7 @@ SUPPORTED_FILE_VERSIONS = frozenset({2})
 _READ_CHARS = 1 << 16
 _MAX_VALUE_CHARS = 1 << 24  # no DHAT value (a program point, a frame) comes near 16 MiB
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape reads it
 _HINT_NOT_DHAT = "give the JSON file DHAT wrote (--dhat-out-file), e.g. dhat.out.1234"
 
 # program-point key -> the metric its sum gives
@@ -175,11 +176,10 @@ def read_profile(path: Path) -> DhatProfile:
     """Stream a DHAT JSON profile. ``ParseError`` for a file that is not one; ``_Truncated`` (caught by
     the callers) for one cut short."""
     try:
-        with path.open(encoding="utf-8", errors="strict") as handle:
+        # DHAT copies file and function names into its strings byte for byte: a Latin-1 source path
+        # is no reason to refuse the profile (records turn such bytes into U+FFFD).
+        with path.open(encoding="utf-8", errors="surrogateescape") as handle:
             return _read(_JsonStream(handle), path)
-    except UnicodeDecodeError:
-        raise ParseError("not a DHAT profile: the file is not UTF-8 text", path=path,
-                         hint=_HINT_NOT_DHAT) from None
     except _Malformed as error:
         raise ParseError(f"not a DHAT profile: {error}", path=path, hint=_HINT_NOT_DHAT) from None
     except OSError as error:
@@ -188,8 +188,10 @@ def read_profile(path: Path) -> DhatProfile:
 
 
 def _read(stream: _JsonStream, path: Path) -> DhatProfile:
-    if stream.peek() not in ("{", ""):
-        raise ParseError("not a DHAT profile: it is not a JSON object", path=path, hint=_HINT_NOT_DHAT)
+    first = stream.peek()
+    if first not in ("{", ""):
+        what = "the file is not UTF-8 text" if _UNDECODABLE.match(first) else "it is not a JSON object"
+        raise ParseError(f"not a DHAT profile: {what}", path=path, hint=_HINT_NOT_DHAT)
     header: dict[str, object] = {}
     totals: dict[MetricName, int] = dict.fromkeys(_SUMMED.values(), 0)
     points: int | None = None

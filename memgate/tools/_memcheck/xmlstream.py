@@ -22,6 +22,7 @@ has a very long ``<errorcounts>``). The root itself comes last, with parent tag 
 
 from __future__ import annotations
 
+import codecs
 import html
 import re
 from collections.abc import Iterator
@@ -84,9 +85,17 @@ class BrokenXml(Exception):
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
+    """The file's bytes as valid UTF-8. valgrind copies file and function names into its XML byte
+    for byte, so a source path in Latin-1 ("caf\\xe9.c") makes the file ill-formed for an XML
+    parser; such bytes become U+FFFD, as in every other record. ASCII reads pass untouched."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
+            pending, _ = decoder.getstate()
+            yield chunk if chunk.isascii() and not pending else decoder.decode(chunk).encode("utf-8")
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail.encode("utf-8")
 
 
 def _source(directory: str | None, file: str | None) -> str | None:

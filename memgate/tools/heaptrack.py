@@ -43,6 +43,7 @@ from __future__ import annotations
 import gzip
 import re
 import shutil
+import signal
 import subprocess
 import zlib
 from array import array
@@ -279,6 +280,19 @@ def trace_record(path: Path) -> ProcessRecord:
                          leak_check=False)
 
 
+def _with_signal(record: ProcessRecord, outcome: Outcome) -> ProcessRecord:
+    """heaptrack's launcher (a shell script) turns a command killed by signal N into exit status
+    128 + N. With the trace lost too, that status is the signal: the suite crashed, not failed."""
+    code = outcome.exit_code
+    if record.complete or code is None or not 128 < code < 128 + signal.NSIG:
+        return record
+    try:
+        name = signal.Signals(code - 128).name
+    except ValueError:
+        return record
+    return record.model_copy(update={"fatal_signal": name})
+
+
 class HeaptrackTool:
     name = "heaptrack"
     metrics: frozenset[MetricName] = frozenset(
@@ -304,7 +318,7 @@ class HeaptrackTool:
         for suffix in OUTPUT_SUFFIXES:
             path = logdir / f"{OUTPUT_STEM}{suffix}"
             if path.is_file():
-                return [trace_record(path)]
+                return [_with_signal(trace_record(path), outcome)]
         return [incomplete(f"heaptrack wrote no trace in {logdir}: it did not start the command (a "
                            "missing program? see the suite's output)")]
 

@@ -34,10 +34,12 @@ def post_comment(markdown: str, *, number: int | None = None) -> str | None:
     import requests
 
     from memgate.forges import forge_from_env
+    from memgate.forges.http import RetryPolicy
 
     try:
+        retry = RetryPolicy(max_total_wait=_max_wait(os.environ.get("MEMGATE_FORGE_MAX_WAIT")))
         with requests.Session() as session:
-            result = forge_from_env(os.environ, session, number=number).upsert_comment(markdown)
+            result = forge_from_env(os.environ, session, number=number, retry=retry).upsert_comment(markdown)
     except MemgateError as error:
         warn(f"no comment posted: {error.one_line()}")
         return None
@@ -50,6 +52,20 @@ def repository_root(folder: Path) -> Path:
     from memgate import vcs
 
     return vcs.top_level(folder) or folder
+
+
+def _max_wait(value: str | None) -> float:
+    """Seconds the comment may spend waiting on retries and rate limits (default 300)."""
+    from memgate.forges.http import RetryPolicy
+
+    if not value:
+        return RetryPolicy().max_total_wait
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise UsageError(f"MEMGATE_FORGE_MAX_WAIT={value!r} is not a number of seconds",
+                         hint="set it to a number such as 60, or unset it") from None
+    return max(0.0, seconds)
 
 
 def github_job_outputs(comparison: Comparison, markdown: str, *, repo_root: Path, report_json: Path,

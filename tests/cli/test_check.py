@@ -46,8 +46,9 @@ def asan(build_program: BuildProgram) -> Path:
 
 
 @pytest.mark.parametrize("tool", ["valgrind", "asan"])
-def test_unchanged_code_passes_and_a_new_leak_site_fails(tmp_path: Path, plain: Path, asan: Path,
-                                                         tool: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unchanged_code_passes_and_a_new_leak_site_fails(
+    tmp_path: Path, plain: Path, asan: Path, tool: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     binary = plain if tool == "valgrind" else asan
     config = write_config(tmp_path, binary, tool, "leak_many")
     assert main(["baseline", "update", "--config", str(config), "--jobs", "1"]) == 0
@@ -183,4 +184,5 @@ def test_version_and_module_entry_point() -> None:
     assert result.returncode == 0 and result.stdout.startswith("memgate ")
     script = shutil.which("memgate")
     if script:
-        assert subprocess.run([script, "--help"], capture_output=True, text=True).stdout.count("exit codes") == 1
+        result = subprocess.run([script, "--help"], capture_output=True, text=True)
+        assert result.stdout.count("exit codes") == 1

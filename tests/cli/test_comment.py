@@ -68,7 +68,8 @@ def test_one_comment_created_then_updated(pull_request: Path, server: FakeForge,
     assert comments[0].body.startswith("<!-- memgate:report -->")
     assert "leak_small" in comments[0].body
     outputs = (tmp_path / "output.txt").read_text()
-    assert "verdict=fail" in outputs and f"comment-url=https://github.example.test/octo-org/memprog/pull/7#issuecomment-{comments[0].id}" in outputs
+    url = f"https://github.example.test/octo-org/memprog/pull/7#issuecomment-{comments[0].id}"
+    assert "verdict=fail" in outputs and f"comment-url={url}" in outputs
     assert "leak_small" in (tmp_path / "summary.md").read_text()
     captured = capsys.readouterr()
     assert "::error" in captured.out

@@ -81,8 +81,11 @@ class Limit(BaseModel):
         return increase >= baseline * self.fraction()
 
     def fraction(self) -> Fraction:
-        """The relative limit as an exact fraction ("10%" -> 1/10)."""
+        """The relative limit as an exact fraction, from its text ("33.3%" -> 333/1000)."""
         assert self.relative is not None
+        match = _LIMIT.match(self.text)
+        if match and match["pct"] is not None:
+            return Fraction(match["pct"].lstrip("+")) / 100
         return Fraction(repr(self.relative))
 
     def amount(self, baseline: int) -> int:

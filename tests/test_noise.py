@@ -155,6 +155,8 @@ def test_repeat_defaults_to_1(tmp_path: Path) -> None:
         ("10%", 10 * MiB, 11 * MiB, True),  # exact arithmetic, no floating-point rounding either way
         ("3%", 1_000_000, 1_030_000, True),
         ("0.1%", 1_000, 1_001, True),
+        ("33.3%", 1_000, 1_333, True),  # 33.3 / 100 is not exact in binary floating point
+        ("33.3%", 1_000, 1_332, False),
         ("10%", 0, 1, True),  # any growth from 0
         ("10%", 5, 5, False),
         ("+0", 10, 11, True),  # absolute: the growth allowed

@@ -37,6 +37,14 @@ from memgate.records import (
 from memgate.tools import get_tool
 from memgate.tools.base import Outcome, Tool, ToolOptions
 
+#: The forge tokens memgate reads to post its comment. The suites do not need them, and a test that
+#: prints its environment would put them into the logs that CI keeps as artifacts: they are left out
+#: of the environment the suites inherit (a suite's own ``env`` can still set them).
+FORGE_TOKENS = ("GITHUB_TOKEN", "MEMGATE_GITLAB_TOKEN")
+#: Written into every log folder memgate makes; a folder without it is never emptied (artifacts_dir
+#: = "" would otherwise make the folder of a suite named "src" the source folder).
+LOGDIR_MARK = ".memgate-logs"
+
 # Which run's status the combined record takes: the first of the highest rank.
 _STATUS_RANK = {SuiteStatus.OK: 0, SuiteStatus.INCOMPLETE: 1, SuiteStatus.FAILED: 2,
                 SuiteStatus.TIMEOUT: 3, SuiteStatus.CRASHED: 3}
@@ -51,20 +59,28 @@ def run_suite(suite: SuiteConfig, config: Config) -> SuiteRecord:
     if not cwd.is_dir():
         raise ConfigError(f"suite {suite.name!r}: cwd {suite.cwd!r} is not a folder", path=config.source,
                           hint="fix the suite's cwd (relative to the config file)")
-    if suite.repeat == 1:
-        return _run_once(suite, tool, version, cwd, suite_dir)
-    runs: list[SuiteRecord] = []
-    for index in range(1, suite.repeat + 1):
-        run = _run_once(suite, tool, version, cwd, _fresh_logdir(suite_dir / f"run-{index}"))
-        runs.append(run)
-        if run.status is not SuiteStatus.OK:
-            break
+    try:
+        if suite.repeat == 1:
+            return _run_once(suite, tool, version, cwd, suite_dir)
+        runs: list[SuiteRecord] = []
+        for index in range(1, suite.repeat + 1):
+            run = _run_once(suite, tool, version, cwd, _fresh_logdir(suite_dir / f"run-{index}"))
+            runs.append(run)
+            if run.status is not SuiteStatus.OK:
+                break
+    except ConfigError as error:
+        if error.path:
+            raise
+        # A tool refusing the suite's tool_args knows neither the suite nor the config file.
+        raise ConfigError(f"suite {suite.name!r}: {error.message}", path=config.source,
+                          hint=error.hint) from None
     return combine_runs(runs, repeat=suite.repeat, artifacts_dir=str(suite_dir))
 
 
 def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: Path) -> SuiteRecord:
     launch = tool.launch(suite.argv(), logdir, ToolOptions(extra_args=tuple(suite.tool_args), env=suite.env))
-    env = {**os.environ, **suite.env, **launch.env}
+    inherited = {name: value for name, value in os.environ.items() if name not in FORGE_TOKENS}
+    env = {**inherited, **suite.env, **launch.env}
     outcome = run_command(launch.argv, env=env, cwd=cwd, timeout=suite.timeout,
                           stdout_path=logdir / "stdout.log", stderr_path=logdir / "stderr.log")
     processes = tool.collect(logdir, outcome)
@@ -123,11 +139,17 @@ def combine_runs(
 
 
 def _fresh_logdir(path: Path) -> Path:
-    """The suite's log folder, emptied of an earlier run's logs (which would be parsed again)."""
+    """The suite's log folder, emptied of an earlier run's logs (which would be parsed again). Only a
+    folder memgate made (it holds ``LOGDIR_MARK``), or an empty one, is ever emptied."""
     try:
+        if path.is_dir() and not (path / LOGDIR_MARK).exists() and any(path.iterdir()):
+            raise ConfigError("this log folder already exists and memgate did not make it: it is left alone",
+                              path=path, hint="set artifacts_dir to a folder for memgate's logs only (the "
+                              "default is .memgate/artifacts), or remove that folder")
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
+        (path / LOGDIR_MARK).touch()
     except OSError as error:
         raise ToolError(f"cannot prepare the artifacts folder: {error.strerror}", path=path,
                         hint="make it writable, or set artifacts_dir in the config") from None

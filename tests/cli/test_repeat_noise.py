@@ -134,7 +134,8 @@ def test_repeated_identical_runs_make_one_record_and_keep_each_run(tmp_path: Pat
         (i, SuiteStatus.OK, PEAK) for i in range(1, 6)]
     artifacts = tmp_path / ".memgate" / "artifacts" / "size"
     assert suite.artifacts_dir == str(artifacts)
-    assert sorted(path.name for path in artifacts.iterdir()) == [f"run-{i}" for i in range(1, 6)]
+    runs = [f"run-{i}" for i in range(1, 6)]
+    assert sorted(path.name for path in artifacts.iterdir()) == [".memgate-logs", *runs]
     for i, run in enumerate(suite.runs, 1):
         assert run.artifacts_dir == str(artifacts / f"run-{i}")
         assert (artifacts / f"run-{i}" / "stderr.log").is_file()

@@ -1,0 +1,258 @@
+"""Security: tool-provided text reaches the PR comment inert, a suite name reaches no path outside
+baselines/, a command is an argument list unless the config asks for a shell, and the forge tokens
+reach no suite, log or report.
+
+A C program cannot name a function "@admins" or "<img>", so the hostile names are put into saved
+real tool outputs by hand and go the whole way: the real parser, the comparison, the Markdown."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+
+from memgate.compare import compare
+from memgate.records import SuiteRecord, combine_processes
+from memgate.report.markdown import MARKER, render_markdown
+from memgate.tools import TOOL_NAMES, get_tool
+
+from .clikit import memgate, suite_config, toml_string, tree_snapshot
+
+DATA = Path(__file__).parent.parent / "data"
+
+# Names no C compiler makes, each aimed at one way Markdown or HTML could come alive in a comment.
+HOSTILE_NAMES = [
+    "@admins",  # a mention that notifies a team
+    "@org/security-team",
+    "#1234",  # an issue reference
+    "<img src=x onerror=alert(1)>",
+    "</details><details open>",  # breaks out of our <details>
+    "<!--",  # hides the rest of the comment
+    MARKER,  # a second marker would make the bot update the wrong comment
+    "x|y|z",  # splits a table cell
+    "[click](https://evil.example/x)",  # a link
+    "https://evil.example/auto",  # an autolink
+    "``backticks``",
+    "**bold**_under_",
+    "\u202eevil",  # right-to-left override
+]
+HOSTILE_PATH = "/tmp/<b>@team|#77/[x](y).c"
+HOSTILE_SUITE = "@admins|<b>bold</b>#12"
+
+OUR_TAGS = re.compile(r"</?(details|summary|code|sub)>|<!-- memgate:report -->")
+FENCE = re.compile(r"^(`{3,})text\n.*?^\1$", re.MULTILINE | re.DOTALL)
+
+
+def outside_code(markdown: str) -> str:
+    return FENCE.sub("", markdown)
+
+
+def assert_inert(markdown: str) -> None:
+    """Nothing of a tool's text is alive: tags, mentions, references, links, broken tables."""
+    outside = outside_code(markdown)
+    assert markdown.count(MARKER) == 1 and markdown.startswith(MARKER)
+    assert not OUR_TAGS.sub("", outside).count("<"), "raw HTML got through"
+    assert outside.count("<details>") == outside.count("</details>")
+    assert not re.search(r"@[\w-]", markdown), "a mention got through"
+    assert not re.search(r"#\d", re.sub(r"&#\d+;", "", outside)), "an issue reference got through"
+    assert "](" not in outside and "https://evil" not in outside, "a link got through"
+    assert "\u202e" not in markdown
+    for line in outside.splitlines():
+        if line.startswith("| ") and "suite | tool" not in line and "metric | baseline" not in line:
+            assert len(re.split(r"(?<!\\)\|", line)) - 2 in (5, 6), line
+
+
+def comment_of(tool: str, path: Path, suite: str = HOSTILE_SUITE) -> str:
+    processes = get_tool(tool).parse([path])
+    record = SuiteRecord(name=suite, tool=tool, processes=tuple(processes),
+                         metrics=combine_processes(processes))
+    return render_markdown(compare([record], {}))
+
+
+def with_names(text: str, old: str, names: list[str], *, xml: bool = False) -> str:
+    """``old`` replaced by each hostile name in turn, one occurrence each."""
+    for name in names:
+        assert old in text
+        text = text.replace(old, escape(name) if xml else name, 1)
+    return text
+
+
+def test_hostile_function_names_in_a_real_memcheck_xml(tmp_path: Path) -> None:
+    text = (DATA / "valgrind" / "leaks" / "memcheck.32639.xml").read_text()
+    names = HOSTILE_NAMES[:4]
+    text = with_names(text, "<fn>main</fn>", [f"<fn>{escape(name)}</fn>" for name in names])
+    text = text.replace("<dir>/work/main/tests/programs</dir>", f"<dir>{escape(HOSTILE_PATH)}</dir>", 1)
+    path = tmp_path / "memcheck.1.xml"
+    path.write_text(text)
+    markdown = comment_of("valgrind", path)
+    assert_inert(markdown)
+    assert "<code>leak_small &lt; @\u200badmins</code>" in markdown
+    assert "<code>leak_tree &lt; &lt;img src=x onerror=alert&#40;1&#41;&gt;</code>" in markdown
+    # in a fenced block nothing is interpreted; only the mention is broken there
+    assert "leak_small (/tmp/<b>@\u200bteam|#77/[x](y).c/memprog.c:25)\n" in markdown
+
+
+def test_hostile_names_in_a_real_memcheck_text_log(tmp_path: Path) -> None:
+    text = (DATA / "valgrind" / "text-leaks-errors" / "memcheck.589.log").read_text()
+    names = [name for name in HOSTILE_NAMES if " " not in name and "(" not in name]
+    text = with_names(text, "main (memprog.c:", [f"{name} (memprog.c:" for name in names])
+    text = text.replace("Invalid read of size 4", "Invalid read of size 4 @admins <b>|x|</b>", 1)
+    path = tmp_path / "memcheck.589.log"
+    path.write_text(text)
+    markdown = comment_of("valgrind", path)
+    assert_inert(markdown)
+    assert "x\\|y\\|z" in markdown or "x&#124;y&#124;z" in markdown
+
+
+@pytest.mark.parametrize("source", ["gcc-asan-leaks.log", "clang-asan-leaks.log"])
+def test_hostile_names_in_real_asan_leak_reports(source: str, tmp_path: Path) -> None:
+    text = (DATA / "asan" / source).read_text()
+    names = [name for name in HOSTILE_NAMES if " " not in name]
+    text = re.sub(r" in main ", lambda _: f" in {names.pop(0) if names else 'main'} ", text)
+    text = text.replace(" in leak_small ", f" in leak_small {HOSTILE_PATH}:3 ", 1)
+    path = tmp_path / "asan.1"
+    path.write_text(text)
+    markdown = comment_of("asan", path)
+    assert_inert(markdown)
+    assert MARKER in markdown and "new definite leak" in markdown
+
+
+def test_a_hostile_error_description_in_a_real_asan_report(tmp_path: Path) -> None:
+    text = (DATA / "asan" / "gcc-asan-use-after-free.log").read_text()
+    hostile = "READ of size 4 @admins </summary><img src=x> [x](https://evil.example) at"
+    text = text.replace("READ of size 4 at", hostile)
+    path = tmp_path / "asan.2"
+    path.write_text(text)
+    (process,) = get_tool("asan").parse([path])
+    assert "@admins" in process.errors[0].description  # the parser keeps it; the comment defuses it
+    markdown = comment_of("asan", path)
+    assert_inert(markdown)
+
+
+def test_a_crafted_report_through_memgate_compare(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A JSON report from an untrusted fork's run, with hostile suite and function names, rendered by
+    ``memgate compare --markdown``."""
+    xml = tmp_path / "memcheck.9.xml"
+    text = (DATA / "valgrind" / "errors" / "memcheck.32666.xml").read_text()
+    xml.write_text(with_names(text, "<fn>main</fn>", [f"<fn>{escape(n)}</fn>" for n in HOSTILE_NAMES[:3]]))
+    processes = get_tool("valgrind").parse([xml])
+    suites = [SuiteRecord(name=name, tool="valgrind", processes=tuple(processes),
+                          metrics=combine_processes(processes)).model_dump(mode="json")
+              for name in (HOSTILE_SUITE, "ok|</details>", "@here")]
+    report = tmp_path / "fork.json"
+    report.write_text(json.dumps({"schema_version": 1, "memgate_version": "0.1.0",
+                                  "created_at": "2024-01-01T00:00:00+00:00", "suites": suites}))
+    (tmp_path / "baselines").mkdir()
+    run = memgate(capsys, "compare", tmp_path / "baselines", report, "--markdown", tmp_path / "comment.md")
+    run.assert_clean()
+    assert run.code == 1  # new errors fail
+    assert_inert((tmp_path / "comment.md").read_text())
+    assert "\x1b" not in run.out
+
+
+# --------------------------------------------------------------------------------------------------
+# Suite names and paths
+
+
+def test_a_crafted_suite_name_reaches_no_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A report whose suite is named "../../x": ``compare`` looks baselines up by name, never by path,
+    and ``baseline update --from-report`` refuses to make it a file name."""
+    suite = {"name": "../../x", "tool": "rusage", "metrics": {"rss_peak_bytes": 1000}}
+    report = tmp_path / "fork.json"
+    report.write_text(json.dumps({"schema_version": 1, "memgate_version": "0.1.0",
+                                  "created_at": "2024-01-01T00:00:00+00:00", "suites": [suite]}))
+    project = tmp_path / "deep" / "er"
+    project.mkdir(parents=True)
+    config = suite_config(project, ["/bin/true"], "rusage", name="a")
+    (project / "baselines").mkdir()
+    before = tree_snapshot(tmp_path)
+
+    compared = memgate(capsys, "compare", project / "baselines", report, "--markdown", tmp_path / "c.md")
+    compared.assert_clean()
+    assert compared.code == 0 and compared.error_lines == []
+    update = memgate(capsys, "baseline", "update", "--config", config, "--from-report", report)
+    update.one_error(2, "'../../x' is not a usable suite name", str(project / "baselines"))
+    after = tree_snapshot(tmp_path)
+    assert {name: data for name, data in after.items() if name != "c.md"} == before
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "deep" / "x.json").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# A command is an argument list; a shell only when the config says so
+
+
+@pytest.mark.parametrize("argument", ["hello; touch pwned", "$(touch pwned)", "`touch pwned`",
+                                      "a && touch pwned", "| touch pwned"])
+def test_a_command_is_an_argument_list(argument: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    config = suite_config(tmp_path, ["/bin/echo", argument], "rusage")
+    run = memgate(capsys, "run", "--config", config, "--jobs", "1")
+    assert run.code == 0, run.err
+    assert not (tmp_path / "pwned").exists(), "a shell ran the argument"
+    assert (tmp_path / ".memgate" / "artifacts" / "unit" / "stdout.log").read_text() == argument + "\n"
+
+
+def test_a_shell_runs_only_when_the_config_says_shell_true(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "memgate.toml"
+    config.write_text('[[suite]]\nname = "unit"\ncommand = "echo hello; touch pwned"\ntool = "rusage"\n')
+    refused = memgate(capsys, "run", "--config", config)
+    refused.one_error(2, "command is a string", "shell = true")
+    assert not (tmp_path / "pwned").exists()
+
+    config.write_text('[[suite]]\nname = "unit"\ncommand = "echo hello; touch pwned"\ntool = "rusage"\n'
+                      "shell = true\n")
+    assert memgate(capsys, "run", "--config", config).code == 0
+    assert (tmp_path / "pwned").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# No secret in reports or logs
+
+TOKENS = {"GITHUB_TOKEN": "ghp_s3cr3tTokenValue0000000000000000000",
+          "MEMGATE_GITLAB_TOKEN": "glpat-s3cr3tGitLab99"}
+NEEDS = {"valgrind": "valgrind", "dhat": "valgrind", "massif": "valgrind", "heaptrack": "heaptrack"}
+
+
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+def test_forge_tokens_reach_no_suite_log_or_report(tool: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The suite prints its whole environment (as a failing test's diagnostics might). memgate keeps
+    the forge tokens it was given for its comment out of the suites' environment, so they appear in
+    no log that CI uploads as an artifact, no report, and nothing memgate prints."""
+    if tool in NEEDS and shutil.which(NEEDS[tool]) is None:
+        pytest.skip(f"{NEEDS[tool]} is not installed")
+    for name, value in TOKENS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MEMGATE_CANARY", "visible-to-the-suite")
+    config = suite_config(tmp_path, ["/usr/bin/env"], tool)
+    reports = [part for flag in ("json", "markdown", "junit", "sarif", "codequality", "openmetrics")
+               for part in (f"--{flag}", str(tmp_path / "reports" / f"report.{flag}"))]
+    run = memgate(capsys, "check", "--config", config, "--jobs", "1", *reports)
+    run.assert_clean()
+    stdout_log = tmp_path / ".memgate" / "artifacts" / "unit" / "stdout.log"
+    assert "MEMGATE_CANARY=visible-to-the-suite" in stdout_log.read_text()  # the rest is inherited
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(files) > 8
+    for value in TOKENS.values():
+        assert value not in run.out and value not in run.err
+        for path in files:
+            assert value.encode() not in path.read_bytes(), path
+    for name in TOKENS:
+        assert f"{name}=" not in stdout_log.read_text()
+
+
+def test_a_suite_may_still_set_a_token_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", TOKENS["GITHUB_TOKEN"])
+    config = suite_config(tmp_path, ["/usr/bin/env"], "rusage",
+                          suite=f"env = {{ GITHUB_TOKEN = {toml_string('from-the-config')} }}")
+    assert memgate(capsys, "run", "--config", config).code == 0
+    printed = (tmp_path / ".memgate" / "artifacts" / "unit" / "stdout.log").read_text()
+    assert "GITHUB_TOKEN=from-the-config\n" in printed and TOKENS["GITHUB_TOKEN"] not in printed

@@ -340,9 +340,9 @@ def _site_rows(
     # A site missing from a partial or crashed run, or from a run that did not look for leaks, is not
     # known to be fixed: claiming so would let the next baseline update drop it.
     reliable = not incomplete and record.status in (SuiteStatus.OK, SuiteStatus.FAILED)
-    if not leaks_checked:
-        notes.append("leak checking was off in some processes: fixed leak sites are not reported")
     known_leaks = _by_key(baseline.leaks) if baseline is not None else {}
+    if not leaks_checked and known_leaks:  # heap tools never check leaks: only a known site makes it news
+        notes.append("leak checking was off in some processes: fixed leak sites are not reported")
     known_errors = _by_key(baseline.errors) if baseline is not None else {}
     rows = _leak_rows(record.name, group_leaks(record.leaks), known_leaks, fail_on_new_leak_kinds,
                       report_fixed=reliable and leaks_checked)

@@ -285,6 +285,12 @@ def test_leak_checking_off_reports_no_fixed_leak_sites() -> None:
     assert any("leak checking was off" in note for note in result.notes)
 
 
+def test_a_heap_tool_that_never_checks_leaks_adds_no_note() -> None:
+    record = suite(metrics=HEAP, leak_check=False, tool="dhat")
+    result = run(record, baseline_of(record))
+    assert result.notes == () and result.verdict is Verdict.PASS
+
+
 def test_metric_in_baseline_but_absent_now_is_a_warning_with_a_note() -> None:
     before = suite(metrics=HEAP)
     after = suite(metrics={"heap_peak_bytes": 1_000_000})

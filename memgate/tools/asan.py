@@ -674,8 +674,8 @@ def parse_log(path: Path, cache: FrameCache | None = None) -> Findings:
         # reading them as one process would lose all but the last leak report.
         raise ParseError(
             f"this file holds the output of several processes ({several}): they cannot be told apart",
-            path=path, hint="give each process its own log: ASAN_OPTIONS=log_path=<folder>/asan (LSAN_OPTIONS "
-            "for lsan) writes <folder>/asan.<pid>, as memgate check does")
+            path=path, hint="give each process its own log: ASAN_OPTIONS=log_path=<folder>/asan "
+            "(LSAN_OPTIONS for lsan) writes <folder>/asan.<pid>, as memgate check does")
     findings.pid = pid_from_name(path) or findings.pid
     return findings
 

@@ -106,6 +106,7 @@ class _Replay:
         self.trace_ip = array("q")  # trace index - 1 -> instruction pointer index
         self.trace_parent = array("q")  # trace index - 1 -> parent trace index (0: root)
         self.kind_size = array("q")  # allocation kind -> block size
+        self.kind_live = array("q")  # allocation kind -> blocks of it allocated and not yet freed
         self.pool_kind = -1
         self.pool_live = False
         self.pool_bytes = 0
@@ -164,6 +165,7 @@ class _Replay:
         if self.pool_kind < 0 and self._is_pool_stack(trace):
             self.pool_kind = len(self.kind_size)
         self.kind_size.append(size)
+        self.kind_live.append(0)
 
     def _size(self, kind: int) -> int:
         if not 0 <= kind < len(self.kind_size):
@@ -175,6 +177,7 @@ class _Replay:
         if kind == self.pool_kind and not self.pool_bytes:
             self.pool_live, self.pool_bytes = True, size
             return
+        self.kind_live[kind] += 1
         self.calls += 1
         self.total += size
         self.live += size
@@ -185,6 +188,10 @@ class _Replay:
         if kind == self.pool_kind and self.pool_live:
             self.pool_live = False
             return
+        if not self.kind_live[kind]:  # heaptrack writes a free only for a block it saw allocated
+            raise ParseError(f"a free of a block of kind {kind} when none is allocated", path=self.path,
+                             hint=_HINT_NOT_TRACE)
+        self.kind_live[kind] -= 1
         self.live -= size
 
     def result(self) -> HeaptrackTrace:
@@ -226,7 +233,8 @@ def _decompressed(path: Path) -> Iterator[IO[str]]:
                 raise ParseError(f"not a zstd-compressed heaptrack trace ({message})", path=path,
                                  hint=_HINT_NOT_TRACE)
             raise _Truncated(f"zstd cannot decompress it ({message})")
-    finally:
+    finally:  # also when the reader gave up on the trace (ParseError): no pipe left open
+        process.stdout.close()
         if process.poll() is None:
             process.kill()
             process.wait()

@@ -102,6 +102,10 @@ class _Truncated(Exception):
     pass
 
 
+class _Malformed(Exception):
+    """Figures libmemusage cannot have printed."""
+
+
 def _lines(path: Path) -> Iterator[str]:
     """Lines without colour codes; a line longer than 64 KiB is cut (only program output is)."""
     with path.open(encoding="utf-8", errors="replace") as handle:
@@ -131,12 +135,23 @@ def _summary(header: re.Match[str], lines: Iterator[str]) -> tuple[MemusageSumma
     missing = [name for name in _FUNCTIONS_NEEDED if name not in functions]
     if missing or detail is None:
         raise _Truncated(f"the summary lacks its {', '.join(missing) or 'realloc details'} line")
+    _check_counts(functions, realloc_free=int(detail[3]))
     summary = MemusageSummary(
         heap_total_bytes=int(header[1]), heap_peak_bytes=int(header[2]), stack_peak_bytes=int(header[3]),
         functions=functions, realloc_nomove=int(detail[1]), realloc_shrink=int(detail[2]),
         realloc_free=int(detail[3]),
     )
     return summary, after
+
+
+def _check_counts(functions: dict[str, FunctionCalls], *, realloc_free: int) -> None:
+    """A function's calls include its failed ones, and a realloc's calls its frees: else no call
+    count can be derived (it would come out negative)."""
+    for name, calls in functions.items():
+        frees = realloc_free if name == "realloc" else 0
+        if calls.failed + frees > calls.calls:
+            raise _Malformed(f"its {name} line counts {calls.calls} calls, fewer than its {calls.failed} "
+                             f"failed calls{f' and {frees} frees' if frees else ''}")
 
 
 def read_summaries(path: Path) -> list[MemusageSummary]:
@@ -160,6 +175,9 @@ def _records(path: Path, pid: int | None) -> list[ProcessRecord]:
         summaries = read_summaries(path)
     except _Truncated as error:
         return [incomplete(f"the memusage summary is truncated: {error}", pid=pid, log_files=[path])]
+    except _Malformed as error:
+        raise ParseError(f"not a summary libmemusage writes: {error}", path=path,
+                         hint="give the standard error of a program run under memusage") from None
     except OSError as error:
         raise ParseError(f"cannot read the memusage output: {error.strerror}", path=path,
                          hint="check the path and its permissions") from None

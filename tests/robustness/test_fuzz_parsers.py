@@ -1,0 +1,103 @@
+"""Every parser on mutated real outputs (byte flips, cuts, junk, lines out of place, odd numbers):
+clean records or a one-line MemgateError, never another exception. A few examples per parser here;
+``python bench/fuzz.py --tool T --minutes M`` runs the same property for as long as asked."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memgate.errors import ParseError
+from memgate.tools import TOOL_NAMES, get_tool
+
+from .fuzzing import DATA, TARGETS, Operation, check_parse, mutate, operations
+
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def test_every_parsing_tool_is_fuzzed() -> None:
+    parsing = set(TOOL_NAMES) - {"rusage"}  # rusage measures a live run; it parses nothing
+    assert {target.tool for target in TARGETS.values()} == parsing
+    assert all(target.cases for target in TARGETS.values())
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_unmutated_cases_parse(name: str, tmp_path: Path) -> None:
+    target = TARGETS[name]
+    for case in target.cases:
+        check_parse(target, case, case.files[case.target], tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+@FAST
+@given(data=st.data())
+def test_mutated_outputs_give_records_or_a_clean_error(name: str, data: st.DataObject,
+                                                       tmp_path: Path) -> None:
+    target = TARGETS[name]
+    case = data.draw(st.sampled_from(target.cases), label="case")
+    ops: list[Operation] = data.draw(operations(target.real_lines), label="operations")
+    check_parse(target, case, mutate(case.files[case.target], ops), tmp_path / "case")
+
+
+@pytest.mark.parametrize(("ops", "expected"), [
+    ([("cut", 0x8000, b"")], b"abcd"),
+    ([("flip", 0, b"\x01")], b"`bcdefgh"),
+    ([("junk", 0xFFFF, b"!")], b"abcdefg!h"),
+    ([("line", 0x8000, b"new")], b"new\nabcdefgh"),
+    ([("number", 0, b"-1")], b"abcdefgh"),
+])
+def test_mutations(ops: list[Operation], expected: bytes) -> None:
+    assert mutate(b"abcdefgh", ops) == expected
+
+
+def test_line_and_number_mutations() -> None:
+    text = b"a 12\nb 345\nc 6\n"
+    assert mutate(text, [("drop", 0x8000, b"")]) == b"a 12\nc 6\n"
+    assert mutate(text, [("repeat", 0, b"")]) == b"a 12\na 12\nb 345\nc 6\n"
+    assert mutate(text, [("number", 0x8000, b"-1")]) == b"a 12\nb -1\nc 6\n"
+    assert mutate(text, [("line", 0xFFFF, b"z\n")]) == b"a 12\nb 345\nz\nc 6\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# What fuzzing found, each as the smallest real output that showed it
+
+
+def test_memusage_counts_that_cannot_be_are_a_parse_error(tmp_path: Path) -> None:
+    """A malloc line with more failed calls than calls gave alloc_calls -8,391,899."""
+    source = DATA / "memusage" / "run-peak-calls-fork" / "memusage.14441.stderr"
+    text = source.read_bytes()
+    path = tmp_path / source.name
+    path.write_bytes(text.replace(b"         15        8391908              0",
+                                  b" 0       15        8391908              0"))
+    with pytest.raises(ParseError, match="counts 0 calls, fewer than its 8391908 failed calls") as raised:
+        get_tool("memusage").parse([path])
+    assert raised.value.path == str(path)
+
+
+def test_a_heaptrack_free_without_its_allocation_is_a_parse_error(tmp_path: Path) -> None:
+    """A trace with one "+" line gone gave heap_end_bytes -5,242,780."""
+    (target,) = [case for case in TARGETS["heaptrack"].cases if "peak-calls" in case.name]
+    lines = target.files[target.target].split(b"\n")
+    first_allocation = next(index for index, line in enumerate(lines) if line.startswith(b"+ "))
+    path = tmp_path / "heaptrack.txt"
+    path.write_bytes(b"\n".join(lines[:first_allocation] + lines[first_allocation + 1:]))
+    with pytest.raises(ParseError, match="when none is allocated"):
+        get_tool("heaptrack").parse([path])
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd is not installed")
+def test_a_zst_file_that_is_no_trace_leaves_no_pipe_open(tmp_path: Path) -> None:
+    """zstd's output pipe stayed open when the reader refused the text (a ResourceWarning, an error
+    under filterwarnings = error)."""
+    path = tmp_path / "heaptrack.zst"
+    path.write_bytes(subprocess.run(["zstd", "-c"], input=b"this is no trace\n", capture_output=True,
+                                    check=True).stdout)
+    with pytest.raises(ParseError, match="does not start with a version line"):
+        get_tool("heaptrack").parse([path])
+    gc.collect()

@@ -140,9 +140,9 @@ def combine_runs(
 
 def _fresh_logdir(path: Path) -> Path:
     """The suite's log folder, emptied of an earlier run's logs (which would be parsed again). Only a
-    folder memgate made (it holds ``LOGDIR_MARK``), or an empty one, is ever emptied."""
+    folder memgate made, or an empty one, is ever emptied."""
     try:
-        if path.is_dir() and not (path / LOGDIR_MARK).exists() and any(path.iterdir()):
+        if path.is_dir() and not _made_by_memgate(path) and any(path.iterdir()):
             raise ConfigError("this log folder already exists and memgate did not make it: it is left alone",
                               path=path, hint="set artifacts_dir to a folder for memgate's logs only (the "
                               "default is .memgate/artifacts), or remove that folder")
@@ -154,6 +154,15 @@ def _fresh_logdir(path: Path) -> Path:
         raise ToolError(f"cannot prepare the artifacts folder: {error.strerror}", path=path,
                         hint="make it writable, or set artifacts_dir in the config") from None
     return path
+
+
+def _made_by_memgate(path: Path) -> bool:
+    """It holds ``LOGDIR_MARK``; or, made before there was one, the two logs every run writes (in its
+    first run's folder, for a suite run several times)."""
+    if (path / LOGDIR_MARK).is_file():
+        return True
+    return any(all((folder / name).is_file() for name in ("stdout.log", "stderr.log"))
+               for folder in (path, path / "run-1"))
 
 
 def suite_status(

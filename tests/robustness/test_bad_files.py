@@ -110,6 +110,20 @@ def test_memgates_own_log_folder_is_emptied_for_the_next_run(
     assert not (tmp_path / "logs" / "unit" / "stale.log").exists()
 
 
+@pytest.mark.parametrize("layout", [("stdout.log", "stderr.log"), ("run-1/stdout.log", "run-1/stderr.log")])
+def test_a_log_folder_of_a_memgate_without_the_mark_is_still_reused(
+    layout: tuple[str, ...], clean_program: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Log folders made before memgate marked them hold the two logs every run writes."""
+    config = suite_config(tmp_path, clean_program, "rusage")
+    folder = tmp_path / ".memgate" / "artifacts" / "unit"
+    for name in (*layout, "memcheck.12.xml"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("from an earlier run\n")
+    assert memgate(capsys, "run", "--config", config, "--jobs", "1").code == 0
+    assert not (folder / "memcheck.12.xml").exists() and (folder / "rusage.txt").exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # Baseline files: corrupt, foreign, from a newer memgate
 

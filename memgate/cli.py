@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from memgate import ci
     from memgate.compare import Comparison
     from memgate.config import Config
+    from memgate.interrupt import StopRequest
     from memgate.records import Report
 
 EXIT_CODES = """\
@@ -32,6 +33,8 @@ exit codes:
   2  usage, configuration or baseline error (the message names the file and the fix)
   3  tool or infrastructure error: tool missing, its output unparseable, truncated or incomplete
   4  internal error in memgate (a log file with the traceback is named)
+  130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM: the running suites were stopped (their whole
+     process groups) and the partial report was written, the suites cut short marked incomplete
 """
 
 REPORT_FLAGS = {
@@ -163,7 +166,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="PATH", default=_env_path("MEMGATE_JSON"),
                         help="write the JSON report here (default: <artifacts_dir>/report.json)")
     parser.add_argument("--jobs", type=_positive_int, default=_default_jobs(), metavar="N",
-                        help="suites run at once (default: the number of cores; env MEMGATE_JOBS)")
+                        help="suites run at once (default: the number of cores; env MEMGATE_JOBS); fewer "
+                             "when their tools' expected memory exceeds the memory available")
 
 
 def _env_path(variable: str) -> Path | None:
@@ -195,12 +199,27 @@ def _load_config(path: Path | None) -> Config:
     return load_config(path if path is not None else find_config(Path.cwd()))
 
 
-def _run(args: argparse.Namespace, config: Config) -> tuple[Report, Path]:
-    from memgate.gate import run_suites, select_suites
+def _run(args: argparse.Namespace, config: Config) -> tuple[Report, Path, StopRequest]:
     from memgate.report.json import write_report
 
-    report = run_suites(config, select_suites(config, args.suite), args.jobs)
-    return report, write_report(args.json or config.artifacts_path / "report.json", report)
+    report, stop = _run_suites(args, config)
+    return report, write_report(args.json or config.artifacts_path / "report.json", report), stop
+
+
+def _run_suites(args: argparse.Namespace, config: Config) -> tuple[Report, StopRequest]:
+    """The suites, with SIGINT and SIGTERM stopping them (and only them) while they run."""
+    from memgate.gate import run_suites, select_suites
+    from memgate.interrupt import stop_signals
+
+    with stop_signals() as stop:
+        report = run_suites(config, select_suites(config, args.suite), args.jobs, stop=stop)
+    return report, stop
+
+
+def _interrupted(stop: StopRequest, report_json: Path | None) -> int:
+    partial = f"; the partial report is in {report_json}" if report_json else ""
+    print(f"memgate: {stop.reason()}: the running suites were stopped{partial}", file=sys.stderr)
+    return stop.exit_code()
 
 
 def _print_problems(report: Report) -> bool:
@@ -223,7 +242,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     base_ref = args.base_ref or ci.detect().base_ref
     gate = gate_at(config, base_ref) if base_ref else local_gate(config)  # before the long run: fail fast
-    report, report_json = _run(args, config)
+    report, report_json, stop = _run(args, config)
     ran = {suite.name for suite in report.suites}
     baselines = {name: b for name, b in gate.baselines.items() if name in ran or not args.suite}
     comparison = compare_report(report, baselines, gate.config)
@@ -233,6 +252,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     markdown = render_markdown(comparison, notes=gate.notes, full_report=ci.run_url())
     repo_root = publish.repository_root(config.root)
     _write_reports(args, comparison, markdown, repo_root, config)
+    if stop.requested:  # the partial reports are written; no comment or outputs for a cancelled job
+        _print_problems(report)
+        return _interrupted(stop, report_json)
     comment_url = publish.post_comment(markdown) if args.comment else None
     publish.github_job_outputs(comparison, markdown, repo_root=repo_root, report_json=report_json,
                                markdown_path=args.markdown, comment_url=comment_url)
@@ -273,9 +295,12 @@ def cmd_comment(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from memgate.report.table import render_suites
 
-    report, _ = _run(args, _load_config(args.config))
+    report, report_json, stop = _run(args, _load_config(args.config))
     print(render_suites(report))
-    return int(ExitCode.TOOL if _print_problems(report) else ExitCode.PASS)
+    problems = _print_problems(report)
+    if stop.requested:
+        return _interrupted(stop, report_json)
+    return int(ExitCode.TOOL if problems else ExitCode.PASS)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -321,7 +346,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     from memgate import ci
     from memgate.baseline import Baseline, read_report, write_baseline
-    from memgate.gate import run_suites, select_suites
     from memgate.records import SuiteStatus
 
     if args.push and not args.commit:
@@ -333,7 +357,10 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
     if args.from_report:
         report = read_report(args.from_report)
     else:
-        report = run_suites(config, select_suites(config, args.suite), args.jobs)
+        report, stop = _run_suites(args, config)
+        if stop.requested:
+            print("memgate: no baseline written", file=sys.stderr)
+            return _interrupted(stop, None)
     suites = [suite for suite in report.suites if not args.suite or suite.name in args.suite]
     unusable = [s for s in suites if s.status is not SuiteStatus.OK or s.incomplete_reasons]
     for suite in unusable:

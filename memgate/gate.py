@@ -1,5 +1,6 @@
 """The run flow shared by ``check``, ``run`` and ``baseline update``: run the chosen suites (in
-parallel), keep every suite's outcome, and put them in one ``Report``."""
+parallel, within a memory budget: ``memgate.schedule``), keep every suite's outcome, and put them in
+one ``Report``."""
 
 from __future__ import annotations
 
@@ -9,35 +10,54 @@ import platform
 import subprocess
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from memgate import __version__
 from memgate.config import Config, SuiteConfig
 from memgate.errors import MemgateError, ToolError
+from memgate.interrupt import StopRequest
 from memgate.records import Environment, Report, SuiteRecord, SuiteStatus
 from memgate.runner import run_suite
+from memgate.schedule import MemoryBudget, run_scheduled
 
 
 def select_suites(config: Config, names: Sequence[str]) -> list[SuiteConfig]:
     return [config.suite(name) for name in names] if names else list(config.suites)
 
 
-def run_suites(config: Config, suites: Sequence[SuiteConfig], jobs: int) -> Report:
-    """Run ``suites``, ``jobs`` at a time. A suite that cannot run (tool missing, command not found)
-    is kept in the report as incomplete with the reason, so the other suites' results still count.
-    The report lists suites in configuration order whatever order they finish in."""
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        records = list(pool.map(lambda suite: _run_one(suite, config), suites))
+def run_suites(
+    config: Config,
+    suites: Sequence[SuiteConfig],
+    jobs: int,
+    *,
+    stop: StopRequest | None = None,
+    budget: MemoryBudget | None = None,
+) -> Report:
+    """Run ``suites``, ``jobs`` at a time within the memory ``budget`` (default: the memory available
+    now; see ``memgate.schedule``). A suite that cannot run (tool missing, command not found) is kept
+    in the report as incomplete with the reason, so the other suites' results still count. After a
+    ``stop`` request (SIGINT, SIGTERM: ``memgate.interrupt``) the running suites end early and the
+    others do not start: all of them are incomplete, "interrupted by ...". The report lists suites in
+    configuration order whatever order they finish in."""
+    stop = stop or StopRequest()
+    records = run_scheduled(
+        suites, lambda suite: _run_one(suite, config, stop), jobs=jobs,
+        budget=budget or MemoryBudget.from_system(), tool_of=lambda suite: suite.tool, stop=stop,
+        not_started=lambda suite: _not_run(suite, f"not started: {stop.reason()}"),
+    )
     return make_report(records, config.root)
 
 
-def _run_one(suite: SuiteConfig, config: Config) -> SuiteRecord:
+def _run_one(suite: SuiteConfig, config: Config, stop: StopRequest) -> SuiteRecord:
     try:
-        return run_suite(suite, config)
+        return run_suite(suite, config, stop)
     except ToolError as error:
-        return SuiteRecord(name=suite.name, tool=suite.tool, command=tuple(suite.argv()),
-                           status=SuiteStatus.INCOMPLETE, status_detail=error.one_line())
+        return _not_run(suite, error.one_line())
+
+
+def _not_run(suite: SuiteConfig, why: str) -> SuiteRecord:
+    return SuiteRecord(name=suite.name, tool=suite.tool, command=tuple(suite.argv()),
+                       status=SuiteStatus.INCOMPLETE, status_detail=why)
 
 
 def make_report(suites: Sequence[SuiteRecord], root: Path | None = None) -> Report:
@@ -82,8 +102,9 @@ def suite_problems(report: Report) -> list[MemgateError]:
     problems: list[MemgateError] = []
     for suite in report.suites:
         if suite.status is SuiteStatus.INCOMPLETE:
+            logs = "the raw logs are kept there; see what the tool printed" if suite.artifacts_dir else ""
             problems.append(ToolError(
                 f"suite {suite.name!r}: {suite.status_detail or 'the tool output is incomplete'}",
-                path=suite.artifacts_dir, hint="the raw logs are kept there; see what the tool printed",
+                path=suite.artifacts_dir, hint=logs,
             ))
     return problems

@@ -1,5 +1,10 @@
 """Running a suite's command: its own process group, a timeout that kills the whole group, the
-exit status and resource usage from ``os.wait4``, and stdout/stderr kept as files."""
+exit status and resource usage from ``os.wait4``, and stdout/stderr kept as files.
+
+The group is stopped (SIGTERM, then SIGKILL after ``TERMINATE_GRACE_SECONDS``) on a timeout, on a stop
+request (SIGINT or SIGTERM to memgate: ``memgate.interrupt``) and on any exception; whatever is left
+of the group when the command ends (a daemonised child, a Valgrind child still running) is killed, so
+no process of a suite outlives it."""
 
 from __future__ import annotations
 
@@ -13,10 +18,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from memgate.errors import ToolError
+from memgate.interrupt import StopRequest
 from memgate.tools.base import Outcome
 
 #: After SIGTERM on a timeout, how long the group gets to write its reports before SIGKILL.
 TERMINATE_GRACE_SECONDS = 5.0
+#: How often a waiting suite looks at the stop request: the delay before an interrupt reaches it.
+_POLL_SECONDS = 0.05
 
 
 def run_command(
@@ -27,8 +35,10 @@ def run_command(
     timeout: float,
     stdout_path: Path,
     stderr_path: Path,
+    stop: StopRequest | None = None,
 ) -> Outcome:
-    """Run ``argv`` to completion (or timeout) and report how it ended. Output goes to files."""
+    """Run ``argv`` to completion (or timeout, or ``stop``) and report how it ended. Output goes to
+    files. A command cut short by ``stop`` ends by the signal memgate sent its group."""
     started = time.monotonic()
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         try:
@@ -48,11 +58,11 @@ def run_command(
         waiter.start()
         timed_out = False
         try:
-            if not waiter.finished.wait(timeout):
-                timed_out = True
-                _stop_group(process.pid, waiter)
+            timed_out = _wait(waiter, timeout, stop)
+            if not waiter.finished.is_set():
+                _stop_group(process.pid, waiter, stop)
         except BaseException:  # KeyboardInterrupt, SIGTERM turned into SystemExit: leave nothing behind
-            _stop_group(process.pid, waiter)
+            _stop_group(process.pid, waiter, stop)
             raise
         finally:
             waiter.join()
@@ -83,11 +93,63 @@ class _Waiter(threading.Thread):
         self.finished.set()
 
 
-def _stop_group(pid: int, waiter: _Waiter) -> None:
+def _wait(waiter: _Waiter, timeout: float, stop: StopRequest | None) -> bool:
+    """Wait for the command to end, at most ``timeout`` seconds; True when it timed out. Returns
+    early (False, the command still running) when a stop is requested."""
+    if stop is None:
+        return not waiter.finished.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while not stop.requested:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
+        if waiter.finished.wait(min(left, _POLL_SECONDS)):
+            return False
+    return False
+
+
+def _stop_group(pid: int, waiter: _Waiter, stop: StopRequest | None = None) -> None:
+    """SIGTERM to the group, so that the tools write their reports, and time for every process of it
+    to end (Valgrind's children may outlive the shell that started them: killed too early, their XML
+    would be cut short); SIGKILL after the grace period, or at once when the stop is forced (a second
+    Ctrl-C)."""
     _kill_group(pid, signal.SIGTERM)
-    if not waiter.finished.wait(TERMINATE_GRACE_SECONDS):
-        _kill_group(pid, signal.SIGKILL)
-        waiter.finished.wait()
+    deadline = time.monotonic() + TERMINATE_GRACE_SECONDS
+    while not waiter.finished.is_set() or _group_alive(pid):
+        if time.monotonic() >= deadline or (stop is not None and stop.forced):
+            _kill_group(pid, signal.SIGKILL)
+            break
+        if waiter.finished.is_set():
+            time.sleep(_POLL_SECONDS)
+        else:
+            waiter.finished.wait(_POLL_SECONDS)
+    waiter.finished.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. Zombies do not count: in a container nothing may
+    ever reap the orphans of a killed shell."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc: trust killpg
+    return any(entry.isdigit() and _running_in_group(entry, pgid) for entry in entries)
+
+
+def _running_in_group(pid: str, pgid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")"
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:

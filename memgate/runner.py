@@ -25,6 +25,7 @@ from pathlib import Path
 
 from memgate.config import Config, SuiteConfig
 from memgate.errors import ConfigError, ToolError
+from memgate.interrupt import StopRequest
 from memgate.proc import run_command
 from memgate.records import (
     ProcessRecord,
@@ -50,8 +51,9 @@ _STATUS_RANK = {SuiteStatus.OK: 0, SuiteStatus.INCOMPLETE: 1, SuiteStatus.FAILED
                 SuiteStatus.TIMEOUT: 3, SuiteStatus.CRASHED: 3}
 
 
-def run_suite(suite: SuiteConfig, config: Config) -> SuiteRecord:
-    """Run ``suite`` (``repeat`` times); its logs stay under ``<artifacts>/<suite>/`` whatever happens."""
+def run_suite(suite: SuiteConfig, config: Config, stop: StopRequest | None = None) -> SuiteRecord:
+    """Run ``suite`` (``repeat`` times); its logs stay under ``<artifacts>/<suite>/`` whatever happens.
+    A ``stop`` request (SIGINT, SIGTERM) ends the run early: the record is incomplete, "interrupted"."""
     tool = get_tool(suite.tool)
     version = tool.version()
     suite_dir = _fresh_logdir(config.artifacts_path / suite.name)
@@ -61,10 +63,10 @@ def run_suite(suite: SuiteConfig, config: Config) -> SuiteRecord:
                           hint="fix the suite's cwd (relative to the config file)")
     try:
         if suite.repeat == 1:
-            return _run_once(suite, tool, version, cwd, suite_dir)
+            return _run_once(suite, tool, version, cwd, suite_dir, stop)
         runs: list[SuiteRecord] = []
         for index in range(1, suite.repeat + 1):
-            run = _run_once(suite, tool, version, cwd, _fresh_logdir(suite_dir / f"run-{index}"))
+            run = _run_once(suite, tool, version, cwd, _fresh_logdir(suite_dir / f"run-{index}"), stop)
             runs.append(run)
             if run.status is not SuiteStatus.OK:
                 break
@@ -77,14 +79,17 @@ def run_suite(suite: SuiteConfig, config: Config) -> SuiteRecord:
     return combine_runs(runs, repeat=suite.repeat, artifacts_dir=str(suite_dir))
 
 
-def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: Path) -> SuiteRecord:
+def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: Path,
+              stop: StopRequest | None) -> SuiteRecord:
     launch = tool.launch(suite.argv(), logdir, ToolOptions(extra_args=tuple(suite.tool_args), env=suite.env))
     inherited = {name: value for name, value in os.environ.items() if name not in FORGE_TOKENS}
     env = {**inherited, **suite.env, **launch.env}
     outcome = run_command(launch.argv, env=env, cwd=cwd, timeout=suite.timeout,
-                          stdout_path=logdir / "stdout.log", stderr_path=logdir / "stderr.log")
+                          stdout_path=logdir / "stdout.log", stderr_path=logdir / "stderr.log", stop=stop)
     processes = tool.collect(logdir, outcome)
     status, detail = suite_status(outcome, processes, suite.accept_exit_codes, suite.timeout)
+    if stop is not None and stop.requested:  # what was measured is kept, but the run was cut short
+        status, detail = SuiteStatus.INCOMPLETE, stop.reason()
     return SuiteRecord(
         name=suite.name,
         tool=suite.tool,

@@ -1,0 +1,114 @@
+"""Which suites run at once: at most ``--jobs`` of them, and no more than memory allows.
+
+Memory tools multiply what a test needs: memcheck about 6 times the program's resident memory, DHAT
+about 5 times, heaptrack about 100 MiB more per process. Two memcheck suites started together on a
+small CI runner can push it into swap or the OOM killer, which is slower (or worse) than running them
+one after the other. So each suite reserves its tool's expected memory (``TOOL_WEIGHTS``: the tool's
+multiple of ``NATIVE_RSS_GUESS``, plus its fixed cost) from a budget, the memory available when the
+run starts (``MemAvailable`` of /proc/meminfo); a suite whose reservation does not fit waits until
+running suites release theirs. A suite always starts when nothing else runs, however large its
+reservation, and suites start in configuration order (a large one is never overtaken for ever).
+
+The results come back in the order of the suites given, whatever order they finished in, so that a
+report does not depend on timing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from memgate.interrupt import StopRequest
+
+MiB = 1024**2
+#: The resident memory assumed for a test process run natively (the tools' multiples apply to it).
+NATIVE_RSS_GUESS = 128 * MiB
+#: tool -> (multiple of the native resident memory, fixed bytes on top) that a suite is expected to use.
+TOOL_APPETITE: dict[str, tuple[float, int]] = {
+    "valgrind": (6.0, 0),  # memcheck: shadow memory and the translation cache
+    "dhat": (5.0, 0),
+    "massif": (3.0, 0),
+    "asan": (3.0, 0),  # shadow memory, redzones and the quarantine of freed blocks
+    "lsan": (1.5, 0),
+    "heaptrack": (1.0, 100 * MiB),  # the trace buffers and heaptrack_interpret
+    "memusage": (1.0, 0),
+    "rusage": (1.0, 0),
+}
+TOOL_WEIGHTS: dict[str, int] = {tool: int(multiple * NATIVE_RSS_GUESS) + fixed
+                                for tool, (multiple, fixed) in TOOL_APPETITE.items()}
+#: How often the scheduler looks at a stop request while suites run.
+_POLL_SECONDS = 0.2
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """Bytes the running suites may reserve at once (None: no limit), and each tool's reservation."""
+
+    total: int | None
+    weights: Mapping[str, int] = field(default_factory=lambda: dict(TOOL_WEIGHTS))
+
+    @classmethod
+    def from_system(cls, meminfo: Path = Path("/proc/meminfo")) -> MemoryBudget:
+        """The memory available now; no limit where it cannot be read (not Linux)."""
+        return cls(total=mem_available(meminfo))
+
+    def weight(self, tool: str) -> int:
+        return self.weights.get(tool, NATIVE_RSS_GUESS)
+
+
+def mem_available(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """``MemAvailable`` in bytes (the kernel's estimate of what can be used without swapping)."""
+    try:
+        with meminfo.open(encoding="ascii", errors="replace") as lines:
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name == "MemAvailable":
+                    number, _, unit = value.strip().partition(" ")
+                    return int(number) * (1024 if unit.lower() == "kb" else 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def run_scheduled(
+    items: Sequence[Item],
+    run: Callable[[Item], Result],
+    *,
+    jobs: int,
+    budget: MemoryBudget,
+    tool_of: Callable[[Item], str],
+    stop: StopRequest,
+    not_started: Callable[[Item], Result],
+) -> list[Result]:
+    """``run`` each item in a thread, ``jobs`` at a time within ``budget``; after ``stop`` is
+    requested, the items not started yet get ``not_started(item)`` instead. Results in item order."""
+    results: dict[int, Result] = {}
+    pending = deque(enumerate(items))
+    running: dict[Future[Result], tuple[int, int]] = {}  # future -> (item index, bytes reserved)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while pending or running:
+            reserved = sum(need for _, need in running.values())
+            while pending and not stop.requested and len(running) < max(1, jobs):
+                index, item = pending[0]
+                need = budget.weight(tool_of(item))
+                if running and budget.total is not None and reserved + need > budget.total:
+                    break  # wait for memory: a running suite will release some
+                pending.popleft()
+                reserved += need
+                running[pool.submit(run, item)] = (index, need)
+            if stop.requested:
+                results.update((index, not_started(item)) for index, item in pending)
+                pending.clear()
+            if running:
+                done, _ = wait(running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index, _need = running.pop(future)
+                    results[index] = future.result()
+    return [results[index] for index in range(len(items))]

@@ -238,7 +238,10 @@ def _add_point(point: object, totals: dict[MetricName, int]) -> None:
         raise _Malformed("a program point that is not an object")
     try:
         for key, metric in _SUMMED.items():
-            totals[metric] += point[key]
+            value = point[key]
+            if type(value) is int and value < 0:  # DHAT counts bytes and blocks: never below 0
+                raise _Malformed("program-point figures that are not integers of 0 or more")
+            totals[metric] += value
     except (KeyError, TypeError):
         raise _Malformed(f"a program point without the integers {', '.join(_SUMMED)}") from None
 

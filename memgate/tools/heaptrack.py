@@ -162,6 +162,8 @@ class _Replay:
         return depth > 0
 
     def _kind(self, size: int, trace: int) -> None:
+        if size < 0:
+            raise ValueError("a negative block size")
         if self.pool_kind < 0 and self._is_pool_stack(trace):
             self.pool_kind = len(self.kind_size)
         self.kind_size.append(size)
@@ -274,7 +276,7 @@ def _replay_lines(handle: IO[str], replay: _Replay) -> None:
         first = first and not line
         try:
             replay.line(line)
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, OverflowError):  # OverflowError: beyond a 64-bit array slot
             raise ParseError(f"a line heaptrack does not write: {line[:80]!r}", path=replay.path,
                              hint=_HINT_NOT_TRACE) from None
 

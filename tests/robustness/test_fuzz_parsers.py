@@ -5,6 +5,7 @@ clean records or a one-line MemgateError, never another exception. A few example
 from __future__ import annotations
 
 import gc
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -101,3 +102,28 @@ def test_a_zst_file_that_is_no_trace_leaves_no_pipe_open(tmp_path: Path) -> None
     with pytest.raises(ParseError, match="does not start with a version line"):
         get_tool("heaptrack").parse([path])
     gc.collect()
+
+
+def test_a_negative_dhat_figure_is_a_parse_error(tmp_path: Path) -> None:
+    """A program point with "tbk": -4096 gave alloc_calls -4,072."""
+    source = DATA / "dhat" / "threads.json"
+    path = tmp_path / source.name
+    text = source.read_bytes()
+    path.write_bytes(re.sub(rb'"tbk":\d+', b'"tbk":-4096', text, count=1))
+    assert path.read_bytes() != text
+    with pytest.raises(ParseError, match="not integers of 0 or more"):
+        get_tool("dhat").parse([path])
+
+
+@pytest.mark.parametrize(("old", "new"), [(rb"^(i \S+) \S+", rb"\1 18446744073709551617"),
+                                          (rb"^a [0-9a-f]+", rb"a -10")])
+def test_heaptrack_numbers_out_of_range_are_a_parse_error(old: bytes, new: bytes, tmp_path: Path) -> None:
+    """A number beyond 64 bits raised OverflowError out of the parser; a negative size made negative
+    figures."""
+    (target,) = [case for case in TARGETS["heaptrack"].cases if "peak-calls" in case.name]
+    text = target.files[target.target]
+    path = tmp_path / "heaptrack.txt"
+    path.write_bytes(re.sub(old, new, text, count=1, flags=re.MULTILINE))
+    assert path.read_bytes() != text
+    with pytest.raises(ParseError, match="a line heaptrack does not write"):
+        get_tool("heaptrack").parse([path])

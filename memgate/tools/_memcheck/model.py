@@ -6,7 +6,7 @@ compares), so memory stays bounded by the number of distinct sites, not by the s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -90,6 +90,7 @@ class Sites:
 
     def __init__(self) -> None:
         self._frames: dict[RawFrame, tuple[bool, str]] = {}
+        self._whole_frames: dict[RawFrame, Frame] = {}
         self._stacks: dict[Stack, str] = {}
         self._stacks_weight = 0
 
@@ -130,6 +131,16 @@ class Sites:
         chosen = own or first
         return " < ".join(chosen) if chosen else "(no stack)"
 
+    def frame(self, raw: RawFrame) -> Frame:
+        """One ``Frame`` object for equal frames: the sites of a run share most of theirs (malloc's,
+        main's), and 100,000 sites would otherwise hold a pydantic object per frame each."""
+        known = self._whole_frames.get(raw)
+        if known is None:
+            if len(self._whole_frames) >= _FRAMES_KEPT:
+                self._whole_frames.clear()
+            known = self._whole_frames[raw] = to_frame(raw)
+        return known
+
     def _learn(self, part: RawFrame) -> tuple[bool, str]:
         frame = to_frame(part)
         known = (is_runtime_frame(frame), frame_key(frame))
@@ -139,9 +150,10 @@ class Sites:
         return known
 
 
-def identify(category: str, stack: Stack) -> tuple[tuple[Frame, ...], str, str]:
+def identify(category: str, stack: Stack, frame: Callable[[RawFrame], Frame] = to_frame,
+             ) -> tuple[tuple[Frame, ...], str, str]:
     """The frames, site and fingerprint of a record, the way every memgate parser makes them."""
-    frames = tuple(map(to_frame, stack))
+    frames = tuple(map(frame, stack))
     site = site_of(frames)
     return frames, site, fingerprint(category, frames, site)
 
@@ -172,7 +184,7 @@ class LeakTally:
         key = (kind, self._sites_of.site(stack))
         site = self._sites.get(key)
         if site is None:
-            frames, site_text, print_ = identify(f"leak:{kind}", stack)
+            frames, site_text, print_ = identify(f"leak:{kind}", stack, self._sites_of.frame)
             site = self._sites[key] = _LeakSite(kind, frames, site_text, print_)
         site.amount.add(own_bytes, blocks)
         self.per_kind[kind].add(own_bytes, blocks)
@@ -216,7 +228,7 @@ class ErrorTally:
         """Register a site (count 0 so far) and return its key, for counts that come later."""
         key = (kind, self._sites_of.site(stack))
         if key not in self._sites:
-            frames, site_text, print_ = identify(f"error:{kind}", stack)
+            frames, site_text, print_ = identify(f"error:{kind}", stack, self._sites_of.frame)
             self._sites[key] = _ErrorSite(kind, " ".join(description.split()), frames, site_text, print_)
         return key
 

@@ -7,10 +7,9 @@ Heavy modules (pydantic, the tools, reports) are imported inside the subcommands
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _internal_error() -> int:
+    import tempfile
+    import traceback
+
     with tempfile.NamedTemporaryFile("w", prefix="memgate-crash-", suffix=".log", delete=False) as log:
         log.write(f"memgate {__version__}, Python {sys.version}\n{traceback.format_exc()}")
     print(f"memgate: internal error: this is a bug in memgate; the traceback is in {log.name}; "
@@ -250,34 +252,50 @@ def cmd_check(args: argparse.Namespace) -> int:
     for note in gate.notes:
         print(f"note: {note}")
     markdown = render_markdown(comparison, notes=gate.notes, full_report=ci.run_url())
-    repo_root = publish.repository_root(config.root)
+    # The work tree's root needs git (GitPython takes ~50 ms to import): only for the reports that
+    # show source paths and GitHub's annotations.
+    repo_root = functools.cache(lambda: publish.repository_root(config.root))
     _write_reports(args, comparison, markdown, repo_root, config)
     if stop.requested:  # the partial reports are written; no comment or outputs for a cancelled job
         _print_problems(report)
         return _interrupted(stop, report_json)
     comment_url = publish.post_comment(markdown) if args.comment else None
-    publish.github_job_outputs(comparison, markdown, repo_root=repo_root, report_json=report_json,
-                               markdown_path=args.markdown, comment_url=comment_url)
+    if os.environ.get("GITHUB_ACTIONS") == "true":  # outside GitHub, spare the import of requests
+        publish.github_job_outputs(comparison, markdown, repo_root=repo_root(), report_json=report_json,
+                                   markdown_path=args.markdown, comment_url=comment_url)
     _print_problems(report)
     return int(comparison.exit_code(fail_on_warn=args.fail_on == "warn"))
 
 
-def _write_reports(args: argparse.Namespace, comparison: Comparison, markdown: str, repo_root: Path,
-                   config: Config) -> None:
-    """Each report asked for on the command line, rendered only when asked for."""
+def _write_reports(args: argparse.Namespace, comparison: Comparison, markdown: str,
+                   repo_root: Callable[[], Path], config: Config) -> None:
+    """Each report asked for on the command line, rendered (and its module imported) only when asked
+    for."""
     from memgate import publish
-    from memgate.report.codequality import render_codequality
-    from memgate.report.junit import render_junit
-    from memgate.report.openmetrics import render_openmetrics
-    from memgate.report.sarif import render_sarif
 
-    renderers: dict[str, Callable[[], str]] = {
-        "markdown": lambda: markdown,
-        "junit": lambda: render_junit(comparison, repo_root, fail_on_warn=args.fail_on == "warn"),
-        "codequality": lambda: render_codequality(comparison, repo_root, fallback_path=config.source),
-        "sarif": lambda: render_sarif(comparison, repo_root, fallback_path=config.source),
-        "openmetrics": lambda: render_openmetrics(comparison),
-    }
+    def junit() -> str:
+        from memgate.report.junit import render_junit
+
+        return render_junit(comparison, repo_root(), fail_on_warn=args.fail_on == "warn")
+
+    def codequality() -> str:
+        from memgate.report.codequality import render_codequality
+
+        return render_codequality(comparison, repo_root(), fallback_path=config.source)
+
+    def sarif() -> str:
+        from memgate.report.sarif import render_sarif
+
+        return render_sarif(comparison, repo_root(), fallback_path=config.source)
+
+    def openmetrics() -> str:
+        from memgate.report.openmetrics import render_openmetrics
+
+        return render_openmetrics(comparison)
+
+    renderers: dict[str, Callable[[], str]] = {"markdown": lambda: markdown, "junit": junit,
+                                               "codequality": codequality, "sarif": sarif,
+                                               "openmetrics": openmetrics}
     assert renderers.keys() == REPORT_FLAGS.keys()
     for flag, render in renderers.items():
         path: Path | None = getattr(args, flag)

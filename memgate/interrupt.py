@@ -71,7 +71,9 @@ def stop_signals(stop: StopRequest | None = None) -> Iterator[StopRequest]:
     def handler(signum: int, _frame: FrameType | None) -> None:
         stop.request(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    # A signal ignored on purpose stays ignored (a shell starts background jobs with SIGINT ignored).
+    caught = [sig for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, handler) for sig in caught}
     try:
         yield stop
     finally:

@@ -273,3 +273,18 @@ def test_stop_signals_restores_the_previous_handlers() -> None:
         wait_for(lambda: stop.requested, "the handler", timeout=5)
     assert stop.exit_code() == 143
     assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_an_ignored_signal_stays_ignored() -> None:
+    """A shell starts background jobs with SIGINT ignored: memgate must not start answering it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stop_signals() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))  # SIGTERM is still caught
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            assert not stop.requested
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -176,9 +176,7 @@ class StackText:
             position = match.end()
 
     def _parsed(self, start: int) -> Iterator[RawFrame]:
-        import xml.etree.ElementTree as ElementTree
-
-        stack = ElementTree.fromstring(f"<stack>{self.text[start:]}</stack>")
+        stack = _fromstring(f"<stack>{self.text[start:]}</stack>")
         for frame in stack.iter("frame"):
             yield _raw_frame({part.tag: part.text or "" for part in frame})
 
@@ -306,18 +304,26 @@ def _leaves(element: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
         yield from _leaves(child, f"{path}/")
 
 
-def _parsed_element(text: str) -> XmlElement:
-    """A small top-level element (or <pair>) from its XML text."""
+def _fromstring(text: str) -> Any:
+    """An element from its text alone. The text was cut from the file by its tags, so in a file that
+    is not memcheck's it may not be an element by itself (``<error>`` inside an ``<error>``, a
+    ``<stack>`` in a ``<stack>``): broken XML, whatever expat says of the whole file later."""
     import xml.etree.ElementTree as ElementTree
 
-    element = ElementTree.fromstring(text)
+    try:
+        return ElementTree.fromstring(text)
+    except ElementTree.ParseError as error:
+        raise BrokenXml(f"an element that is not whole on its own: {error}", at_end=False) from None
+
+
+def _parsed_element(text: str) -> XmlElement:
+    """A small top-level element (or <pair>) from its XML text."""
+    element = _fromstring(text)
     return XmlElement(element.tag, element.text or "", list(_leaves(element)))
 
 
 def _parsed_error(text: str) -> XmlError:
-    import xml.etree.ElementTree as ElementTree
-
-    return _walk_error(ElementTree.fromstring(text))
+    return _walk_error(_fromstring(text))
 
 
 _PAIR = re.compile(r"^<pair>\s*<count>(\d+)</count>\s*<(unique|name)>([^<]*)</\2>\s*</pair>$")

@@ -53,6 +53,7 @@ from memgate.tools._heap_common import (
 from memgate.tools.base import Launch, Outcome, ToolOptions
 
 _HINT_NOT_MASSIF = "give the file massif wrote (--massif-out-file), e.g. massif.out.1234"
+_DIGITS = re.compile(r"[0-9]+")
 _SNAPSHOT_FIELDS = ("time", "mem_heap_B", "mem_heap_extra_B", "mem_stacks_B")
 _TREE_NODE = re.compile(r"^\s*n(\d+): (\d+)")
 _MAX_LINE = 1 << 16
@@ -134,11 +135,11 @@ class _Reader:
         snapshot.pending_nodes += int(match[1]) - 1
 
     def _integer(self, name: str, value: str) -> int:
-        try:
-            return int(value)
-        except ValueError:
-            raise ParseError(f"{name} is not a number: {value[:40]!r}", path=self.path,
-                             hint=_HINT_NOT_MASSIF) from None
+        """A count of bytes or instructions: digits only (``int()`` would also take "-1", "+1_0")."""
+        if not _DIGITS.fullmatch(value.strip()):
+            raise ParseError(f"{name} is not a number of 0 or more: {value[:40]!r}", path=self.path,
+                             hint=_HINT_NOT_MASSIF)
+        return int(value)
 
     def _close_snapshot(self) -> None:
         snapshot = self.current

@@ -127,3 +127,23 @@ def test_heaptrack_numbers_out_of_range_are_a_parse_error(old: bytes, new: bytes
     assert path.read_bytes() != text
     with pytest.raises(ParseError, match="a line heaptrack does not write"):
         get_tool("heaptrack").parse([path])
+
+
+def test_an_error_element_that_is_not_whole_on_its_own_is_a_parse_error(tmp_path: Path) -> None:
+    """``<valgrindoutput><error>``: the scanner cut an <error> up to the first </error>, which held
+    other elements; ElementTree's own ParseError came out of memgate (exit 4)."""
+    source = DATA / "valgrind" / "kinds" / "memcheck.32701.xml"
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(b"<valgrindoutput>", b"<valgrindoutput><error>", 1))
+    with pytest.raises(ParseError, match="broken Valgrind XML: an element that is not whole on its own"):
+        get_tool("valgrind").parse([path])
+
+
+@pytest.mark.parametrize("value", [b"-1", b"+5", b"1_000", b"\xd9\xa3"])
+def test_a_massif_figure_that_is_not_digits_is_a_parse_error(value: bytes, tmp_path: Path) -> None:
+    """mem_heap_B=-1 gave heap_peak_bytes -1 (int() takes signs, underscores and other digits)."""
+    source = DATA / "massif" / "massif.out.4242"
+    path = tmp_path / source.name
+    path.write_bytes(re.sub(rb"mem_heap_B=\d+", b"mem_heap_B=" + value, source.read_bytes(), count=1))
+    with pytest.raises(ParseError, match="mem_heap_B is not a number of 0 or more"):
+        get_tool("massif").parse([path])

@@ -199,6 +199,14 @@ class SuiteConfig(BaseModel):
             )
         return value
 
+    @field_validator("accept_exit_codes")
+    @classmethod
+    def _exit_codes(cls, value: list[int]) -> list[int]:
+        impossible = [code for code in value if not 0 <= code <= 255]
+        if impossible:
+            raise ValueError(f"{impossible[0]} is not an exit status a process can have: use 0 to 255")
+        return value
+
     @field_validator("tool")
     @classmethod
     def _tool(cls, value: str) -> str:

@@ -286,8 +286,6 @@ def test_every_invalid_config_value_is_exit_2_naming_file_and_key(
     assert not (tmp_path / "baselines").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="config.py accepts exit statuses no process can have (0-255 only); "
-                   "proposed in the robustness report")
 @pytest.mark.parametrize("value", ["[300]", "[-1]"])
 def test_an_exit_status_no_process_can_have_is_refused(value: str, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,8 @@ reuses the benchmark modules beside it:
   next to building those records;
 - CLI start-up: medians of ``memgate --version``, ``python -c pass``, ``python -c "import memgate"``
   and ``memgate run`` / ``memgate check`` of one suite running ``/bin/true`` (rusage), runs
-  interleaved; on this machine a sandbox .pth makes bare Python start in ~50-120 ms;
+  interleaved, so that the interpreter's own start-up shows (site .pth files can make it 40 ms or
+  more before memgate does anything);
 - memgate's cost per test process (tool_cost: ``memgate run`` of a shell loop of K processes against
   the raw tool command, the fixed part at K = 1 taken out), and ``collect()``'s parse time per
   process, for ASan and rusage (memcheck too with ``--full``);

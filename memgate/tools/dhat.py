@@ -52,6 +52,7 @@ SUPPORTED_FILE_VERSIONS = frozenset({2})
 _READ_CHARS = 1 << 16
 _MAX_VALUE_CHARS = 1 << 24  # no DHAT value (a program point, a frame) comes near 16 MiB
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
+_WORD = re.compile(r"[\w.-]{1,40}")
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape reads it
 _HINT_NOT_DHAT = "give the JSON file DHAT wrote (--dhat-out-file), e.g. dhat.out.1234"
 
@@ -221,15 +222,21 @@ def _read(stream: _JsonStream, path: Path) -> DhatProfile:
                        totals=totals, program_points=points)
 
 
+def _shown(value: object) -> str:
+    """A value from the file in a message: a word as it is, anything else quoted (one line)."""
+    text = str(value)
+    return text if _WORD.fullmatch(text) else repr(text[:40])
+
+
 def _check_header(header: dict[str, object], path: Path) -> None:
     version = header.get("dhatFileVersion")
     if version is None:
         raise ParseError("not a DHAT profile: no dhatFileVersion", path=path, hint=_HINT_NOT_DHAT)
     if version not in SUPPORTED_FILE_VERSIONS:
-        raise ParseError(f"DHAT file version {version} is not supported (memgate reads version 2)",
+        raise ParseError(f"DHAT file version {_shown(version)} is not supported (memgate reads version 2)",
                          path=path, hint="use Valgrind 3.15 or later, or report the new version")
     if header.get("mode", "heap") != "heap":
-        raise ParseError(f"DHAT ran in {header.get('mode')} mode: its figures are not heap figures",
+        raise ParseError(f"DHAT ran in {_shown(header.get('mode'))} mode: its figures are not heap figures",
                          path=path, hint="remove --mode from the suite's tool_args")
 
 

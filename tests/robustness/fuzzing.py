@@ -227,4 +227,5 @@ def check_parse(target: Target, case: Case, data: bytes, folder: Path) -> str:
         assert all(leak.bytes >= 0 and leak.blocks >= 0 for leak in record.leaks), record.leaks
         assert all(error.count >= 1 for error in record.errors), record.errors
         assert record.complete or record.incomplete_reason
+        assert "\n" not in (record.incomplete_reason or ""), "memgate prints the reason on one line"
     return "records"

@@ -147,3 +147,20 @@ def test_a_massif_figure_that_is_not_digits_is_a_parse_error(value: bytes, tmp_p
     path.write_bytes(re.sub(rb"mem_heap_B=\d+", b"mem_heap_B=" + value, source.read_bytes(), count=1))
     with pytest.raises(ParseError, match="mem_heap_B is not a number of 0 or more"):
         get_tool("massif").parse([path])
+
+
+@pytest.mark.parametrize(("tool", "source", "old", "new"), [
+    ("valgrind", "valgrind/fork/memcheck.32750.xml", b"<protocoltool>memcheck", b"<protocoltool>m\nemcheck"),
+    ("dhat", "dhat/threads.json", b'"dhatFileVersion":2', b'"dhatFileVersion":"2\\n3"'),
+    ("dhat", "dhat/threads.json", b'"mode":"heap"', b'"mode":"he\\r\\nap"'),
+])
+def test_text_from_the_file_keeps_the_message_on_one_line(tool: str, source: str, old: bytes, new: bytes,
+                                                          tmp_path: Path) -> None:
+    """A tool name with a line break in it made a message of two lines."""
+    text = (DATA / source).read_bytes()
+    assert old in text
+    path = tmp_path / Path(source).name
+    path.write_bytes(text.replace(old, new, 1))
+    with pytest.raises(ParseError) as raised:
+        get_tool(tool).parse([path])
+    assert "\n" not in raised.value.one_line() and "\r" not in raised.value.one_line()

@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memgate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `memgate parse ... | head`: the reader left, nothing went wrong here
+        sys.stderr.close()
+        return int(ExitCode.PASS)
     except Exception:  # noqa: BLE001 - the one place unexpected errors become a log and exit 4
         return _internal_error()
 
@@ -318,6 +321,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     problems = _print_problems(report)
     if stop.requested:
         return _interrupted(stop, report_json)
+    if any(suite.status.fails_gate for suite in report.suites):
+        return int(ExitCode.GATE_FAILED)  # a crashed, failed or timed-out suite, as for check
     return int(ExitCode.TOOL if problems else ExitCode.PASS)
 
 

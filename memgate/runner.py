@@ -181,7 +181,8 @@ def suite_status(
     if outcome.signal is not None:
         return SuiteStatus.CRASHED, f"killed by signal {outcome.signal}"
     if crashed:
-        return SuiteStatus.CRASHED, f"process {crashed[0].pid} died: {crashed[0].fatal_signal}"
+        who = f"process {crashed[0].pid}" if crashed[0].pid is not None else "a process"
+        return SuiteStatus.CRASHED, f"{who} died: {crashed[0].fatal_signal}"
     if outcome.exit_code not in accepted and not _found_something(processes):
         return SuiteStatus.FAILED, f"exited with status {outcome.exit_code}"
     incomplete = [p for p in processes if not p.complete]

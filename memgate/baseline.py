@@ -139,18 +139,35 @@ def load_baseline(directory: Path, suite: str) -> Baseline | None:
 
 
 def load_baselines(directory: Path) -> dict[str, Baseline]:
-    """Every ``*.json`` baseline of the folder by suite name; a missing folder means no baselines."""
+    """Every ``*.json`` baseline of the folder by suite name; a missing folder means no baselines.
+    A folder that cannot exist (it, or a parent, is a file) is an error: read as "no baselines", every
+    suite would pass as new."""
+    blocker = _file_in_the_way(directory)
+    if blocker == directory:
+        raise BaselineError("the baseline folder is a file, not a folder", path=directory,
+                            hint="point baseline_dir at a folder, or move the file away")
+    if blocker is not None:
+        raise BaselineError(f"the baseline folder cannot exist: {blocker} is a file, not a folder",
+                            path=directory, hint="point baseline_dir at a folder, or move that file away")
     if not directory.exists():
         return {}
-    if not directory.is_dir():
-        raise BaselineError("the baseline folder is not a folder", path=directory,
-                            hint="point baseline_dir at a folder")
     baselines: dict[str, Baseline] = {}
     for path in sorted(directory.glob("*.json")):
         baseline = load_baseline(directory, path.stem)
         if baseline is not None:
             baselines[baseline.suite] = baseline
     return baselines
+
+
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The existing non-folder (``directory`` itself or its nearest existing parent) that keeps
+    ``directory`` from being a folder; None when it is one or could be made."""
+    for candidate in (directory, *directory.parents):
+        if candidate.is_dir():
+            return None
+        if candidate.exists():
+            return candidate
+    return None
 
 
 def read_baseline(path: Path) -> Baseline:
@@ -197,7 +214,9 @@ def load_baseline_side(path: Path) -> dict[str, Baseline]:
     if path.is_dir():
         return load_baselines(path)
     if not path.exists():
-        raise BaselineError("no such baseline file or folder", path=path,
+        blocker = _file_in_the_way(path)
+        detail = f": {blocker} is a file, not a folder" if blocker is not None else ""
+        raise BaselineError(f"no such baseline file or folder{detail}", path=path,
                             hint="pass a baselines folder or a JSON report")
     data = _read_json(path)
     if isinstance(data, dict) and "suites" in data:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -168,8 +169,26 @@ def test_baseline_folder_that_is_a_file(tmp_path: Path) -> None:
     with pytest.raises(BaselineError, match="cannot write the baseline") as caught:
         write_baseline(tmp_path / "baselines", Baseline.from_suite(sample_record()))
     assert caught.value.path == str(tmp_path / "baselines" / "unit.json")
-    with pytest.raises(BaselineError, match="not a folder"):
+    with pytest.raises(BaselineError, match="not a folder") as caught:
         load_baselines(tmp_path / "baselines")
+    assert caught.value.path == str(tmp_path / "baselines")
+    assert "baseline_dir" in caught.value.hint
+
+
+@pytest.mark.parametrize("below", ["x", "x/y"])
+def test_baseline_folder_under_a_file_is_an_error_not_an_empty_folder(tmp_path: Path, below: str) -> None:
+    """``exists()`` is False for a path through a file: taken as a missing folder, every suite was new."""
+    file = tmp_path / "notes.txt"
+    file.write_text("")
+    with pytest.raises(BaselineError) as caught:
+        load_baselines(file / below)
+    assert caught.value.message == f"the baseline folder cannot exist: {file} is a file, not a folder"
+    assert caught.value.path == str(file / below)
+    assert caught.value.exit_code is ExitCode.USAGE
+    assert "baseline_dir" in caught.value.hint
+    with pytest.raises(BaselineError, match=re.escape(f"no such baseline file or folder: {file} is a file")):
+        load_baseline_side(file / below)
+    assert load_baselines(tmp_path / "absent" / "deeper") == {}, "a folder that can be made is just empty"
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,39 @@ def test_a_baseline_folder_that_cannot_exist_is_exit_2_and_nothing_is_written(
     assert {name: data for name, data in after.items() if not name.startswith(".memgate/")} == before
 
 
+@pytest.mark.parametrize(("baseline_dir", "words"), [
+    ("somefile", "the baseline folder is a file, not a folder"),
+    ("somefile/x", "the baseline folder cannot exist: {file} is a file, not a folder"),
+    ("somefile/x/y", "the baseline folder cannot exist: {file} is a file, not a folder"),
+])
+def test_a_baseline_folder_that_is_or_goes_through_a_file_is_exit_2_before_any_suite_runs(
+    baseline_dir: str, words: str, clean_program: list[str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Read as "no baselines", such a folder made every suite pass as new."""
+    file = a_file(tmp_path)
+    config = suite_config(tmp_path, clean_program, "rusage", top=f"baseline_dir = {json.dumps(baseline_dir)}")
+    before = tree_snapshot(tmp_path)
+    run = memgate(capsys, "check", "--config", config, "--jobs", "1")
+    line = run.one_error(2, words.format(file=file), f"({tmp_path / baseline_dir})", "baseline_dir")
+    assert line.count(str(tmp_path)) == (1 if baseline_dir == "somefile" else 2)
+    assert "new" not in run.out
+    assert not (tmp_path / ".memgate").exists(), "no suite may run against a baseline folder that cannot be"
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_compare_against_a_baseline_folder_under_a_file_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = a_file(tmp_path)
+    report = tmp_path / "current.json"
+    report.write_text(json.dumps({"schema_version": 1, "memgate_version": "0.1.0",
+                                  "created_at": "2024-01-01T00:00:00+00:00", "suites": []}))
+    run = memgate(capsys, "compare", file / "baselines", report)
+    run.one_error(2, f"no such baseline file or folder: {file} is a file, not a folder",
+                  f"({file / 'baselines'})", "pass a baselines folder")
+
+
 @pytest.mark.parametrize("artifacts_dir", ["", ".", "build"])
 def test_a_folder_memgate_did_not_make_is_never_emptied(
     artifacts_dir: str, clean_program: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -166,6 +166,14 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def toml_boolean(value: Any) -> Any:
+    """A switch is a TOML boolean only: pydantic would read "yes", "off", "0" or 1 as one, and a quoted
+    "false" would then switch a check on or off without anyone noticing the typo."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a boolean: write true or false, without quotes")
+    return value
+
+
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -188,6 +196,8 @@ class SuiteConfig(BaseModel):
             raise ValueError(f"repeat is the number of runs, a whole number from 1 to {MAX_REPEAT}; "
                              f"got {value!r}")
         return value
+
+    _shell = field_validator("shell", mode="before")(toml_boolean)
 
     @field_validator("name")
     @classmethod
@@ -252,6 +262,8 @@ class Config(BaseModel):
     #: The folder relative paths are taken from (the config file's folder).
     root: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="", exclude=True)
+
+    _fail_on_new_errors = field_validator("fail_on_new_errors", mode="before")(toml_boolean)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from memgate.baseline import Baseline
-from memgate.config import Config, SuiteConfig, Threshold
+from memgate.config import Config, SuiteConfig, Threshold, parse_config
+from memgate.errors import ConfigError
 from tests.conftest import BuildProgram
 
 from .clikit import memgate, suite_config, tree_snapshot
@@ -255,8 +256,13 @@ BAD_VALUES: list[tuple[str, str | None, str | None, str]] = [
      "unknown key"),
     ("fail_on_new_leak_kinds[0]", 'fail_on_new_leak_kinds = ["bogus"]', None, "'definite'"),
     ("fail_on_new_leak_kinds", 'fail_on_new_leak_kinds = "definite"', None, "valid list"),
-    ("fail_on_new_errors", "fail_on_new_errors = 2", None, "valid boolean"),
-    ("fail_on_new_errors", 'fail_on_new_errors = "maybe"', None, "valid boolean"),
+    ("fail_on_new_errors", "fail_on_new_errors = 2", None, "2 is not a boolean: write true or false"),
+    ("fail_on_new_errors", 'fail_on_new_errors = "maybe"', None, "'maybe' is not a boolean"),
+    # pydantic's lax mode took these as booleans: a quoted "false" switched the check on.
+    ("fail_on_new_errors", 'fail_on_new_errors = "false"', None, "'false' is not a boolean"),
+    ("fail_on_new_errors", 'fail_on_new_errors = "yes"', None, "'yes' is not a boolean"),
+    ("fail_on_new_errors", "fail_on_new_errors = 1", None, "1 is not a boolean"),
+    ("fail_on_new_errors", "fail_on_new_errors = 0", None, "0 is not a boolean"),
     ("surprise", "surprise = 1", None, "unknown key (check its spelling)"),
     ("suite", 'suite = "tests"', "REMOVE", "valid list"),
     ("suite[0].name", None, 'name = "../x"', "not a usable suite name"),
@@ -277,7 +283,11 @@ BAD_VALUES: list[tuple[str, str | None, str | None, str]] = [
     ("suite[0].env", None, 'env = ["A=1"]', "valid dictionary"),
     ("suite[0].env.A", None, "env = {A = 1}", "valid string"),
     ("suite[0]", None, "shell = true", "shell = true needs command as one string"),
-    ("suite[0].shell", None, 'shell = "perhaps"', "valid boolean"),
+    ("suite[0].shell", None, 'shell = "perhaps"', "'perhaps' is not a boolean: write true or false"),
+    ("suite[0].shell", None, 'shell = "true"', "'true' is not a boolean"),
+    ("suite[0].shell", None, 'shell = "yes"', "'yes' is not a boolean"),
+    ("suite[0].shell", None, "shell = 1", "1 is not a boolean"),
+    ("suite[0].shell", None, "shell = 0", "0 is not a boolean"),
     ("suite[0].tool_args", None, 'tool_args = "--x"', "valid list"),
     ("suite[0].tool_args[0]", None, "tool_args = [1]", "valid string"),
     ("suite 'unit': the rusage tool takes no tool_args", None, 'tool_args = ["-v"]', "remove tool_args"),
@@ -341,3 +351,37 @@ def test_the_table_covers_every_key() -> None:
     missing |= {f"threshold.{name}" for name in Threshold.model_fields
                 if not any(row.startswith("thresholds.heap_peak_bytes." + name) for row in shown)}
     assert missing == set()
+
+
+def _boolean_keys() -> list[tuple[str, str]]:
+    """(where, key) of every boolean setting: "top" for the top level, "suite" for a [[suite]]."""
+    return [(where, name) for where, model in (("top", Config), ("suite", SuiteConfig))
+            for name, field in model.model_fields.items() if field.annotation is bool]
+
+
+def test_the_boolean_keys_are_the_known_ones() -> None:
+    """A new switch is covered by the test below without more rows; this one shows it found them."""
+    assert _boolean_keys() == [("top", "fail_on_new_errors"), ("suite", "shell")]
+
+
+@pytest.mark.parametrize(("where", "key"), _boolean_keys())
+@pytest.mark.parametrize("value", ['"yes"', '"true"', '"false"', '"on"', "1", "0", "1.0", "[]"])
+def test_every_boolean_key_takes_a_toml_boolean_only(where: str, key: str, value: str,
+                                                     tmp_path: Path) -> None:
+    path = tmp_path / "memgate.toml"
+    top, in_suite = (f"{key} = {value}", None) if where == "top" else (None, f"{key} = {value}")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_config_text(top, in_suite), path)
+    shown = key if where == "top" else f"suite[0].{key}"
+    assert caught.value.message.startswith(f"{shown}: ")
+    assert "is not a boolean: write true or false, without quotes" in caught.value.message
+    assert caught.value.path == str(path)
+    assert "\n" not in caught.value.one_line()
+    for boolean in ("true", "false"):
+        # shell = true needs the command as one string: that line replaces the list.
+        command = 'command = "/bin/true"\n' if key == "shell" and boolean == "true" else ""
+        text = _config_text(f"{key} = {boolean}", None) if where == "top" else _config_text(
+            None, f"{command}{key} = {boolean}")
+        config = parse_config(text, path)
+        setting = config if where == "top" else config.suites[0]
+        assert getattr(setting, key) is (boolean == "true")

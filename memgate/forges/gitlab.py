@@ -60,7 +60,7 @@ class GitLabContext:
                 "merge request to comment on",
                 hint='run the comment job with `rules: - if: $CI_PIPELINE_SOURCE == "merge_request_event"`',
             )
-        if not iid_text.isdigit():
+        if not iid_text.isdecimal():
             raise ForgeConfigError(f"CI_MERGE_REQUEST_IID={iid_text!r} is not a number",
                                    hint="leave it to GitLab, which sets it in merge request pipelines")
         # The merge request lives in the target project, which differs from CI_PROJECT_ID for forks.

@@ -164,3 +164,35 @@ def test_text_from_the_file_keeps_the_message_on_one_line(tool: str, source: str
     with pytest.raises(ParseError) as raised:
         get_tool(tool).parse([path])
     assert "\n" not in raised.value.one_line() and "\r" not in raised.value.one_line()
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (b"pid: 28991", b"pid: 28991\x1d"),  # str.strip() takes U+001D for blank, int() does not
+    (b"totals: 24 1", b"totals: \xc2\xb2 1"),  # "²".isdigit() is true, int("²") fails
+])
+def test_xtree_figures_that_int_refuses_are_not_a_crash(old: bytes, new: bytes, tmp_path: Path) -> None:
+    """Found by bench/fuzz.py: ValueError from int() on text str.isdigit() had let through."""
+    from memgate.tools._memcheck.xtree import read_xtree
+
+    source = DATA / "valgrind" / "deep" / "memcheck.28991.xtmemory.kcg"
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(old, new, 1))
+    try:
+        output = read_xtree(path)
+    except ParseError as error:
+        assert "do not match its events" in error.one_line()
+    else:
+        assert output.pid == 28991 and output.heap is not None and output.heap.in_use_bytes == 24
+
+
+@pytest.mark.parametrize("use_lxml", [False, True], ids=["expat", "lxml"])
+def test_a_frame_line_that_int_refuses_is_no_line(use_lxml: bool, tmp_path: Path) -> None:
+    """``<line>²</line>`` in a frame of another shape than memcheck's: isdigit() is true for "²"."""
+    from memgate.tools._memcheck.xmlfile import read_xml
+
+    source = DATA / "valgrind" / "kinds" / "memcheck.32701.xml"
+    path = tmp_path / source.name
+    text = source.read_bytes().replace(b"<line>21</line>", "<line>\u00b2</line><x/>".encode(), 1)
+    path.write_bytes(text)
+    output = read_xml(path, use_lxml=use_lxml)
+    assert output.finished and output.errors.total() > 0

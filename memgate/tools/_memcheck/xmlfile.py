@@ -66,10 +66,10 @@ def _int(text: str | None) -> int | None:
     """A decimal or 0x-hexadecimal number as memcheck writes them, or None."""
     if text is None:
         return None
-    if text.isdigit():
+    if text.isdecimal():
         return int(text)
     text = text.strip().replace(",", "")
-    if text.isdigit():
+    if text.isdecimal():
         return int(text)
     if text[:2].lower() == "0x":
         try:

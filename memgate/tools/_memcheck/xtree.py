@@ -31,8 +31,8 @@ def _header(path: Path, lines: list[str]) -> tuple[int | None, str | None, list[
     events: list[str] = []
     for line in lines:
         name, _, value = line.partition(":")
-        if name == "pid" and value.strip().isdigit():
-            pid = int(value)
+        if name == "pid" and value.strip().isdecimal():
+            pid = int(value.strip())
         elif name == "cmd":
             command = value.strip()
         elif name == "events":
@@ -69,7 +69,7 @@ def read_xtree(path: Path) -> MemcheckOutput:
     if totals == "(null)":  # nothing was ever allocated
         values = [0] * len(events)
     else:
-        values = [int(word) for word in totals.split() if word.isdigit()]
+        values = [int(word) for word in totals.split() if word.isdecimal()]
     if len(values) != len(events):
         raise ParseError(f"xtree totals {totals!r} do not match its events {' '.join(events)}", path=path,
                          hint=_HINT)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from pathlib import Path
+
+#: What must not reach a terminal raw: control characters (C0, DEL, C1: ESC starts a sequence that
+#: recolours or clears the screen, CR overwrites the line) and the Unicode line separators.
+_CONTROL = re.compile(r"\r\n|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class ExitCode(IntEnum):
@@ -28,9 +33,26 @@ class MemgateError(Exception):
         self.path = str(path) if path is not None else None
 
     def one_line(self) -> str:
+        """The message, file and fix on one printable line: tool text and file names can hold any
+        character, so line breaks and tabs become spaces and other control characters a visible
+        escape (``\\x1b``)."""
         where = f" ({self.path})" if self.path else ""
         fix = f": {self.hint}" if self.hint else ""
-        return f"{self.message}{where}{fix}"
+        return printable(f"{self.message}{where}{fix}")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters: a line break or tab is a space, any other one its
+    escape (``"\\x1b[31m"`` for ESC [31m), so it cannot span lines or drive the terminal."""
+    return _CONTROL.sub(_visible, text)
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in ("\n", "\t", "\r\n"):
+        return " "
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 class UsageError(MemgateError):

@@ -17,8 +17,12 @@ from memgate.config import Config, SuiteConfig
 from memgate.errors import MemgateError, ToolError
 from memgate.interrupt import StopRequest
 from memgate.records import Environment, Report, SuiteRecord, SuiteStatus
-from memgate.runner import run_suite
+from memgate.runner import LOGDIR_MARK, run_suite
 from memgate.schedule import MemoryBudget, run_scheduled
+from memgate.tools.asan import OPTIONS_FILE
+
+#: Files memgate writes in a log folder: not what the tool or the program printed.
+_MEMGATES_OWN_FILES = frozenset({LOGDIR_MARK, OPTIONS_FILE})
 
 
 def select_suites(config: Config, names: Sequence[str]) -> list[SuiteConfig]:
@@ -102,9 +106,34 @@ def suite_problems(report: Report) -> list[MemgateError]:
     problems: list[MemgateError] = []
     for suite in report.suites:
         if suite.status is SuiteStatus.INCOMPLETE:
-            logs = "the raw logs are kept there; see what the tool printed" if suite.artifacts_dir else ""
             problems.append(ToolError(
                 f"suite {suite.name!r}: {suite.status_detail or 'the tool output is incomplete'}",
-                path=suite.artifacts_dir, hint=logs,
+                path=suite.artifacts_dir, hint=_logs_hint(suite.artifacts_dir),
             ))
     return problems
+
+
+def _logs_hint(artifacts_dir: str | None) -> str:
+    """What the suite's log folder holds, said only when true: a suite that never started has none
+    (its detail says why), and a tool that never ran (a program built without the sanitizer) leaves
+    only empty logs, where "see what the tool printed" would send the user to nothing."""
+    if artifacts_dir is None:
+        return ""
+    if _holds_output(Path(artifacts_dir)):
+        return "the raw logs are kept there; see what the tool printed"
+    return "the logs there are empty: neither the tool nor the program printed anything"
+
+
+def _holds_output(folder: Path) -> bool:
+    """Whether a file under ``folder`` (run-N folders included) that memgate did not write itself has
+    anything in it; stops at the first one."""
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if name in _MEMGATES_OWN_FILES:
+                continue
+            try:
+                if os.stat(os.path.join(parent, name)).st_size > 0:
+                    return True
+            except OSError:
+                continue
+    return False

@@ -127,12 +127,35 @@ def test_a_tool_that_is_not_installed_is_exit_3_with_the_install_hint(
     tool: str, build_program: BuildProgram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # Built before PATH is emptied: built after, gcc was not found and every case was skipped.
+    plain = build_program("memprog.c")  # for asan and lsan: a program without the sanitizer
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))  # nothing on PATH: no valgrind, heaptrack, time, memusage
     monkeypatch.setattr(memusage, "LIBRARY_FOLDERS", (str(empty),))  # nor libmemusage.so anywhere
-    plain = build_program("memprog.c")  # for asan and lsan: a program without the sanitizer
     config = suite_config(tmp_path, [str(plain), "leak_small"], tool)
     run = memgate(capsys, "check", "--config", config, "--jobs", "1")
     line = run.one_error(3, "suite 'unit'", MISSING[tool])
     assert WHAT_IS_MISSING.get(tool, tool) in line
+    # No tool ran, so no log says what it printed: the line must not send the user to one.
+    assert "kept there" not in line and "see what the tool printed" not in line
+    folder = tmp_path / ".memgate" / "artifacts" / "unit"
+    if tool in ("asan", "lsan"):  # the program ran without the sanitizer, and printed nothing
+        assert line.endswith(f"({folder}): the logs there are empty: neither the tool nor the program "
+                             "printed anything")
+        assert all(path.stat().st_size == 0 for path in folder.glob("*.log"))
+    else:  # nothing ran: no folder named
+        assert str(folder) not in line and "the logs there" not in line
+
+
+def test_logs_with_something_in_them_are_pointed_to(build_program: BuildProgram, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The same missing sanitizer, but the program printed an error: that log is worth reading."""
+    plain = build_program("memprog.c")
+    config = suite_config(tmp_path, [str(plain), "no_such_scenario"], "asan",
+                          suite="accept_exit_codes = [64]")  # memprog's exit status for it
+    run = memgate(capsys, "check", "--config", config, "--jobs", "1")
+    folder = tmp_path / ".memgate" / "artifacts" / "unit"
+    line = run.one_error(3, "suite 'unit'", "no AddressSanitizer log")
+    assert line.endswith(f"({folder}): the raw logs are kept there; see what the tool printed")
+    assert (folder / "stderr.log").read_text() == "unknown scenario no_such_scenario\n"

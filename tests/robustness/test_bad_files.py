@@ -6,6 +6,7 @@ overwritten."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -351,6 +352,23 @@ def test_the_table_covers_every_key() -> None:
     missing |= {f"threshold.{name}" for name in Threshold.model_fields
                 if not any(row.startswith("thresholds.heap_peak_bytes." + name) for row in shown)}
     assert missing == set()
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.parametrize("tool", ["dhat", "massif"])
+@pytest.mark.parametrize("name", ["profile.out", "profile.%p.out"])
+def test_a_users_own_profile_file_is_refused_with_or_without_pid(
+    tool: str, name: str, clean_program: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Several processes of a suite writing one --dhat-out-file/--massif-out-file would overwrite each
+    other: memgate names the file itself (<tool>.%p.<suffix>, one per process) and refuses the user's,
+    even with %p (memgate could not find it)."""
+    option = f"--{tool}-out-file={tmp_path / name}"
+    config = suite_config(tmp_path, clean_program, tool, suite=f"tool_args = [{json.dumps(option)}]")
+    run = memgate(capsys, "check", "--config", config, "--jobs", "1")
+    run.one_error(2, f"suite 'unit': tool_args for {tool} cannot contain {option!r}: memgate sets it",
+                  f"({config})", "remove it from the suite's tool_args")
+    assert not list(tmp_path.glob("profile.*")), "nothing ran"
 
 
 def _boolean_keys() -> list[tuple[str, str]]:

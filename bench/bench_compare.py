@@ -41,7 +41,7 @@ def make_suite(records: int, offset: int = 0) -> SuiteRecord:
         errors.append(MemError(kind="InvalidRead", count=1, stack=frames,
                                fingerprint=fingerprint("error:InvalidRead", frames), site=site_of(frames)))
     processes = tuple(
-        ProcessRecord(pid=pid, leaks=tuple(leaks), errors=tuple(errors),
+        ProcessRecord(pid=pid, leaks=tuple(leaks), errors=tuple(errors), leak_check=True,
                       metrics={"leak_definite_bytes": 16 * sites, "leak_definite_blocks": sites,
                                "errors": sites})
         for pid in (1, 2)

@@ -54,16 +54,15 @@ Records are merged by kind and site as they stream by: a process's record has on
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from memgate.errors import ConfigError, ParseError, ToolError
+from memgate.errors import ConfigError, ParseError
 from memgate.metrics import LEAK_KINDS, LeakKind, MetricName, leak_metrics
 from memgate.records import ProcessRecord
+from memgate.tools._heap_common import valgrind_version
 from memgate.tools._memcheck.model import Amount, HeapUsage, MemcheckOutput, Sites
 from memgate.tools._memcheck.textlog import read_text
 from memgate.tools._memcheck.xmlfile import read_xml
@@ -74,8 +73,6 @@ XML_SUFFIX = "xml"
 XTREE_SUFFIX = "xtmemory.kcg"
 PREFIX = "memcheck"
 NUM_CALLERS = 30
-INSTALL_HINT = "apt-get install valgrind"
-_VERSION_TIMEOUT = 30.0
 _SNIFF_BYTES = 1 << 16
 
 MEMCHECK_METRICS: frozenset[MetricName] = frozenset({
@@ -370,19 +367,8 @@ class Memcheck:
     metrics = MEMCHECK_METRICS
 
     def version(self) -> str:
-        """``valgrind-3.19.0``."""
-        if shutil.which("valgrind") is None:
-            raise ToolError("valgrind is not installed", hint=INSTALL_HINT)
-        try:
-            result = subprocess.run(["valgrind", "--version"], capture_output=True, text=True,
-                                    timeout=_VERSION_TIMEOUT)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise ToolError(f"cannot run valgrind --version: {error}", hint=INSTALL_HINT) from None
-        version = result.stdout.strip()
-        if result.returncode != 0 or not version:
-            raise ToolError(f"valgrind --version failed (exit {result.returncode}): {result.stderr.strip()}",
-                            hint=INSTALL_HINT)
-        return version.splitlines()[0]
+        """``valgrind-3.19.0``; the ToolError with the install command when it is missing."""
+        return valgrind_version()
 
     def launch(self, command: Sequence[str], logdir: Path, options: ToolOptions) -> Launch:
         _check_extra_args(options.extra_args)

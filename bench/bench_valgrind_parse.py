@@ -6,9 +6,10 @@ in a fresh process; for each it prints wall seconds, CPU seconds (user + system:
 not depend on what else the machine runs), MB/s by both (10^6 bytes a second) and the process's peak
 RSS (``os.wait4``), next to a process that only imports the reader (the interpreter's own share):
 
-- ``stdlib``: memgate's reading (``read_xml``): expat checks every byte while the ``<error>``s are
-  found in the bytes and read with regular expressions;
-- ``lxml``: the same records read through lxml's iterparse (``read_xml(use_lxml=True)``);
+- ``stdlib``: memgate's reading without lxml (``read_xml(use_lxml=False)``): expat checks every byte
+  while the ``<error>``s are found in the bytes and read with regular expressions;
+- ``lxml``: the same, libxml2 (lxml) checking the bytes (``read_xml(use_lxml=True)``, memgate's
+  reading when lxml is installed);
 - ``etree-full``: ``xml.etree.ElementTree.parse`` of the whole tree and a walk over its errors:
   what a parser that is not streamed costs, on the same file in the same run (``--no-full`` skips
   it: on 1 GB it needs about 12 GB of RAM). The other two are given as a ratio of its time.

@@ -63,6 +63,7 @@ class LazyStack(Protocol):
     """Frames read only as far as they are asked for (``xmlstream.StackText``); hashable."""
 
     weight: int  # characters it holds
+    site_key: str  # equal for stacks that have the same site (frames that differ only in addresses)
 
     def __iter__(self) -> Iterator[RawFrame]: ...
     def __hash__(self) -> int: ...
@@ -91,18 +92,19 @@ class Sites:
     def __init__(self) -> None:
         self._frames: dict[RawFrame, tuple[bool, str]] = {}
         self._whole_frames: dict[RawFrame, Frame] = {}
-        self._stacks: dict[Stack, str] = {}
+        self._stacks: dict[tuple[RawFrame, ...] | str, str] = {}
         self._stacks_weight = 0
 
     def site(self, stack: Stack) -> str:
-        known = self._stacks.get(stack)
+        key = stack if isinstance(stack, tuple) else stack.site_key
+        known = self._stacks.get(key)
         if known is None:
             known = self._site(stack)
             weight = 64 * len(stack) if isinstance(stack, tuple) else stack.weight
             if self._stacks_weight + weight > _STACKS_WEIGHT:
                 self._stacks.clear()
                 self._stacks_weight = 0
-            self._stacks[stack] = known
+            self._stacks[key] = known
             self._stacks_weight += weight
         return known
 

@@ -334,14 +334,16 @@ def _amount(item: XmlElement, tag: str) -> Amount | None:
     return Amount(size, blocks) if size is not None and blocks is not None else None
 
 
-def read_xml(path: Path, *, sites: Sites | None = None, use_lxml: bool = False) -> MemcheckOutput:
+def read_xml(path: Path, *, sites: Sites | None = None, use_lxml: bool | None = None) -> MemcheckOutput:
     """Read one memcheck XML file. ``ParseError`` for input that is not memcheck XML; a file cut
     short gives an output with a problem noted (incomplete), never an error.
 
-    The standard library's expat does the reading (see ``xmlstream``); ``use_lxml`` reads with lxml's
-    iterparse instead, which measured slower (bench/bench_valgrind_parse.py) and is kept as a second,
-    independent reading that the tests compare with the first."""
-    if use_lxml and not lxml_available():
+    libxml2 (lxml) checks the bytes when lxml is installed, else the standard library's expat (see
+    ``xmlstream``): the readings are the same, lxml's is faster (bench/bench_valgrind_parse.py).
+    ``use_lxml`` chooses one."""
+    if use_lxml is None:
+        use_lxml = lxml_available()
+    elif use_lxml and not lxml_available():
         raise ParseError("lxml is not installed", path=path, hint="pip install lxml")
     stream = stream_lxml(path) if use_lxml else stream_expat(path)
     return XmlReader(path, sites).read(stream)

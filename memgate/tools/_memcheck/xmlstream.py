@@ -1,15 +1,15 @@
 """memcheck's XML as a stream of small items, one per element that matters, never a whole tree.
 
-Two producers give the same items:
+``_Scanner`` finds the ``<error>``s (and the ``<pair>``s of ``<errorcounts>``) in the bytes and reads
+them with regular expressions, while a C parser checks every byte of the file; no element objects
+at all. Two parsers can do the checking, with the same items as a result:
 
-- ``stream_expat`` (the one memgate uses): the standard library's expat checks every byte of the
-  file, in C, while ``<error>``s are found in the bytes and read with regular expressions (see
-  ``_Scanner``). No element objects at all.
-- ``stream_lxml``: lxml's pull parser (iterparse), asked only for the elements memgate reads; each
-  one is read, emptied and dropped with the siblings before it, so the tree never holds more than
-  the element being read. It is the slower of the two: lxml builds an element for every tag, which
-  alone costs about what the whole expat reading does (bench/bench_valgrind_parse.py). It stays as
-  a second, independent reading that the tests hold the first to.
+- ``stream_lxml`` (the one memgate uses when lxml is installed): libxml2, through lxml, with nothing
+  built and no callbacks (``_LxmlChecker``); the faster of the two;
+- ``stream_expat``: the standard library's expat, whose element callbacks are turned off inside
+  the ``<error>``s.
+
+The tests hold both to a third reading, a whole-tree parse of the same file.
 
 Both are fed the file in chunks, so that a syntax error while feeding (garbage in the file) is told
 apart from one at the end of the input (a file cut short: valgrind was killed before it wrote
@@ -23,6 +23,7 @@ has a very long ``<errorcounts>``). The root itself comes last, with parent tag 
 from __future__ import annotations
 
 import codecs
+import functools
 import html
 import re
 from collections.abc import Iterator
@@ -35,12 +36,6 @@ from memgate.tools._memcheck.model import RawFrame, Stack
 CHUNK_BYTES = 1 << 18
 ROOT = "valgrindoutput"
 PAIR_PARENTS = frozenset({"errorcounts", "suppcounts"})
-# The children of <valgrindoutput> memgate reads (lxml reports only these, and <pair>).
-TOP_LEVEL = frozenset({
-    "protocolversion", "protocoltool", "preamble", "pid", "ppid", "tool", "args", "status", "error",
-    "fatal_signal", "errorcounts", "suppcounts", "error_summary", "heap_summary", "leak_summary",
-    "all_heap_blocks_freed",
-})
 
 
 @dataclass(slots=True)
@@ -107,7 +102,7 @@ def _source(directory: str | None, file: str | None) -> str | None:
 
 def _raw_frame(fields: dict[str, str]) -> RawFrame:
     line = fields.get("line")
-    number = int(line) if line and line.isdigit() else None
+    number = int(line) if line and line.isdecimal() else None
     return (fields.get("fn") or None, _source(fields.get("dir"), fields.get("file")), number,
             fields.get("obj") or None, fields.get("ip") or None)
 
@@ -116,6 +111,7 @@ def _raw_frame(fields: dict[str, str]) -> RawFrame:
 # lxml
 
 
+@functools.cache
 def lxml_available() -> bool:
     try:
         import lxml.etree  # noqa: F401
@@ -143,15 +139,26 @@ def _unescape(text: str) -> str:
     return html.unescape(text)
 
 
+# The <ip> of a frame that has a function or a source file: a site does not depend on it (see
+# model.Sites), and it is what differs between runs and call paths that are the same otherwise.
+_SITE_FREE_IP = re.compile(
+    r"<ip>[^<]*</ip>(?=\s*(?:<obj>[^<]*</obj>\s*)?(?:<fn>[^<]|(?:<dir>[^<]*</dir>\s*)?<file>[^<]))"
+)
+
+
 class StackText:
     """The frames of a ``<stack>``, read from its text only as far as they are asked for: a site
-    needs the first few frames, and the whole stack is kept once per site. Equal texts are equal."""
+    needs the first few frames, and the whole stack is kept once per site. Equal texts are equal.
 
-    __slots__ = ("text", "weight", "_hash")
+    ``site_key`` is the text without the addresses a site does not depend on: stacks with equal
+    keys have the same site, so the site is worked out once for all of them."""
+
+    __slots__ = ("text", "weight", "site_key", "_hash")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.weight = len(text)
+        self.site_key = _SITE_FREE_IP.sub("", text)
         self._hash = hash(text)
 
     def __hash__(self) -> int:
@@ -200,15 +207,6 @@ def _text_error(text: str) -> XmlError | None:
     return error
 
 
-def _lxml_error(element: Any) -> XmlError:
-    from lxml import etree
-
-    fast = _text_error(etree.tostring(element, encoding="unicode", with_tail=False))
-    if fast is not None:
-        return fast
-    return _walk_error(element)
-
-
 def _walk_error(element: Any) -> XmlError:
     error = XmlError()
     for child in element:
@@ -232,65 +230,6 @@ def _walk_error(element: Any) -> XmlError:
                 elif part.tag == "leakedblocks":
                     error.leaked_blocks = part.text
     return error
-
-
-def _lxml_element(element: Any) -> XmlElement:
-    item = XmlElement(element.tag, element.text or "")
-    item.leaves = [(_lxml_path(element, node), node.text or "") for node in element.iterdescendants()]
-    return item
-
-
-def _lxml_path(top: Any, node: Any) -> str:
-    parts = [node.tag]
-    parent = node.getparent()
-    while parent is not None and parent is not top:
-        parts.append(parent.tag)
-        parent = parent.getparent()
-    return "/".join(reversed(parts))
-
-
-def stream_lxml(path: Path) -> Iterator[Item]:
-    from lxml import etree
-
-    parser = etree.XMLPullParser(
-        events=("end",), tag=[*TOP_LEVEL, "pair", ROOT], resolve_entities=False, no_network=True,
-        huge_tree=True, remove_comments=True, remove_pis=True,
-    )
-
-    def drain() -> Iterator[Item]:
-        for _event, element in parser.read_events():
-            parent = element.getparent()
-            if parent is None:
-                yield "", XmlElement(element.tag)
-                continue
-            grandparent = parent.getparent()
-            top_level = grandparent is None
-            if top_level:
-                item: XmlError | XmlElement = (
-                    _lxml_error(element) if element.tag == "error" else _lxml_element(element))
-            elif element.tag == "pair" and parent.tag in PAIR_PARENTS and grandparent.getparent() is None:
-                item = _lxml_element(element)
-            else:
-                continue  # nested deeper: read with its top-level element
-            # Read: empty it and drop the siblings before it (not those after it: their events may
-            # still be queued).
-            element.clear()
-            while element.getprevious() is not None:
-                del parent[0]
-            yield parent.tag, item
-
-    for chunk in _chunks(path):
-        try:
-            parser.feed(chunk)
-        except etree.XMLSyntaxError as error:
-            raise BrokenXml(str(error), at_end=False) from None
-        yield from drain()
-    try:
-        parser.close()
-    except etree.XMLSyntaxError as error:
-        yield from drain()
-        raise BrokenXml(str(error), at_end=True) from None
-    yield from drain()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -478,7 +417,7 @@ def _refuse(what: str) -> Any:
     return handler
 
 
-def stream_expat(path: Path) -> Iterator[Item]:
+def _expat_parser() -> tuple[Any, type[Exception]]:
     from xml.parsers import expat
 
     parser = expat.ParserCreate()
@@ -486,6 +425,107 @@ def stream_expat(path: Path) -> Iterator[Item]:
     parser.CommentHandler = _refuse("a comment")
     parser.StartCdataSectionHandler = _refuse("a CDATA section")
     parser.ProcessingInstructionHandler = _refuse("a processing instruction")
+    return parser, expat.ExpatError
+
+
+# A tag, exactly (libxml2 has checked that the bytes are well-formed): its name, and "/" for an end
+# tag or an empty element. Attribute values may hold ">", so they are matched whole.
+_TAG = re.compile(
+    rb"<(/?)([^\s/>!?]+)(?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*\s*(/?)>"
+)
+
+
+class _Refusals:
+    """lxml's parser target: nothing is built and nothing called but for what valgrind never writes."""
+
+    def comment(self, _text: str) -> None:
+        raise BrokenXml("a comment, which valgrind never writes", at_end=False)
+
+    def pi(self, _target: str, _data: str | None = None) -> None:
+        raise BrokenXml("a processing instruction, which valgrind never writes", at_end=False)
+
+    def doctype(self, *_parts: str | None) -> None:
+        raise BrokenXml("a DOCTYPE declaration, which valgrind never writes", at_end=False)
+
+    def close(self) -> None:
+        return None
+
+
+_CDATA = b"<![CDATA["
+
+
+class _LxmlChecker:
+    """libxml2 (through lxml) checks every byte, in C, without building anything (``_Refusals``).
+    It stands in for expat in ``_Scanner``, which needs expat's element callbacks only between the
+    ``<error>``s: there they come from a scan of the bytes for tags, exact because libxml2 refuses
+    what is not well-formed and this checker refuses, as the expat reading does, comments, CDATA
+    sections, processing instructions and DOCTYPEs: every ``<`` starts a tag."""
+
+    def __init__(self) -> None:
+        from lxml import etree
+
+        self._parser = etree.XMLParser(target=_Refusals(), resolve_entities=False, no_network=True,
+                                       huge_tree=True)
+        self.StartElementHandler: Any = None
+        self.EndElementHandler: Any = None
+        self.CurrentByteIndex = 0
+        self._fed = 0  # file offset of the next byte
+        self._pending = b""  # a tag cut by the end of the bytes fed, scanned with the next ones
+        self._tail = b""  # the last bytes fed: a CDATA opening cut by the end of a feed, the root's end
+
+    def Parse(self, data: bytes | bytearray, final: bool = False) -> None:  # noqa: N802 (expat's name)
+        data = bytes(data)
+        if _CDATA in self._tail[-len(_CDATA):] + data[:len(_CDATA)] or _CDATA in data:
+            raise BrokenXml("a CDATA section, which valgrind never writes", at_end=False)
+        self._tail = (self._tail + data[-64:])[-64:]
+        if final:
+            self._last(data)
+        elif data:
+            self._parser.feed(data)
+        if self.StartElementHandler is not None:
+            self._callbacks(data)
+        else:
+            self._pending = b""
+        self._fed += len(data)
+
+    def _last(self, data: bytes) -> None:
+        """libxml2 waits for a tag's ``>`` before it parses the tag, so garbage with a ``<`` in it may
+        be found only with the last bytes, like a file cut short: it is told apart by the file's end."""
+        from lxml import etree
+
+        try:
+            if data:
+                self._parser.feed(data)
+            self._parser.close()
+        except etree.XMLSyntaxError as error:
+            if self._tail.rstrip().endswith(b"</" + ROOT.encode() + b">"):
+                raise BrokenXml(str(error), at_end=False) from None
+            raise
+
+    def _callbacks(self, data: bytes) -> None:
+        text = self._pending + data
+        base = self._fed - len(self._pending)
+        position = 0
+        while (start := text.find(b"<", position)) >= 0:
+            tag = _TAG.match(text, start)
+            if tag is None:
+                if text.startswith(b"<?", start):  # the XML declaration (libxml2 refuses any other)
+                    position = text.find(b">", start) + 1 or len(text)
+                    continue
+                break  # cut by the end of the bytes fed
+            self.CurrentByteIndex = base + start
+            closing, name, empty = tag.groups()
+            if closing:
+                self.EndElementHandler(name.decode("utf-8", errors="replace"))
+            else:
+                self.StartElementHandler(name.decode("utf-8", errors="replace"), {})
+                if empty:
+                    self.EndElementHandler(name.decode("utf-8", errors="replace"))
+            position = tag.end()
+        self._pending = text[start:] if start >= 0 else b""
+
+
+def _stream(path: Path, parser: Any, syntax_error: type[Exception]) -> Iterator[Item]:
     scanner = _Scanner(parser)
 
     def drain() -> Iterator[Item]:
@@ -495,13 +535,23 @@ def stream_expat(path: Path) -> Iterator[Item]:
     for chunk in _chunks(path):
         try:
             scanner.feed(chunk)
-        except expat.ExpatError as error:
+        except syntax_error as error:
             yield from drain()
             raise BrokenXml(str(error), at_end=False) from None
         yield from drain()
     try:
         scanner.close()
-    except expat.ExpatError as error:
+    except syntax_error as error:
         yield from drain()
         raise BrokenXml(str(error), at_end=True) from None
     yield from drain()
+
+
+def stream_expat(path: Path) -> Iterator[Item]:
+    return _stream(path, *_expat_parser())
+
+
+def stream_lxml(path: Path) -> Iterator[Item]:
+    from lxml import etree
+
+    return _stream(path, _LxmlChecker(), etree.XMLSyntaxError)

@@ -42,20 +42,20 @@ _MAX_LINE = 1 << 16  # characters; a longer line is cut (no memcheck line is tha
 _MAX_BLOCK = 4096  # lines kept of one block
 
 _PREFIX = re.compile(r"==(\d+)==(?: (?:\d\d:\d\d:\d\d:\d\d\.\d\d\d )?|$)")
-_DELTA = r"(?: \([+-][\d,]+\))?"
+_DELTA = r"(?: \([+-]\d[\d,]*\))?"
 _LEAK_RECORD = re.compile(
-    rf"^(?P<total>[\d,]+){_DELTA}(?: \((?P<direct>[\d,]+){_DELTA} direct, (?P<indirect>[\d,]+){_DELTA} "
-    rf"indirect\))? bytes in (?P<blocks>[\d,]+){_DELTA} blocks are (?P<kind>definitely lost|indirectly lost"
-    r"|possibly lost|still reachable) in loss record [\d,]+ of [\d,]+$"
+    rf"^(?P<total>\d[\d,]*){_DELTA}(?: \((?P<direct>\d[\d,]*){_DELTA} direct, (?P<indirect>\d[\d,]*){_DELTA} "
+    rf"indirect\))? bytes in (?P<blocks>\d[\d,]*){_DELTA} blocks are (?P<kind>definitely lost|indirectly lost"
+    r"|possibly lost|still reachable) in loss record \d[\d,]* of \d[\d,]*$"
 )
 _SUMMARY_LINE = re.compile(
     rf"^\s*(?P<kind>definitely lost|indirectly lost|possibly lost|still reachable|suppressed): "
-    rf"(?P<bytes>[\d,]+){_DELTA} bytes in (?P<blocks>[\d,]+){_DELTA} blocks$"
+    rf"(?P<bytes>\d[\d,]*){_DELTA} bytes in (?P<blocks>\d[\d,]*){_DELTA} blocks$"
 )
-_IN_USE = re.compile(r"in use at exit: ([\d,]+) bytes in ([\d,]+) blocks")
-_TOTAL = re.compile(r"total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes allocated")
-_ERROR_SUMMARY = re.compile(r"ERROR SUMMARY: ([\d,]+) errors from ([\d,]+) contexts")
-_RECAP = re.compile(r"^([\d,]+) errors in context [\d,]+ of [\d,]+:$")
+_IN_USE = re.compile(r"in use at exit: (\d[\d,]*) bytes in (\d[\d,]*) blocks")
+_TOTAL = re.compile(r"total heap usage: (\d[\d,]*) allocs, (\d[\d,]*) frees, (\d[\d,]*) bytes allocated")
+_ERROR_SUMMARY = re.compile(r"ERROR SUMMARY: (\d[\d,]*) errors from (\d[\d,]*) contexts")
+_RECAP = re.compile(r"^(\d[\d,]*) errors in context \d[\d,]* of \d[\d,]*:$")
 _FATAL = re.compile(r"^Process terminating with default action of signal (\d+) \((\w+)\)")
 _FRAME = re.compile(r"^\s+(?:at|by) (0x[0-9A-Fa-f]+): (.*)$")
 _SOURCE = re.compile(r"^(.*):(\d+)$")

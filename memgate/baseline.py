@@ -18,9 +18,10 @@ from pydantic import Field, ValidationError
 from memgate import __version__
 from memgate.config import SUITE_NAME
 from memgate.errors import BaselineError
+from memgate.gcpause import collector_paused
 from memgate.metrics import MetricName
 from memgate.records import REPORT_SCHEMA_VERSION, Record, Report, SuiteRecord, SuiteStatus
-from memgate.sites import ErrorSite, LeakSite, collector_paused, group_errors, group_leaks
+from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
 
 BASELINE_SCHEMA_VERSION = 1
 REGENERATE = "regenerate it with `memgate baseline update`"

@@ -327,13 +327,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
+    from memgate.gcpause import collector_paused
     from memgate.records import SuiteRecord, SuiteStatus, combine_processes
     from memgate.tools import get_tool
 
     for path in args.files:
         if not path.is_file():
             raise UsageError("no such file", path=path, hint="give the tool's output files")
-    processes = get_tool(args.tool).parse(args.files)
+    with collector_paused():
+        processes = get_tool(args.tool).parse(args.files)
     incomplete = [p for p in processes if not p.complete]
     record = SuiteRecord(
         name=args.name, tool=args.tool, processes=tuple(processes), metrics=combine_processes(processes),

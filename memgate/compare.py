@@ -22,9 +22,10 @@ from pydantic import computed_field
 from memgate.baseline import Baseline
 from memgate.config import Config, Limit, Threshold, Thresholds
 from memgate.errors import BaselineError, ExitCode, UsageError
+from memgate.gcpause import collector_paused
 from memgate.metrics import METRIC_NAMES, LeakKind, MetricName, format_value
 from memgate.records import FINDING_METRICS, Frame, MetricSpread, Record, Report, SuiteRecord, SuiteStatus
-from memgate.sites import ErrorSite, LeakSite, SiteKey, collector_paused, group_errors, group_leaks
+from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks
 
 _DEFAULT_CONFIG = Config()
 _Site = TypeVar("_Site", LeakSite, ErrorSite)

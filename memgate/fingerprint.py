@@ -56,9 +56,14 @@ def frame_key(frame: Frame) -> str:
 
 
 def site_frames(stack: Sequence[Frame]) -> list[Frame]:
-    """The first frames of the project's own code (all frames if none look like the project's)."""
-    own = [frame for frame in stack if not is_runtime_frame(frame)]
-    return (own or list(stack))[:FRAMES_IN_FINGERPRINT]
+    """The first frames of the project's own code (the first frames if none look like the project's)."""
+    own: list[Frame] = []
+    for frame in stack:
+        if not is_runtime_frame(frame):
+            own.append(frame)
+            if len(own) == FRAMES_IN_FINGERPRINT:
+                break
+    return own or list(stack[:FRAMES_IN_FINGERPRINT])
 
 
 def site_of(stack: Sequence[Frame]) -> str:

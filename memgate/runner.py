@@ -25,6 +25,7 @@ from pathlib import Path
 
 from memgate.config import Config, SuiteConfig
 from memgate.errors import ConfigError, ToolError
+from memgate.gcpause import collector_paused
 from memgate.interrupt import StopRequest
 from memgate.proc import run_command
 from memgate.records import (
@@ -86,7 +87,8 @@ def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: P
     env = {**inherited, **suite.env, **launch.env}
     outcome = run_command(launch.argv, env=env, cwd=cwd, timeout=suite.timeout,
                           stdout_path=logdir / "stdout.log", stderr_path=logdir / "stderr.log", stop=stop)
-    processes = tool.collect(logdir, outcome)
+    with collector_paused():
+        processes = tool.collect(logdir, outcome)
     status, detail = suite_status(outcome, processes, suite.accept_exit_codes, suite.timeout)
     if stop is not None and stop.requested:  # what was measured is kept, but the run was cut short
         status, detail = SuiteStatus.INCOMPLETE, stop.reason()

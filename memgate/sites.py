@@ -7,9 +7,7 @@ Grouping is one pass over the records with a dict, so 100,000 records cost well 
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
 
 from memgate.fingerprint import is_runtime_frame
@@ -128,17 +126,3 @@ def group_errors(errors: Iterable[MemError], *, descriptions: bool = True) -> di
         )
         for key, group in groups.items()
     }
-
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """For bulk creation of acyclic records: the cyclic garbage collector would rescan every live
-    record several times (half the time of a 100,000-record comparison) and find nothing to free."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -248,7 +248,8 @@ class FrameCache:
         if known is None:
             lines = key[1].split("\n")
             stack = tuple(self._frame(line) for line in lines if line and not line.isspace())
-            known = _Identity(stack, site_of(stack), fingerprint(category, stack), key[1])
+            site = site_of(stack)
+            known = _Identity(stack, site, fingerprint(category, stack, site), key[1])
             self._remember(self._identities, key, known)
         return known
 

@@ -1,3 +1,3 @@
-from memgate.cli import main
+from memgate.entry import main
 
 raise SystemExit(main())

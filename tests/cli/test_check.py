@@ -186,3 +186,19 @@ def test_version_and_module_entry_point() -> None:
     if script:
         result = subprocess.run([script, "--help"], capture_output=True, text=True)
         assert result.stdout.count("exit codes") == 1
+
+
+def test_version_answers_without_loading_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    """The console script's fast answer is the one argparse gives, and loads nothing else."""
+    from memgate.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    from_argparse = capsys.readouterr().out
+    code = ("import sys; sys.argv = ['memgate', '--version']; from memgate.entry import main; "
+            "code = main(); print(sorted(m for m in sys.modules if m.startswith('memgate'))); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0
+    version, loaded = result.stdout.splitlines()
+    assert version + "\n" == from_argparse
+    assert loaded == "['memgate', 'memgate.entry']"

@@ -202,7 +202,8 @@ def test_a_text_log_figure_of_commas_only_is_not_a_crash(tmp_path: Path) -> None
     """Found by bench/fuzz.py: "total heap usage: , allocs" matched [\\d,]+ and int("") failed."""
     source = DATA / "valgrind" / "text-clean" / "memcheck.641.log"
     path = tmp_path / source.name
-    path.write_bytes(source.read_bytes().replace(b"total heap usage: 1,000 allocs", b"total heap usage: , allocs"))
+    text = source.read_bytes().replace(b"total heap usage: 1,000 allocs", b"total heap usage: , allocs")
+    path.write_bytes(text)
     assert path.read_bytes() != source.read_bytes()
     (record,) = get_tool("valgrind").parse([path])
     assert record.metrics.get("alloc_calls") is None

@@ -19,10 +19,6 @@ from memgate.interrupt import StopRequest
 from memgate.records import Environment, Report, SuiteRecord, SuiteStatus
 from memgate.runner import LOGDIR_MARK, run_suite
 from memgate.schedule import MemoryBudget, run_scheduled
-from memgate.tools.asan import OPTIONS_FILE
-
-#: Files memgate writes in a log folder: not what the tool or the program printed.
-_MEMGATES_OWN_FILES = frozenset({LOGDIR_MARK, OPTIONS_FILE})
 
 
 def select_suites(config: Config, names: Sequence[str]) -> list[SuiteConfig]:
@@ -127,9 +123,12 @@ def _logs_hint(artifacts_dir: str | None) -> str:
 def _holds_output(folder: Path) -> bool:
     """Whether a file under ``folder`` (run-N folders included) that memgate did not write itself has
     anything in it; stops at the first one."""
+    from memgate.tools.asan import OPTIONS_FILE  # here: asan's module costs a CLI start ~40 ms
+
+    memgates_own_files = {LOGDIR_MARK, OPTIONS_FILE}  # not what the tool or the program printed
     for parent, _, names in os.walk(folder):
         for name in names:
-            if name in _MEMGATES_OWN_FILES:
+            if name in memgates_own_files:
                 continue
             try:
                 if os.stat(os.path.join(parent, name)).st_size > 0:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memgate import __version__
-from memgate.errors import ExitCode, MemgateError, UsageError
+from memgate.errors import ExitCode, MemgateError, UsageError, printable
 
 if TYPE_CHECKING:
     from memgate import ci
@@ -346,8 +346,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     if incomplete:
         first = incomplete[0]
         shown = first.log_files[0] if first.log_files else args.files[0]
-        print(f"memgate: error: the output is incomplete ({shown}): {first.incomplete_reason}; "
-              "the figures above are partial", file=sys.stderr)
+        print(printable(f"memgate: error: the output is incomplete ({shown}): {first.incomplete_reason}; "
+                        "the figures above are partial"), file=sys.stderr)
         return int(ExitCode.TOOL)
     return int(ExitCode.PASS)
 
@@ -390,9 +390,9 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
     unusable = [s for s in suites if s.status is not SuiteStatus.OK or s.incomplete_reasons]
     for suite in unusable:
         detail = f": {suite.status_detail}" if suite.status_detail else ""
-        print(f"memgate: error: suite {suite.name!r} {suite.status.value}{detail} ({suite.artifacts_dir}): "
-              "a baseline must come from a complete, passing run; fix the suite and run again",
-              file=sys.stderr)
+        print(printable(f"memgate: error: suite {suite.name!r} {suite.status.value}{detail} "
+                        f"({suite.artifacts_dir}): a baseline must come from a complete, passing run; "
+                        "fix the suite and run again"), file=sys.stderr)
     if unusable:
         print("memgate: no baseline written", file=sys.stderr)
         return int(ExitCode.GATE_FAILED if any(s.status.fails_gate for s in unusable) else ExitCode.TOOL)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from memgate.baseline import Baseline, load_baselines
 from memgate.config import Config, parse_config
-from memgate.errors import ConfigError
+from memgate.errors import BaselineError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,11 @@ def gate_at(config: Config, ref: str) -> Gate:
             text = (Path(temp) / config_file.name).read_text(encoding="utf-8")
             target_config = _target_config(text, config, f"{config_file.name} at {short}")
         target_baselines = Path(temp) / target_config.baseline_dir
-        baselines = load_baselines(target_baselines) if target_baselines.is_dir() else {}
+        if target_baselines.exists() and not target_baselines.is_dir():
+            raise BaselineError(f"baseline_dir {target_config.baseline_dir!r} is a file at the target "
+                                f"({short}), not a folder of baselines", path=config_file,
+                                hint="point baseline_dir at a folder on the target branch first")
+        baselines = load_baselines(target_baselines)
         edited = vcs.changed_paths(repo_dir, copied.commit, "HEAD",
                                    under=[config_file.name, config.baseline_dir])
     if edited:

@@ -66,3 +66,16 @@ def test_a_config_file_name_with_control_characters(tmp_path: Path,
     with pytest.raises(ConfigError) as raised:
         load_config(config)
     assert raised.value.path == str(config)
+
+
+def test_an_incomplete_log_with_a_hostile_name_through_parse(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """memgate parse's own "output is incomplete" line, for a real crashed LSan log."""
+    source = Path(__file__).parent / "data" / "asan" / "clang-lsan-crash.log"
+    log = tmp_path / "lsan\x1b[2J\r.log"
+    log.write_bytes(source.read_bytes())
+    capsys.readouterr()
+    assert main(["parse", "--tool", "lsan", str(log)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("memgate: error: the output is incomplete (") and err.count("\n") == 1
+    assert "lsan\\x1b[2J\\x0d.log" in err and "\x1b" not in err and "\r" not in err

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from memgate.errors import ExitCode, MemgateError
+from memgate.errors import BaselineError, ExitCode, MemgateError
 from memgate.vcs import (
     DEFAULT_AUTHOR_EMAIL,
     DEFAULT_AUTHOR_NAME,
@@ -172,6 +172,24 @@ def test_missing_file_and_folder_at_the_target(remote: Remote) -> None:
         read_file_at(clone, "origin/main", "baselines")
     with pytest.raises(VcsError, match="outside the repository"):
         read_file_at(clone, "origin/main", "../secrets")
+
+
+def test_a_baseline_dir_that_is_a_file_at_the_target_is_an_error(remote: Remote) -> None:
+    """Not "no baselines at the target", which would read every suite as new."""
+    from memgate.config import load_config
+    from memgate.target import gate_at
+
+    clone = remote.clone("c")
+    git(clone, "rm", "--quiet", "-r", "baselines")
+    write(clone, "baselines", "not a folder\n")
+    target = commit_all(clone, "baselines is a file now")
+    git(clone, "checkout", "--quiet", "-b", "feature", remote.seed_sha)
+    config = load_config(clone / "memgate.toml")
+    assert gate_at(config, remote.seed_sha).baselines.keys() == {"unit", "integration"}
+    with pytest.raises(BaselineError) as raised:
+        gate_at(config, target)
+    assert raised.value.exit_code == 2
+    assert f"is a file at the target ({target[:12]})" in raised.value.one_line()
 
 
 def test_paths_are_relative_to_a_config_folder_inside_the_checkout(remote: Remote) -> None:

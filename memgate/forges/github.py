@@ -27,7 +27,7 @@ from memgate.forges.base import (
     ForgeError,
     cut_body,
 )
-from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, create_once
+from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, upsert
 
 DEFAULT_BOT_LOGIN = "github-actions[bot]"  # the author of comments made with GITHUB_TOKEN
 #: GitHub rejects bodies over 65,536 characters (422 "Body is too long"); stay well under, as
@@ -142,19 +142,13 @@ class GitHubForge:
 
     def upsert_comment(self, body: str) -> CommentResult:
         text = cut_body(body, self.comment_limit, self.context.run_url)
+        path = f"{self._repo_path}/issues/{self.context.pr_number}/comments"
         try:
-            existing = self.find_own_comment()
-            if existing is not None:
-                response = self._update(existing.id, text)
-            else:
-                response = create_once(
-                    self._http, f"{self._repo_path}/issues/{self.context.pr_number}/comments", text,
-                    find=self.find_own_comment, update=self._update,
-                )
+            response, created = upsert(self._http, path, text, find=self.find_own_comment,
+                                       update=self._update)
         except Forbidden as exc:
             raise CommentForbidden(exc.message, status=exc.status, hint=self._forbidden_hint()) from None
-        comment = self._http.parse(response, _COMMENT, "a comment")
-        return CommentResult(url=comment.html_url, created=existing is None)
+        return CommentResult(url=self._http.parse(response, _COMMENT, "a comment").html_url, created=created)
 
     def _update(self, comment_id: int, text: str) -> requests.Response:
         path = f"{self._repo_path}/issues/comments/{comment_id}"

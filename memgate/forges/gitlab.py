@@ -23,7 +23,7 @@ from memgate.forges.base import (
     ForgeConfigError,
     cut_body,
 )
-from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, create_once
+from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, upsert
 
 TOKEN_VARIABLE = "MEMGATE_GITLAB_TOKEN"
 #: GitLab: a note body is "limited to 1,000,000 characters"; keep a margin for its own counting.
@@ -119,17 +119,12 @@ class GitLabForge:
     def upsert_comment(self, body: str) -> CommentResult:
         text = cut_body(body, self.comment_limit, self.context.job_url)
         try:
-            existing = self.find_own_note()
-            if existing is not None:
-                response = self._update(existing.id, text)
-            else:
-                response = create_once(
-                    self._http, self._notes_path, text, find=self.find_own_note, update=self._update
-                )
+            response, created = upsert(self._http, self._notes_path, text, find=self.find_own_note,
+                                       update=self._update)
         except Forbidden as exc:
             raise CommentForbidden(exc.message, status=exc.status, hint=self._forbidden_hint()) from None
         note = self._http.parse(response, _NOTE, "a note")
-        return CommentResult(url=self._note_url(note.id), created=existing is None)
+        return CommentResult(url=self._note_url(note.id), created=created)
 
     def _update(self, note_id: int, text: str) -> requests.Response:
         return self._http.request("PUT", f"{self._notes_path}/{note_id}", json={"body": text})

@@ -428,6 +428,22 @@ class _Identified(Protocol):
     id: int
 
 
+def upsert(
+    http: HttpClient,
+    path: str,
+    text: str,
+    *,
+    find: Callable[[], _Identified | None],
+    update: Callable[[int, str], requests.Response],
+) -> tuple[requests.Response, bool]:
+    """Update our comment when ``find`` finds it, else create it at ``path`` (``create_once``); the
+    answer, and whether the comment was created."""
+    existing = find()
+    if existing is not None:
+        return update(existing.id, text), False
+    return create_once(http, path, text, find=find, update=update), True
+
+
 def create_once(
     http: HttpClient,
     path: str,

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,3 +168,28 @@ def read_valgrind_log(path: Path) -> ValgrindLog:
     except OSError:
         return ValgrindLog()
     return ValgrindLog(command=command, fatal_signal=signal, fatal_detail=detail)
+
+
+def collect_valgrind_outputs(logdir: Path, outcome: Outcome, tool: str, label: str, suffix: str, what: str,
+                             read: Callable[[Path, int, Path | None], ProcessRecord]) -> list[ProcessRecord]:
+    """DHAT's and massif's ``collect()``: a record per process from its ``what`` (output file,
+    ``read(path, pid, log)``), and an incomplete one for a process that left only its Valgrind log
+    (killed before it exited: the output is written at exit)."""
+    outputs = files_by_pid(logdir, tool, suffix)
+    logs = files_by_pid(logdir, tool, "log")
+    records: list[ProcessRecord] = []
+    for pid in sorted(set(outputs) | set(logs)):
+        log = logs.get(pid)
+        if pid in outputs:
+            records.append(read(outputs[pid], pid, log))
+            continue
+        assert log is not None
+        detail = read_valgrind_log(log)
+        records.append(incomplete(
+            f"{label} wrote no {what} for process {pid}: it was killed before it could exit "
+            "(SIGKILL, a timeout) or Valgrind failed; see its log",
+            pid=pid, log_files=[log], command=detail.command, fatal_signal=detail.fatal_signal,
+        ))
+    if not records:
+        records.append(incomplete(no_output_reason(label, logdir, outcome)))
+    return records

@@ -39,9 +39,8 @@ from memgate.errors import ParseError
 from memgate.metrics import MetricName
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import (
-    files_by_pid,
+    collect_valgrind_outputs,
     incomplete,
-    no_output_reason,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
@@ -284,24 +283,8 @@ class DhatTool:
         return valgrind_launch("dhat", "--dhat-out-file", "json", command, logdir, options)
 
     def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
-        profiles = files_by_pid(logdir, "dhat", "json")
-        logs = files_by_pid(logdir, "dhat", "log")
-        records: list[ProcessRecord] = []
-        for pid in sorted(set(profiles) | set(logs)):
-            log = logs.get(pid)
-            if pid in profiles:
-                records.append(profile_record(profiles[pid], pid=pid, log=log))
-                continue
-            assert log is not None
-            detail = read_valgrind_log(log)
-            records.append(incomplete(
-                f"DHAT wrote no profile for process {pid}: it was killed before it could exit "
-                "(SIGKILL, a timeout) or Valgrind failed; see its log",
-                pid=pid, log_files=[log], command=detail.command, fatal_signal=detail.fatal_signal,
-            ))
-        if not records:
-            records.append(incomplete(no_output_reason("DHAT", logdir, outcome)))
-        return records
+        return collect_valgrind_outputs(logdir, outcome, "dhat", "DHAT", "json", "profile",
+                                        lambda path, pid, log: profile_record(path, pid=pid, log=log))
 
     def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
         return [profile_record(path) for path in paths]

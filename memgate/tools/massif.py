@@ -42,9 +42,8 @@ from memgate.errors import ParseError
 from memgate.metrics import MetricName
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import (
-    files_by_pid,
+    collect_valgrind_outputs,
     incomplete,
-    no_output_reason,
     pid_in_name,
     read_valgrind_log,
     valgrind_launch,
@@ -208,24 +207,8 @@ class MassifTool:
         return valgrind_launch("massif", "--massif-out-file", "out", command, logdir, options)
 
     def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
-        outputs = files_by_pid(logdir, "massif", "out")
-        logs = files_by_pid(logdir, "massif", "log")
-        records: list[ProcessRecord] = []
-        for pid in sorted(set(outputs) | set(logs)):
-            log = logs.get(pid)
-            if pid in outputs:
-                records.append(profile_record(outputs[pid], pid=pid, log=log))
-                continue
-            assert log is not None
-            detail = read_valgrind_log(log)
-            records.append(incomplete(
-                f"massif wrote no output for process {pid}: it was killed before it could exit "
-                "(SIGKILL, a timeout) or Valgrind failed; see its log",
-                pid=pid, log_files=[log], command=detail.command, fatal_signal=detail.fatal_signal,
-            ))
-        if not records:
-            records.append(incomplete(no_output_reason("massif", logdir, outcome)))
-        return records
+        return collect_valgrind_outputs(logdir, outcome, "massif", "massif", "out", "output",
+                                        lambda path, pid, log: profile_record(path, pid=pid, log=log))
 
     def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
         return [profile_record(path, pid=pid_in_name(path)) for path in paths]

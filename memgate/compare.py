@@ -12,8 +12,9 @@ change its verdict.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from enum import Enum
 from typing import Literal, TypeVar
 
@@ -345,10 +346,13 @@ def _site_rows(
     if not leaks_checked and known_leaks:  # heap tools never check leaks: only a known site makes it news
         notes.append("leak checking was off in some processes: fixed leak sites are not reported")
     known_errors = _by_key(baseline.errors) if baseline is not None else {}
-    rows = _leak_rows(record.name, group_leaks(record.leaks), known_leaks, fail_on_new_leak_kinds,
-                      report_fixed=reliable and leaks_checked)
-    rows += _error_rows(record.name, group_errors(record.errors), known_errors, fail_on_new_errors,
-                        report_fixed=reliable)
+    new_error = Verdict.FAIL if fail_on_new_errors else Verdict.NEW
+    rows = _rows_of_sites(group_leaks(record.leaks), known_leaks, functools.partial(_leak_row, record.name),
+                          lambda site: Verdict.FAIL if site.kind in fail_on_new_leak_kinds else Verdict.NEW,
+                          report_fixed=reliable and leaks_checked)
+    rows += _rows_of_sites(group_errors(record.errors), known_errors,
+                           functools.partial(_error_row, record.name), lambda _site: new_error,
+                           report_fixed=reliable)
     return tuple(sorted(rows, key=_site_order))
 
 
@@ -356,24 +360,24 @@ def _by_key(sites: Sequence[_Site]) -> dict[SiteKey, _Site]:
     return {(site.kind, site.fingerprint): site for site in sites}
 
 
-def _leak_rows(
-    suite: str,
-    current: Mapping[SiteKey, LeakSite],
-    known: Mapping[SiteKey, LeakSite],
-    gated_kinds: Collection[LeakKind],
+def _rows_of_sites(
+    current: Mapping[SiteKey, _Site],
+    known: Mapping[SiteKey, _Site],
+    row: Callable[[_Site, SiteStatusName, Verdict, _Site | None], SiteRow],
+    new_verdict: Callable[[_Site], Verdict],
     *,
     report_fixed: bool,
 ) -> list[SiteRow]:
+    """Known sites pass, new ones get ``new_verdict``, fixed ones (when they can be told) improve."""
     rows: list[SiteRow] = []
     for key, site in current.items():
         before = known.get(key)
         if before is not None:
-            rows.append(_leak_row(suite, site, "known", Verdict.PASS, before))
+            rows.append(row(site, "known", Verdict.PASS, before))
         else:
-            verdict = Verdict.FAIL if site.kind in gated_kinds else Verdict.NEW
-            rows.append(_leak_row(suite, site, "new", verdict))
+            rows.append(row(site, "new", new_verdict(site), None))
     if report_fixed:
-        rows += [_leak_row(suite, site, "fixed", Verdict.IMPROVED, site)
+        rows += [row(site, "fixed", Verdict.IMPROVED, site)
                  for key, site in known.items() if key not in current]
     return rows
 
@@ -386,27 +390,6 @@ def _leak_row(suite: str, site: LeakSite, status: SiteStatusName, verdict: Verdi
         baseline_bytes=before.bytes if before else None, baseline_blocks=before.blocks if before else None,
         verdict=verdict,
     )
-
-
-def _error_rows(
-    suite: str,
-    current: Mapping[SiteKey, ErrorSite],
-    known: Mapping[SiteKey, ErrorSite],
-    fail_on_new: bool,
-    *,
-    report_fixed: bool,
-) -> list[SiteRow]:
-    rows: list[SiteRow] = []
-    for key, site in current.items():
-        before = known.get(key)
-        if before is not None:
-            rows.append(_error_row(suite, site, "known", Verdict.PASS, before))
-        else:
-            rows.append(_error_row(suite, site, "new", Verdict.FAIL if fail_on_new else Verdict.NEW))
-    if report_fixed:
-        rows += [_error_row(suite, site, "fixed", Verdict.IMPROVED, site)
-                 for key, site in known.items() if key not in current]
-    return rows
 
 
 def _error_row(suite: str, site: ErrorSite, status: SiteStatusName, verdict: Verdict,

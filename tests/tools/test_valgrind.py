@@ -918,6 +918,44 @@ def test_expat_lxml_and_whole_tree_readings_agree(path: Path) -> None:
     assert _summary(path, "expat") == _summary(path, "lxml") == _summary(path, "tree")
 
 
+# Well-formed shapes valgrind does not write but an XML parser takes: the three readings agree.
+ODD_BUT_WELL_FORMED = {
+    "attribute holding >": (b"<status>", b"<status a=\">x\" b='&lt;'>"),
+    "byte order mark": (b"<?xml", b"\xef\xbb\xbf<?xml"),
+    "blank in end tags": (b"</error>", b"</error >"),
+    "empty <error/>": (b"<errorcounts>", b"<error/>\n<errorcounts>"),
+    "empty top-level element": (b"<status>", b"<foo/><status>"),
+    "entity in a top-level element": (b"<tool>memcheck</tool>", b"<tool>mem&amp;check</tool>"),
+    "CR LF line ends": (b"\n", b"\r\n"),
+    "attribute on <error>": (b"<error>", b"<error x=\"1\">"),
+    "tab in a tag": (b"<status>", b"<status\t>"),
+}
+
+
+@pytest.mark.parametrize("change", ODD_BUT_WELL_FORMED.values(), ids=ODD_BUT_WELL_FORMED)
+def test_odd_but_well_formed_xml_reads_the_same_three_ways(change: tuple[bytes, bytes],
+                                                           tmp_path: Path) -> None:
+    (source,) = (DATA / "leaks").glob("*.xml")
+    old, new = change
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(old, new, 1 if old != b"\n" else -1))
+    assert path.read_bytes() != source.read_bytes()
+    assert _summary(path, "expat") == _summary(path, "lxml") == _summary(path, "tree")
+
+
+@pytest.mark.parametrize("markup", [b"<!-- c -->", b"<![CDATA[x]]>", b"<?foo bar?>"],
+                         ids=["comment", "CDATA", "processing instruction"])
+@pytest.mark.parametrize("where", [b"<kind>", b"<status>"], ids=["in an error", "between elements"])
+def test_markup_valgrind_never_writes_is_refused_by_both_readings(markup: bytes, where: bytes,
+                                                                   tmp_path: Path) -> None:
+    (source,) = (DATA / "leaks").glob("*.xml")
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(where, markup + where, 1))
+    for use_lxml in (False, True):
+        with pytest.raises(ParseError, match="which valgrind never writes"):
+            read_xml(path, use_lxml=use_lxml)
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
 @pytest.mark.parametrize(
     "path", [*COMPLETE_XML, *DATA.glob("killed/*.xml")], ids=lambda path: path.parent.name

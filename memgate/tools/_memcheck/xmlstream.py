@@ -405,10 +405,13 @@ class _Scanner:
             if tag in PAIR_PARENTS:
                 self.items.append((self.root, XmlElement(tag)))
                 return
-            close = self.buffer.index(b">", self.parser.CurrentByteIndex - self.base) + 1
+            at = self.parser.CurrentByteIndex - self.base
+            # the end tag's ">"; after an empty element (<tag/>), expat's index is already past it
+            close = self.buffer.index(b">", at) + 1 if self.buffer.startswith(b"</", at) else at
             text = self.buffer[self.span_start - self.base: close].decode("utf-8", errors="replace")
             self.span_start = -1
-            self.items.append((self.root, _parsed_element(text)))
+            # an <error> seen here is one the scan did not take: an empty one, <error/>
+            self.items.append((self.root, _parsed_error(text) if tag == "error" else _parsed_element(text)))
 
 
 def _refuse(what: str) -> Any:
@@ -520,6 +523,7 @@ class _LxmlChecker:
             else:
                 self.StartElementHandler(name.decode("utf-8", errors="replace"), {})
                 if empty:
+                    self.CurrentByteIndex = base + tag.end()  # past the element, as expat has it
                     self.EndElementHandler(name.decode("utf-8", errors="replace"))
             position = tag.end()
         self._pending = text[start:] if start >= 0 else b""

@@ -108,16 +108,7 @@ def _raw_frame(fields: dict[str, str]) -> RawFrame:
 
 
 # --------------------------------------------------------------------------------------------------
-# lxml
-
-
-@functools.cache
-def lxml_available() -> bool:
-    try:
-        import lxml.etree  # noqa: F401
-    except ImportError:
-        return False
-    return True
+# Reading an <error> from its text
 
 
 # The usual shape of an <error> (memcheck's order of children), read with regular expressions: much
@@ -233,7 +224,7 @@ def _walk_error(element: Any) -> XmlError:
 
 
 # --------------------------------------------------------------------------------------------------
-# expat (the standard library)
+# The scanner
 
 
 def _leaves(element: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -414,6 +405,10 @@ class _Scanner:
             self.items.append((self.root, _parsed_error(text) if tag == "error" else _parsed_element(text)))
 
 
+# --------------------------------------------------------------------------------------------------
+# The checkers: expat (the standard library), libxml2 (lxml)
+
+
 def _refuse(what: str) -> Any:
     def handler(*_arguments: Any) -> None:
         raise BrokenXml(f"{what}, which valgrind never writes", at_end=False)
@@ -553,6 +548,15 @@ def _stream(path: Path, parser: Any, syntax_error: type[Exception]) -> Iterator[
 
 def stream_expat(path: Path) -> Iterator[Item]:
     return _stream(path, *_expat_parser())
+
+
+@functools.cache
+def lxml_available() -> bool:
+    try:
+        import lxml.etree  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def stream_lxml(path: Path) -> Iterator[Item]:

@@ -135,10 +135,11 @@ class _Reader:
 
     def _integer(self, name: str, value: str) -> int:
         """A count of bytes or instructions: digits only (``int()`` would also take "-1", "+1_0")."""
-        if not _DIGITS.fullmatch(value.strip()):
+        digits = value.strip(" \t\r")  # not str.strip(): it takes U+001C-U+001F for blanks, int() does not
+        if not _DIGITS.fullmatch(digits):
             raise ParseError(f"{name} is not a number of 0 or more: {value[:40]!r}", path=self.path,
                              hint=_HINT_NOT_MASSIF)
-        return int(value)
+        return int(digits)
 
     def _close_snapshot(self) -> None:
         snapshot = self.current

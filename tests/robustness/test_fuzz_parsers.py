@@ -139,7 +139,7 @@ def test_an_error_element_that_is_not_whole_on_its_own_is_a_parse_error(tmp_path
         get_tool("valgrind").parse([path])
 
 
-@pytest.mark.parametrize("value", [b"-1", b"+5", b"1_000", b"\xd9\xa3"])
+@pytest.mark.parametrize("value", [b"-1", b"+5", b"1_000", b"\xd9\xa3", b"\x1e4"])
 def test_a_massif_figure_that_is_not_digits_is_a_parse_error(value: bytes, tmp_path: Path) -> None:
     """mem_heap_B=-1 gave heap_peak_bytes -1 (int() takes signs, underscores and other digits)."""
     source = DATA / "massif" / "massif.out.4242"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from memgate import __version__
 from memgate.errors import ExitCode, MemgateError, UsageError, printable
+from memgate.streams import readers_may_leave
 
 if TYPE_CHECKING:
     from memgate import ci
@@ -54,6 +55,11 @@ errors and heap figures with the baselines kept in your repository, and passes o
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with readers_may_leave():
+        return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
     try:
         code: int = args.handler(args)
         return code
@@ -63,9 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memgate: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `memgate parse ... | head`: the reader left, nothing went wrong here
-        sys.stderr.close()
-        return int(ExitCode.PASS)
     except Exception:  # noqa: BLE001 - the one place unexpected errors become a log and exit 4
         return _internal_error()
 

@@ -97,7 +97,7 @@ class ProcessRecord(Record):
     metrics: dict[MetricName, int] = Field(default_factory=dict)
     leaks: tuple[Leak, ...] = ()
     errors: tuple[MemError, ...] = ()
-    leak_check: bool = Field(True, description="False when the tool did not look for leaks.")
+    leak_check: bool = Field(default=True, description="False when the tool did not look for leaks.")
     complete: bool = True
     incomplete_reason: ToolText | None = None
     fatal_signal: ToolText | None = Field(default=None, description="The signal or crash the tool reported.")

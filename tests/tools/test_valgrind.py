@@ -951,9 +951,36 @@ def test_markup_valgrind_never_writes_is_refused_by_both_readings(markup: bytes,
     (source,) = (DATA / "leaks").glob("*.xml")
     path = tmp_path / source.name
     path.write_bytes(source.read_bytes().replace(where, markup + where, 1))
-    for use_lxml in (False, True):
-        with pytest.raises(ParseError, match="which valgrind never writes"):
-            read_xml(path, use_lxml=use_lxml)
+    for chunk in (1, 7, xmlstream.CHUNK_BYTES):  # markup cut by the ends of chunks too
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(xmlstream, "CHUNK_BYTES", chunk)
+            for use_lxml in (False, True):
+                with pytest.raises(ParseError, match="which valgrind never writes"):
+                    read_xml(path, use_lxml=use_lxml)
+
+
+def test_a_tag_without_end_does_not_grow_the_lxml_reading(tmp_path: Path) -> None:
+    """The tag scan keeps a tag cut by the end of the bytes fed until its '>' comes (here an <error>
+    that is not where memcheck puts one, fed up to its name): a bound, not 3 MB in one tag."""
+    (source,) = (DATA / "leaks").glob("*.xml")
+    path = tmp_path / source.name
+    odd = b'<status><error a="' + b"x" * (3 << 20) + b'"/>'
+    path.write_bytes(source.read_bytes().replace(b"<status>", odd, 1))
+    with pytest.raises(ParseError, match="a tag that does not end within 1,048,576 bytes"):
+        read_xml(path, use_lxml=True)
+
+
+@pytest.mark.parametrize("use_lxml", [False, True], ids=["expat", "lxml"])
+@pytest.mark.parametrize("inside", [b"<a>" * 1000, b"garbage <<< ", b"<status><state>RUNNING"])
+def test_broken_xml_that_ends_with_the_root_end_is_broken_not_cut_short(inside: bytes, use_lxml: bool,
+                                                                         tmp_path: Path) -> None:
+    """Both parsers wait for the '>' after a '<', so the error can come only with the last bytes, as
+    for a file cut short: a file that ends with </valgrindoutput> was not cut short."""
+    (source,) = (DATA / "leaks").glob("*.xml")
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(b"</valgrindoutput>", inside + b"</valgrindoutput>"))
+    with pytest.raises(ParseError, match="broken Valgrind XML"):
+        read_xml(path, use_lxml=use_lxml)
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1000])

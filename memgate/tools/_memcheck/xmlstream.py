@@ -450,6 +450,7 @@ class _Refusals:
 
 
 _CDATA = b"<![CDATA["
+_LONGEST_TAG = 1 << 20  # valgrind's tags have no attributes: a few bytes each
 
 
 class _LxmlChecker:
@@ -469,36 +470,22 @@ class _LxmlChecker:
         self.CurrentByteIndex = 0
         self._fed = 0  # file offset of the next byte
         self._pending = b""  # a tag cut by the end of the bytes fed, scanned with the next ones
-        self._tail = b""  # the last bytes fed: a CDATA opening cut by the end of a feed, the root's end
+        self._tail = b""  # the last bytes fed: a CDATA opening cut by the end of a feed
 
     def Parse(self, data: bytes | bytearray, final: bool = False) -> None:  # noqa: N802 (expat's name)
         data = bytes(data)
-        if _CDATA in self._tail[-len(_CDATA):] + data[:len(_CDATA)] or _CDATA in data:
+        if _CDATA in self._tail + data[:len(_CDATA)] or _CDATA in data:
             raise BrokenXml("a CDATA section, which valgrind never writes", at_end=False)
-        self._tail = (self._tail + data[-64:])[-64:]
-        if final:
-            self._last(data)
-        elif data:
+        self._tail = (self._tail + data)[-len(_CDATA):]
+        if data:
             self._parser.feed(data)
+        if final:
+            self._parser.close()
         if self.StartElementHandler is not None:
             self._callbacks(data)
         else:
             self._pending = b""
         self._fed += len(data)
-
-    def _last(self, data: bytes) -> None:
-        """libxml2 waits for a tag's ``>`` before it parses the tag, so garbage with a ``<`` in it may
-        be found only with the last bytes, like a file cut short: it is told apart by the file's end."""
-        from lxml import etree
-
-        try:
-            if data:
-                self._parser.feed(data)
-            self._parser.close()
-        except etree.XMLSyntaxError as error:
-            if self._tail.rstrip().endswith(b"</" + ROOT.encode() + b">"):
-                raise BrokenXml(str(error), at_end=False) from None
-            raise
 
     def _callbacks(self, data: bytes) -> None:
         text = self._pending + data
@@ -522,16 +509,26 @@ class _LxmlChecker:
                     self.EndElementHandler(name.decode("utf-8", errors="replace"))
             position = tag.end()
         self._pending = text[start:] if start >= 0 else b""
+        if len(self._pending) > _LONGEST_TAG:  # bounded memory, whatever libxml2 waits for
+            raise BrokenXml(f"a tag that does not end within {_LONGEST_TAG:,} bytes", at_end=False)
+
+
+_ROOT_END = f"</{ROOT}>".encode()
 
 
 def _stream(path: Path, parser: Any, syntax_error: type[Exception]) -> Iterator[Item]:
+    """The items of the file, the parser checking its bytes. A syntax error at the end of the input
+    is a file cut short, unless the file ends with the root's end tag: then it is broken (both
+    parsers wait for more bytes before they judge a ``<`` that no ``>`` follows yet)."""
     scanner = _Scanner(parser)
+    tail = b""
 
     def drain() -> Iterator[Item]:
         items, scanner.items = scanner.items, []
         yield from items
 
     for chunk in _chunks(path):
+        tail = (tail + chunk)[-2 * len(_ROOT_END):]
         try:
             scanner.feed(chunk)
         except syntax_error as error:
@@ -542,7 +539,7 @@ def _stream(path: Path, parser: Any, syntax_error: type[Exception]) -> Iterator[
         scanner.close()
     except syntax_error as error:
         yield from drain()
-        raise BrokenXml(str(error), at_end=True) from None
+        raise BrokenXml(str(error), at_end=not tail.rstrip().endswith(_ROOT_END)) from None
     yield from drain()
 
 

@@ -46,12 +46,7 @@ def gate_at(config: Config, ref: str) -> Gate:
         else:
             text = (Path(temp) / config_file.name).read_text(encoding="utf-8")
             target_config = _target_config(text, config, f"{config_file.name} at {short}")
-        target_baselines = Path(temp) / target_config.baseline_dir
-        if target_baselines.exists() and not target_baselines.is_dir():
-            raise BaselineError(f"baseline_dir {target_config.baseline_dir!r} is a file at the target "
-                                f"({short}), not a folder of baselines", path=config_file,
-                                hint="point baseline_dir at a folder on the target branch first")
-        baselines = load_baselines(target_baselines)
+        baselines = _target_baselines(Path(temp), target_config.baseline_dir, short, config_file)
         edited = vcs.changed_paths(repo_dir, copied.commit, "HEAD",
                                    under=[config_file.name, config.baseline_dir])
     if edited:
@@ -59,6 +54,23 @@ def gate_at(config: Config, ref: str) -> Gate:
         notes.append(f"this request edits {shown}: baselines and thresholds are read from the target "
                      f"({short}) and the edits take effect only after the merge")
     return Gate(config=target_config, baselines=baselines, notes=tuple(notes))
+
+
+def _target_baselines(temp: Path, baseline_dir: str, short: str, config_file: Path) -> dict[str, Baseline]:
+    """The target's baselines, copied into ``temp``. Their errors name the file in the repository at
+    the target commit: the temporary copy they were read from is gone once they are raised."""
+    folder = temp / baseline_dir
+    if folder.exists() and not folder.is_dir():
+        raise BaselineError(f"baseline_dir {baseline_dir!r} is a file at the target ({short}), not a "
+                            "folder of baselines", path=config_file,
+                            hint="point baseline_dir at a folder on the target branch first")
+    try:
+        return load_baselines(folder)
+    except BaselineError as error:
+        copy = Path(error.path) if error.path else None
+        where = copy.relative_to(temp) if copy is not None and copy.is_relative_to(temp) else copy
+        hint = f"{error.hint}, on the target branch" if error.hint else ""
+        raise BaselineError(f"{error.message}, at the target ({short})", path=where, hint=hint) from None
 
 
 def _target_config(text: str, local: Config, shown: str) -> Config:

@@ -192,6 +192,23 @@ def test_a_baseline_dir_that_is_a_file_at_the_target_is_an_error(remote: Remote)
     assert f"is a file at the target ({target[:12]})" in raised.value.one_line()
 
 
+def test_a_corrupt_baseline_at_the_target_is_named_as_it_is_there(remote: Remote) -> None:
+    """Not by the temporary copy it was read from, which is gone when the error is printed."""
+    from memgate.config import load_config
+    from memgate.target import gate_at
+
+    clone = remote.clone("c")
+    write(clone, "baselines/unit.json", "<<<<<<< HEAD\n{}\n")
+    target = commit_all(clone, "a conflict committed")
+    git(clone, "checkout", "--quiet", "-b", "feature", remote.seed_sha)
+    with pytest.raises(BaselineError) as raised:
+        gate_at(load_config(clone / "memgate.toml"), target)
+    line = raised.value.one_line()
+    assert raised.value.path == os.path.join("baselines", "unit.json")
+    assert f"at the target ({target[:12]})" in line and "on the target branch" in line
+    assert "memgate-target-" not in line
+
+
 def test_paths_are_relative_to_a_config_folder_inside_the_checkout(remote: Remote) -> None:
     clone = remote.clone("c")
     write(clone, "proj/memgate.toml", CONFIG)

@@ -14,7 +14,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_pauses = 0
+_pauses = 0  # pauses under way
+_enabled_before = True  # whether the collector was on when the first of them began
 _lock = threading.Lock()
 
 
@@ -36,5 +37,3 @@ def collector_paused() -> Iterator[None]:
             if _pauses == 0 and _enabled_before:
                 gc.enable()
 
-
-_enabled_before = True

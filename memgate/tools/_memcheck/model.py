@@ -60,13 +60,12 @@ RawFrame = tuple[str | None, str | None, int | None, str | None, str | None]
 
 
 class LazyStack(Protocol):
-    """Frames read only as far as they are asked for (``xmlstream.StackText``); hashable."""
+    """Frames read only as far as they are asked for (``xmlstream.StackText``)."""
 
     weight: int  # characters it holds
     site_key: str  # equal for stacks that have the same site (frames that differ only in addresses)
 
     def __iter__(self) -> Iterator[RawFrame]: ...
-    def __hash__(self) -> int: ...
 
 
 # A stack: its frames, or a source that reads them when asked.

@@ -46,7 +46,6 @@ from memgate.tools._memcheck.xmlstream import (
 
 PROTOCOLS = (4, 5, 6)
 
-_TOOL_NAME = re.compile(r"[\w.-]{1,40}")
 _OWN_BYTES = re.compile(
     r"^\s*(?P<total>[\d,]+)(?: \([+-][\d,]+\))? \((?P<direct>[\d,]+)(?: \([+-][\d,]+\))? direct, "
     r"(?P<indirect>[\d,]+)(?: \([+-][\d,]+\))? indirect\) bytes"
@@ -225,9 +224,7 @@ class XmlReader:
     def _protocoltool(self, item: XmlElement) -> None:
         tool = item.text.strip()
         if tool != "memcheck":
-            # a tool's name is a word; anything else is quoted, so the message stays one line
-            shown = tool if _TOOL_NAME.fullmatch(tool) else repr(tool[:40]) if tool else "unknown"
-            raise ParseError(f"Valgrind XML of the {shown} tool, not memcheck",
+            raise ParseError(f"Valgrind XML of the {tool[:40] or 'unknown'} tool, not memcheck",
                              path=self.output.path, hint="run valgrind --tool=memcheck")
 
     def _preamble(self, item: XmlElement) -> None:

@@ -139,24 +139,17 @@ _SITE_FREE_IP = re.compile(
 
 class StackText:
     """The frames of a ``<stack>``, read from its text only as far as they are asked for: a site
-    needs the first few frames, and the whole stack is kept once per site. Equal texts are equal.
+    needs the first few frames, and the whole stack is kept once per site.
 
     ``site_key`` is the text without the addresses a site does not depend on: stacks with equal
     keys have the same site, so the site is worked out once for all of them."""
 
-    __slots__ = ("text", "weight", "site_key", "_hash")
+    __slots__ = ("text", "weight", "site_key")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.weight = len(text)
         self.site_key = _SITE_FREE_IP.sub("", text)
-        self._hash = hash(text)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, StackText) and other.text == self.text
 
     def __iter__(self) -> Iterator[RawFrame]:
         text, position = self.text, 0

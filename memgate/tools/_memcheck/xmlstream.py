@@ -492,14 +492,15 @@ class _LxmlChecker:
                     continue
                 break  # cut by the end of the bytes fed
             self.CurrentByteIndex = base + start
-            closing, name, empty = tag.groups()
+            closing, name_bytes, empty = tag.groups()
+            name = name_bytes.decode("utf-8", errors="replace")
             if closing:
-                self.EndElementHandler(name.decode("utf-8", errors="replace"))
+                self.EndElementHandler(name)
             else:
-                self.StartElementHandler(name.decode("utf-8", errors="replace"), {})
+                self.StartElementHandler(name, {})
                 if empty:
                     self.CurrentByteIndex = base + tag.end()  # past the element, as expat has it
-                    self.EndElementHandler(name.decode("utf-8", errors="replace"))
+                    self.EndElementHandler(name)
             position = tag.end()
         self._pending = text[start:] if start >= 0 else b""
         if len(self._pending) > _LONGEST_TAG:  # bounded memory, whatever libxml2 waits for
@@ -521,7 +522,7 @@ def _stream(path: Path, parser: Any, syntax_error: type[Exception]) -> Iterator[
         yield from items
 
     for chunk in _chunks(path):
-        tail = (tail + chunk)[-2 * len(_ROOT_END):]
+        tail = (tail + chunk[-2 * len(_ROOT_END):])[-2 * len(_ROOT_END):]
         try:
             scanner.feed(chunk)
         except syntax_error as error:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,18 @@ command = ["{binary}"{args}]
 tool = "{tool}"
 timeout = "{timeout}"
 """
+
+
+def git_in(repo: Path) -> Callable[..., str]:
+    """``git(*args)`` in ``repo`` with a known identity; what it printed."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    return git
 
 
 def write_config(folder: Path, binary: Path, tool: str, *args: str, name: str = "unit",
@@ -150,13 +163,7 @@ def test_pull_request_cannot_loosen_its_own_gate(tmp_path: Path, plain: Path) ->
     """The PR raises the leak baseline in its own tree; the gate still reads the target's."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True,
-                              text=True).stdout.strip()
-
+    git = git_in(repo)
     git("init", "-q", "-b", "main")
     config = write_config(repo, plain, "valgrind", "leak_many")
     assert main(["baseline", "update", "--config", str(config)]) == 0

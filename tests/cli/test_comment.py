@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from fakeforge import FakeForge, github_env
 
 from memgate.cli import main
-from tests.cli.test_check import write_config
+from tests.cli.test_check import git_in, write_config
 from tests.conftest import BuildProgram
 
 
@@ -31,13 +30,7 @@ def pull_request(tmp_path: Path, build_program: BuildProgram, server: FakeForge,
     environment of a GitHub Actions pull_request run pointing at the fake server."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    git_env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo, env=git_env, check=True, capture_output=True,
-                              text=True).stdout.strip()
-
+    git = git_in(repo)
     binary = build_program("memprog.c")
     git("init", "-q", "-b", "main")
     config = write_config(repo, binary, "valgrind", "leak_many")

@@ -237,28 +237,33 @@ class FrameCache:
         self.limit = limit
         self._frames: dict[str, Frame] = {}
         self._identities: dict[tuple[str, str], _Identity] = {}
-        self._leaks: dict[tuple[str, int, int, str], Leak] = {}
+        self._leaks: dict[tuple[str, str, str, str], Leak] = {}
         self._errors: dict[tuple[str, str, str], MemError] = {}
 
     def identify(self, category: str, frames: str) -> _Identity:
         """The stack, site and fingerprint of a record in ``category`` ("leak:definite", ...) whose
         stack is ``frames``, its frame lines as printed."""
-        key = (category, _FRAME_PREFIX.sub("", frames))
-        known = self._identities.get(key)
+        return self._identity(category, _FRAME_PREFIX.sub("", frames))
+
+    def _identity(self, category: str, key: str) -> _Identity:
+        """``identify`` for frame lines already without their numbers and pcs."""
+        known = self._identities.get((category, key))
         if known is None:
-            lines = key[1].split("\n")
-            stack = tuple(self._frame(line) for line in lines if line and not line.isspace())
+            stack = tuple(self._frame(line) for line in key.split("\n") if line and not line.isspace())
             site = site_of(stack)
-            known = _Identity(stack, site, fingerprint(category, stack, site), key[1])
-            self._remember(self._identities, key, known)
+            known = _Identity(stack, site, fingerprint(category, stack, site), key)
+            self._remember(self._identities, (category, key), known)
         return known
 
-    def leak(self, kind: LeakKind, size: int, blocks: int, frames: str) -> Leak:
-        identity = self.identify(_LEAK_CATEGORY[kind], frames)
-        key = (kind, size, blocks, identity.key)
+    def leak(self, direct: str, size: str, blocks: str, frames: str) -> Leak:
+        """The record of a "Direct"/"Indirect" leak of ``size`` bytes in ``blocks`` objects, as
+        printed. One lookup when the record was seen before (its frames may be at other pcs)."""
+        key = (direct, size, blocks, _FRAME_PREFIX.sub("", frames))
         leak = self._leaks.get(key)
         if leak is None:
-            leak = Leak(kind=kind, bytes=size, blocks=blocks, stack=identity.stack,
+            kind: LeakKind = "definite" if direct == "Direct" else "indirect"
+            identity = self._identity(_LEAK_CATEGORY[kind], key[3])
+            leak = Leak(kind=kind, bytes=int(size), blocks=int(blocks), stack=identity.stack,
                         fingerprint=identity.fingerprint, site=identity.site)
             self._remember(self._leaks, key, leak)
         return leak
@@ -419,11 +424,14 @@ class LogParser:
         """Whole lines, each after a newline: ``"\\nline\\nline"``."""
         if self.findings.pid is None or not self.findings.sanitizer_output:
             self._recognise(text)
-        for event in _EVENT.finditer(text):
-            kind, size, blocks, stack, frames, line = event.groups()
-            if kind is not None:
-                self._leak_record(kind, int(size), int(blocks), stack or "")
-            elif frames is not None:
+        leaks = self.findings.leaks
+        for direct, size, blocks, stack, frames, line in _EVENT.findall(text):  # '' for a group not there
+            if direct:
+                if self._state != _LEAKS:
+                    self._close_report()
+                    self._start_leak_report()
+                leaks.append(self._cache.leak(direct, size, blocks, stack))
+            elif frames:
                 self._frames(frames)
             else:
                 self._text_line(line)
@@ -570,15 +578,8 @@ class LogParser:
         findings.records_totals.clear()
         findings.omitted_leaks = False
         findings.leak_report_seen = True
+        findings.sanitizer_output = True
         self._state = _LEAKS
-
-    def _leak_record(self, direct: str, size: int, blocks: int, frames: str) -> None:
-        if self._state != _LEAKS:
-            self._close_report()
-            self._start_leak_report()
-        kind: LeakKind = "definite" if direct == "Direct" else "indirect"
-        self.findings.leaks.append(self._cache.leak(kind, size, blocks, frames))
-        self.findings.sanitizer_output = True
 
     def _close_error(self) -> None:
         error = self._error

@@ -76,7 +76,7 @@ from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.fingerprint import fingerprint, site_of
 from memgate.metrics import LeakKind, MetricName, leak_metrics
 from memgate.records import Frame, Leak, MemError, ProcessRecord
-from memgate.tools.base import Launch, Outcome, ToolOptions
+from memgate.tools.base import Launch, NumberTooLong, Outcome, ToolOptions, count_of
 
 OPTIONS_FILE = "memgate-sanitizer-options"
 ASAN_DEFAULTS: tuple[tuple[str, str], ...] = (
@@ -211,7 +211,7 @@ def frame_of(text: str) -> Frame:
     function, _, location = text.rpartition(" ")
     source = _LOCATION.fullmatch(location)
     if source:
-        return Frame(function=function.rstrip() or None, file=source["file"], line=int(source["line"]))
+        return Frame(function=function.rstrip() or None, file=source["file"], line=count_of(source["line"]))
     return Frame(function=text or None)
 
 
@@ -263,7 +263,7 @@ class FrameCache:
         if leak is None:
             kind: LeakKind = "definite" if direct == "Direct" else "indirect"
             identity = self._identity(_LEAK_CATEGORY[kind], key[3])
-            leak = Leak(kind=kind, bytes=int(size), blocks=int(blocks), stack=identity.stack,
+            leak = Leak(kind=kind, bytes=count_of(size), blocks=count_of(blocks), stack=identity.stack,
                         fingerprint=identity.fingerprint, site=identity.site)
             self._remember(self._leaks, key, leak)
         return leak
@@ -441,7 +441,7 @@ class LogParser:
         findings = self.findings
         findings.sanitizer_output = findings.sanitizer_output or bool(_SANITIZER_LINE.search(text))
         if findings.pid is None and (own := _OWN_PID_LINE.search(text)):
-            findings.pid = int(own[1])
+            findings.pid = count_of(own[1])
 
     def _frames(self, frames: str) -> None:
         """The first run of frames after an ERROR line is the access stack; the allocation and free
@@ -483,9 +483,9 @@ class LogParser:
             self.findings.leak_check_done = True
             return
         if self.findings.pid is None:
-            self.findings.pid = int(prefix[1])
+            self.findings.pid = count_of(prefix[1])
         if text.startswith("ERROR: "):
-            self.findings.report_pids.add(int(prefix[1]))
+            self.findings.report_pids.add(count_of(prefix[1]))
             self._open_report(text)
         elif text.startswith("ABORTING"):
             self._abort()
@@ -533,13 +533,13 @@ class LogParser:
         elif line.startswith("Stats: ") and self._state == _STATS:
             calls = _CALLS.match(line)
             if calls:
-                self.findings.alloc_calls = int(calls[1])
+                self.findings.alloc_calls = count_of(calls[1])
 
     def _summary(self, line: str) -> None:
         self.findings.sanitizer_output = True
         leaked = _LEAK_SUMMARY.match(line)
         if leaked and self._state == _LEAKS:
-            self.findings.summary_totals.append((int(leaked[1]), int(leaked[2])))
+            self.findings.summary_totals.append((count_of(leaked[1]), count_of(leaked[2])))
             leaks = self.findings.leaks  # this report's records: a new report starts afresh
             listed = sum(leak.bytes for leak in leaks), sum(leak.blocks for leak in leaks)
             self.findings.records_totals.append(listed)
@@ -667,8 +667,12 @@ def pid_from_name(path: Path) -> int | None:
 
 def parse_log(path: Path, cache: FrameCache | None = None) -> Findings:
     parser = LogParser(path, cache)
-    for chunk in read_chunks(path):
-        parser.feed_text(chunk)
+    try:
+        for chunk in read_chunks(path):
+            parser.feed_text(chunk)
+    except NumberTooLong as error:
+        raise ParseError(f"this is not a sanitizer log: it holds {error.message}", path=path,
+                         hint="give the files ASan/LSan wrote (log_path) or a captured stderr") from None
     findings = parser.finish()
     several = findings.several_processes()
     if several:

@@ -37,6 +37,7 @@ from memgate.tools._memcheck.model import (
     RawFrame,
     Sites,
 )
+from memgate.tools.base import NumberTooLong, count_of
 
 _MAX_LINE = 1 << 16  # characters; a longer line is cut (no memcheck line is that long)
 _MAX_BLOCK = 4096  # lines kept of one block
@@ -61,6 +62,7 @@ _FRAME = re.compile(r"^\s+(?:at|by) (0x[0-9A-Fa-f]+): (.*)$")
 _SOURCE = re.compile(r"^(.*):(\d+)$")
 _THREAD = re.compile(r"^Thread \d+(?: [^:]*)?:$")
 _GAVE_UP = ("More than ", "I'm not reporting any more")
+_HINT = "give memgate valgrind's --log-file, --xml-file, or the stderr it wrote"
 
 # memcheck's error headlines (mc_errors.c), as the XML names their kinds
 _KINDS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(pattern), kind) for pattern, kind in (
@@ -94,7 +96,7 @@ def error_kind(headline: str) -> str:
 
 
 def _int(text: str) -> int:
-    return int(text.replace(",", ""))
+    return count_of(text.replace(",", ""))
 
 
 def parse_frame(line: str) -> RawFrame | None:
@@ -111,7 +113,7 @@ def parse_frame(line: str) -> RawFrame | None:
         if inside.startswith("in "):
             function, obj = rest[:cut], inside[3:]
         elif source:
-            function, file, number = rest[:cut], source[1], int(source[2])
+            function, file, number = rest[:cut], source[1], count_of(source[2])
     return (None if function in ("???", "") else function, file, number, obj, address)
 
 
@@ -156,8 +158,7 @@ class TextReader:
             else:
                 self._close_block(process)
         if not self._processes:
-            raise ParseError("no Valgrind lines (==PID== ...) in this file", path=self.path,
-                             hint="give memgate valgrind's --log-file, --xml-file, or the stderr it wrote")
+            raise ParseError("no Valgrind lines (==PID== ...) in this file", path=self.path, hint=_HINT)
         outputs = []
         for process in self._processes.values():
             self._close_block(process)
@@ -170,7 +171,7 @@ class TextReader:
                 while line := handle.readline(_MAX_LINE):
                     match = _PREFIX.search(line)
                     if match:
-                        yield int(match[1]), line[match.end():].rstrip("\r\n")
+                        yield count_of(match[1]), line[match.end():].rstrip("\r\n")
         except OSError as error:
             raise ParseError(f"cannot read {self.path}: {error.strerror or error}", path=self.path) from None
 
@@ -295,4 +296,8 @@ class TextReader:
 
 def read_text(path: Path, sites: Sites | None = None) -> list[MemcheckOutput]:
     """Every process of one memcheck text log, one output each."""
-    return TextReader(path, sites).read()
+    try:
+        return TextReader(path, sites).read()
+    except NumberTooLong as error:
+        raise ParseError(f"not a log valgrind writes: it holds {error.message}", path=path,
+                         hint=_HINT) from None

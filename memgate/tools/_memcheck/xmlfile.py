@@ -43,6 +43,7 @@ from memgate.tools._memcheck.xmlstream import (
     stream_expat,
     stream_lxml,
 )
+from memgate.tools.base import NumberTooLong, count_of
 
 PROTOCOLS = (4, 5, 6)
 
@@ -66,10 +67,10 @@ def _int(text: str | None) -> int | None:
     if text is None:
         return None
     if text.isdecimal():
-        return int(text)
+        return count_of(text)
     text = text.strip().replace(",", "")
     if text.isdecimal():
-        return int(text)
+        return count_of(text)
     if text[:2].lower() == "0x":
         try:
             return int(text, 16)
@@ -343,4 +344,8 @@ def read_xml(path: Path, *, sites: Sites | None = None, use_lxml: bool | None = 
     elif use_lxml and not lxml_available():
         raise ParseError("lxml is not installed", path=path, hint="pip install lxml")
     stream = stream_lxml(path) if use_lxml else stream_expat(path)
-    return XmlReader(path, sites).read(stream)
+    try:
+        return XmlReader(path, sites).read(stream)
+    except NumberTooLong as error:
+        raise ParseError(f"not the XML valgrind writes: it holds {error.message}", path=path,
+                         hint=_HINT) from None

@@ -49,7 +49,7 @@ from memgate.tools._heap_common import (
     valgrind_launch,
     valgrind_version,
 )
-from memgate.tools.base import Launch, Outcome, ToolOptions
+from memgate.tools.base import Launch, NumberTooLong, Outcome, ToolOptions, count_of
 
 _HINT_NOT_MASSIF = "give the file massif wrote (--massif-out-file), e.g. massif.out.1234"
 _DIGITS = re.compile(r"[0-9]+")
@@ -131,7 +131,7 @@ class _Reader:
         if not match:
             raise ParseError(f"a heap tree line massif does not write: {line[:80]!r}", path=self.path,
                              hint=_HINT_NOT_MASSIF)
-        snapshot.pending_nodes += int(match[1]) - 1
+        snapshot.pending_nodes += count_of(match[1]) - 1
 
     def _integer(self, name: str, value: str) -> int:
         """A count of bytes or instructions: digits only (``int()`` would also take "-1", "+1_0")."""
@@ -139,7 +139,7 @@ class _Reader:
         if not _DIGITS.fullmatch(digits):
             raise ParseError(f"{name} is not a number of 0 or more: {value[:40]!r}", path=self.path,
                              hint=_HINT_NOT_MASSIF)
-        return int(digits)
+        return count_of(digits)
 
     def _close_snapshot(self) -> None:
         snapshot = self.current
@@ -176,6 +176,9 @@ def read_profile(path: Path) -> MassifProfile:
     by the callers) for one cut short."""
     try:
         return _Reader(path).feed(_lines(path))
+    except NumberTooLong as error:
+        raise ParseError(f"not a massif output file: it holds {error.message}", path=path,
+                         hint=_HINT_NOT_MASSIF) from None
     except OSError as error:
         raise ParseError(f"cannot read the massif file: {error.strerror}", path=path,
                          hint="check the path and its permissions") from None

@@ -49,7 +49,7 @@ from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import MetricName
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import files_by_pid, incomplete, pid_in_name, tool_env
-from memgate.tools.base import Launch, Outcome, ToolOptions
+from memgate.tools.base import Launch, NumberTooLong, Outcome, ToolOptions, count_of
 
 INSTALL_HINT = ("install glibc's memusage: apt-get install libc-devtools (Debian, Ubuntu), "
                 "dnf install glibc-utils (Fedora)")
@@ -129,17 +129,18 @@ def _summary(header: re.Match[str], lines: Iterator[str]) -> tuple[MemusageSumma
             after = line
             break
         name = match[1]
-        functions[name] = FunctionCalls(calls=int(match[2]), bytes=int(match[3]), failed=int(match[4] or 0))
+        functions[name] = FunctionCalls(calls=count_of(match[2]), bytes=count_of(match[3]),
+                                        failed=count_of(match[4] or "0"))
         if name == "realloc":
             detail = _REALLOC_DETAIL.search(match[5])
     missing = [name for name in _FUNCTIONS_NEEDED if name not in functions]
     if missing or detail is None:
         raise _Truncated(f"the summary lacks its {', '.join(missing) or 'realloc details'} line")
-    _check_counts(functions, realloc_free=int(detail[3]))
+    _check_counts(functions, realloc_free=count_of(detail[3]))
     summary = MemusageSummary(
-        heap_total_bytes=int(header[1]), heap_peak_bytes=int(header[2]), stack_peak_bytes=int(header[3]),
-        functions=functions, realloc_nomove=int(detail[1]), realloc_shrink=int(detail[2]),
-        realloc_free=int(detail[3]),
+        heap_total_bytes=count_of(header[1]), heap_peak_bytes=count_of(header[2]),
+        stack_peak_bytes=count_of(header[3]), functions=functions, realloc_nomove=count_of(detail[1]),
+        realloc_shrink=count_of(detail[2]), realloc_free=count_of(detail[3]),
     )
     return summary, after
 
@@ -175,7 +176,7 @@ def _records(path: Path, pid: int | None) -> list[ProcessRecord]:
         summaries = read_summaries(path)
     except _Truncated as error:
         return [incomplete(f"the memusage summary is truncated: {error}", pid=pid, log_files=[path])]
-    except _Malformed as error:
+    except (_Malformed, NumberTooLong) as error:
         raise ParseError(f"not a summary libmemusage writes: {error}", path=path,
                          hint="give the standard error of a program run under memusage") from None
     except OSError as error:

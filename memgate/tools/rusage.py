@@ -32,11 +32,11 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from memgate.errors import ConfigError, ToolError, UsageError
+from memgate.errors import ConfigError, ParseError, ToolError, UsageError
 from memgate.metrics import MetricName
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import incomplete, require_program, tool_env
-from memgate.tools.base import Launch, Outcome, ToolOptions
+from memgate.tools.base import Launch, NumberTooLong, Outcome, ToolOptions, count_of
 
 INSTALL_HINT = "install GNU time: apt-get install time (dnf install time, apk add time)"
 OUTPUT = "rusage.txt"
@@ -94,15 +94,23 @@ def read_figures(path: Path) -> ProcessRecord:
     if figures is None:
         return incomplete("GNU time reported nothing: the run was killed (a timeout?) or could not start",
                           log_files=[path] if path.exists() else [])
+    try:
+        return _record(path, lines, figures)
+    except NumberTooLong as error:
+        raise ParseError(f"not a report GNU time writes: it holds {error.message}", path=path,
+                         hint="let no suite write into memgate's log folder") from None
+
+
+def _record(path: Path, lines: list[str], figures: re.Match[str]) -> ProcessRecord:
     fatal: str | None = None
     for line in lines:
         signalled = _SIGNALLED.match(line)
         if signalled:
-            fatal = _signal_name(int(signalled[1]))
+            fatal = _signal_name(count_of(signalled[1]))
     metrics: dict[MetricName, int] = {
-        "rss_peak_bytes": int(figures[1]) * 1024,
-        "page_faults_minor": int(figures[2]),
-        "page_faults_major": int(figures[3]),
+        "rss_peak_bytes": count_of(figures[1]) * 1024,
+        "page_faults_minor": count_of(figures[2]),
+        "page_faults_major": count_of(figures[3]),
     }
     return ProcessRecord(log_files=(str(path),), metrics=metrics, leak_check=False, fatal_signal=fatal)
 

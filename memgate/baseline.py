@@ -22,6 +22,7 @@ from memgate.gcpause import collector_paused
 from memgate.metrics import MetricName
 from memgate.records import REPORT_SCHEMA_VERSION, Record, Report, SuiteRecord, SuiteStatus
 from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
+from memgate.tools.base import NumberTooLong, count_of
 
 BASELINE_SCHEMA_VERSION = 1
 REGENERATE = "regenerate it with `memgate baseline update`"
@@ -241,13 +242,15 @@ def _read_json(path: Path) -> object:
         raise BaselineError(f"cannot read the file: {error.strerror or error}", path=path,
                             hint="check its permissions") from None
     try:
-        data: object = json.loads(text)
+        data: object = json.loads(text, parse_int=count_of)  # every figure is a tool's count
     except json.JSONDecodeError as error:
         raise BaselineError(
             f"the file is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})",
             path=path,
             hint=f"{REGENERATE}, or fix the merge conflict in it",
         ) from None
+    except NumberTooLong as error:
+        raise BaselineError(f"the file holds {error.message}", path=path, hint=REGENERATE) from None
     return data
 
 

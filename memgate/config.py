@@ -31,6 +31,7 @@ _LIMIT = re.compile(
     r"^\s*(?:(?P<pct>\+?\d+(?:\.\d+)?)\s*%|\+?(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*))\s*$"
 )
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)")
+_MAX_LIMIT_NUMBER = 40  # characters of a limit's number: any count has 20 digits at most
 
 
 class Limit(BaseModel):
@@ -59,6 +60,10 @@ class Limit(BaseModel):
                 f"{value!r} is not a limit: write a relative one such as \"10%\" or an absolute one "
                 "such as \"+64KiB\", \"+0\" or \"+3\""
             )
+        number = match["pct"] or match["num"]
+        if len(number) > _MAX_LIMIT_NUMBER:  # float() would make it infinite, Fraction() may fail on it
+            raise ValueError(f"{value[:_MAX_LIMIT_NUMBER]!r}... is not a limit: its number has "
+                             f"{len(number):,} characters")
         if match["pct"] is not None:
             return {"relative": float(match["pct"]) / 100, "text": value.strip()}
         unit = match["unit"].lower()
@@ -149,7 +154,10 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string such as \"10m\"")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of more than 308 digits
+            raise ValueError(f"a duration of {len(str(value)):,} digits is no timeout") from None
     elif isinstance(value, str):
         text = value.strip().lower()
         if re.fullmatch(r"\d+(\.\d+)?", text):
@@ -340,6 +348,9 @@ def parse_config(text: str, path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"invalid TOML: {error}", path=path, hint="fix the TOML syntax") from None
+    except ValueError:  # int() refuses a number of thousands of digits
+        raise ConfigError(f"invalid TOML: {_longest_number(text)}", path=path,
+                          hint="no setting takes a number that long: fix it") from None
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("memgate")
         if data is None:
@@ -354,6 +365,15 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError("no [[suite]] defined", path=path,
                           hint="add a [[suite]] with name, command and tool")
     return config
+
+
+def _longest_number(text: str) -> str:
+    """The number ``tomllib`` could not read, and where it is: the longest run of digits."""
+    run = max(re.finditer(r"[0-9][0-9_]*", text), key=lambda match: len(match[0]), default=None)
+    if run is None:
+        return "a number too long to read"
+    line = text.count("\n", 0, run.start()) + 1
+    return f"a number of {len(run[0].replace('_', '')):,} digits (at line {line})"
 
 
 def _first_problem(error: ValidationError, data: Any) -> str:

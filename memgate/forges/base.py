@@ -38,6 +38,14 @@ class ForgeConfigError(ForgeError):
     """The CI environment lacks what commenting needs (a variable, the event file, a token)."""
 
 
+def request_number(text: str) -> int | None:
+    """A pull/merge request number as CI variables write it (ASCII digits, at most 20: ``int()``
+    also takes other digits, and fails on thousands of them), else None."""
+    if text.isascii() and text.isdecimal() and len(text) <= 20:
+        return int(text)
+    return None
+
+
 class ForgeRequestError(ForgeError):
     """The forge answered with an error, or could not be reached."""
 

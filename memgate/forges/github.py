@@ -26,6 +26,7 @@ from memgate.forges.base import (
     ForgeConfigError,
     ForgeError,
     cut_body,
+    request_number,
 )
 from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, upsert
 
@@ -294,7 +295,13 @@ def _pull_request_from_event(env: Mapping[str, str], event_name: str) -> _EventP
 
 def _number_from_ref(env: Mapping[str, str]) -> int | None:
     match = _PULL_REF.fullmatch(env.get("GITHUB_REF", ""))
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    number = request_number(match[1])
+    if number is None:
+        raise ForgeConfigError(f"GITHUB_REF={match[0][:60]!r} names no pull request number",
+                               hint="leave GITHUB_REF to GitHub Actions, which sets it")
+    return number
 
 
 def _run_url(env: Mapping[str, str], repository: str) -> str | None:

@@ -22,6 +22,7 @@ from memgate.forges.base import (
     Forbidden,
     ForgeConfigError,
     cut_body,
+    request_number,
 )
 from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, upsert
 
@@ -60,8 +61,9 @@ class GitLabContext:
                 "merge request to comment on",
                 hint='run the comment job with `rules: - if: $CI_PIPELINE_SOURCE == "merge_request_event"`',
             )
-        if not iid_text.isdecimal():
-            raise ForgeConfigError(f"CI_MERGE_REQUEST_IID={iid_text!r} is not a number",
+        iid = request_number(iid_text)
+        if iid is None:
+            raise ForgeConfigError(f"CI_MERGE_REQUEST_IID={iid_text[:40]!r} is not a merge request number",
                                    hint="leave it to GitLab, which sets it in merge request pipelines")
         # The merge request lives in the target project, which differs from CI_PROJECT_ID for forks.
         project_id = env.get("CI_MERGE_REQUEST_PROJECT_ID", "").strip() or _required(
@@ -75,7 +77,7 @@ class GitLabContext:
         return cls(
             api_url=api_url,
             project_id=project_id,
-            mr_iid=int(iid_text),
+            mr_iid=iid,
             token=token,
             diff_base_sha=env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "").strip() or None,
             is_fork=bool(source_project) and source_project != project_id,

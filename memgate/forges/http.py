@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -371,12 +372,15 @@ def _path(url: str) -> str:
 
 
 def _number(value: str | None) -> float | None:
+    """A header's number, or None: also for "nan" and "inf" (or thousands of digits), which float()
+    takes and no wait can be (time.sleep() refuses NaN)."""
     if value is None:
         return None
     try:
-        return float(value.strip())
+        number = float(value.strip())
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

@@ -11,7 +11,7 @@ xtree report beside its XML); one of its files is mutated by a list of operation
 - ``flip``: one byte changed; ``cut``: the file ends there; ``junk``: random bytes inserted;
 - ``line``: a line inserted, random text or a real line from another output of the same tool (the
   right words in the wrong place); ``drop`` / ``repeat``: a line removed or written twice;
-- ``number``: a run of digits replaced by 0, a huge number, a negative one or nothing.
+- ``number``: a run of digits replaced by 0, a number of 21 or 5,000 digits, a negative one or nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from memgate.tools import get_tool
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 NUMBERS = (b"0", b"-1", b"-4096", b"18446744073709551617", b"99999999999999999999999999999999", b"",
-           b"1.5", b"0x10", b"\xd9\xa3")  # the last: ARABIC-INDIC DIGIT THREE, which int() accepts
+           b"1.5", b"0x10", b"\xd9\xa3",  # ARABIC-INDIC DIGIT THREE, which int() accepts
+           b"9" * 21, b"9" * 5000)  # longer than any count; int() refuses more than 4,300 digits
 _LINES_KEPT = 400  # real lines per target offered to the ``line`` operation
 
 

@@ -6,6 +6,7 @@ overwritten."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -180,6 +181,14 @@ def _edited(real: bytes, **changes: object) -> bytes:
     return json.dumps(data).encode()
 
 
+def _long_figure(real: bytes, digits: int) -> bytes:
+    """The real baseline with its peak RSS ``digits`` long: json.loads' int() failed on 4,301 or more
+    (exit 4), and no count has more than 20."""
+    edited = re.sub(rb'("rss_peak_bytes": )\d+', rb"\g<1>" + b"9" * digits, real, count=1)
+    assert edited != real
+    return edited
+
+
 # case -> (the file's bytes from the real baseline, words of the error)
 BAD_BASELINES = {
     "not JSON": (lambda real: b"{not json", "not valid JSON (line 1, column 2"),
@@ -198,6 +207,9 @@ BAD_BASELINES = {
     "a figure that is text": (lambda real: _edited(real, metrics={"rss_peak_bytes": "lots"}),
                               "rss_peak_bytes"),
     "an unknown metric": (lambda real: _edited(real, metrics={"bogus": 1}), "metrics.bogus"),
+    "a figure of 5,000 digits": (lambda real: _long_figure(real, 5000),
+                                 "the file holds a number of 5,000 digits"),
+    "a figure of 21 digits": (lambda real: _long_figure(real, 21), "the file holds a number of 21 digits"),
 }
 
 
@@ -279,6 +291,13 @@ BAD_VALUES: list[tuple[str, str | None, str | None, str]] = [
     ("suite[0].timeout", None, "timeout = 0", "greater than zero"),
     ("suite[0].timeout", None, "timeout = -5", "greater than zero"),
     ("suite[0].timeout", None, "timeout = true", "a duration is a number"),
+    # numbers float() makes infinite or int() cannot read (OverflowError, ValueError: exit 4)
+    ("suite[0].timeout", None, f"timeout = {'9' * 400}", "a duration of 400 digits is no timeout"),
+    ("a number of 5,000 digits (at line 1)", f"baseline_dir = {'9' * 5000}", None, "invalid TOML"),
+    ("thresholds.heap_peak_bytes.fail", f'[thresholds]\nheap_peak_bytes = {{fail = "+{"9" * 400}MiB"}}', None,
+     "its number has 400 characters"),
+    ("thresholds.heap_peak_bytes.warn", f'[thresholds]\nheap_peak_bytes = {{warn = "{"9" * 5000}%"}}', None,
+     "its number has 5,000 characters"),
     ("suite[0].cwd", None, "cwd = 5", "valid string"),
     ("suite 'unit': cwd", None, 'cwd = "no/such/folder"', "is not a folder"),
     ("suite[0].env", None, 'env = ["A=1"]', "valid dictionary"),

@@ -83,15 +83,6 @@ CASES: dict[str, Case] = {
     "dhat-unused-figure": Case("dhat", "dhat/threads.json", rb'"tl":(\d+)', used=False),
 }
 
-# The frame line of memcheck's XML is read by xmlstream.py, which this change does not touch.
-_XMLSTREAM = pytest.mark.xfail(strict=True, reason="xmlstream.py converts <line> with int(): not fixed yet")
-
-
-def _marked(names: list[str]) -> list[object]:
-    return [pytest.param(name, marks=_XMLSTREAM) if name == "memcheck-xml-frame-line" else name
-            for name in names]
-
-
 def _write_case(case: Case, number: bytes, folder: Path) -> Path:
     source = DATA / case.source
     text = source.read_bytes()
@@ -102,7 +93,7 @@ def _write_case(case: Case, number: bytes, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", _marked(sorted(CASES)))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_a_number_of_5000_digits_is_exit_3_naming_the_file(name: str, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +104,7 @@ def test_a_number_of_5000_digits_is_exit_3_naming_the_file(name: str, tmp_path: 
     run.one_error(3, f"({path})", "digits")
 
 
-@pytest.mark.parametrize("name", _marked(sorted(name for name, case in CASES.items() if case.used)))
+@pytest.mark.parametrize("name", sorted(name for name, case in CASES.items() if case.used))
 def test_a_count_of_21_digits_is_no_figure(name: str, tmp_path: Path) -> None:
     """Shorter than int()'s limit, so no crash before either, but longer than any count: it never
     becomes a figure."""

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from memgate.tools._memcheck.model import RawFrame, Stack
+from memgate.tools.base import count_of
 
 CHUNK_BYTES = 1 << 18
 ROOT = "valgrindoutput"
@@ -102,7 +103,7 @@ def _source(directory: str | None, file: str | None) -> str | None:
 
 def _raw_frame(fields: dict[str, str]) -> RawFrame:
     line = fields.get("line")
-    number = int(line) if line and line.isdecimal() else None
+    number = count_of(line) if line and line.isdecimal() else None
     return (fields.get("fn") or None, _source(fields.get("dir"), fields.get("file")), number,
             fields.get("obj") or None, fields.get("ip") or None)
 
@@ -114,7 +115,7 @@ def _raw_frame(fields: dict[str, str]) -> RawFrame:
 # The usual shape of an <error> (memcheck's order of children), read with regular expressions: much
 # cheaper than an element object per child. Any other shape is parsed as XML.
 _HEAD = re.compile(
-    r"<error>\s*<unique>([^<]*)</unique>\s*<tid>[^<]*</tid>\s*(?:<threadname>[^<]*</threadname>\s*)?"
+    r"\s*<error>\s*<unique>([^<]*)</unique>\s*<tid>[^<]*</tid>\s*(?:<threadname>[^<]*</threadname>\s*)?"
     r"<kind>([^<]*)</kind>\s*(?:<what>([^<]*)</what>|<xwhat>\s*<text>([^<]*)</text>\s*"
     r"<leakedbytes>([^<]*)</leakedbytes>\s*<leakedblocks>([^<]*)</leakedblocks>\s*</xwhat>)"
 )
@@ -163,7 +164,8 @@ class StackText:
             if decode:
                 fn, obj = _unescape(fn or ""), _unescape(obj or "")
                 directory, file = _unescape(directory or ""), _unescape(file or "")
-            yield (fn or None, _source(directory, file), int(line) if line else None, obj or None, ip or None)
+            number = count_of(line) if line else None
+            yield (fn or None, _source(directory, file), number, obj or None, ip or None)
             position = match.end()
 
     def _parsed(self, start: int) -> Iterator[RawFrame]:
@@ -249,20 +251,45 @@ def _parsed_error(text: str) -> XmlError:
     return _walk_error(_fromstring(text))
 
 
-_PAIR = re.compile(r"^<pair>\s*<count>(\d+)</count>\s*<(unique|name)>([^<]*)</\2>\s*</pair>$")
+_PAIR = re.compile(r"<pair>\s*<count>(\d+)</count>\s*<(unique|name)>([^<]*)</\2>\s*</pair>", re.A)
 
 
 def _pair(text: str) -> XmlElement:
-    match = _PAIR.match(text)
+    match = _PAIR.fullmatch(text)
     if match is None:
         return _parsed_element(text)
-    return XmlElement("pair", "", [("count", match[1]), (match[2], _unescape(match[3]))])
+    return _pair_of(match[1], match[2], match[3])
 
 
+def _pair_of(count: str, name: str, value: str) -> XmlElement:
+    return XmlElement("pair", "", [("count", count), (name, _unescape(value))])
+
+
+def _run_errors(text: str) -> list[XmlError]:
+    """The <error>s of a run's text (elements and the blanks between them). Where every end tag is
+    written ``</error>``, as memcheck does, a split cuts them apart; else the general expression."""
+    if text.count("</error") == text.count("</error>"):
+        pieces = text.split("</error>")
+        pieces.pop()  # the blanks after the last one
+        return [_text_error(piece) or _parsed_error(f"{piece.lstrip()}</error>") for piece in pieces]
+    return [_text_error(element) or _parsed_error(element) for element in _ELEMENTS[b"error"].findall(text)]
+
+
+def _run_pairs(text: str) -> list[XmlElement]:
+    """The <pair>s of a run's text: all read by one expression when they all have the usual shape."""
+    pairs = _PAIR.findall(text)
+    if len(pairs) == text.count("<pair"):
+        return [_pair_of(*fields) for fields in pairs]
+    return [_pair(element) for element in _ELEMENTS[b"pair"].findall(text)]
+
+
+# The end of a run of elements of a kind: an end tag that no element of the kind follows, blanks
+# aside. The elements of a run's text; re.ASCII: "\s" is XML's blanks only, as in the bytes.
+_RUN_END = {tag: re.compile(rb"</%s\s*>(?!\s*<%s[\s>])" % (tag, tag)) for tag in (b"error", b"pair")}
+_END = {tag: re.compile(rb"</%s\s*>" % tag) for tag in (b"error", b"pair")}
+_ELEMENTS = {tag: re.compile(r"<%s[\s>][^<]*(?:<(?!/%s\s*>)[^<]*)*</%s\s*>" % ((tag.decode(),) * 3), re.A)
+             for tag in (b"error", b"pair")}
 _STARTS = re.compile(rb"<(error|pair)[\s>]")
-_ENDS = {"error": re.compile(rb"</error\s*>"), "pair": re.compile(rb"</pair\s*>")}
-_NEXT = {"error": re.compile(rb"\s*(<)error[\s>]"), "pair": re.compile(rb"\s*(<)pair[\s>]")}
-
 
 class _Scanner:
     """expat checks every byte of the file; memgate's own scan finds where each <error> (and each
@@ -338,36 +365,38 @@ class _Scanner:
 
     def _run_of_elements(self) -> bool:
         """The open element and those of its kind that follow it with only blanks between (a run of
-        <error>s, the <pair>s of <errorcounts>): expat gets the whole run in one call."""
-        ends, nexts = _ENDS[self.inside], _NEXT[self.inside]
-        spans: list[tuple[int, int]] = []
+        <error>s, the <pair>s of <errorcounts>), as far as the buffer holds them whole: expat gets
+        them in one call, and their text is decoded once and cut into elements in one call."""
+        tag = self.inside.encode()
         start = self.span_start - self.base
-        while (end := ends.search(self.buffer, start)) is not None:
-            spans.append((start, end.end()))
-            following = nexts.match(self.buffer, end.end())
-            if following is None:
-                break
-            start = following.start(1)
-        if not spans:
+        run_end = _RUN_END[tag].search(self.buffer, start)
+        end = run_end.end() if run_end is not None else self._last_end(tag, start)
+        if end < 0:  # not one whole element in the buffer yet
             self._parse_to(max(self.fed, self._safe_end()))
             return False
-        last = self.base + spans[-1][1]
-        self._parse_to(last)
-        for begin, end_at in spans:
-            self._read_span(self.buffer[begin:end_at].decode("utf-8", errors="replace"))
-        if start > spans[-1][0]:  # the next one has begun but not ended in this buffer
-            self.span_start = self.base + start
+        self._parse_to(self.base + end)
+        text = self.buffer[start:end].decode("utf-8", errors="replace")
+        if tag == b"error":
+            root = self.root
+            self.items += [(root, error) for error in _run_errors(text)]
+        else:
+            top = self.top
+            self.items += [(top, pair) for pair in _run_pairs(text)]
+        if run_end is None:  # the next one has begun but not ended in this buffer
+            self.span_start = self.base + end
             return False
         self.inside, self.span_start = "", -1
         self._callbacks(True)
         return True
 
-    def _read_span(self, text: str) -> None:
-        if self.inside == "error":
-            error = _text_error(text)
-            self.items.append((self.root, error if error is not None else _parsed_error(text)))
-        else:
-            self.items.append((self.top, _pair(text)))
+    def _last_end(self, tag: bytes, start: int) -> int:
+        """Where the last whole element in the buffer ends, or -1."""
+        end_tag, position = b"</" + tag, len(self.buffer)
+        while (position := self.buffer.rfind(end_tag, start, position)) >= 0:
+            end = _END[tag].match(self.buffer, position)
+            if end is not None:
+                return end.end()
+        return -1
 
     # expat's callbacks, outside <error>s and <pair>s
 
@@ -469,7 +498,7 @@ class _LxmlChecker:
         data = bytes(data)
         if _CDATA in self._tail + data[:len(_CDATA)] or _CDATA in data:
             raise BrokenXml("a CDATA section, which valgrind never writes", at_end=False)
-        self._tail = (self._tail + data)[-len(_CDATA):]
+        self._tail = (self._tail + data[-len(_CDATA):])[-len(_CDATA):]
         if data:
             self._parser.feed(data)
         if final:

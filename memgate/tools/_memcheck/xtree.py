@@ -16,6 +16,7 @@ from pathlib import Path
 
 from memgate.errors import ParseError
 from memgate.tools._memcheck.model import HeapUsage, MemcheckOutput
+from memgate.tools.base import NumberTooLong, count_of
 
 _HEAD_LINES = 64
 _TAIL_BYTES = 4096
@@ -32,7 +33,7 @@ def _header(path: Path, lines: list[str]) -> tuple[int | None, str | None, list[
     for line in lines:
         name, _, value = line.partition(":")
         if name == "pid" and value.strip().isdecimal():
-            pid = int(value.strip())
+            pid = count_of(value.strip())
         elif name == "cmd":
             command = value.strip()
         elif name == "events":
@@ -55,6 +56,14 @@ def _totals_line(path: Path) -> str | None:
 
 def read_xtree(path: Path) -> MemcheckOutput:
     """The heap totals of one process; a report cut before ``totals:`` is noted as incomplete."""
+    try:
+        return _read(path)
+    except NumberTooLong as error:
+        raise ParseError(f"not an xtree report valgrind writes: it holds {error.message}", path=path,
+                         hint=_HINT) from None
+
+
+def _read(path: Path) -> MemcheckOutput:
     output = MemcheckOutput(path=path, format="xtree")
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
@@ -69,7 +78,7 @@ def read_xtree(path: Path) -> MemcheckOutput:
     if totals == "(null)":  # nothing was ever allocated
         values = [0] * len(events)
     else:
-        values = [int(word) for word in totals.split() if word.isdecimal()]
+        values = [count_of(word) for word in totals.split() if word.isdecimal()]
     if len(values) != len(events):
         raise ParseError(f"xtree totals {totals!r} do not match its events {' '.join(events)}", path=path,
                          hint=_HINT)

@@ -222,7 +222,7 @@ def _read(stream: _JsonStream, path: Path) -> DhatProfile:
                          hint=_HINT_NOT_DHAT)
     pid = header.get("pid")
     if type(pid) is int and not 0 <= pid < _COUNT_LIMIT:
-        raise _Malformed("a pid that no process can have")
+        raise _Malformed(f"a pid no process can have (below 0, or of more than {MAX_COUNT_DIGITS} digits)")
     command = header.get("cmd")
     return DhatProfile(pid=pid if isinstance(pid, int) else None,
                        command=command if isinstance(command, str) else None,

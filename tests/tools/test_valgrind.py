@@ -943,6 +943,24 @@ def test_odd_but_well_formed_xml_reads_the_same_three_ways(change: tuple[bytes, 
     assert _summary(path, "expat") == _summary(path, "lxml") == _summary(path, "tree")
 
 
+# The same for <pair>s, on a file that has some: a run of pairs in another shape is read one by one.
+ODD_PAIRS = {
+    "blank in a pair's end tag": (b"</pair>", b"</pair >"),
+    "attribute on a pair": (b"<pair>", b"<pair a=\"1\">"),
+}
+
+
+@pytest.mark.parametrize("change", ODD_PAIRS.values(), ids=ODD_PAIRS)
+def test_pairs_in_another_shape_read_the_same_three_ways(change: tuple[bytes, bytes], tmp_path: Path) -> None:
+    (source,) = (DATA / "kinds").glob("*.xml")
+    old, new = change
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(old, new, 1))
+    assert path.read_bytes() != source.read_bytes()
+    assert _summary(path, "expat") == _summary(path, "lxml") == _summary(path, "tree")
+    assert _summary(path, "expat") == _summary(source, "expat")  # the same figures as memcheck's own
+
+
 @pytest.mark.parametrize("markup", [b"<!-- c -->", b"<![CDATA[x]]>", b"<?foo bar?>"],
                          ids=["comment", "CDATA", "processing instruction"])
 @pytest.mark.parametrize("where", [b"<kind>", b"<status>"], ids=["in an error", "between elements"])

@@ -291,6 +291,7 @@ _ELEMENTS = {tag: re.compile(r"<%s[\s>][^<]*(?:<(?!/%s\s*>)[^<]*)*</%s\s*>" % ((
              for tag in (b"error", b"pair")}
 _STARTS = re.compile(rb"<(error|pair)[\s>]")
 
+
 class _Scanner:
     """expat checks every byte of the file; memgate's own scan finds where each <error> (and each
     <pair> of <errorcounts>) starts and ends, and expat is fed those elements with its callbacks

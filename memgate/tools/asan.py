@@ -91,6 +91,7 @@ _MAX_LINE = 1 << 16  # longer lines are cut: no sanitizer line is that long
 _MAX_RUN = 1 << 23  # a run of frame lines is kept in one chunk up to this size
 _MAX_DETAIL = 300  # characters kept of each line of an error's description
 _CACHE_LIMIT = 1 << 13  # frames (and stacks) remembered while parsing: a few MB at most
+_RUNS_LIMIT, _RUN_CHARS = 1 << 8, 1 << 14  # runs of leak records remembered whole: 4 MB at most
 
 # Signals the sanitizers catch and report as "ERROR: ...Sanitizer: SEGV on unknown address ...".
 DEADLY_KINDS = frozenset({"SEGV", "BUS", "FPE", "ILL", "ABRT", "TRAP", "stack-overflow"})
@@ -177,6 +178,11 @@ _LOCATION = re.compile(r"(?P<file>\S+?):(?P<line>\d+)(?::\d+)?")
 
 
 _FRAME_PREFIX = re.compile(r"#\d+ 0x[0-9a-fA-F]+ +")  # what frame_text drops, for a whole run of frames
+# A leak record as printed: its header line and its frame lines.
+_LEAK_TEXT = r"(?:Direct|Indirect) leak of \d+ byte\(s\) in \d+ object\(s\) allocated from:(?:\n {4}#[^\n]*)*"
+# One record of a run, its pcs dropped: the header, then its frame lines.
+_LEAK_RECORD = re.compile(r"(?P<kind>Direct|Indirect) leak of (?P<bytes>\d+) byte\(s\) in (?P<blocks>\d+) "
+                          r"object\(s\) allocated from:\n?(?P<stack>.*)", re.DOTALL)
 
 
 def frame_text(line: str) -> str | None:
@@ -237,7 +243,8 @@ class FrameCache:
         self.limit = limit
         self._frames: dict[str, Frame] = {}
         self._identities: dict[tuple[str, str], _Identity] = {}
-        self._leaks: dict[tuple[str, str, str, str], Leak] = {}
+        self._leaks: dict[str, Leak] = {}
+        self._runs: dict[str, tuple[Leak, ...]] = {}
         self._errors: dict[tuple[str, str, str], MemError] = {}
 
     def identify(self, category: str, frames: str) -> _Identity:
@@ -255,17 +262,31 @@ class FrameCache:
             self._remember(self._identities, (category, key), known)
         return known
 
-    def leak(self, direct: str, size: str, blocks: str, frames: str) -> Leak:
-        """The record of a "Direct"/"Indirect" leak of ``size`` bytes in ``blocks`` objects, as
-        printed. One lookup when the record was seen before (its frames may be at other pcs)."""
-        key = (direct, size, blocks, _FRAME_PREFIX.sub("", frames))
-        leak = self._leaks.get(key)
-        if leak is None:
-            kind: LeakKind = "definite" if direct == "Direct" else "indirect"
-            identity = self._identity(_LEAK_CATEGORY[kind], key[3])
-            leak = Leak(kind=kind, bytes=count_of(size), blocks=count_of(blocks), stack=identity.stack,
-                        fingerprint=identity.fingerprint, site=identity.site)
-            self._remember(self._leaks, key, leak)
+    def leaks(self, records: str) -> Sequence[Leak]:
+        """The records of a run of "Direct"/"Indirect" leak records as printed (each its header line
+        and frame lines, blank lines between them). The run's pcs are dropped at once; a short run
+        seen before (a suite's processes print the same leaks) is one lookup, and so is a record."""
+        text = _FRAME_PREFIX.sub("", records)
+        if len(text) > _RUN_CHARS:
+            return self._records(text)
+        leaks = self._runs.get(text)
+        if leaks is None:
+            leaks = tuple(self._records(text))
+            self._remember(self._runs, text, leaks, _RUNS_LIMIT)
+        return leaks
+
+    def _records(self, text: str) -> list[Leak]:
+        known = self._leaks
+        return [known.get(record) or self._new_leak(record) for record in text.split("\n\n") if record]
+
+    def _new_leak(self, text: str) -> Leak:
+        record = _LEAK_RECORD.match(text.lstrip("\n"))
+        assert record is not None, "_EVENT's leaks group holds leak records only"
+        kind: LeakKind = "definite" if record["kind"] == "Direct" else "indirect"
+        identity = self._identity(_LEAK_CATEGORY[kind], record["stack"])
+        leak = Leak(kind=kind, bytes=count_of(record["bytes"]), blocks=count_of(record["blocks"]),
+                    stack=identity.stack, fingerprint=identity.fingerprint, site=identity.site)
+        self._remember(self._leaks, text, leak)
         return leak
 
     def error(self, kind: str, description: str, frames: str) -> MemError:
@@ -278,8 +299,8 @@ class FrameCache:
             self._remember(self._errors, key, error)
         return error
 
-    def _remember(self, cache: dict[_K, _V], key: _K, value: _V) -> None:
-        if len(cache) >= self.limit:
+    def _remember(self, cache: dict[_K, _V], key: _K, value: _V, limit: int | None = None) -> None:
+        if len(cache) >= (limit or self.limit):
             cache.clear()
         cache[key] = value
 
@@ -304,7 +325,8 @@ _CALLS = re.compile(r"Stats: .* malloced .* by (\d+) calls")
 _TOP_LEAKS = re.compile(r"The (\d+) top leak\(s\):")
 # The lines of an error report kept for its description: the access, and where the address lies.
 _DETAIL = re.compile(r"(?:READ|WRITE|ACCESS) of size|The signal is caused|(?:Address )?0x\w+ is located ")
-_REGISTERS = re.compile(r"\s*(?:at pc|\(pc) 0x[0-9a-fA-F]+ bp 0x[0-9a-fA-F]+ sp 0x[0-9a-fA-F]+(?: T\d+\))?")
+# The registers an ERROR line ends with, "at pc ... sp ..." or "(pc ... sp ... T0)": they differ in every run.
+_REGISTERS = re.compile(r" (?:at |\()pc 0x[0-9a-fA-F]+ bp 0x[0-9a-fA-F]+ sp 0x[0-9a-fA-F]+(?: T\d+\))?")
 
 # ERROR lines whose first word is not the kind; the SUMMARY line, when there is one, has the last word.
 _ERROR_PHRASES: tuple[tuple[str, str], ...] = (
@@ -321,6 +343,10 @@ _ERROR_PHRASES: tuple[tuple[str, str], ...] = (
     ("out of memory", "out-of-memory"),
     ("requested allocation size exceeds", "allocation-size-too-big"),
 )
+_PHRASES_BY_WORD = {  # error_kind looks only at the phrases that start with the message's first word
+    word: [(phrase, kind) for phrase, kind in _ERROR_PHRASES if phrase.split(" ", 1)[0] == word]
+    for word in {phrase.split(" ", 1)[0] for phrase, _ in _ERROR_PHRASES}
+}
 # The runtime itself gave up: nothing after this line can be trusted to be complete.
 _RUNTIME_FAILURES: tuple[tuple[str, str], ...] = (
     ("LeakSanitizer has encountered a fatal error",
@@ -334,10 +360,10 @@ _RUNTIME_FAILURES: tuple[tuple[str, str], ...] = (
 
 def error_kind(message: str) -> str:
     """The kind of an ERROR line's message, e.g. "heap-buffer-overflow" or "double-free"."""
-    for phrase, kind in _ERROR_PHRASES:
+    word = message.split(" ", 1)[0]
+    for phrase, kind in _PHRASES_BY_WORD.get(word, ()):
         if message.startswith(phrase):
             return kind
-    word = message.split(" ", 1)[0]
     return word.rstrip(":") or "unknown"
 
 
@@ -362,8 +388,7 @@ class Findings:
     leak_report_seen: bool = False
     leak_check_done: bool = False  # a finished leak report, ASan exit stats or LSan's tracer
     alloc_calls: int | None = None
-    summary_totals: list[tuple[int, int]] = field(default_factory=list)
-    records_totals: list[tuple[int, int]] = field(default_factory=list)
+    summary_total: tuple[int, int] | None = None  # bytes and blocks in the leak report's SUMMARY
     omitted_leaks: bool = False
     halted_by: str | None = None  # the error kind after which the runtime printed ABORTING
     fatal_signal: str | None = None
@@ -373,6 +398,10 @@ class Findings:
     # ids of the ERROR lines, and how many exit statistics there are (each process prints them once).
     report_pids: set[int] = field(default_factory=set)
     exit_stats: int = 0
+
+    def listed_total(self) -> tuple[int, int]:
+        """Bytes and blocks of the leak records, to be held against the SUMMARY's."""
+        return sum(leak.bytes for leak in self.leaks), sum(leak.blocks for leak in self.leaks)
 
     def several_processes(self) -> str | None:
         """What shows that the file holds more than one process's output, or None."""
@@ -386,20 +415,21 @@ class Findings:
 # The parser's states between events.
 _OUTSIDE, _LEAKS, _ERROR, _STATS = range(4)
 
-# What the parser looks at, each found after a newline: a leak record with its frames, a run of
-# frame lines, or a line the state machine needs. Everything else (shadow-byte maps, legends, the
-# allocator's statistics, hints, blank lines, a program's own output) is skipped by the regex
-# engine without reaching Python.
+# What the parser looks at, each found after a newline: a run of leak records with their frames, a
+# run of frame lines, or a line the state machine needs. Everything else (shadow-byte maps, legends,
+# the allocator's statistics, hints, blank lines, a program's own output, and the separator before
+# an ERROR line, which opens the report anyway) is skipped by the regex engine without reaching
+# Python. Each alternative starts with a literal, which the engine rejects at a glance.
 _EVENT = re.compile(
-    r"\n(?:(?P<kind>Direct|Indirect) leak of (?P<bytes>\d+) byte\(s\) in (?P<blocks>\d+) object\(s\)"
-    r" allocated from:(?:\n(?P<stack> {4}#[^\n]*(?:\n {4}#[^\n]*)*))?"
+    r"\n(?:(?P<leaks>" + _LEAK_TEXT + r"(?:\n\n+" + _LEAK_TEXT + r")*)"
     r"|(?P<frames> {4}#[^\n]*(?:\n {4}#[^\n]*)*)"
-    r"|(?P<text>(?:={20,}(?![^\n])"
-    r"|==\d+==(?:ERROR: |ABORTING|Detached |LeakSanitizer has|The signal "
-    r"|\w+Sanitizer(?: CHECK failed|: nested bug))"
-    r"|SUMMARY: |AddressSanitizer exit stats:|Stats: \S+ malloced "
-    r"|(?:READ|WRITE|ACCESS) of size |(?:Address )?0x[0-9a-fA-F]+ is located "
-    r"|Omitting |Too many leaks|The \d+ top leak)[^\n]*))"
+    r"|(?P<text>(?:=(?!={19,}\n==\d+==ERROR: \w+Sanitizer:? )(?:={19,}(?![^\n])"
+    r"|=\d+==(?:ERROR: |ABORTING|Detached |The signal |LeakSanitizer(?: has| CHECK failed|: nested bug)"
+    r"|AddressSanitizer(?: CHECK failed|: nested bug)))"
+    r"|S(?:UMMARY: |tats: \S+ malloced )"
+    r"|A(?:ddressSanitizer exit stats:|ddress 0x[0-9a-fA-F]+ is located |CCESS of size )"
+    r"|READ of size |WRITE of size |0x[0-9a-fA-F]+ is located "
+    r"|Omitting |T(?:oo many leaks|he \d+ top leak))[^\n]*))"
 )
 
 
@@ -424,13 +454,12 @@ class LogParser:
         """Whole lines, each after a newline: ``"\\nline\\nline"``."""
         if self.findings.pid is None or not self.findings.sanitizer_output:
             self._recognise(text)
-        leaks = self.findings.leaks
-        for direct, size, blocks, stack, frames, line in _EVENT.findall(text):  # '' for a group not there
-            if direct:
+        for records, frames, line in _EVENT.findall(text):  # '' for a group not there
+            if records:
                 if self._state != _LEAKS:
                     self._close_report()
                     self._start_leak_report()
-                leaks.append(self._cache.leak(direct, size, blocks, stack))
+                self.findings.leaks += self._cache.leaks(records)
             elif frames:
                 self._frames(frames)
             else:
@@ -539,10 +568,8 @@ class LogParser:
         self.findings.sanitizer_output = True
         leaked = _LEAK_SUMMARY.match(line)
         if leaked and self._state == _LEAKS:
-            self.findings.summary_totals.append((count_of(leaked[1]), count_of(leaked[2])))
-            leaks = self.findings.leaks  # this report's records: a new report starts afresh
-            listed = sum(leak.bytes for leak in leaks), sum(leak.blocks for leak in leaks)
-            self.findings.records_totals.append(listed)
+            # The records are this report's to the end: a record after the SUMMARY starts a new one.
+            self.findings.summary_total = (count_of(leaked[1]), count_of(leaked[2]))
             self.findings.leak_check_done = True
             self._state = _OUTSIDE
             return
@@ -574,8 +601,7 @@ class LogParser:
         ``__lsan_do_recoverable_leak_check()`` gets its still-lost blocks reported again at exit."""
         findings = self.findings
         findings.leaks.clear()
-        findings.summary_totals.clear()
-        findings.records_totals.clear()
+        findings.summary_total = None
         findings.omitted_leaks = False
         findings.leak_report_seen = True
         findings.sanitizer_output = True
@@ -706,7 +732,8 @@ def _incomplete_reason(findings: Findings, context: _Context) -> str | None:
         return findings.runtime_failure
     if not findings.sanitizer_output:
         return f"no {context.tool_label} output in this file"
-    if findings.omitted_leaks or findings.summary_totals != findings.records_totals:
+    if findings.omitted_leaks or (findings.summary_total is not None
+                                  and findings.summary_total != findings.listed_total()):
         return _totals_problem(findings)
     if context.leak_detection and not findings.leak_check_done:
         return _no_leak_check(findings, context)
@@ -714,10 +741,11 @@ def _incomplete_reason(findings: Findings, context: _Context) -> str | None:
 
 
 def _totals_problem(findings: Findings) -> str:
-    listed = sum(b for b, _ in findings.records_totals), sum(n for _, n in findings.records_totals)
-    total = sum(b for b, _ in findings.summary_totals), sum(n for _, n in findings.summary_totals)
-    return (f"the leak report lists {listed[0]} bytes in {listed[1]} blocks but its SUMMARY counts "
-            f"{total[0]} bytes in {total[1]} blocks (some records were left out, e.g. by max_leaks)")
+    listed, total = findings.listed_total(), findings.summary_total
+    counted = (f"its SUMMARY counts {total[0]} bytes in {total[1]} blocks" if total is not None
+               else "it says it leaves some out, and has no SUMMARY to count them")
+    return (f"the leak report lists {listed[0]} bytes in {listed[1]} blocks but {counted} "
+            "(some records were left out, e.g. by max_leaks)")
 
 
 def _no_leak_check(findings: Findings, context: _Context) -> str:

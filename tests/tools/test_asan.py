@@ -5,6 +5,7 @@ of tests/data/asan as extra parser cases, and the parser's edges."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memgate.errors import ConfigError, ParseError
-from memgate.records import Frame, ProcessRecord
+from memgate.records import Frame, Leak, ProcessRecord
 from memgate.tools import asan, get_tool
 from memgate.tools.asan import (
     ASAN,
@@ -523,6 +524,18 @@ def test_leaks_left_out_of_the_report_make_it_incomplete(
     )
 
 
+def test_leaks_left_out_of_a_report_without_summary_are_not_counted_as_none(tmp_path: Path) -> None:
+    """"Omitting 3 more leak(s)" and a SUMMARY line that was cut: what the report did list is said."""
+    text = (DATA / "clang-lsan-max-leaks.log").read_text()
+    log = tmp_path / "lsan.1"
+    log.write_text(re.sub(r"SUMMARY: LeakSanitizer: [^\n]*", "SUMMARY: Le", text))
+    record = only(LSAN.parse([log]))
+    assert not record.complete and record.incomplete_reason == (
+        "the leak report lists 16 bytes in 2 blocks but it says it leaves some out, and has no SUMMARY to "
+        "count them (some records were left out, e.g. by max_leaks)"
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Saved real logs (tests/data/asan, made by regenerate.py)
 
@@ -771,6 +784,38 @@ def test_where_the_reads_end_changes_nothing(read_size: int) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(asan, "_READ_CHARS", read_size)
         assert ASAN.parse(logs) == whole
+
+
+def _leaks_of(text: str, path: Path, cache: asan.FrameCache | None = None) -> tuple[Leak, ...]:
+    path.write_text(text)
+    return tuple(asan.parse_log(path, cache).leaks)
+
+
+@pytest.mark.parametrize("blank_lines", [1, 2, 3, 4, 7])
+def test_blank_lines_between_leak_records_change_nothing(tmp_path: Path, blank_lines: int) -> None:
+    """A run of leak records is read at once and split at its blank lines: however many there are."""
+    text = (DATA / "clang-asan-leaks.log").read_text()
+    spaced = re.sub(r"\n\n(?=(?:Direct|Indirect) leak)", "\n" * (blank_lines + 1), text)
+    assert spaced.count("\n" * (blank_lines + 1) + "Direct leak") == 3
+    assert _leaks_of(spaced, tmp_path / "asan.2") == _leaks_of(text, tmp_path / "asan.1")
+    assert len(_leaks_of(spaced, tmp_path / "asan.2")) == 4
+
+
+def test_records_seen_again_at_other_pcs_are_the_same_records(tmp_path: Path) -> None:
+    """A suite's processes print the same leaks at other pcs: the run of records is recognised
+    whole; a run longer than those remembered whole gives the same records, one by one."""
+    text = (DATA / "gcc-lsan-leaks.log").read_text()
+    moved = re.sub(r"(#\d+ 0x)([0-9a-f]+)", lambda pc: f"{pc[1]}{int(pc[2], 16) + 0x1000:x}", text)
+    assert moved != text
+    cache = asan.FrameCache()
+    first = _leaks_of(text, tmp_path / "lsan.1", cache)
+    assert _leaks_of(moved, tmp_path / "lsan.2", cache) == first
+    assert _leaks_of(moved, tmp_path / "lsan.3") == first  # with a cache of its own
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asan, "_RUN_CHARS", 10)
+        assert _leaks_of(moved, tmp_path / "lsan.4", asan.FrameCache()) == first
+    assert [(leak.kind, leak.bytes, leak.blocks) for leak in first] == [
+        ("definite", 300, 3), ("definite", 32, 1), ("definite", 16, 1), ("indirect", 64, 1)]
 
 
 def test_a_binary_file_is_a_parse_error(tmp_path: Path) -> None:

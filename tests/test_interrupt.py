@@ -117,7 +117,14 @@ class Ended:
 def start_memgate(folder: Path, *argv: str) -> subprocess.Popen[str]:
     """``memgate ARGV`` in a session of its own, as a shell runs a foreground job."""
     return subprocess.Popen([sys.executable, "-m", "memgate", *argv], cwd=folder, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_sigint_as_in_a_foreground_job)
+
+
+def _sigint_as_in_a_foreground_job() -> None:
+    """A foreground job gets SIGINT at its default, even when the tests run with it ignored (started
+    in the background by a shell without job control), which memgate would rightly keep ignoring."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def interrupt(process: subprocess.Popen[str], signum: signal.Signals) -> Ended:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from memgate.errors import ExitCode, MemgateError
+from memgate.tools.base import MAX_COUNT_DIGITS
 
 #: Hidden in the rendered Markdown; how memgate recognises its own comment among all others.
 MARKER = "<!-- memgate:report -->"
@@ -39,9 +40,9 @@ class ForgeConfigError(ForgeError):
 
 
 def request_number(text: str) -> int | None:
-    """A pull/merge request number as CI variables write it (ASCII digits, at most 20: ``int()``
-    also takes other digits, and fails on thousands of them), else None."""
-    if text.isascii() and text.isdecimal() and len(text) <= 20:
+    """A pull/merge request number as CI variables write it (ASCII digits, no more than a count has:
+    ``int()`` also takes other digits, and fails on thousands of them), else None."""
+    if text.isascii() and text.isdecimal() and len(text) <= MAX_COUNT_DIGITS:
         return int(text)
     return None
 

@@ -46,8 +46,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from memgate.errors import ToolError
+from memgate.proc import Outcome
 from memgate.tools import get_tool
-from memgate.tools.base import Outcome, ToolOptions
+from memgate.tools.base import ToolOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"

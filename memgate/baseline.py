@@ -22,7 +22,7 @@ from memgate.gcpause import collector_paused
 from memgate.metrics import MetricName
 from memgate.records import REPORT_SCHEMA_VERSION, Record, Report, SuiteRecord, SuiteStatus
 from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
-from memgate.tools.base import NumberTooLong, count_of
+from memgate.units import NumberTooLong, count_of
 
 BASELINE_SCHEMA_VERSION = 1
 REGENERATE = "regenerate it with `memgate baseline update`"

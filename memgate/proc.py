@@ -15,11 +15,27 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from memgate.errors import ToolError
 from memgate.interrupt import StopRequest
-from memgate.tools.base import Outcome
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the wrapped command ended, as the runner saw it (``os.wait4``)."""
+
+    exit_code: int | None  # None when killed by a signal
+    signal: int | None = None
+    timed_out: bool = False
+    duration_seconds: float = 0.0
+    rss_peak_bytes: int | None = None
+    page_faults_minor: int | None = None
+    page_faults_major: int | None = None
+    user_seconds: float | None = None
+    system_seconds: float | None = None
+
 
 #: After SIGTERM on a timeout, how long the group gets to write its reports before SIGKILL.
 TERMINATE_GRACE_SECONDS = 5.0

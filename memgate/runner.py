@@ -27,7 +27,7 @@ from memgate.config import Config, SuiteConfig
 from memgate.errors import ConfigError, ToolError
 from memgate.gcpause import collector_paused
 from memgate.interrupt import StopRequest
-from memgate.proc import run_command
+from memgate.proc import Outcome, run_command
 from memgate.records import (
     ProcessRecord,
     SuiteRecord,
@@ -37,7 +37,7 @@ from memgate.records import (
     combine_run_metrics,
 )
 from memgate.tools import get_tool
-from memgate.tools.base import Outcome, Tool, ToolOptions
+from memgate.tools.base import Tool, ToolOptions
 
 #: The forge tokens memgate reads to post its comment. The suites do not need them, and a test that
 #: prints its environment would put them into the logs that CI keeps as artifacts: they are left out

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from memgate.errors import ExitCode, MemgateError
-from memgate.tools.base import MAX_COUNT_DIGITS
+from memgate.units import MAX_COUNT_DIGITS
 
 #: Hidden in the rendered Markdown; how memgate recognises its own comment among all others.
 MARKER = "<!-- memgate:report -->"

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memgate.errors import ConfigError, ToolError
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools.base import Launch, Outcome, ToolOptions
+from memgate.tools.base import Launch, ToolOptions
 
 VALGRIND_INSTALL = "install Valgrind: apt-get install valgrind (dnf install valgrind, apk add valgrind)"
 _VERSION_TIMEOUT = 30.0

@@ -75,8 +75,10 @@ from typing import TypeVar
 from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.fingerprint import fingerprint, site_of
 from memgate.metrics import LeakKind, MetricName, leak_metrics
+from memgate.proc import Outcome
 from memgate.records import Frame, Leak, MemError, ProcessRecord
-from memgate.tools.base import Launch, NumberTooLong, Outcome, ToolOptions, count_of
+from memgate.tools.base import Launch, ToolOptions
+from memgate.units import NumberTooLong, count_of
 
 OPTIONS_FILE = "memgate-sanitizer-options"
 ASAN_DEFAULTS: tuple[tuple[str, str], ...] = (

@@ -13,13 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from memgate.errors import ParseError
 from memgate.metrics import MetricName
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-
-#: The most digits a count in a tool's output has: 2**64 has 20. ``int()`` refuses more than 4,300
-#: with a bare ValueError, and no tool wrote such a number: it is a broken or crafted file.
-MAX_COUNT_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -28,21 +24,6 @@ class Launch:
 
     argv: list[str]
     env: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How the wrapped command ended, as the runner saw it (``os.wait4``)."""
-
-    exit_code: int | None  # None when killed by a signal
-    signal: int | None = None
-    timed_out: bool = False
-    duration_seconds: float = 0.0
-    rss_peak_bytes: int | None = None
-    page_faults_minor: int | None = None
-    page_faults_major: int | None = None
-    user_seconds: float | None = None
-    system_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,20 +55,3 @@ class Tool(Protocol):
     def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
         """Parse existing output files, one process each; raises ``ParseError`` for unusable input."""
         ...
-
-
-class NumberTooLong(ParseError):
-    """A number longer than any count a tool writes. The parser that meets it knows the file: it
-    catches this and raises its own ``ParseError`` with the path and its hint (uncaught, it is still
-    a clean error, without the file)."""
-
-    def __init__(self, digits: str) -> None:
-        super().__init__(f"a number of {len(digits):,} digits (a count has at most {MAX_COUNT_DIGITS})")
-
-
-def count_of(digits: str) -> int:
-    """A count (bytes, blocks, calls, a pid, a line number) that a tool printed in decimal, as
-    ``int``; ``NumberTooLong`` when it is longer than any count, which ``int()`` may fail on."""
-    if len(digits) > MAX_COUNT_DIGITS:
-        raise NumberTooLong(digits)
-    return int(digits)

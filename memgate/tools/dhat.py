@@ -37,6 +37,7 @@ from typing import TextIO
 
 from memgate.errors import ParseError
 from memgate.metrics import MetricName
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import (
     collect_valgrind_outputs,
@@ -45,7 +46,8 @@ from memgate.tools._heap_common import (
     valgrind_launch,
     valgrind_version,
 )
-from memgate.tools.base import MAX_COUNT_DIGITS, Launch, Outcome, ToolOptions
+from memgate.tools.base import Launch, ToolOptions
+from memgate.units import MAX_COUNT_DIGITS
 
 SUPPORTED_FILE_VERSIONS = frozenset({2})
 _READ_CHARS = 1 << 16

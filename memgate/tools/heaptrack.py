@@ -55,9 +55,10 @@ from typing import IO
 
 from memgate.errors import ConfigError, ParseError, ToolError, UsageError
 from memgate.metrics import MetricName
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import incomplete, program_version, require_program, tool_env
-from memgate.tools.base import Launch, Outcome, ToolOptions
+from memgate.tools.base import Launch, ToolOptions
 
 INSTALL_HINT = "install heaptrack: apt-get install heaptrack (dnf install heaptrack)"
 ZSTD_HINT = "install zstd to read heaptrack's .zst traces: apt-get install zstd (dnf install zstd)"

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from memgate.errors import ParseError
 from memgate.metrics import MetricName
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import (
     collect_valgrind_outputs,
@@ -49,7 +50,8 @@ from memgate.tools._heap_common import (
     valgrind_launch,
     valgrind_version,
 )
-from memgate.tools.base import Launch, NumberTooLong, Outcome, ToolOptions, count_of
+from memgate.tools.base import Launch, ToolOptions
+from memgate.units import NumberTooLong, count_of
 
 _HINT_NOT_MASSIF = "give the file massif wrote (--massif-out-file), e.g. massif.out.1234"
 _DIGITS = re.compile(r"[0-9]+")

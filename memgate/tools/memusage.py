@@ -47,9 +47,11 @@ from pathlib import Path
 
 from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import MetricName
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import files_by_pid, incomplete, pid_in_name, tool_env
-from memgate.tools.base import Launch, NumberTooLong, Outcome, ToolOptions, count_of
+from memgate.tools.base import Launch, ToolOptions
+from memgate.units import NumberTooLong, count_of
 
 INSTALL_HINT = ("install glibc's memusage: apt-get install libc-devtools (Debian, Ubuntu), "
                 "dnf install glibc-utils (Fedora)")

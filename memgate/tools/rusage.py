@@ -34,9 +34,11 @@ from pathlib import Path
 
 from memgate.errors import ConfigError, ParseError, ToolError, UsageError
 from memgate.metrics import MetricName
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import incomplete, require_program, tool_env
-from memgate.tools.base import Launch, NumberTooLong, Outcome, ToolOptions, count_of
+from memgate.tools.base import Launch, ToolOptions
+from memgate.units import NumberTooLong, count_of
 
 INSTALL_HINT = "install GNU time: apt-get install time (dnf install time, apk add time)"
 OUTPUT = "rusage.txt"

@@ -61,13 +61,14 @@ from typing import Literal
 
 from memgate.errors import ConfigError, ParseError
 from memgate.metrics import LEAK_KINDS, LeakKind, MetricName, leak_metrics
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._heap_common import valgrind_version
 from memgate.tools._memcheck.model import Amount, HeapUsage, MemcheckOutput, Sites
 from memgate.tools._memcheck.textlog import read_text
 from memgate.tools._memcheck.xmlfile import read_xml
 from memgate.tools._memcheck.xtree import read_xtree
-from memgate.tools.base import Launch, Outcome, ToolOptions
+from memgate.tools.base import Launch, ToolOptions
 
 XML_SUFFIX = "xml"
 XTREE_SUFFIX = "xtmemory.kcg"

@@ -22,7 +22,8 @@ from memgate.forges.base import ForgeConfigError
 from memgate.forges.github import GitHubContext
 from memgate.forges.gitlab import GitLabContext
 from memgate.forges.http import HttpClient, RetryPolicy
-from memgate.tools.base import Outcome, ToolOptions
+from memgate.proc import Outcome
+from memgate.tools.base import ToolOptions
 from memgate.tools.rusage import OUTPUT, RUSAGE, read_figures
 
 from .clikit import memgate

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools.base import Outcome, Tool, ToolOptions
+from memgate.tools.base import Tool, ToolOptions
 
 DATA = Path(__file__).parent.parent / "data"
 MiB = 1024 * 1024

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memgate.errors import ConfigError, ParseError
+from memgate.proc import Outcome
 from memgate.records import Frame, Leak, ProcessRecord
 from memgate.tools import asan, get_tool
 from memgate.tools.asan import (
@@ -33,7 +34,7 @@ from memgate.tools.asan import (
     parse_frame,
     split_options,
 )
-from memgate.tools.base import Outcome, Tool, ToolOptions
+from memgate.tools.base import Tool, ToolOptions
 
 T = TypeVar("T")
 DATA = Path(__file__).parent.parent / "data" / "asan"

@@ -24,8 +24,9 @@ from heaprun import (
 )
 
 from memgate.errors import ConfigError, ParseError, ToolError
+from memgate.proc import Outcome
 from memgate.tools import dhat, get_tool
-from memgate.tools.base import Outcome, ToolOptions
+from memgate.tools.base import ToolOptions
 from memgate.tools.dhat import DHAT, read_profile
 
 SAVED = DATA / "dhat"

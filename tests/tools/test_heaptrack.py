@@ -26,9 +26,10 @@ from heaprun import (
 )
 
 from memgate.errors import ConfigError, ParseError, ToolError, UsageError
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools import get_tool
-from memgate.tools.base import Outcome, ToolOptions
+from memgate.tools.base import ToolOptions
 from memgate.tools.dhat import DHAT
 from memgate.tools.heaptrack import HEAPTRACK, read_trace
 from memgate.tools.memusage import MEMUSAGE

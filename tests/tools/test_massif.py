@@ -12,8 +12,9 @@ from conftest import BuildProgram
 from heaprun import CALLS_PEAK, DATA, PEAK, by_pid, needs, only, run, without_path
 
 from memgate.errors import ConfigError, ParseError, ToolError
+from memgate.proc import Outcome
 from memgate.tools import get_tool
-from memgate.tools.base import Outcome, ToolOptions
+from memgate.tools.base import ToolOptions
 from memgate.tools.massif import MASSIF, read_profile
 
 SAVED = DATA / "massif"

@@ -30,8 +30,9 @@ from heaprun import (
 )
 
 from memgate.errors import ConfigError, ParseError, ToolError
+from memgate.proc import Outcome
 from memgate.tools import get_tool, memusage
-from memgate.tools.base import Outcome, ToolOptions
+from memgate.tools.base import ToolOptions
 from memgate.tools.memusage import MEMUSAGE, FunctionCalls, find_library, read_summaries
 
 SAVED = DATA / "memusage"

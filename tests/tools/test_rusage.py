@@ -12,8 +12,9 @@ from conftest import BuildProgram
 from heaprun import MiB, needs, only, run, without_path
 
 from memgate.errors import ConfigError, ToolError, UsageError
+from memgate.proc import Outcome
 from memgate.tools import get_tool
-from memgate.tools.base import Outcome, ToolOptions
+from memgate.tools.base import ToolOptions
 from memgate.tools.rusage import RUSAGE, gnu_time
 
 gnu_time_installed = needs("time")

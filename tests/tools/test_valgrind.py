@@ -19,12 +19,13 @@ from conftest import PROGRAMS, BuildProgram
 
 from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import METRIC_NAMES, MetricName
+from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools import get_tool
 from memgate.tools._memcheck import xmlstream
 from memgate.tools._memcheck.xmlfile import XmlReader, read_xml
 from memgate.tools._memcheck.xmlstream import ROOT, Item, XmlElement, _leaves, _walk_error
-from memgate.tools.base import Outcome, Tool, ToolOptions
+from memgate.tools.base import Tool, ToolOptions
 from memgate.tools.valgrind import MEMCHECK, MEMCHECK_METRICS
 
 DATA = Path(__file__).parent.parent / "data" / "valgrind"

@@ -37,7 +37,7 @@ from memgate.tools._memcheck.model import (
     RawFrame,
     Sites,
 )
-from memgate.tools.base import NumberTooLong, count_of
+from memgate.units import NumberTooLong, count_of
 
 _MAX_LINE = 1 << 16  # characters; a longer line is cut (no memcheck line is that long)
 _MAX_BLOCK = 4096  # lines kept of one block

@@ -43,7 +43,7 @@ from memgate.tools._memcheck.xmlstream import (
     stream_expat,
     stream_lxml,
 )
-from memgate.tools.base import NumberTooLong, count_of
+from memgate.units import NumberTooLong, count_of
 
 PROTOCOLS = (4, 5, 6)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from memgate.tools._memcheck.model import RawFrame, Stack
-from memgate.tools.base import count_of
+from memgate.units import count_of
 
 CHUNK_BYTES = 1 << 18
 ROOT = "valgrindoutput"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from memgate.errors import ParseError
 from memgate.tools._memcheck.model import HeapUsage, MemcheckOutput
-from memgate.tools.base import NumberTooLong, count_of
+from memgate.units import NumberTooLong, count_of
 
 _HEAD_LINES = 64
 _TAIL_BYTES = 4096

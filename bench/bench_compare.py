@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from memgate.baseline import Baseline
-from memgate.compare import compare
+from memgate.comparison import compare
 from memgate.fingerprint import fingerprint, site_of
 from memgate.records import Frame, Leak, MemError, ProcessRecord, SuiteRecord
 from memgate.report.json import render_comparison

@@ -20,7 +20,7 @@ from memgate.streams import readers_may_leave
 
 if TYPE_CHECKING:
     from memgate import ci
-    from memgate.compare import Comparison
+    from memgate.comparison import Comparison
     from memgate.config import Config
     from memgate.interrupt import StopRequest
     from memgate.records import Report
@@ -242,7 +242,7 @@ def _print_problems(report: Report) -> bool:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from memgate import ci, publish
-    from memgate.compare import compare_report
+    from memgate.comparison import compare_report
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
     from memgate.target import gate_at, local_gate
@@ -357,7 +357,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from memgate.baseline import load_baseline_side, read_report
-    from memgate.compare import compare_report
+    from memgate.comparison import compare_report
     from memgate.config import Config
     from memgate.publish import write_text
     from memgate.report.markdown import render_markdown

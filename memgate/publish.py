@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from memgate.compare import Comparison, Verdict
+from memgate.comparison import Comparison, Verdict
 from memgate.errors import MemgateError, UsageError
 
 #: GitHub shows at most 10 error annotations per step; the rest are in the summary.

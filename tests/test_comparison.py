@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from recordkit import error, leak, suite
 
 from memgate.baseline import Baseline
-from memgate.compare import Comparison, MetricRow, SuiteComparison, Verdict, compare, compare_report
+from memgate.comparison import Comparison, MetricRow, SuiteComparison, Verdict, compare, compare_report
 from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError
 from memgate.metrics import LEAK_KINDS, MetricName

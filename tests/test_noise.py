@@ -10,7 +10,7 @@ import pytest
 from recordkit import suite
 
 from memgate.baseline import Baseline
-from memgate.compare import MetricRow, Verdict, compare
+from memgate.comparison import MetricRow, Verdict, compare
 from memgate.config import Config, Limit, Threshold, parse_config
 from memgate.errors import ConfigError
 from memgate.metrics import MetricName

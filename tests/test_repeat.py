@@ -8,7 +8,7 @@ import pytest
 from recordkit import leak, suite
 
 from memgate.baseline import Baseline
-from memgate.compare import Verdict, compare
+from memgate.comparison import Verdict, compare
 from memgate.gate import make_report
 from memgate.metrics import MetricName
 from memgate.records import MetricSpread, SuiteRecord, SuiteStatus, combine_run_metrics

@@ -30,7 +30,7 @@ import os
 from collections.abc import Iterator
 from typing import Literal, TypedDict
 
-from memgate.compare import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
 from memgate.report.common import (
     DEFAULT_FALLBACK_PATH,
     SourceLocation,

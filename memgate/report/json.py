@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
-from memgate.compare import Comparison
+from memgate.comparison import Comparison
 from memgate.errors import MemgateError, UsageError
 from memgate.records import Report
 

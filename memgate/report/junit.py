@@ -34,7 +34,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from memgate.compare import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
 from memgate.records import SuiteStatus
 from memgate.report.common import (
     VERDICT_WORD,

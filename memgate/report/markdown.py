@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from memgate import __version__
-from memgate.compare import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
 from memgate.report.common import (
     changes_summary,
     clean,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from memgate.compare import Comparison
+from memgate.comparison import Comparison
 from memgate.metrics import METRIC_NAMES, MetricName, is_bytes
 from memgate.report.common import clean
 

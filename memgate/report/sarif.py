@@ -27,7 +27,7 @@ from typing import Literal, TypedDict
 from urllib.parse import quote
 
 from memgate import __version__
-from memgate.compare import Comparison, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, SiteRow, SuiteComparison, Verdict
 from memgate.report.common import (
     DEFAULT_FALLBACK_PATH,
     SourceLocation,

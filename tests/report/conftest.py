@@ -21,7 +21,7 @@ import pytest
 from conftest import BuildProgram
 
 from memgate.baseline import Baseline
-from memgate.compare import Comparison, compare
+from memgate.comparison import Comparison, compare
 from memgate.config import Config, SuiteConfig
 from memgate.records import SuiteRecord
 from memgate.runner import run_suite

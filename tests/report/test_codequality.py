@@ -12,7 +12,7 @@ import pytest
 from recordkit import error, leak, suite
 
 from memgate.baseline import Baseline
-from memgate.compare import compare
+from memgate.comparison import compare
 from memgate.config import Config
 from memgate.fingerprint import fingerprint, site_of
 from memgate.records import Frame, Leak

@@ -7,7 +7,7 @@ import pytest
 from recordkit import error, leak, suite
 
 from memgate.baseline import read_report
-from memgate.compare import compare
+from memgate.comparison import compare
 from memgate.errors import ExitCode, UsageError
 from memgate.records import Environment, Report
 from memgate.report.json import render_comparison, write_comparison, write_json, write_report

@@ -10,7 +10,7 @@ from pathlib import Path
 from lxml import etree
 from recordkit import error, leak, suite
 
-from memgate.compare import compare
+from memgate.comparison import compare
 from memgate.records import Frame, Leak, SuiteStatus
 from memgate.report.junit import render_junit
 

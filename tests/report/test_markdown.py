@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from recordkit import error, leak, suite
 
 from memgate.baseline import Baseline
-from memgate.compare import Comparison, Verdict, compare
+from memgate.comparison import Comparison, Verdict, compare
 from memgate.metrics import MetricName
 from memgate.records import Frame, Leak, SuiteRecord, SuiteStatus
 from memgate.report.markdown import (

@@ -14,7 +14,7 @@ import pytest
 from recordkit import error, leak, suite
 
 from memgate import __version__
-from memgate.compare import compare
+from memgate.comparison import compare
 from memgate.records import Frame
 from memgate.report.sarif import MAX_DESCRIPTION, SCHEMA_URI, render_sarif
 

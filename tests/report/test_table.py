@@ -3,7 +3,7 @@ from __future__ import annotations
 from recordkit import error, leak, suite
 
 from memgate.baseline import Baseline
-from memgate.compare import compare
+from memgate.comparison import compare
 from memgate.metrics import MetricName
 from memgate.records import Report, SuiteStatus
 from memgate.report.table import render_suites, render_table, verdict_line

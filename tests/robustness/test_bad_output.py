@@ -268,7 +268,7 @@ SITES = 100_000
 _PIPELINE = """
 import json, resource, sys, time
 from pathlib import Path
-from memgate.compare import compare
+from memgate.comparison import compare
 from memgate.records import SuiteRecord, combine_processes
 from memgate.report.markdown import render_markdown
 from memgate.report.table import render_table

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from memgate.compare import compare
+from memgate.comparison import compare
 from memgate.records import SuiteRecord, combine_processes
 from memgate.report.markdown import MARKER, render_markdown
 from memgate.tools import TOOL_NAMES, get_tool

@@ -1,56 +1,26 @@
-"""The gate's decision, pure (no I/O): current suite records x baselines x thresholds -> Comparison.
-
-Per metric: pass, warn, fail, improved (it went down) or new (no baseline value); a change no larger
-than the metric's noise floor (``Threshold.noise``) is a pass, up or down. Leak and error sites
-are matched by fingerprint: a new site of a gated kind fails even when the totals do not grow, a known
-one does not (a ratchet), a fixed one shows as improved. A suite without a baseline is new: relative
-rules cannot fail it, absolute ones compare against 0. A crashed, timed-out or failed suite fails;
-an incomplete one makes the whole comparison incomplete. A suite whose repeated runs disagreed on
-an exact metric is marked nondeterministic (a note with each metric's range); that alone does not
-change its verdict.
-"""
+"""The gate's decision, pure (no I/O): current suite records x baselines x thresholds -> a
+``Comparison``, and the result types (``MetricRow``, ``SiteRow``, ``SuiteComparison``) it is made of."""
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from enum import Enum
 from typing import Literal, TypeVar
 
 from pydantic import computed_field
 
 from memgate.baseline import Baseline
-from memgate.config import Config, Limit, Threshold, Thresholds
+from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError
 from memgate.gcpause import collector_paused
 from memgate.metrics import METRIC_NAMES, LeakKind, MetricName, format_value
 from memgate.records import FINDING_METRICS, Frame, MetricSpread, Record, Report, SuiteRecord, SuiteStatus
 from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks
+from memgate.thresholds import Threshold, Thresholds, Verdict, worst
 
 _DEFAULT_CONFIG = Config()
 _Site = TypeVar("_Site", LeakSite, ErrorSite)
-
-
-class Verdict(str, Enum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-    IMPROVED = "improved"  # a metric went down, a site was fixed
-    NEW = "new"  # nothing to compare with
-
-    @property
-    def severity(self) -> int:
-        return _SEVERITY.get(self, 0)
-
-
-_SEVERITY = {Verdict.FAIL: 3, Verdict.WARN: 2}
-
-
-def worst(verdicts: Sequence[Verdict]) -> Verdict:
-    """The overall verdict of several: fail, else warn, else pass (improved and new are passes)."""
-    severity = max((verdict.severity for verdict in verdicts), default=0)
-    return {3: Verdict.FAIL, 2: Verdict.WARN}.get(severity, Verdict.PASS)
 
 
 class MetricRow(Record):
@@ -193,6 +163,11 @@ def compare_suite(
     fail_on_new_leak_kinds: Collection[LeakKind],
     fail_on_new_errors: bool,
 ) -> SuiteComparison:
+    """One suite against its baseline (None: the suite is new, so only absolute limits apply, against
+    0). Each metric's verdict is its threshold's (``Threshold.verdict``), each site's its status's. A
+    crashed, timed-out or failed suite fails; an incomplete one makes the comparison incomplete. Runs
+    that disagreed on an exact metric add a note with each metric's range; that alone does not change
+    the verdict."""
     notes: list[str] = []
     if baseline is not None:
         _check_same_tool(record, baseline, notes)
@@ -267,42 +242,16 @@ def _metric_rows(
         if metric not in before and metric not in record.metrics:
             continue
         threshold = thresholds.get(metric, Threshold())
-        current = record.metrics.get(metric)
+        previous, current = before.get(metric), record.metrics.get(metric)
         if current is None:
             missing.append(metric)
-            rows.append(_row(record.name, metric, before[metric], None, Verdict.WARN, threshold))
-        elif metric not in before:
-            verdict = _verdict_without_baseline(current, threshold)
-            rows.append(_row(record.name, metric, None, current, verdict, threshold))
+            rows.append(_row(record.name, metric, previous, None, Verdict.WARN, threshold))
         else:
-            rows.append(_row(record.name, metric, before[metric], current,
-                             _verdict(before[metric], current, threshold), threshold))
+            rows.append(_row(record.name, metric, previous, current, threshold.verdict(previous, current),
+                             threshold))
     if missing:
         notes.append(f"in the baseline but not measured in this run: {', '.join(missing)}")
     return tuple(rows)
-
-
-def _verdict(baseline: int, current: int, threshold: Threshold) -> Verdict:
-    if abs(current - baseline) <= threshold.noise_floor(baseline):
-        return Verdict.PASS
-    if threshold.fail is not None and threshold.fail.exceeded(baseline, current):
-        return Verdict.FAIL
-    if threshold.warn is not None and threshold.warn.exceeded(baseline, current):
-        return Verdict.WARN
-    return Verdict.IMPROVED if current < baseline else Verdict.PASS
-
-
-def _verdict_without_baseline(current: int, threshold: Threshold) -> Verdict:
-    """Only absolute limits apply, against 0: "+0" leaks and errors still fail a new suite."""
-    if _absolute_exceeded(threshold.fail, current):
-        return Verdict.FAIL
-    if _absolute_exceeded(threshold.warn, current):
-        return Verdict.WARN
-    return Verdict.NEW
-
-
-def _absolute_exceeded(limit: Limit | None, current: int) -> bool:
-    return limit is not None and limit.absolute is not None and limit.exceeded(0, current)
 
 
 def _row(suite: str, metric: MetricName, baseline: int | None, current: int | None, verdict: Verdict,
@@ -315,16 +264,7 @@ def _row(suite: str, metric: MetricName, baseline: int | None, current: int | No
         delta_pct = 0.0
     noise = threshold.noise_floor(baseline) if baseline is not None else 0
     return MetricRow(suite=suite, metric=metric, baseline=baseline, current=current, delta=delta,
-                     delta_pct=delta_pct, verdict=verdict, limit=limit_text(threshold), noise_floor=noise)
-
-
-def limit_text(threshold: Threshold) -> str:
-    """"warn 5% / fail 10%", with "/ noise max(1%, 1MiB)" when a noise floor applies to them."""
-    parts = [f"{name} {limit.text}" for name, limit in (("warn", threshold.warn), ("fail", threshold.fail))
-             if limit is not None]
-    if parts and any(limit.absolute or limit.relative for limit in threshold.noise or ()):
-        parts.append(f"noise {threshold.noise_text()}")
-    return " / ".join(parts)
+                     delta_pct=delta_pct, verdict=verdict, limit=threshold.limit_text(), noise_floor=noise)
 
 
 # --- sites -----------------------------------------------------------------------------------------
@@ -338,6 +278,8 @@ def _site_rows(
     incomplete: bool,
     notes: list[str],
 ) -> tuple[SiteRow, ...]:
+    """Leak and error sites matched by fingerprint: a new site of a gated kind fails even when the
+    totals do not grow, a known one passes (a ratchet), a fixed one shows as improved."""
     leaks_checked = all(process.leak_check for process in record.processes)
     # A site missing from a partial or crashed run, or from a run that did not look for leaks, is not
     # known to be fixed: claiming so would let the next baseline update drop it.

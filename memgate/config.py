@@ -1,20 +1,19 @@
-"""memgate.toml (or ``[tool.memgate]`` in pyproject.toml), validated by pydantic.
-
-Every error names the file, the key path (``suite[0].timeout``) and the fix.
-"""
+"""memgate.toml (or ``[tool.memgate]`` in pyproject.toml) -> ``Config``, validated by pydantic; every
+error names the file, the key path (``suite[0].timeout``) and the fix. What thresholds mean: thresholds.py."""
 
 from __future__ import annotations
 
 import re
 import sys
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from memgate.errors import ConfigError
-from memgate.metrics import METRIC_NAMES, LeakKind, MetricName
+from memgate.metrics import LeakKind
+from memgate.thresholds import Thresholds, in_force
+from memgate.units import parse_duration
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,153 +24,6 @@ CONFIG_FILE = "memgate.toml"
 MAX_REPEAT = 50
 _GATED_LEAK_KINDS: tuple[LeakKind, ...] = ("definite", "indirect")
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2,
-               "mib": 1024**2, "g": 1024**3, "gb": 1000**3, "gib": 1024**3}
-_LIMIT = re.compile(
-    r"^\s*(?:(?P<pct>\+?\d+(?:\.\d+)?)\s*%|\+?(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*))\s*$"
-)
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)")
-_MAX_LIMIT_NUMBER = 40  # characters of a limit's number: any count has 20 digits at most
-
-
-class Limit(BaseModel):
-    """A threshold limit: a relative increase ("10%") or an absolute one ("+64KiB", "+0", "+3")."""
-
-    model_config = ConfigDict(frozen=True)
-
-    relative: float | None = None  # fraction: 0.1 for "10%"
-    absolute: int | None = None
-    text: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_text(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("a limit is a string such as \"10%\", \"+64KiB\" or \"+0\", not true/false")
-        if isinstance(value, int):
-            if value < 0:
-                raise ValueError("a limit cannot be negative")
-            return {"absolute": value, "text": f"+{value}"}
-        if not isinstance(value, str):
-            return value
-        match = _LIMIT.match(value)
-        if not match:
-            raise ValueError(
-                f"{value!r} is not a limit: write a relative one such as \"10%\" or an absolute one "
-                "such as \"+64KiB\", \"+0\" or \"+3\""
-            )
-        number = match["pct"] or match["num"]
-        if len(number) > _MAX_LIMIT_NUMBER:  # float() would make it infinite, Fraction() may fail on it
-            raise ValueError(f"{value[:_MAX_LIMIT_NUMBER]!r}... is not a limit: its number has "
-                             f"{len(number):,} characters")
-        if match["pct"] is not None:
-            return {"relative": float(match["pct"]) / 100, "text": value.strip()}
-        unit = match["unit"].lower()
-        if unit not in _SIZE_UNITS:
-            raise ValueError(f"unknown unit {match['unit']!r} in {value!r}: use B, KiB, MiB or GiB")
-        return {"absolute": int(float(match["num"]) * _SIZE_UNITS[unit]), "text": value.strip()}
-
-    def exceeded(self, baseline: int, current: int) -> bool:
-        """True when ``current`` grew by this limit or more. An absolute limit is the growth allowed
-        ("+0": any growth crosses it, "+3": 4 more does); a relative one is reached at exactly its
-        percentage ("10%": +10% crosses it; computed exactly, not in floating point). A relative limit
-        on a zero baseline counts any growth: 0 -> 1 leak is not an "infinite percentage" to ignore."""
-        increase = current - baseline
-        if increase <= 0:
-            return False
-        if self.absolute is not None:
-            return increase > self.absolute
-        if baseline == 0:
-            return True
-        return increase >= baseline * self.fraction()
-
-    def fraction(self) -> Fraction:
-        """The relative limit as an exact fraction, from its text ("33.3%" -> 333/1000)."""
-        assert self.relative is not None
-        match = _LIMIT.match(self.text)
-        if match and match["pct"] is not None:
-            return Fraction(match["pct"].lstrip("+")) / 100
-        return Fraction(repr(self.relative))
-
-    def amount(self, baseline: int) -> int:
-        """This limit in the metric's own units for ``baseline`` (a relative one rounded down)."""
-        if self.absolute is not None:
-            return self.absolute
-        return int(abs(baseline) * self.fraction())
-
-
-def _limits(value: Any) -> Any:
-    """A noise floor is one limit or a list of them: "1MiB", ["1%", "1MiB"] (the larger one applies)."""
-    return value if value is None or isinstance(value, (list, tuple)) else [value]
-
-
-class Threshold(BaseModel):
-    """The limits of one metric. ``noise`` is the noise floor: a change (up or down) no larger than it
-    is a pass, whatever ``warn`` and ``fail`` say; None means "inherited" (from the defaults, then the
-    global [thresholds]), an empty floor is 0."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    warn: Limit | None = None
-    fail: Limit | None = None
-    noise: tuple[Limit, ...] | None = None
-
-    @field_validator("noise", mode="before")
-    @classmethod
-    def _noise(cls, value: Any) -> Any:
-        return _limits(value)
-
-    def noise_floor(self, baseline: int) -> int:
-        """The largest change that counts as noise against ``baseline`` (0 without a floor)."""
-        return max((limit.amount(baseline) for limit in self.noise or ()), default=0)
-
-    def noise_text(self) -> str:
-        """"1MiB", or "max(1%, 1MiB)" for several limits; "" without a floor."""
-        texts = [limit.text for limit in self.noise or ()]
-        return texts[0] if len(texts) == 1 else f"max({', '.join(texts)})" if texts else ""
-
-
-Thresholds = dict[MetricName, Threshold]
-
-DEFAULT_THRESHOLDS: Thresholds = {
-    "leak_definite_bytes": Threshold(fail=Limit.model_validate("+0")),
-    "leak_definite_blocks": Threshold(fail=Limit.model_validate("+0")),
-    "leak_indirect_bytes": Threshold(fail=Limit.model_validate("+0")),
-    "leak_indirect_blocks": Threshold(fail=Limit.model_validate("+0")),
-    "errors": Threshold(fail=Limit.model_validate("+0")),
-    "heap_peak_bytes": Threshold(warn=Limit.model_validate("5%"), fail=Limit.model_validate("10%")),
-    "alloc_calls": Threshold(warn=Limit.model_validate("5%")),
-    # Resident memory and page faults vary between runs of the same program (allocator caching, page
-    # granularity); the exact heap counts of a single-threaded program do not: their floor is 0.
-    "rss_peak_bytes": Threshold.model_validate({"noise": ["1%", "1MiB"]}),
-    "page_faults_minor": Threshold.model_validate({"noise": ["2%", "100"]}),
-    "page_faults_major": Threshold.model_validate({"noise": ["2%", "100"]}),
-}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from 600, "90s", "10m", "1h30m" or "500ms"."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string such as \"10m\"")
-    if isinstance(value, (int, float)):
-        try:
-            seconds = float(value)
-        except OverflowError:  # an integer of more than 308 digits
-            raise ValueError(f"a duration of {len(str(value)):,} digits is no timeout") from None
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = float(text)
-        elif re.fullmatch(rf"(?:{_DURATION.pattern}\s*)+", text):
-            factors = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-            seconds = sum(float(n) * factors[unit] for n, unit in _DURATION.findall(text))
-        else:
-            raise ValueError(f"{value!r} is not a duration: write \"90s\", \"10m\" or \"1h\"")
-    else:
-        raise ValueError("a duration is a number of seconds or a string such as \"10m\"")
-    if seconds <= 0:
-        raise ValueError("a duration must be greater than zero")
-    return seconds
 
 
 def toml_boolean(value: Any) -> Any:
@@ -282,17 +134,9 @@ class Config(BaseModel):
         return self
 
     def thresholds_for(self, suite: str | None) -> Thresholds:
-        """Defaults, then the global [thresholds], then the suite's own, metric by metric. A metric's
-        entry replaces the warn and fail limits below it, unless it sets only ``noise``; the noise
-        floor is inherited on its own (the most specific one set applies)."""
-        levels = [DEFAULT_THRESHOLDS, self.thresholds]
-        levels += [candidate.thresholds for candidate in self.suites if candidate.name == suite]
-        merged: Thresholds = {}
-        for name in METRIC_NAMES:
-            entries = [level[name] for level in levels if name in level]
-            if entries:
-                merged[name] = _merge_levels(entries)
-        return merged
+        """The thresholds in force for ``suite`` (None or a suite not configured: the global ones)."""
+        own = [candidate.thresholds for candidate in self.suites if candidate.name == suite]
+        return in_force(self.thresholds, *own)
 
     def suite(self, name: str) -> SuiteConfig:
         for candidate in self.suites:
@@ -308,14 +152,6 @@ class Config(BaseModel):
     @property
     def artifacts_path(self) -> Path:
         return self.root / self.artifacts_dir
-
-
-def _merge_levels(entries: list[Threshold]) -> Threshold:
-    """One metric's entries, least specific first, as the one rule that applies."""
-    limits = [entry for entry in entries if entry.model_fields_set != {"noise"}]
-    noises = [entry.noise for entry in entries if entry.noise is not None]
-    rule = limits[-1] if limits else Threshold()
-    return Threshold(warn=rule.warn, fail=rule.fail, noise=noises[-1] if noises else None)
 
 
 def find_config(start: Path) -> Path:

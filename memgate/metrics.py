@@ -1,10 +1,13 @@
-"""The canonical metric names (a public contract) and how several processes combine into one figure."""
+"""The canonical metric names (a public contract), how several processes combine into one figure, and
+how a metric's figure is shown (in the units of ``units.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Literal, get_args
+
+from memgate.units import format_bytes, format_count
 
 MetricName = Literal[
     "leak_definite_bytes",
@@ -75,16 +78,4 @@ def format_value(metric: MetricName, value: int | None) -> str:
     """Human figures for tables: bytes in binary units with the exact count kept for small values."""
     if value is None:
         return "-"
-    return format_bytes(value) if is_bytes(metric) else f"{value:,}"
-
-
-def format_bytes(value: int) -> str:
-    sign = "-" if value < 0 else ""
-    size = float(abs(value))
-    if size < 1024:
-        return f"{sign}{int(size)} B"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        size /= 1024
-        if size < 1024 or unit == "TiB":
-            return f"{sign}{size:.2f} {unit}"
-    raise AssertionError("unreachable")
+    return format_bytes(value) if is_bytes(metric) else format_count(value)

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from memgate.comparison import Comparison, Verdict
+from memgate.comparison import Comparison
 from memgate.errors import MemgateError, UsageError
+from memgate.thresholds import Verdict
 
 #: GitHub shows at most 10 error annotations per step; the rest are in the summary.
 MAX_ANNOTATIONS = 10

@@ -1,6 +1,11 @@
-"""Counts that tools print in decimal, read once and bounded: ``count_of``."""
+"""Units, parsed and formatted once: counts that tools print (``count_of``), sizes, durations and
+percentages."""
 
 from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Any
 
 from memgate.errors import ParseError
 
@@ -24,3 +29,94 @@ def count_of(digits: str) -> int:
     if len(digits) > MAX_COUNT_DIGITS:
         raise NumberTooLong(digits)
     return int(digits)
+
+
+# --- sizes -----------------------------------------------------------------------------------------
+
+#: Bytes in a unit of a size written in the config, lower case: "k", "KiB" and "MiB" are binary,
+#: "kB", "MB" and "GB" decimal; no unit is bytes.
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2,
+              "mib": 1024**2, "g": 1024**3, "gb": 1000**3, "gib": 1024**3}
+
+
+class UnknownUnit(ValueError):
+    """A size written with a unit that is not in ``SIZE_UNITS``."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__(f"unknown unit {unit!r}")
+        self.unit = unit
+
+
+def size_in_bytes(number: str, unit: str) -> int:
+    """Bytes of a size written as a decimal number and a unit ("1.5", "MiB"), rounded down;
+    ``UnknownUnit`` for a unit not in ``SIZE_UNITS`` (of any case)."""
+    factor = SIZE_UNITS.get(unit.lower())
+    if factor is None:
+        raise UnknownUnit(unit)
+    return int(float(number) * factor)
+
+
+def format_bytes(value: int) -> str:
+    """"512 B" below 1 KiB (the exact count), else two decimals of the largest binary unit that keeps
+    the figure under 1024 (TiB at most): "1.50 MiB", "-64.00 KiB"."""
+    sign = "-" if value < 0 else ""
+    size = float(abs(value))
+    if size < 1024:
+        return f"{sign}{int(size)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{sign}{size:.2f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_count(value: int) -> str:
+    """A count with thousands separators: "1,234,567"."""
+    return f"{value:,}"
+
+
+# --- percentages -----------------------------------------------------------------------------------
+
+
+def percent_fraction(number: str) -> Fraction:
+    """A percentage written in decimal ("33.3", "+10") as an exact fraction (333/1000, 1/10): a
+    relative limit is reached at exactly its percentage, which binary floating point cannot hold."""
+    return Fraction(number.lstrip("+")) / 100
+
+
+def format_percent_change(percent: float) -> str:
+    """A signed change in percent with one decimal: "+7.0%", "-12.5%", "+0.0%"."""
+    return f"{percent:+.1f}%"
+
+
+# --- durations -------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)")
+_SECONDS_IN = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from 600, "90s", "10m", "1h30m" or "500ms"."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string such as \"10m\"")
+    if isinstance(value, (int, float)):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of more than 308 digits
+            raise ValueError(f"a duration of {len(str(value)):,} digits is no timeout") from None
+    elif isinstance(value, str):
+        seconds = _seconds_of_text(value)
+    else:
+        raise ValueError("a duration is a number of seconds or a string such as \"10m\"")
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than zero")
+    return seconds
+
+
+def _seconds_of_text(value: str) -> float:
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if re.fullmatch(rf"(?:{_DURATION.pattern}\s*)+", text):
+        return sum(float(n) * _SECONDS_IN[unit] for n, unit in _DURATION.findall(text))
+    raise ValueError(f"{value!r} is not a duration: write \"90s\", \"10m\" or \"1h\"")

@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 from recordkit import error, leak, suite
 
 from memgate.baseline import Baseline
-from memgate.comparison import Comparison, MetricRow, SuiteComparison, Verdict, compare, compare_report
+from memgate.comparison import Comparison, MetricRow, SuiteComparison, compare, compare_report
 from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError
 from memgate.metrics import LEAK_KINDS, MetricName
 from memgate.records import Leak, MemError, Report, SuiteRecord, SuiteStatus
+from memgate.thresholds import Verdict
 
 KNOWN_LEAKS = [leak("definite", 16, 1, "leak_small", "main"), leak("definite", 300, 3, "leak_many", "main")]
 HEAP: dict[MetricName, int] = {"heap_peak_bytes": 1_000_000, "alloc_calls": 200}

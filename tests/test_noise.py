@@ -10,10 +10,11 @@ import pytest
 from recordkit import suite
 
 from memgate.baseline import Baseline
-from memgate.comparison import MetricRow, Verdict, compare
-from memgate.config import Config, Limit, Threshold, parse_config
+from memgate.comparison import MetricRow, compare
+from memgate.config import Config, parse_config
 from memgate.errors import ConfigError
 from memgate.metrics import MetricName
+from memgate.thresholds import Limit, Threshold, Verdict
 
 MiB = 1024 * 1024
 

@@ -30,7 +30,7 @@ import os
 from collections.abc import Iterator
 from typing import Literal, TypedDict
 
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
 from memgate.report.common import (
     DEFAULT_FALLBACK_PATH,
     SourceLocation,
@@ -42,6 +42,7 @@ from memgate.report.common import (
     site_summary,
     source_location,
 )
+from memgate.thresholds import Verdict
 
 Severity = Literal["info", "minor", "major", "critical", "blocker"]
 Root = str | os.PathLike[str]

@@ -10,9 +10,11 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
 from memgate.metrics import MetricName, format_value
 from memgate.records import Frame
+from memgate.thresholds import Verdict
+from memgate.units import format_bytes, format_percent_change
 
 #: Longest tool-provided string shown (C++ template names run to kilobytes); reports keep the rest.
 MAX_TEXT = 300
@@ -36,7 +38,7 @@ def format_delta(row: MetricRow) -> str:
     sign = "+" if row.delta > 0 else ""
     figure = f"{sign}{format_value(row.metric, row.delta)}"
     if row.delta != 0 and row.delta_pct is not None:
-        figure += f" ({row.delta_pct:+.1f}%)"
+        figure += f" ({format_percent_change(row.delta_pct)})"
     return figure
 
 
@@ -48,7 +50,7 @@ def site_size(site: SiteRow) -> str:
     """"16 B in 1 block" for a leak, "3 occurrences" for an error."""
     if site.category == "leak":
         blocks = site.blocks or 0
-        return f"{format_value('leak_definite_bytes', site.bytes or 0)} in {blocks:,} block{_s(blocks)}"
+        return f"{format_bytes(site.bytes or 0)} in {blocks:,} block{_s(blocks)}"
     count = site.count or 0
     return f"{count:,} occurrence{_s(count)}"
 

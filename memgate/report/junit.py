@@ -34,7 +34,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
 from memgate.records import SuiteStatus
 from memgate.report.common import (
     VERDICT_WORD,
@@ -46,6 +46,7 @@ from memgate.report.common import (
     source_location,
     status_word,
 )
+from memgate.thresholds import Verdict
 
 Root = str | os.PathLike[str]
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from memgate import __version__
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
 from memgate.report.common import (
     changes_summary,
     clean,
@@ -24,6 +24,7 @@ from memgate.report.common import (
     site_title,
     status_word,
 )
+from memgate.thresholds import Verdict
 
 MARKER = "<!-- memgate:report -->"
 DEFAULT_MAX_CHARS = 60_000  # GitHub refuses bodies over 65,536 characters; leave room for a wrapper

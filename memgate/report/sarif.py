@@ -27,7 +27,7 @@ from typing import Literal, TypedDict
 from urllib.parse import quote
 
 from memgate import __version__
-from memgate.comparison import Comparison, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, SiteRow, SuiteComparison
 from memgate.report.common import (
     DEFAULT_FALLBACK_PATH,
     SourceLocation,
@@ -38,6 +38,7 @@ from memgate.report.common import (
     site_summary,
     source_location,
 )
+from memgate.thresholds import Verdict
 
 Root = str | os.PathLike[str]
 Level = Literal["error", "warning", "note"]

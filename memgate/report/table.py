@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, Verdict
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
 from memgate.records import Report
 from memgate.report.common import (
     VERDICT_WORD,
@@ -17,6 +17,7 @@ from memgate.report.common import (
     site_title,
     status_word,
 )
+from memgate.thresholds import Verdict
 
 #: New sites listed per suite; the JSON and Markdown reports keep the rest.
 MAX_SITES = 20

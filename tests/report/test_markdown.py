@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from recordkit import error, leak, suite
 
 from memgate.baseline import Baseline
-from memgate.comparison import Comparison, Verdict, compare
+from memgate.comparison import Comparison, compare
 from memgate.metrics import MetricName
 from memgate.records import Frame, Leak, SuiteRecord, SuiteStatus
 from memgate.report.markdown import (
@@ -19,6 +19,7 @@ from memgate.report.markdown import (
     escape_text,
     render_markdown,
 )
+from memgate.thresholds import Verdict
 
 HEAP: dict[MetricName, int] = {"heap_peak_bytes": 1_000_000, "alloc_calls": 200}
 OUR_TAGS = re.compile(r"</?(details|summary|code|sub)>|<!-- memgate:report -->")

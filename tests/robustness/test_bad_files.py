@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from memgate.baseline import Baseline
-from memgate.config import Config, SuiteConfig, Threshold, parse_config
+from memgate.config import Config, SuiteConfig, parse_config
 from memgate.errors import ConfigError
+from memgate.thresholds import Threshold
 from tests.conftest import BuildProgram
 
 from .clikit import memgate, suite_config, tree_snapshot

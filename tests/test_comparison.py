@@ -387,3 +387,73 @@ def test_the_garbage_collector_is_left_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# --- noise floors (Threshold.noise) through the comparison; real reruns: tests/cli/test_repeat_noise.py
+
+MiB = 1024 * 1024
+
+
+def compared(metric: MetricName, before: int, after: int, **config: Any) -> MetricRow:
+    old = suite(metrics={metric: before}, tool="rusage", tool_version="GNU Time 1.9")
+    new = suite(metrics={metric: after}, tool="rusage", tool_version="GNU Time 1.9")
+    result = compare([new], {"unit": Baseline.from_suite(old)}, Config.model_validate(config))
+    (row,) = [r for r in result.suites[0].rows if r.metric == metric]
+    return row
+
+
+RSS_LIMITS = {"thresholds": {"rss_peak_bytes": {"warn": "0.5%", "fail": "10%"}}}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "verdict", "within_noise"),
+    [
+        # 200 MiB: 1% (2 MiB) is the larger floor
+        (200 * MiB, 202 * MiB, Verdict.PASS, True),
+        (200 * MiB, 202 * MiB + 1, Verdict.WARN, False),
+        (200 * MiB, 198 * MiB, Verdict.PASS, True),  # down, inside the noise: not "improved"
+        (200 * MiB, 198 * MiB - 1, Verdict.IMPROVED, False),
+        (200 * MiB, 220 * MiB, Verdict.FAIL, False),
+        # 11 MiB: 1 MiB is the larger floor (1% would be 112 KiB)
+        (11 * MiB, 12 * MiB, Verdict.PASS, True),
+        (11 * MiB, 12 * MiB + 4096, Verdict.WARN, False),
+    ],
+)
+def test_rss_peak_default_floor_is_the_larger_of_1_percent_and_1_mib(
+        before: int, after: int, verdict: Verdict, within_noise: bool) -> None:
+    row = compared("rss_peak_bytes", before, after, **RSS_LIMITS)
+    assert (row.verdict, row.within_noise) == (verdict, within_noise)
+    assert row.noise_floor == max(before // 100, MiB)
+    assert row.limit == "warn 0.5% / fail 10% / noise max(1%, 1MiB)"
+
+
+def test_page_faults_default_floor() -> None:
+    limits = {"thresholds": {"page_faults_minor": {"warn": "1%"}}}
+    assert compared("page_faults_minor", 2_633, 2_733, **limits).verdict is Verdict.PASS  # +100
+    assert compared("page_faults_minor", 2_633, 2_734, **limits).verdict is Verdict.WARN
+    assert compared("page_faults_minor", 100_000, 102_000, **limits).verdict is Verdict.PASS  # 2%
+    assert compared("page_faults_minor", 100_000, 102_001, **limits).verdict is Verdict.WARN
+
+
+@pytest.mark.parametrize("metric", ["heap_peak_bytes", "alloc_calls", "heap_total_bytes", "errors",
+                                    "leak_definite_bytes"])
+def test_exact_counts_have_no_floor(metric: MetricName) -> None:
+    row = compared(metric, 1_000_000, 1_100_000,
+                   thresholds={metric: {"fail": "10%"}})
+    assert (row.verdict, row.noise_floor, row.within_noise) == (Verdict.FAIL, 0, False)
+    assert row.limit == "fail 10%"
+
+
+def test_a_floor_set_for_a_metric_keeps_its_default_limits() -> None:
+    """heap_peak_bytes = { noise = "2%" } widens the floor; the default warn 5% / fail 10% stay."""
+    config = {"thresholds": {"heap_peak_bytes": {"noise": "2%"}}}
+    assert compared("heap_peak_bytes", 1_000_000, 1_020_000, **config).verdict is Verdict.PASS
+    row = compared("heap_peak_bytes", 1_000_000, 1_100_000, **config)
+    assert (row.verdict, row.limit) == (Verdict.FAIL, "warn 5% / fail 10% / noise 2%")
+
+
+def test_a_floor_alone_never_warns() -> None:
+    """Without warn or fail limits (the default for rss_peak_bytes) nothing warns; the limit column
+    stays empty rather than showing a floor that guards nothing."""
+    row = compared("rss_peak_bytes", 10 * MiB, 20 * MiB)
+    assert (row.verdict, row.limit) == (Verdict.PASS, "")

@@ -42,15 +42,14 @@ from memgate.errors import ParseError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._heap_common import (
+from memgate.tools._outputs import incomplete, pid_in_name
+from memgate.tools._valgrind import (
     collect_valgrind_outputs,
-    incomplete,
-    pid_in_name,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
 )
-from memgate.tools.base import Launch, ToolOptions
+from memgate.tools.base import Appetite, Launch, ToolOptions
 from memgate.units import NumberTooLong, count_of
 
 _HINT_NOT_MASSIF = "give the file massif wrote (--massif-out-file), e.g. massif.out.1234"
@@ -202,6 +201,7 @@ def profile_record(path: Path, *, pid: int | None, log: Path | None = None) -> P
 class MassifTool:
     name = "massif"
     metrics: frozenset[MetricName] = frozenset({"heap_peak_bytes"})
+    memory_appetite = Appetite(multiple=3.0)
 
     def version(self) -> str:
         return valgrind_version()

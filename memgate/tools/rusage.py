@@ -36,8 +36,9 @@ from memgate.errors import ConfigError, ParseError, ToolError, UsageError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._heap_common import incomplete, require_program, tool_env
-from memgate.tools.base import Launch, ToolOptions
+from memgate.tools._outputs import incomplete
+from memgate.tools._programs import require_program, tool_env
+from memgate.tools.base import Appetite, Launch, ToolOptions
 from memgate.units import NumberTooLong, count_of
 
 INSTALL_HINT = "install GNU time: apt-get install time (dnf install time, apk add time)"
@@ -63,6 +64,7 @@ def gnu_time() -> str:
 class RusageTool:
     name = "rusage"
     metrics: frozenset[MetricName] = frozenset({"rss_peak_bytes", "page_faults_minor", "page_faults_major"})
+    memory_appetite = Appetite(multiple=1.0)
 
     def version(self) -> str:
         """The kernel, whose accounting the figures are (e.g. "Linux 6.1")."""

@@ -86,7 +86,7 @@ def _with_lines(target: Target) -> Target:
 
 
 def _targets() -> dict[str, Target]:
-    valgrind = DATA / "valgrind"
+    valgrind = DATA / "memcheck"
     xmls = [path for path in valgrind.glob("*/*.xml")]
     with_xtree = [path for path in xmls if _xtree_of(path)]
     asan_logs = list((DATA / "asan").glob("*.log"))

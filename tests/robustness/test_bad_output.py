@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memgate.errors import ParseError
-from memgate.tools.valgrind import MEMCHECK
+from memgate.tools.memcheck import MEMCHECK
 from tests.conftest import BuildProgram
 
 from .clikit import memgate, suite_config
@@ -236,7 +236,7 @@ def test_one_memcheck_log_for_a_forking_program_gives_each_process(
 # Valgrind XML cut anywhere (a run killed while memcheck wrote it)
 
 CUT_SOURCES = sorted(
-    path for path in (DATA / "valgrind").glob("*/*.xml")
+    path for path in (DATA / "memcheck").glob("*/*.xml")
     if path.parent.name not in ("killed", "user-fork-log-bug")
 )
 
@@ -311,7 +311,7 @@ def many_sites_asan_log(path: Path, sites: int) -> None:
 def many_sites_memcheck_xml(path: Path, sites: int) -> None:
     """memcheck's real XML with ``sites`` more copies of its first loss record, each in its own
     function."""
-    text = (DATA / "valgrind" / "leaks" / "memcheck.32639.xml").read_text()
+    text = (DATA / "memcheck" / "leaks" / "memcheck.32639.xml").read_text()
     first = text[text.index("<error>"): text.index("</error>") + len("</error>")]
     assert "<unique>0x0</unique>" in first and "<fn>leak_small</fn>" in first
     after_leaks = text.rindex("</error>") + len("</error>")

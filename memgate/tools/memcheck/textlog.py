@@ -29,7 +29,7 @@ from pathlib import Path
 
 from memgate.errors import ParseError
 from memgate.metrics import LeakKind
-from memgate.tools._memcheck.model import (
+from memgate.tools.memcheck.model import (
     TEXT_LEAK_KINDS,
     Amount,
     HeapUsage,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from memgate.errors import ParseError
 from memgate.metrics import LeakKind
-from memgate.tools._memcheck.model import (
+from memgate.tools.memcheck.model import (
     XML_LEAK_KINDS,
     Amount,
     ErrorKey,
@@ -32,8 +32,8 @@ from memgate.tools._memcheck.model import (
     MemcheckOutput,
     Sites,
 )
-from memgate.tools._memcheck.options import leak_options
-from memgate.tools._memcheck.xmlstream import (
+from memgate.tools.memcheck.options import leak_options
+from memgate.tools.memcheck.xmlstream import (
     ROOT,
     BrokenXml,
     Item,

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from memgate.errors import ParseError
-from memgate.tools._memcheck.model import HeapUsage, MemcheckOutput
+from memgate.tools.memcheck.model import HeapUsage, MemcheckOutput
 from memgate.units import NumberTooLong, count_of
 
 _HEAD_LINES = 64

@@ -1,6 +1,11 @@
-"""Counts that tools print in decimal, read once and bounded: ``count_of``."""
+"""Counts that tools print in decimal, read once and bounded: ``count_of``, and ``counts_read``
+around a reader of them."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from memgate.errors import ParseError
 
@@ -24,3 +29,13 @@ def count_of(digits: str) -> int:
     if len(digits) > MAX_COUNT_DIGITS:
         raise NumberTooLong(digits)
     return int(digits)
+
+
+@contextmanager
+def counts_read(path: Path, *, not_a: str, hint: str) -> Iterator[None]:
+    """Around a reader of ``path``: a ``NumberTooLong`` it raises becomes the reader's own
+    ``ParseError``, "<not_a>: it holds a number of N digits ...", with the file and ``hint``."""
+    try:
+        yield
+    except NumberTooLong as error:
+        raise ParseError(f"{not_a}: it holds {error.message}", path=path, hint=hint) from None

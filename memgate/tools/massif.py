@@ -50,7 +50,7 @@ from memgate.tools._valgrind import (
     valgrind_version,
 )
 from memgate.tools.base import Appetite, Launch, ToolOptions
-from memgate.units import NumberTooLong, count_of
+from memgate.units import count_of, counts_read
 
 _HINT_NOT_MASSIF = "give the file massif wrote (--massif-out-file), e.g. massif.out.1234"
 _DIGITS = re.compile(r"[0-9]+")
@@ -176,10 +176,8 @@ def read_profile(path: Path) -> MassifProfile:
     """Stream a massif output file. ``ParseError`` for a file that is not one; ``_Truncated`` (caught
     by the callers) for one cut short."""
     try:
-        return _Reader(path).feed(_lines(path))
-    except NumberTooLong as error:
-        raise ParseError(f"not a massif output file: it holds {error.message}", path=path,
-                         hint=_HINT_NOT_MASSIF) from None
+        with counts_read(path, not_a="not a massif output file", hint=_HINT_NOT_MASSIF):
+            return _Reader(path).feed(_lines(path))
     except OSError as error:
         raise ParseError(f"cannot read the massif file: {error.strerror}", path=path,
                          hint="check the path and its permissions") from None

@@ -11,7 +11,7 @@ from pathlib import Path
 from memgate.errors import ParseError
 from memgate.records import Leak, MemError
 from memgate.tools.asan.frames import FrameCache
-from memgate.units import NumberTooLong, count_of
+from memgate.units import count_of, counts_read
 
 # The log is read in chunks of about a megabyte, and one regular expression (``_EVENT``) finds the
 # lines the state machine needs, so the shadow-byte maps, legends and statistics it skips never
@@ -409,12 +409,10 @@ def parse_log(path: Path, cache: FrameCache | None = None) -> Findings:
     stack is its access stack (the first after the ERROR line), never the allocation or free stack.
     Only the last leak report of a process counts (``LogParser._start_leak_report``)."""
     parser = LogParser(path, cache)
-    try:
+    with counts_read(path, not_a="this is not a sanitizer log",
+                     hint="give the files ASan/LSan wrote (log_path) or a captured stderr"):
         for chunk in read_chunks(path):
             parser.feed_text(chunk)
-    except NumberTooLong as error:
-        raise ParseError(f"this is not a sanitizer log: it holds {error.message}", path=path,
-                         hint="give the files ASan/LSan wrote (log_path) or a captured stderr") from None
     findings = parser.finish()
     several = findings.several_processes()
     if several:

@@ -150,7 +150,7 @@ def test_a_massif_figure_that_is_not_digits_is_a_parse_error(value: bytes, tmp_p
 
 
 @pytest.mark.parametrize(("tool", "source", "old", "new"), [
-    ("valgrind", "valgrind/fork/memcheck.32750.xml", b"<protocoltool>memcheck", b"<protocoltool>m\nemcheck"),
+    ("valgrind", "memcheck/fork/memcheck.32750.xml", b"<protocoltool>memcheck", b"<protocoltool>m\nemcheck"),
     ("dhat", "dhat/threads.json", b'"dhatFileVersion":2', b'"dhatFileVersion":"2\\n3"'),
     ("dhat", "dhat/threads.json", b'"mode":"heap"', b'"mode":"he\\r\\nap"'),
 ])

@@ -216,7 +216,7 @@ def test_a_shell_runs_only_when_the_config_says_shell_true(tmp_path: Path,
 
 TOKENS = {"GITHUB_TOKEN": "ghp_s3cr3tTokenValue0000000000000000000",
           "MEMGATE_GITLAB_TOKEN": "glpat-s3cr3tGitLab99"}
-NEEDS = {"valgrind": "valgrind", "dhat": "valgrind", "massif": "valgrind", "heaptrack": "heaptrack"}
+NEEDS = {"memcheck": "valgrind", "dhat": "valgrind", "massif": "valgrind", "heaptrack": "heaptrack"}
 
 
 @pytest.mark.parametrize("tool", TOOL_NAMES)

@@ -22,11 +22,10 @@ from memgate.metrics import METRIC_NAMES, MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools import get_tool
-from memgate.tools.memcheck import xmlstream
+from memgate.tools.base import Tool, ToolOptions
+from memgate.tools.memcheck import MEMCHECK, MEMCHECK_METRICS, xmlstream
 from memgate.tools.memcheck.xmlfile import XmlReader, read_xml
 from memgate.tools.memcheck.xmlstream import ROOT, Item, XmlElement, _leaves, _walk_error
-from memgate.tools.base import Tool, ToolOptions
-from memgate.tools.memcheck import MEMCHECK, MEMCHECK_METRICS
 
 DATA = Path(__file__).parent.parent / "data" / "memcheck"
 LEAKS = ("leak_small", "leak_many", "leak_tree", "leak_possible", "leak_reachable")

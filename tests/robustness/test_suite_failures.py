@@ -118,7 +118,7 @@ MISSING: dict[str, str] = {
 }
 
 WHAT_IS_MISSING = {"asan": "no AddressSanitizer log", "lsan": "no LeakSanitizer log",
-                   "dhat": "valgrind is not", "massif": "valgrind is not",
+                   "memcheck": "valgrind is not", "dhat": "valgrind is not", "massif": "valgrind is not",
                    "memusage": "libmemusage.so was not found", "rusage": "time is not installed"}
 
 

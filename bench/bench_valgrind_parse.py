@@ -16,7 +16,7 @@ the reader (the interpreter's own share):
   what a parser that is not streamed costs, on the same file in the same run (``--no-full`` skips
   it: on 1 GB it needs about 12 GB of RAM). The other two are given as a ratio of its time.
 
-The inputs repeat real memcheck output of tests/data/valgrind (memgate's own command line, Valgrind
+The inputs repeat real memcheck output of tests/data/memcheck (memgate's own command line, Valgrind
 3.19) until the size is reached, every copy with its own ``<unique>`` and its own ``<ip>`` addresses
 (as many distinct call paths), loss records after ``<state>FINISHED</state>`` as memcheck writes
 them, and an ``<errorcounts>`` pair for every error copy:
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data" / "valgrind"
+DATA = ROOT / "tests" / "data" / "memcheck"
 sys.path.insert(0, str(ROOT))
 
 _ERROR = re.compile(r"<error>.*?</error>\n", re.S)
@@ -113,7 +113,7 @@ def build(path: Path, size: int, source: Input) -> dict[str, int]:
 
 def worker(mode: str, path: Path) -> None:
     """One parse, in this process; prints the figures found."""
-    from memgate.tools._memcheck.xmlfile import read_xml
+    from memgate.tools.memcheck.xmlfile import read_xml
 
     found: dict[str, float] = {}
     started, cpu_started = time.perf_counter(), time.process_time()

@@ -20,7 +20,7 @@ from memgate.config import SUITE_NAME
 from memgate.errors import BaselineError
 from memgate.gcpause import collector_paused
 from memgate.metrics import MetricName
-from memgate.records import REPORT_SCHEMA_VERSION, Record, Report, SuiteRecord, SuiteStatus
+from memgate.records import REPORT_SCHEMA_VERSION, Record, Report, SuiteRecord, SuiteStatus, ToolName
 from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
 from memgate.units import NumberTooLong, count_of
 
@@ -32,7 +32,7 @@ UPGRADE = "upgrade memgate (pip install -U memgate)"
 class Baseline(Record):
     schema_version: int = BASELINE_SCHEMA_VERSION
     suite: str
-    tool: str
+    tool: ToolName
     tool_version: str | None = None
     metrics: dict[MetricName, int] = Field(default_factory=dict)
     leaks: tuple[LeakSite, ...] = ()

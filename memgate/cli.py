@@ -85,7 +85,7 @@ def _internal_error() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from memgate.tools import TOOL_NAMES
+    from memgate.tools import TOOL_NAMES, canonical_tool_name
 
     parser = argparse.ArgumentParser(
         prog="memgate", description=DESCRIPTION, epilog=EXIT_CODES,
@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     parse = _command(commands, "parse", "parse tool output you already have and print it as JSON")
-    parse.add_argument("--tool", required=True, choices=TOOL_NAMES, help="the tool that wrote the files")
+    parse.add_argument("--tool", required=True, type=canonical_tool_name, choices=TOOL_NAMES,
+                       help="the tool that wrote the files")
     parse.add_argument("--name", default="parsed", help="the suite name to give the record")
     parse.add_argument("files", nargs="+", type=Path, metavar="FILE",
                        help="output files; several files are several processes of one run")

@@ -80,11 +80,11 @@ class SuiteConfig(BaseModel):
     @field_validator("tool")
     @classmethod
     def _tool(cls, value: str) -> str:
-        from memgate.tools import TOOL_NAMES
+        from memgate.tools import TOOL_NAMES, canonical_tool_name
 
-        if value not in TOOL_NAMES:
+        if canonical_tool_name(value) not in TOOL_NAMES:
             raise ValueError(f"unknown tool {value!r}: choose one of {', '.join(TOOL_NAMES)}")
-        return value
+        return canonical_tool_name(value)
 
     @field_validator("timeout", mode="before")
     @classmethod

@@ -123,7 +123,7 @@ def _logs_hint(artifacts_dir: str | None) -> str:
 def _holds_output(folder: Path) -> bool:
     """Whether a file under ``folder`` (run-N folders included) that memgate did not write itself has
     anything in it; stops at the first one."""
-    from memgate.tools.asan import OPTIONS_FILE  # here: asan's module costs a CLI start ~40 ms
+    from memgate.tools.asan.options import OPTIONS_FILE  # here: asan's module costs a CLI start ~40 ms
 
     memgates_own_files = {LOGDIR_MARK, OPTIONS_FILE}  # not what the tool or the program printed
     for parent, _, names in os.walk(folder):

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from memgate.metrics import LEAK_KINDS, METRIC_NAMES, LeakKind, MetricName, combine, leak_metrics
+from memgate.tools import canonical_tool_name
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -44,6 +45,10 @@ def _only_escapes(value: str) -> bool:
 
 #: A string from tool output: always valid Unicode.
 ToolText = Annotated[str, BeforeValidator(_valid_unicode)]
+#: A tool's name, as the registry spells it: files written when memcheck was "valgrind" still read.
+ToolName = Annotated[str, AfterValidator(canonical_tool_name)]
+#: The leak kinds that are findings, as memory errors are: memory no pointer reaches any more.
+LOST_LEAK_KINDS: frozenset[LeakKind] = frozenset({"definite", "indirect"})
 
 
 class Record(BaseModel):
@@ -104,6 +109,12 @@ class ProcessRecord(Record):
     run: int | None = Field(default=None, description="Which run (1, 2, ...) of a suite run several "
                             "times (repeat) this process belongs to; absent for a suite run once.")
 
+    @property
+    def has_findings(self) -> bool:
+        """A memory error or a lost block (definite or indirect leak): what a sanitizer exits
+        non-zero for."""
+        return bool(self.errors) or any(leak.kind in LOST_LEAK_KINDS for leak in self.leaks)
+
 
 class SuiteStatus(str, Enum):
     OK = "ok"  # ran to the end; its exit status was accepted
@@ -140,7 +151,7 @@ class MetricSpread(Record):
 
 class SuiteRecord(Record):
     name: str
-    tool: str
+    tool: ToolName
     tool_version: str | None = None
     command: tuple[str, ...] = ()
     status: SuiteStatus = SuiteStatus.OK

@@ -185,7 +185,7 @@ def suite_status(
     if crashed:
         who = f"process {crashed[0].pid}" if crashed[0].pid is not None else "a process"
         return SuiteStatus.CRASHED, f"{who} died: {crashed[0].fatal_signal}"
-    if outcome.exit_code not in accepted and not _found_something(processes):
+    if outcome.exit_code not in accepted and not any(p.has_findings for p in processes):
         return SuiteStatus.FAILED, f"exited with status {outcome.exit_code}"
     incomplete = [p for p in processes if not p.complete]
     if not processes:
@@ -193,7 +193,3 @@ def suite_status(
     if incomplete:
         return SuiteStatus.INCOMPLETE, incomplete[0].incomplete_reason or "tool output incomplete"
     return SuiteStatus.OK, None
-
-
-def _found_something(processes: Sequence[ProcessRecord]) -> bool:
-    return any(p.errors or any(leak.kind in ("definite", "indirect") for leak in p.leaks) for p in processes)

@@ -3,8 +3,8 @@
 Memory tools multiply what a test needs: memcheck about 6 times the program's resident memory, DHAT
 about 5 times, heaptrack about 100 MiB more per process. Two memcheck suites started together on a
 small CI runner can push it into swap or the OOM killer, which is slower (or worse) than running them
-one after the other. So each suite reserves its tool's expected memory (``TOOL_WEIGHTS``: the tool's
-multiple of ``NATIVE_RSS_GUESS``, plus its fixed cost) from a budget, the memory available when the
+one after the other. So each suite reserves its tool's expected memory (``tool_weight``: the tool's
+``memory_appetite`` applied to ``NATIVE_RSS_GUESS``) from a budget, the memory available when the
 run starts (``MemAvailable`` of /proc/meminfo); a suite whose reservation does not fit waits until
 running suites release theirs. A suite always starts when nothing else runs, however large its
 reservation, and suites start in configuration order (a large one is never overtaken for ever).
@@ -18,28 +18,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from memgate.errors import UsageError
 from memgate.interrupt import StopRequest
+from memgate.tools import get_tool
 
 MiB = 1024**2
 #: The resident memory assumed for a test process run natively (the tools' multiples apply to it).
 NATIVE_RSS_GUESS = 128 * MiB
-#: tool -> (multiple of the native resident memory, fixed bytes on top) that a suite is expected to use.
-TOOL_APPETITE: dict[str, tuple[float, int]] = {
-    "valgrind": (6.0, 0),  # memcheck: shadow memory and the translation cache
-    "dhat": (5.0, 0),
-    "massif": (3.0, 0),
-    "asan": (3.0, 0),  # shadow memory, redzones and the quarantine of freed blocks
-    "lsan": (1.5, 0),
-    "heaptrack": (1.0, 100 * MiB),  # the trace buffers and heaptrack_interpret
-    "memusage": (1.0, 0),
-    "rusage": (1.0, 0),
-}
-TOOL_WEIGHTS: dict[str, int] = {tool: int(multiple * NATIVE_RSS_GUESS) + fixed
-                                for tool, (multiple, fixed) in TOOL_APPETITE.items()}
 #: How often the scheduler looks at a stop request while suites run.
 _POLL_SECONDS = 0.2
 
@@ -49,10 +38,12 @@ Result = TypeVar("Result")
 
 @dataclass(frozen=True)
 class MemoryBudget:
-    """Bytes the running suites may reserve at once (None: no limit), and each tool's reservation."""
+    """Bytes the running suites may reserve at once (None: no limit), and each tool's reservation:
+    its appetite, or when ``weights`` is given, the bytes it says (``NATIVE_RSS_GUESS`` for a tool
+    it leaves out)."""
 
     total: int | None
-    weights: Mapping[str, int] = field(default_factory=lambda: dict(TOOL_WEIGHTS))
+    weights: Mapping[str, int] | None = None
 
     @classmethod
     def from_system(cls, meminfo: Path = Path("/proc/meminfo")) -> MemoryBudget:
@@ -60,7 +51,18 @@ class MemoryBudget:
         return cls(total=mem_available(meminfo))
 
     def weight(self, tool: str) -> int:
-        return self.weights.get(tool, NATIVE_RSS_GUESS)
+        if self.weights is not None:
+            return self.weights.get(tool, NATIVE_RSS_GUESS)
+        return tool_weight(tool)
+
+
+def tool_weight(tool: str) -> int:
+    """The bytes a suite under ``tool`` reserves; ``NATIVE_RSS_GUESS`` for a tool not known."""
+    try:
+        appetite = get_tool(tool).memory_appetite
+    except UsageError:
+        return NATIVE_RSS_GUESS
+    return appetite.bytes_for(NATIVE_RSS_GUESS)
 
 
 def mem_available(meminfo: Path = Path("/proc/meminfo")) -> int | None:

@@ -1,10 +1,13 @@
-"""Units, parsed and formatted once: counts that tools print (``count_of``), sizes, durations and
-percentages."""
+"""Units, parsed and formatted once: counts that tools print (``count_of``, ``counts_read``), sizes,
+durations and percentages."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from memgate.errors import ParseError
@@ -29,6 +32,16 @@ def count_of(digits: str) -> int:
     if len(digits) > MAX_COUNT_DIGITS:
         raise NumberTooLong(digits)
     return int(digits)
+
+
+@contextmanager
+def counts_read(path: Path, *, not_a: str, hint: str) -> Iterator[None]:
+    """Around a reader of ``path``: a ``NumberTooLong`` it raises becomes the reader's own
+    ``ParseError``, "<not_a>: it holds a number of N digits ...", with the file and ``hint``."""
+    try:
+        yield
+    except NumberTooLong as error:
+        raise ParseError(f"{not_a}: it holds {error.message}", path=path, hint=hint) from None
 
 
 # --- sizes -----------------------------------------------------------------------------------------

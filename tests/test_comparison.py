@@ -304,7 +304,7 @@ def test_metric_in_baseline_but_absent_now_is_a_warning_with_a_note() -> None:
 
 def test_baseline_from_another_tool_is_refused() -> None:
     baseline = baseline_of(suite(tool="asan"))
-    with pytest.raises(BaselineError, match="made with asan, this run used valgrind") as caught:
+    with pytest.raises(BaselineError, match="made with asan, this run used memcheck") as caught:
         run(suite(tool="valgrind"), baseline)
     assert "memgate baseline update --suite unit" in caught.value.hint
 
@@ -313,7 +313,7 @@ def test_another_tool_version_is_a_note() -> None:
     baseline = baseline_of(suite(metrics=HEAP, tool_version="3.18.1"))
     result = run(suite(metrics=HEAP, tool_version="3.19.0"), baseline)
     assert result.verdict is Verdict.PASS
-    assert result.notes == ("the baseline was made with valgrind 3.18.1, this run used 3.19.0: figures may "
+    assert result.notes == ("the baseline was made with memcheck 3.18.1, this run used 3.19.0: figures may "
                             "differ for that reason alone",)
 
 

@@ -15,7 +15,7 @@ from memgate.gate import run_suites
 from memgate.interrupt import StopRequest
 from memgate.records import Report
 from memgate.report.table import render_suites
-from memgate.schedule import TOOL_WEIGHTS, MemoryBudget, mem_available, run_scheduled
+from memgate.schedule import MemoryBudget, mem_available, run_scheduled, tool_weight
 from tests.conftest import BuildProgram
 
 
@@ -143,7 +143,8 @@ def test_mem_available_reads_proc_meminfo_format(tmp_path: Path) -> None:
 def test_the_tools_weights_follow_their_appetite() -> None:
     budget = MemoryBudget(total=None)
     mib = 1024**2
-    assert budget.weight("valgrind") == 768 * mib == TOOL_WEIGHTS["valgrind"]
+    assert budget.weight("memcheck") == 768 * mib == tool_weight("memcheck")
+    assert budget.weight("valgrind") == 768 * mib  # memcheck's other name
     assert budget.weight("dhat") == 640 * mib
     assert budget.weight("heaptrack") == 228 * mib
     assert budget.weight("rusage") == 128 * mib

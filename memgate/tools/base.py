@@ -1,9 +1,11 @@
-"""The interface every memory tool implements: how to run a command under it, how to parse its output.
+"""The interface every memory tool implements: how to run a command under it, how to parse its
+output, and what memory it costs.
 
-A tool is a module-level object satisfying ``Tool``; ``memgate.tools.TOOLS`` lists them. The runner
-calls ``version()`` (raises ``ToolError`` with an install hint when the tool is missing), then
-``launch()`` to wrap the suite's command, runs it, then ``collect()`` on the log folder. ``memgate
-parse`` calls ``parse()`` on files a user produced by hand.
+A tool is a module-level object satisfying ``Tool``; the registry of ``memgate.tools`` lists them.
+The runner calls ``version()`` (raises ``ToolError`` with an install hint when the tool is missing),
+then ``launch()`` to wrap the suite's command, runs it, then ``collect()`` on the log folder.
+``memgate parse`` calls ``parse()`` on files a user produced by hand. The scheduler reserves each
+suite's ``memory_appetite``.
 """
 
 from __future__ import annotations
@@ -34,10 +36,24 @@ class ToolOptions:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Appetite:
+    """The memory a suite run under a tool is expected to use: a multiple of what the test program
+    needs run natively, plus a fixed cost of the tool's own."""
+
+    multiple: float
+    fixed_bytes: int = 0
+
+    def bytes_for(self, native_bytes: int) -> int:
+        return int(self.multiple * native_bytes) + self.fixed_bytes
+
+
 class Tool(Protocol):
     name: str
     #: The metrics this tool really measures (others stay absent, never 0).
     metrics: frozenset[MetricName]
+    #: What a suite under this tool is expected to use, reserved by the scheduler.
+    memory_appetite: Appetite
 
     def version(self) -> str:
         """The tool's version; raises ``ToolError`` saying how to install it when it is missing."""

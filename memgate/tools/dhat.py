@@ -39,14 +39,14 @@ from memgate.errors import ParseError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._heap_common import (
+from memgate.tools._outputs import incomplete
+from memgate.tools._valgrind import (
     collect_valgrind_outputs,
-    incomplete,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
 )
-from memgate.tools.base import Launch, ToolOptions
+from memgate.tools.base import Appetite, Launch, ToolOptions
 from memgate.units import MAX_COUNT_DIGITS
 
 SUPPORTED_FILE_VERSIONS = frozenset({2})
@@ -286,6 +286,7 @@ def profile_record(path: Path, *, pid: int | None = None, log: Path | None = Non
 class DhatTool:
     name = "dhat"
     metrics: frozenset[MetricName] = frozenset(_SUMMED.values())
+    memory_appetite = Appetite(multiple=5.0)
 
     def version(self) -> str:
         return valgrind_version()

@@ -57,8 +57,9 @@ from memgate.errors import ConfigError, ParseError, ToolError, UsageError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._heap_common import incomplete, program_version, require_program, tool_env
-from memgate.tools.base import Launch, ToolOptions
+from memgate.tools._outputs import incomplete
+from memgate.tools._programs import program_version, require_program, tool_env
+from memgate.tools.base import Appetite, Launch, ToolOptions
 
 INSTALL_HINT = "install heaptrack: apt-get install heaptrack (dnf install heaptrack)"
 ZSTD_HINT = "install zstd to read heaptrack's .zst traces: apt-get install zstd (dnf install zstd)"
@@ -308,6 +309,8 @@ class HeaptrackTool:
     name = "heaptrack"
     metrics: frozenset[MetricName] = frozenset(
         {"heap_peak_bytes", "heap_total_bytes", "alloc_calls", "heap_end_bytes"})
+    # the trace buffers and heaptrack_interpret
+    memory_appetite = Appetite(multiple=1.0, fixed_bytes=100 * 1024**2)
 
     def version(self) -> str:
         return program_version(["heaptrack", "--version"], INSTALL_HINT)

@@ -42,16 +42,15 @@ from memgate.errors import ParseError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._heap_common import (
+from memgate.tools._outputs import incomplete, pid_in_name
+from memgate.tools._valgrind import (
     collect_valgrind_outputs,
-    incomplete,
-    pid_in_name,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
 )
-from memgate.tools.base import Launch, ToolOptions
-from memgate.units import NumberTooLong, count_of
+from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.units import count_of, counts_read
 
 _HINT_NOT_MASSIF = "give the file massif wrote (--massif-out-file), e.g. massif.out.1234"
 _DIGITS = re.compile(r"[0-9]+")
@@ -177,10 +176,8 @@ def read_profile(path: Path) -> MassifProfile:
     """Stream a massif output file. ``ParseError`` for a file that is not one; ``_Truncated`` (caught
     by the callers) for one cut short."""
     try:
-        return _Reader(path).feed(_lines(path))
-    except NumberTooLong as error:
-        raise ParseError(f"not a massif output file: it holds {error.message}", path=path,
-                         hint=_HINT_NOT_MASSIF) from None
+        with counts_read(path, not_a="not a massif output file", hint=_HINT_NOT_MASSIF):
+            return _Reader(path).feed(_lines(path))
     except OSError as error:
         raise ParseError(f"cannot read the massif file: {error.strerror}", path=path,
                          hint="check the path and its permissions") from None
@@ -202,6 +199,7 @@ def profile_record(path: Path, *, pid: int | None, log: Path | None = None) -> P
 class MassifTool:
     name = "massif"
     metrics: frozenset[MetricName] = frozenset({"heap_peak_bytes"})
+    memory_appetite = Appetite(multiple=3.0)
 
     def version(self) -> str:
         return valgrind_version()

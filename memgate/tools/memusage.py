@@ -49,8 +49,9 @@ from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._heap_common import files_by_pid, incomplete, pid_in_name, tool_env
-from memgate.tools.base import Launch, ToolOptions
+from memgate.tools._outputs import files_by_pid, incomplete, pid_in_name
+from memgate.tools._programs import tool_env
+from memgate.tools.base import Appetite, Launch, ToolOptions
 from memgate.units import NumberTooLong, count_of
 
 INSTALL_HINT = ("install glibc's memusage: apt-get install libc-devtools (Debian, Ubuntu), "
@@ -237,6 +238,7 @@ def _memusage_variables(extra_args: Sequence[str]) -> dict[str, str]:
 class MemusageTool:
     name = "memusage"
     metrics: frozenset[MetricName] = frozenset({"heap_peak_bytes", "heap_total_bytes", "alloc_calls"})
+    memory_appetite = Appetite(multiple=1.0)
 
     def version(self) -> str:
         find_library()

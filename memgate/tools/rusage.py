@@ -32,13 +32,14 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from memgate.errors import ConfigError, ParseError, ToolError, UsageError
+from memgate.errors import ConfigError, ToolError, UsageError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._heap_common import incomplete, require_program, tool_env
-from memgate.tools.base import Launch, ToolOptions
-from memgate.units import NumberTooLong, count_of
+from memgate.tools._outputs import incomplete
+from memgate.tools._programs import require_program, tool_env
+from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.units import count_of, counts_read
 
 INSTALL_HINT = "install GNU time: apt-get install time (dnf install time, apk add time)"
 OUTPUT = "rusage.txt"
@@ -63,6 +64,7 @@ def gnu_time() -> str:
 class RusageTool:
     name = "rusage"
     metrics: frozenset[MetricName] = frozenset({"rss_peak_bytes", "page_faults_minor", "page_faults_major"})
+    memory_appetite = Appetite(multiple=1.0)
 
     def version(self) -> str:
         """The kernel, whose accounting the figures are (e.g. "Linux 6.1")."""
@@ -96,11 +98,9 @@ def read_figures(path: Path) -> ProcessRecord:
     if figures is None:
         return incomplete("GNU time reported nothing: the run was killed (a timeout?) or could not start",
                           log_files=[path] if path.exists() else [])
-    try:
+    with counts_read(path, not_a="not a report GNU time writes",
+                     hint="let no suite write into memgate's log folder"):
         return _record(path, lines, figures)
-    except NumberTooLong as error:
-        raise ParseError(f"not a report GNU time writes: it holds {error.message}", path=path,
-                         hint="let no suite write into memgate's log folder") from None
 
 
 def _record(path: Path, lines: list[str], figures: re.Match[str]) -> ProcessRecord:

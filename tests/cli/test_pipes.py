@@ -31,7 +31,7 @@ def run_with_reader_gone(*argv: str | Path, stderr_too: bool = False) -> tuple[i
 
 def failing_report(tmp_path: Path) -> Path:
     """A report with new memory errors: `memgate compare` against no baseline fails (exit 1)."""
-    processes = get_tool("valgrind").parse(list((DATA / "valgrind" / "errors").glob("*.xml")))
+    processes = get_tool("valgrind").parse(list((DATA / "memcheck" / "errors").glob("*.xml")))
     suite = SuiteRecord(name="unit", tool="valgrind", processes=tuple(processes),
                         metrics=combine_processes(processes))
     report = tmp_path / "report.json"

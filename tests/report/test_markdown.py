@@ -70,7 +70,7 @@ def test_new_leak_site_shows_kind_size_and_frames() -> None:
         "</details>"
     ) in text
     assert "- 📉 fixed definite leak · 16 B in 1 block · old\\_site &lt; main" in text
-    assert "| unit | valgrind | ok | ❌ fail | 1 new leak site, 1 fixed site |" in text
+    assert "| unit | memcheck | ok | ❌ fail | 1 new leak site, 1 fixed site |" in text
     assert "No metric changed." in text  # equal totals: only the site fails
 
 
@@ -135,7 +135,7 @@ def test_tool_strings_are_escaped() -> None:
         if line.startswith("| ") and "suite | tool" not in line:
             assert len(table_cells(line)) in (5, 6), line
     overview = [line for line in text.splitlines() if line.startswith("| @")]
-    assert overview == ["| @\u200badmins\\|&lt;b&gt; | valgrind | ok | ❌ fail | 11 new leak sites, "
+    assert overview == ["| @\u200badmins\\|&lt;b&gt; | memcheck | ok | ❌ fail | 11 new leak sites, "
                         "11 new error sites, 1 fixed site, 3 metrics changed |"]
     assert "> @\u200breviewer edited &lt;baselines/&gt;" in text
     # Frames keep their text inside code blocks, where nothing is interpreted.

@@ -89,7 +89,7 @@ def test_render_suites_for_run() -> None:
     assert render_suites(report) == "\n".join([
         "suite    tool      status                           metric           value",
         "-------  --------  -------------------------------  ---------------  --------",
-        "unit     valgrind  ok                               errors           1",
+        "unit     memcheck  ok                               errors           1",
         "                                                    heap_peak_bytes  2.00 KiB",
-        "broken   valgrind  incomplete (valgrind not found)  (no figures)     -",
+        "broken   memcheck  incomplete (valgrind not found)  (no figures)     -",
     ])

@@ -86,19 +86,19 @@ def _with_lines(target: Target) -> Target:
 
 
 def _targets() -> dict[str, Target]:
-    valgrind = DATA / "valgrind"
+    valgrind = DATA / "memcheck"
     xmls = [path for path in valgrind.glob("*/*.xml")]
     with_xtree = [path for path in xmls if _xtree_of(path)]
     asan_logs = list((DATA / "asan").glob("*.log"))
     targets = [
         Target("asan", "asan", _cases(asan_logs)),
         Target("lsan", "lsan", _cases(asan_logs)),
-        Target("valgrind-xml", "valgrind", _cases(xmls, companions=_xtree_of)),
-        Target("valgrind-xtree", "valgrind", tuple(
+        Target("valgrind-xml", "memcheck", _cases(xmls, companions=_xtree_of)),
+        Target("valgrind-xtree", "memcheck", tuple(
             Case(f"{xml.parent.name}/xtree", {xml.name: xml.read_bytes(), _xtree_of(xml)[0].name:
                                              _xtree_of(xml)[0].read_bytes()}, _xtree_of(xml)[0].name)
             for xml in sorted(with_xtree))),
-        Target("valgrind-text", "valgrind", _cases(
+        Target("valgrind-text", "memcheck", _cases(
             [path for path in valgrind.glob("text-*/*.log")] + list(valgrind.glob("text-*/stderr.log")))),
         Target("dhat", "dhat", _cases(list((DATA / "dhat").rglob("*.json")))),
         Target("massif", "massif", _cases(

@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memgate.errors import ParseError
-from memgate.tools.valgrind import MEMCHECK
+from memgate.tools.memcheck import MEMCHECK
 from tests.conftest import BuildProgram
 
 from .clikit import memgate, suite_config
 
 DATA = Path(__file__).parent.parent / "data"
-PARSED_TOOLS = ("asan", "lsan", "valgrind", "dhat", "massif", "memusage", "heaptrack")
+PARSED_TOOLS = ("asan", "lsan", "memcheck", "dhat", "massif", "memusage", "heaptrack")
 
 needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 
@@ -97,7 +97,7 @@ def latin1_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 
 # tool -> (binary, exit code of a new suite, the leak's frame is in the report)
 LATIN1_RUNS = {
-    "valgrind": ("plain", 1, True),
+    "memcheck": ("plain", 1, True),
     "asan": ("asan", 1, True),
     "lsan": ("lsan", 1, True),
     "dhat": ("plain", 0, False),
@@ -142,9 +142,9 @@ def test_a_latin1_source_path_is_read_under_every_tool(
 # Saved real outputs with a name edited to hold a Latin-1 byte: (tool, file, name, where it shows)
 EDITED = [
     ("asan", "asan/gcc-asan-leaks.log", b"leak_small", "function"),
-    ("valgrind", "valgrind/leaks/memcheck.32639.xml", b"leak_small", "function"),
-    ("valgrind", "valgrind/leaks/memcheck.32639.xml", b"memprog.c", "file"),
-    ("valgrind", "valgrind/text-leaks-errors/memcheck.589.log", b"leak_small", "function"),
+    ("memcheck", "memcheck/leaks/memcheck.32639.xml", b"leak_small", "function"),
+    ("memcheck", "memcheck/leaks/memcheck.32639.xml", b"memprog.c", "file"),
+    ("memcheck", "memcheck/text-leaks-errors/memcheck.589.log", b"leak_small", "function"),
     ("dhat", "dhat/threads.json", b"heapprog.c", None),
     ("massif", "massif/massif.out.4242", b"heapprog.c", None),
     ("memusage", "memusage/run-peak-calls-fork/memusage.14441.stderr", b"Histogram", None),
@@ -236,7 +236,7 @@ def test_one_memcheck_log_for_a_forking_program_gives_each_process(
 # Valgrind XML cut anywhere (a run killed while memcheck wrote it)
 
 CUT_SOURCES = sorted(
-    path for path in (DATA / "valgrind").glob("*/*.xml")
+    path for path in (DATA / "memcheck").glob("*/*.xml")
     if path.parent.name not in ("killed", "user-fork-log-bug")
 )
 
@@ -311,7 +311,7 @@ def many_sites_asan_log(path: Path, sites: int) -> None:
 def many_sites_memcheck_xml(path: Path, sites: int) -> None:
     """memcheck's real XML with ``sites`` more copies of its first loss record, each in its own
     function."""
-    text = (DATA / "valgrind" / "leaks" / "memcheck.32639.xml").read_text()
+    text = (DATA / "memcheck" / "leaks" / "memcheck.32639.xml").read_text()
     first = text[text.index("<error>"): text.index("</error>") + len("</error>")]
     assert "<unique>0x0</unique>" in first and "<fn>leak_small</fn>" in first
     after_leaks = text.rindex("</error>") + len("</error>")
@@ -325,7 +325,7 @@ def many_sites_memcheck_xml(path: Path, sites: int) -> None:
 
 @pytest.mark.parametrize(("tool", "make", "extra_bytes", "extra_sites"), [
     ("asan", many_sites_asan_log, 0, 0),
-    ("valgrind", many_sites_memcheck_xml, 348, 6),  # the real log's own 6 loss records stay
+    ("memcheck", many_sites_memcheck_xml, 348, 6),  # the real log's own 6 loss records stay
 ])
 def test_100000_leak_sites(tool: str, make: Callable[[Path, int], None], extra_bytes: int, extra_sites: int,
                            tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def test_heaptrack_numbers_out_of_range_are_a_parse_error(old: bytes, new: bytes
 def test_an_error_element_that_is_not_whole_on_its_own_is_a_parse_error(tmp_path: Path) -> None:
     """``<valgrindoutput><error>``: the scanner cut an <error> up to the first </error>, which held
     other elements; ElementTree's own ParseError came out of memgate (exit 4)."""
-    source = DATA / "valgrind" / "kinds" / "memcheck.32701.xml"
+    source = DATA / "memcheck" / "kinds" / "memcheck.32701.xml"
     path = tmp_path / source.name
     path.write_bytes(source.read_bytes().replace(b"<valgrindoutput>", b"<valgrindoutput><error>", 1))
     with pytest.raises(ParseError, match="broken Valgrind XML: an element that is not whole on its own"):
@@ -150,7 +150,7 @@ def test_a_massif_figure_that_is_not_digits_is_a_parse_error(value: bytes, tmp_p
 
 
 @pytest.mark.parametrize(("tool", "source", "old", "new"), [
-    ("valgrind", "valgrind/fork/memcheck.32750.xml", b"<protocoltool>memcheck", b"<protocoltool>m\nemcheck"),
+    ("valgrind", "memcheck/fork/memcheck.32750.xml", b"<protocoltool>memcheck", b"<protocoltool>m\nemcheck"),
     ("dhat", "dhat/threads.json", b'"dhatFileVersion":2', b'"dhatFileVersion":"2\\n3"'),
     ("dhat", "dhat/threads.json", b'"mode":"heap"', b'"mode":"he\\r\\nap"'),
 ])
@@ -172,9 +172,9 @@ def test_text_from_the_file_keeps_the_message_on_one_line(tool: str, source: str
 ])
 def test_xtree_figures_that_int_refuses_are_not_a_crash(old: bytes, new: bytes, tmp_path: Path) -> None:
     """Found by bench/fuzz.py: ValueError from int() on text str.isdigit() had let through."""
-    from memgate.tools._memcheck.xtree import read_xtree
+    from memgate.tools.memcheck.xtree import read_xtree
 
-    source = DATA / "valgrind" / "deep" / "memcheck.28991.xtmemory.kcg"
+    source = DATA / "memcheck" / "deep" / "memcheck.28991.xtmemory.kcg"
     path = tmp_path / source.name
     path.write_bytes(source.read_bytes().replace(old, new, 1))
     try:
@@ -188,9 +188,9 @@ def test_xtree_figures_that_int_refuses_are_not_a_crash(old: bytes, new: bytes, 
 @pytest.mark.parametrize("use_lxml", [False, True], ids=["expat", "lxml"])
 def test_a_frame_line_that_int_refuses_is_no_line(use_lxml: bool, tmp_path: Path) -> None:
     """``<line>²</line>`` in a frame of another shape than memcheck's: isdigit() is true for "²"."""
-    from memgate.tools._memcheck.xmlfile import read_xml
+    from memgate.tools.memcheck.xmlfile import read_xml
 
-    source = DATA / "valgrind" / "kinds" / "memcheck.32701.xml"
+    source = DATA / "memcheck" / "kinds" / "memcheck.32701.xml"
     path = tmp_path / source.name
     text = source.read_bytes().replace(b"<line>21</line>", "<line>\u00b2</line><x/>".encode(), 1)
     path.write_bytes(text)
@@ -200,7 +200,7 @@ def test_a_frame_line_that_int_refuses_is_no_line(use_lxml: bool, tmp_path: Path
 
 def test_a_text_log_figure_of_commas_only_is_not_a_crash(tmp_path: Path) -> None:
     """Found by bench/fuzz.py: "total heap usage: , allocs" matched [\\d,]+ and int("") failed."""
-    source = DATA / "valgrind" / "text-clean" / "memcheck.641.log"
+    source = DATA / "memcheck" / "text-clean" / "memcheck.641.log"
     path = tmp_path / source.name
     text = source.read_bytes().replace(b"total heap usage: 1,000 allocs", b"total heap usage: , allocs")
     path.write_bytes(text)

@@ -82,7 +82,7 @@ def with_names(text: str, old: str, names: list[str], *, xml: bool = False) -> s
 
 
 def test_hostile_function_names_in_a_real_memcheck_xml(tmp_path: Path) -> None:
-    text = (DATA / "valgrind" / "leaks" / "memcheck.32639.xml").read_text()
+    text = (DATA / "memcheck" / "leaks" / "memcheck.32639.xml").read_text()
     names = HOSTILE_NAMES[:4]
     text = with_names(text, "<fn>main</fn>", [f"<fn>{escape(name)}</fn>" for name in names])
     text = text.replace("<dir>/work/main/tests/programs</dir>", f"<dir>{escape(HOSTILE_PATH)}</dir>", 1)
@@ -97,7 +97,7 @@ def test_hostile_function_names_in_a_real_memcheck_xml(tmp_path: Path) -> None:
 
 
 def test_hostile_names_in_a_real_memcheck_text_log(tmp_path: Path) -> None:
-    text = (DATA / "valgrind" / "text-leaks-errors" / "memcheck.589.log").read_text()
+    text = (DATA / "memcheck" / "text-leaks-errors" / "memcheck.589.log").read_text()
     names = [name for name in HOSTILE_NAMES if " " not in name and "(" not in name]
     text = with_names(text, "main (memprog.c:", [f"{name} (memprog.c:" for name in names])
     text = text.replace("Invalid read of size 4", "Invalid read of size 4 @admins <b>|x|</b>", 1)
@@ -138,7 +138,7 @@ def test_a_crafted_report_through_memgate_compare(tmp_path: Path,
     """A JSON report from an untrusted fork's run, with hostile suite and function names, rendered by
     ``memgate compare --markdown``."""
     xml = tmp_path / "memcheck.9.xml"
-    text = (DATA / "valgrind" / "errors" / "memcheck.32666.xml").read_text()
+    text = (DATA / "memcheck" / "errors" / "memcheck.32666.xml").read_text()
     xml.write_text(with_names(text, "<fn>main</fn>", [f"<fn>{escape(n)}</fn>" for n in HOSTILE_NAMES[:3]]))
     processes = get_tool("valgrind").parse([xml])
     suites = [SuiteRecord(name=name, tool="valgrind", processes=tuple(processes),
@@ -216,7 +216,7 @@ def test_a_shell_runs_only_when_the_config_says_shell_true(tmp_path: Path,
 
 TOKENS = {"GITHUB_TOKEN": "ghp_s3cr3tTokenValue0000000000000000000",
           "MEMGATE_GITLAB_TOKEN": "glpat-s3cr3tGitLab99"}
-NEEDS = {"valgrind": "valgrind", "dhat": "valgrind", "massif": "valgrind", "heaptrack": "heaptrack"}
+NEEDS = {"memcheck": "valgrind", "dhat": "valgrind", "massif": "valgrind", "heaptrack": "heaptrack"}
 
 
 @pytest.mark.parametrize("tool", TOOL_NAMES)

@@ -20,7 +20,7 @@ from .clikit import memgate, suite_config, tree_snapshot
 TOOL_LOGS: dict[str, tuple[str, ...]] = {
     "asan": ("asan.*", "memgate-sanitizer-options"),
     "lsan": ("lsan.*", "memgate-sanitizer-options"),
-    "valgrind": ("memcheck.*.xml", "memcheck.*.xtmemory.kcg"),
+    "memcheck": ("memcheck.*.xml", "memcheck.*.xtmemory.kcg"),
     "dhat": ("dhat.*.json", "dhat.*.log"),
     "massif": ("massif.*.out", "massif.*.log"),
     "memusage": (),  # libmemusage prints nothing for a process that crashes or is killed
@@ -29,7 +29,7 @@ TOOL_LOGS: dict[str, tuple[str, ...]] = {
 }
 # A SIGTERM'd run: ASan's handler-less runtime writes nothing, and heaptrack's buffered trace is kept.
 HANG_LOGS: dict[str, tuple[str, ...]] = {**TOOL_LOGS, "asan": ("memgate-sanitizer-options",)}
-REQUIRED_PROGRAMS = {"valgrind": "valgrind", "dhat": "valgrind", "massif": "valgrind",
+REQUIRED_PROGRAMS = {"memcheck": "valgrind", "dhat": "valgrind", "massif": "valgrind",
                      "heaptrack": "heaptrack"}
 
 
@@ -109,7 +109,7 @@ def test_a_hanging_test_times_out_leaves_no_process_and_keeps_its_logs(
 MISSING: dict[str, str] = {
     "asan": "-fsanitize=address",  # the runtime is in the program: a program built without it
     "lsan": "-fsanitize=leak",
-    "valgrind": "apt-get install valgrind",
+    "memcheck": "apt-get install valgrind",
     "dhat": "apt-get install valgrind",
     "massif": "apt-get install valgrind",
     "memusage": "apt-get install libc-devtools",
@@ -118,7 +118,7 @@ MISSING: dict[str, str] = {
 }
 
 WHAT_IS_MISSING = {"asan": "no AddressSanitizer log", "lsan": "no LeakSanitizer log",
-                   "dhat": "valgrind is not", "massif": "valgrind is not",
+                   "memcheck": "valgrind is not", "dhat": "valgrind is not", "massif": "valgrind is not",
                    "memusage": "libmemusage.so was not found", "rusage": "time is not installed"}
 
 

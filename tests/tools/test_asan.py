@@ -22,18 +22,13 @@ from hypothesis import strategies as st
 from memgate.errors import ConfigError, ParseError
 from memgate.proc import Outcome
 from memgate.records import Frame, Leak, ProcessRecord
-from memgate.tools import asan, get_tool
-from memgate.tools.asan import (
-    ASAN,
-    LSAN,
-    OPTIONS_FILE,
-    LogParser,
-    SanitizerTool,
-    error_kind,
-    merge_options,
-    parse_frame,
-    split_options,
-)
+from memgate.tools import get_tool
+from memgate.tools.asan import ASAN, LSAN, SanitizerTool
+from memgate.tools.asan import frames as asan_frames
+from memgate.tools.asan import log as asan_log
+from memgate.tools.asan.frames import FrameCache, parse_frame
+from memgate.tools.asan.log import LogParser, error_kind, parse_log
+from memgate.tools.asan.options import OPTIONS_FILE, merge_options, split_options
 from memgate.tools.base import Tool, ToolOptions
 
 T = TypeVar("T")
@@ -783,13 +778,13 @@ def test_where_the_reads_end_changes_nothing(read_size: int) -> None:
     logs = sorted(DATA.glob("*.log"))
     whole = ASAN.parse(logs)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(asan, "_READ_CHARS", read_size)
+        patch.setattr(asan_log, "_READ_CHARS", read_size)
         assert ASAN.parse(logs) == whole
 
 
-def _leaks_of(text: str, path: Path, cache: asan.FrameCache | None = None) -> tuple[Leak, ...]:
+def _leaks_of(text: str, path: Path, cache: FrameCache | None = None) -> tuple[Leak, ...]:
     path.write_text(text)
-    return tuple(asan.parse_log(path, cache).leaks)
+    return tuple(parse_log(path, cache).leaks)
 
 
 @pytest.mark.parametrize("blank_lines", [1, 2, 3, 4, 7])
@@ -808,13 +803,13 @@ def test_records_seen_again_at_other_pcs_are_the_same_records(tmp_path: Path) ->
     text = (DATA / "gcc-lsan-leaks.log").read_text()
     moved = re.sub(r"(#\d+ 0x)([0-9a-f]+)", lambda pc: f"{pc[1]}{int(pc[2], 16) + 0x1000:x}", text)
     assert moved != text
-    cache = asan.FrameCache()
+    cache = FrameCache()
     first = _leaks_of(text, tmp_path / "lsan.1", cache)
     assert _leaks_of(moved, tmp_path / "lsan.2", cache) == first
     assert _leaks_of(moved, tmp_path / "lsan.3") == first  # with a cache of its own
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(asan, "_RUN_CHARS", 10)
-        assert _leaks_of(moved, tmp_path / "lsan.4", asan.FrameCache()) == first
+        patch.setattr(asan_frames, "_RUN_CHARS", 10)
+        assert _leaks_of(moved, tmp_path / "lsan.4", FrameCache()) == first
     assert [(leak.kind, leak.bytes, leak.blocks) for leak in first] == [
         ("definite", 300, 3), ("definite", 32, 1), ("definite", 16, 1), ("indirect", 64, 1)]
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memgate.tools._memcheck.model import RawFrame, Stack
+from memgate.tools.memcheck.model import RawFrame, Stack
 from memgate.units import count_of
 
 CHUNK_BYTES = 1 << 18

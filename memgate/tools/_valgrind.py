@@ -1,94 +1,21 @@
-"""What the heap tools (dhat, massif, memusage, heaptrack, rusage) share: finding their programs, the
-user's environment, per-process output files, and Valgrind's command line and log."""
+"""What the Valgrind tools (memcheck, massif, DHAT) share: the install hint and version, massif's and
+DHAT's command line, the fatal signal in a Valgrind log, and collecting one output file per process."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memgate.errors import ConfigError, ToolError
+from memgate.errors import ConfigError
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
+from memgate.tools._outputs import files_by_pid, incomplete, no_output_reason
+from memgate.tools._programs import program_version, require_program, tool_env
 from memgate.tools.base import Launch, ToolOptions
 
 VALGRIND_INSTALL = "install Valgrind: apt-get install valgrind (dnf install valgrind, apk add valgrind)"
-_VERSION_TIMEOUT = 30.0
-
-
-def require_program(name: str, install_hint: str) -> str:
-    """The program's path on PATH; ``ToolError`` with the install hint when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        raise ToolError(f"{name} is not installed (not found on PATH)", hint=install_hint)
-    return path
-
-
-def program_version(argv: Sequence[str], install_hint: str) -> str:
-    """The first line a program prints for ``--version``."""
-    require_program(argv[0], install_hint)
-    try:
-        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=_VERSION_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise ToolError(f"cannot run {' '.join(argv)}: {error}", hint=install_hint) from None
-    lines = (result.stdout or result.stderr).strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise ToolError(f"{' '.join(argv)} failed (exit {result.returncode})", hint=install_hint)
-    return lines[0].strip()
-
-
-def user_variable(options: ToolOptions, name: str) -> str | None:
-    """A variable as the suite's program would see it: the suite's ``env``, else memgate's own."""
-    if name in options.env:
-        return options.env[name]
-    return os.environ.get(name)
-
-
-def tool_env(options: ToolOptions, **variables: str) -> dict[str, str]:
-    """The suite's environment with the tool's own variables on top."""
-    return {**options.env, **variables}
-
-
-def files_by_pid(logdir: Path, prefix: str, suffix: str) -> dict[int, Path]:
-    """``<logdir>/<prefix>.<pid>.<suffix>`` files, by process id."""
-    pattern = re.compile(rf"{re.escape(prefix)}\.(\d+)\.{re.escape(suffix)}")
-    found: dict[int, Path] = {}
-    if not logdir.is_dir():
-        return found
-    for path in logdir.iterdir():
-        match = pattern.fullmatch(path.name)
-        if match:
-            found[int(match[1])] = path
-    return found
-
-
-_PID_NAMES = (re.compile(r"[^.]+\.out\.(\d+)"), re.compile(r"[^.]+\.(\d+)\.[A-Za-z]+"))
-
-
-def pid_in_name(path: Path) -> int | None:
-    """The process id in a file named as the tools name them: ``massif.out.1234`` (Valgrind's
-    default) or ``dhat.1234.json`` (memgate's)."""
-    for pattern in _PID_NAMES:
-        match = pattern.fullmatch(path.name)
-        if match:
-            return int(match[1])
-    return None
-
-
-def incomplete(reason: str, *, pid: int | None = None, log_files: Sequence[Path] = (),
-               command: str | None = None, fatal_signal: str | None = None) -> ProcessRecord:
-    """A record that measured nothing usable: it fails closed, never passes as "0 bytes"."""
-    return ProcessRecord(pid=pid, command=command, log_files=tuple(str(p) for p in log_files),
-                         leak_check=False, complete=False, incomplete_reason=reason,
-                         fatal_signal=fatal_signal)
-
-
-# --------------------------------------------------------------------------------------------------
-# Valgrind (DHAT and massif)
 
 
 def valgrind_version() -> str:
@@ -110,7 +37,7 @@ def valgrind_launch(tool: str, out_option: str, out_suffix: str, command: Sequen
         if argument.split("=", 1)[0] in owned:
             raise ConfigError(f"tool_args for {tool} cannot contain {argument!r}: memgate sets it to find "
                               "the output", hint="remove it from the suite's tool_args")
-    folder = _escape_percent(logdir.resolve())
+    folder = escape_percent(logdir.resolve())
     argv = [
         "valgrind",
         f"--tool={tool}",
@@ -123,21 +50,9 @@ def valgrind_launch(tool: str, out_option: str, out_suffix: str, command: Sequen
     return Launch(argv=argv, env=tool_env(options))
 
 
-def _escape_percent(path: Path) -> str:
+def escape_percent(path: Path) -> str:
     """Valgrind expands ``%p``, ``%q{VAR}`` and ``%n`` in file names; a literal ``%`` is ``%%``."""
     return str(path).replace("%", "%%")
-
-
-def no_output_reason(tool: str, logdir: Path, outcome: Outcome | None) -> str:
-    """Why a run left no output at all, as far as the runner's outcome tells."""
-    if outcome is not None and outcome.timed_out:
-        why = "the run timed out before any process wrote one"
-    elif outcome is not None and outcome.signal is not None:
-        why = f"the run was killed by signal {outcome.signal} first"
-    else:
-        status = f"exit status {outcome.exit_code}; " if outcome is not None else ""
-        why = f"the command did not start under it ({status}see the suite's output: a missing program?)"
-    return f"{tool} wrote nothing in {logdir}: {why}"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Valgrind memcheck end to end: programs of known behaviour (tests/programs, gcc -g -O0) run under
 the command line ``launch`` builds, their output read back by ``collect`` and ``parse``; memcheck's
-own text output of the same programs; then the saved real outputs of tests/data/valgrind as extra
+own text output of the same programs; then the saved real outputs of tests/data/memcheck as extra
 parser cases, and the edges: cut, empty, foreign and broken files."""
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from memgate.metrics import METRIC_NAMES, MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools import get_tool
-from memgate.tools._memcheck import xmlstream
-from memgate.tools._memcheck.xmlfile import XmlReader, read_xml
-from memgate.tools._memcheck.xmlstream import ROOT, Item, XmlElement, _leaves, _walk_error
 from memgate.tools.base import Tool, ToolOptions
-from memgate.tools.valgrind import MEMCHECK, MEMCHECK_METRICS
+from memgate.tools.memcheck import MEMCHECK, MEMCHECK_METRICS, xmlstream
+from memgate.tools.memcheck.xmlfile import XmlReader, read_xml
+from memgate.tools.memcheck.xmlstream import ROOT, Item, XmlElement, _leaves, _walk_error
 
-DATA = Path(__file__).parent.parent / "data" / "valgrind"
+DATA = Path(__file__).parent.parent / "data" / "memcheck"
 LEAKS = ("leak_small", "leak_many", "leak_tree", "leak_possible", "leak_reachable")
 ERRORS = ("invalid_read", "invalid_write", "use_after_free", "double_free")
 KINDS = ("repeat_read=5", "uninit_cond", "syscall_param", "overlap", "fishy", "client_check", "free_stack")
@@ -194,9 +193,10 @@ def comparable(record: ProcessRecord) -> ProcessRecord:
 
 
 def test_registered_and_shaped_as_a_tool() -> None:
-    tool: Tool = get_tool("valgrind")
+    tool: Tool = get_tool("memcheck")
     assert tool is MEMCHECK
-    assert MEMCHECK.name == "valgrind"
+    assert MEMCHECK.name == "memcheck"
+    assert get_tool("valgrind") is MEMCHECK  # its name before massif and DHAT came
     assert set(METRIC_NAMES) >= MEMCHECK_METRICS
     assert {*LEAK_METRICS, "errors", "alloc_calls", "heap_total_bytes", "heap_end_bytes"} == MEMCHECK_METRICS
 
@@ -643,7 +643,7 @@ def test_text_stderr_of_several_processes(memprog: Path, tmp_path: Path) -> None
 
 
 # --------------------------------------------------------------------------------------------------
-# Saved real outputs (tests/data/valgrind, made by its regenerate.py)
+# Saved real outputs (tests/data/memcheck, made by its regenerate.py)
 
 SAVED: dict[str, list[dict[MetricName, int]]] = {
     "leaks": [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from memgate.metrics import LEAK_KINDS, LeakKind
-from memgate.tools._memcheck.model import LeakCheck
+from memgate.tools.memcheck.model import LeakCheck
 
 DEFAULT_SHOWN: frozenset[LeakKind] = frozenset({"definite", "possible"})
 _LEAK_CHECK: dict[str, LeakCheck] = {"no": "no", "summary": "summary", "yes": "full", "full": "full"}

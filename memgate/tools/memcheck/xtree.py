@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 from memgate.errors import ParseError
-from memgate.tools._memcheck.model import HeapUsage, MemcheckOutput
-from memgate.units import NumberTooLong, count_of
+from memgate.tools.memcheck.model import HeapUsage, MemcheckOutput
+from memgate.units import count_of, counts_read
 
 _HEAD_LINES = 64
 _TAIL_BYTES = 4096
@@ -56,11 +56,8 @@ def _totals_line(path: Path) -> str | None:
 
 def read_xtree(path: Path) -> MemcheckOutput:
     """The heap totals of one process; a report cut before ``totals:`` is noted as incomplete."""
-    try:
+    with counts_read(path, not_a="not an xtree report valgrind writes", hint=_HINT):
         return _read(path)
-    except NumberTooLong as error:
-        raise ParseError(f"not an xtree report valgrind writes: it holds {error.message}", path=path,
-                         hint=_HINT) from None
 
 
 def _read(path: Path) -> MemcheckOutput:

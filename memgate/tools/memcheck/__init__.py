@@ -1,54 +1,5 @@
-"""Valgrind memcheck (``valgrind``): leaks of the four kinds and memory errors, from memcheck's XML.
-
-``launch`` runs::
-
-    valgrind --tool=memcheck --xml=yes --xml-file=<logdir>/memcheck.%p.xml
-             --leak-check=full --show-leak-kinds=all --trace-children=yes --child-silent-after-fork=no
-             --error-limit=no --num-callers=30
-             --xtree-memory=full --xtree-memory-file=<logdir>/memcheck.%p.xtmemory.kcg
-             <tool_args> -- <command>
-
-and why:
-
-- ``--xml-file`` with ``%p``: one file per process; exec'd children (``--trace-children=yes``) and
-  forked ones (``--child-silent-after-fork=no``) each write their own.
-- No ``--log-file``. In XML mode memcheck prints neither its HEAP SUMMARY nor its LEAK SUMMARY in
-  the text log (protocol 4, Valgrind 3.19: measured, and so in its source), so the log has nothing
-  to parse. Worse, a ``%p`` log breaks the XML: after ``fork()`` Valgrind 3.19 reopens the log for
-  the child and then not the XML (``reopen log || reopen xml``), and the child writes a second XML
-  document into its parent's file. The few lines Valgrind still prints go to the suite's stderr.
-- ``--xtree-memory=full``: its ``totals:`` line is the HEAP SUMMARY exactly (in use at exit,
-  allocations, bytes allocated; the tests compare the two), the figures the protocol-4 XML lacks.
-  Its cost did not show against run-to-run noise (2 M malloc/free pairs). Protocol 6 (Valgrind
-  3.26+) has a ``<heap_summary>`` and ``<leak_summary>`` in the XML, which are used when present.
-- ``--leak-check=full``: memcheck forces it anyway when it writes XML (``--leak-check=no`` still
-  prints every loss record), so a tool_arg cannot turn the leak search off.
-- ``--show-leak-kinds=all``: every leaked block is in some loss record, so the records add up to
-  "in use at exit"; the parser checks that they do (a definite record's bytes include the indirect
-  bytes it points to, a classic double count). A disagreement makes the record incomplete.
-- ``--error-limit=no``: past 1,000 contexts or 10,000,000 errors memcheck stops counting (and says
-  so only in the text log); a gate needs exact counts.
-- No ``--error-exitcode``: the exit status stays the program's own, so a known (baselined) error
-  does not fail the suite; findings reach the gate through the XML. ``--errors-for-leak-kinds`` only
-  matters with it and is left alone.
-
-``tool_args`` go before the command and may refine (``--suppressions=``, ``--num-callers=``,
-``--show-leak-kinds=definite,indirect``: the figures of kinds not shown are then absent, not 0).
-Arguments that would move or switch off the output memgate reads are refused with a ConfigError.
-
-Metrics: the eight ``leak_*`` figures (each kind's OWN bytes and blocks), ``errors`` (occurrences of
-every non-leak error kind, from ``<errorcounts>``), ``alloc_calls`` / ``heap_total_bytes`` /
-``heap_end_bytes`` (the HEAP SUMMARY's allocs, bytes allocated and bytes in use at exit). A forked
-child's figures include what it inherited from its parent, as memcheck reports them.
-
-``parse`` takes files a user made: memcheck XML, xtree reports, and text logs (``--log-file`` or a
-captured stderr, several processes in one file are told apart by ``==PID==``); files are grouped by
-process id. A text log alone gives everything memcheck prints: records, counts, both summaries.
-
-The XML is read by ``_memcheck.xmlstream``: expat checks every byte while ``<error>``s are found in
-the bytes and read with regular expressions, in bounded memory (bench/bench_valgrind_parse.py).
-Records are merged by kind and site as they stream by: a process's record has one ``Leak`` or
-``MemError`` per fingerprint, with the bytes, blocks or counts of all its loss records or contexts.
+"""Valgrind memcheck (``memcheck``; ``valgrind`` is its other name): the tool object, and the files
+of each process (XML, text log, xtree) made into one record. The readers are this package's modules.
 """
 
 from __future__ import annotations
@@ -63,12 +14,12 @@ from memgate.errors import ConfigError, ParseError
 from memgate.metrics import LEAK_KINDS, LeakKind, MetricName, leak_metrics
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._heap_common import valgrind_version
-from memgate.tools._memcheck.model import Amount, HeapUsage, MemcheckOutput, Sites
-from memgate.tools._memcheck.textlog import read_text
-from memgate.tools._memcheck.xmlfile import read_xml
-from memgate.tools._memcheck.xtree import read_xtree
-from memgate.tools.base import Launch, ToolOptions
+from memgate.tools._valgrind import escape_percent, valgrind_version
+from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.tools.memcheck.model import Amount, HeapUsage, MemcheckOutput, Sites
+from memgate.tools.memcheck.textlog import read_text
+from memgate.tools.memcheck.xmlfile import read_xml
+from memgate.tools.memcheck.xtree import read_xtree
 
 XML_SUFFIX = "xml"
 XTREE_SUFFIX = "xtmemory.kcg"
@@ -76,6 +27,10 @@ PREFIX = "memcheck"
 NUM_CALLERS = 30
 _SNIFF_BYTES = 1 << 16
 
+# The eight ``leak_*`` figures (each kind's OWN bytes and blocks), ``errors`` (occurrences of
+# every non-leak error kind, from ``<errorcounts>``), ``alloc_calls`` / ``heap_total_bytes`` /
+# ``heap_end_bytes`` (the HEAP SUMMARY's allocs, bytes allocated and bytes in use at exit). A forked
+# child's figures include what it inherited from its parent, as memcheck reports them.
 MEMCHECK_METRICS: frozenset[MetricName] = frozenset({
     *(name for kind in LEAK_KINDS for name in leak_metrics(kind)),
     "errors", "alloc_calls", "heap_total_bytes", "heap_end_bytes",
@@ -141,7 +96,13 @@ def _empty(path: Path) -> MemcheckOutput:
 
 
 def read_outputs(path: Path, sites: Sites) -> list[MemcheckOutput]:
-    """Every process one file describes (a text log may hold several)."""
+    """Every process one file describes (a text log may hold several).
+
+    The XML is read by ``xmlstream``: expat checks every byte while ``<error>``s are found in
+    the bytes and read with regular expressions, in bounded memory (bench/bench_valgrind_parse.py).
+    Records are merged by kind and site as they stream by: a process's record has one ``Leak`` or
+    ``MemError`` per fingerprint, with the bytes, blocks or counts of all its loss records or contexts.
+    """
     kind = sniff(path)
     if kind == "empty":
         return [_empty(path)]
@@ -334,13 +295,8 @@ def _check_extra_args(extra_args: Sequence[str]) -> None:
     for argument in extra_args:
         for pattern, why in _REFUSED:
             if pattern.fullmatch(argument):
-                raise ConfigError(f"tool_args for valgrind cannot contain {argument!r}: {why}",
+                raise ConfigError(f"tool_args for memcheck cannot contain {argument!r}: {why}",
                                   hint="remove it from the suite's tool_args")
-
-
-def _escape(path: Path) -> str:
-    """Valgrind expands ``%p``, ``%q{VAR}`` and ``%n`` in file names; a literal ``%`` is ``%%``."""
-    return str(path).replace("%", "%%")
 
 
 def _missing_output(logdir: Path, outcome: Outcome) -> ProcessRecord:
@@ -364,21 +320,58 @@ def _outcome_note(outcome: Outcome) -> str | None:
 
 
 class Memcheck:
-    name = "valgrind"
+    name = "memcheck"
     metrics = MEMCHECK_METRICS
+    memory_appetite = Appetite(multiple=6.0)  # shadow memory and the translation cache
 
     def version(self) -> str:
         """``valgrind-3.19.0``; the ToolError with the install command when it is missing."""
         return valgrind_version()
 
     def launch(self, command: Sequence[str], logdir: Path, options: ToolOptions) -> Launch:
+        """Runs::
+
+            valgrind --tool=memcheck --xml=yes --xml-file=<logdir>/memcheck.%p.xml
+                     --leak-check=full --show-leak-kinds=all --trace-children=yes --child-silent-after-fork=no
+                     --error-limit=no --num-callers=30
+                     --xtree-memory=full --xtree-memory-file=<logdir>/memcheck.%p.xtmemory.kcg
+                     <tool_args> -- <command>
+
+        and why:
+
+        - ``--xml-file`` with ``%p``: one file per process; exec'd children (``--trace-children=yes``) and
+          forked ones (``--child-silent-after-fork=no``) each write their own.
+        - No ``--log-file``. In XML mode memcheck prints neither its HEAP SUMMARY nor its LEAK SUMMARY in
+          the text log (protocol 4, Valgrind 3.19: measured, and so in its source), so the log has nothing
+          to parse. Worse, a ``%p`` log breaks the XML: after ``fork()`` Valgrind 3.19 reopens the log for
+          the child and then not the XML (``reopen log || reopen xml``), and the child writes a second XML
+          document into its parent's file. The few lines Valgrind still prints go to the suite's stderr.
+        - ``--xtree-memory=full``: its ``totals:`` line is the HEAP SUMMARY exactly (in use at exit,
+          allocations, bytes allocated; the tests compare the two), the figures the protocol-4 XML lacks.
+          Its cost did not show against run-to-run noise (2 M malloc/free pairs). Protocol 6 (Valgrind
+          3.26+) has a ``<heap_summary>`` and ``<leak_summary>`` in the XML, which are used when present.
+        - ``--leak-check=full``: memcheck forces it anyway when it writes XML (``--leak-check=no`` still
+          prints every loss record), so a tool_arg cannot turn the leak search off.
+        - ``--show-leak-kinds=all``: every leaked block is in some loss record, so the records add up to
+          "in use at exit"; the parser checks that they do (a definite record's bytes include the indirect
+          bytes it points to, a classic double count). A disagreement makes the record incomplete.
+        - ``--error-limit=no``: past 1,000 contexts or 10,000,000 errors memcheck stops counting (and says
+          so only in the text log); a gate needs exact counts.
+        - No ``--error-exitcode``: the exit status stays the program's own, so a known (baselined) error
+          does not fail the suite; findings reach the gate through the XML. ``--errors-for-leak-kinds`` only
+          matters with it and is left alone.
+
+        ``tool_args`` go before the command and may refine (``--suppressions=``, ``--num-callers=``,
+        ``--show-leak-kinds=definite,indirect``: the figures of kinds not shown are then absent, not 0).
+        Arguments that would move or switch off the output memgate reads are refused with a ConfigError.
+        """
         _check_extra_args(options.extra_args)
         folder = logdir.resolve()
         argv = [
             "valgrind",
             "--tool=memcheck",
             "--xml=yes",
-            f"--xml-file={_escape(folder)}/{PREFIX}.%p.{XML_SUFFIX}",
+            f"--xml-file={escape_percent(folder)}/{PREFIX}.%p.{XML_SUFFIX}",
             "--leak-check=full",
             "--show-leak-kinds=all",
             "--trace-children=yes",
@@ -386,7 +379,7 @@ class Memcheck:
             "--error-limit=no",
             f"--num-callers={NUM_CALLERS}",
             "--xtree-memory=full",
-            f"--xtree-memory-file={_escape(folder)}/{PREFIX}.%p.{XTREE_SUFFIX}",
+            f"--xtree-memory-file={escape_percent(folder)}/{PREFIX}.%p.{XTREE_SUFFIX}",
             *options.extra_args,
             "--",
             *command,
@@ -432,6 +425,9 @@ class Memcheck:
         return to_record(process)
 
     def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+        """``parse`` takes files a user made: memcheck XML, xtree reports, and text logs (``--log-file`` or a
+        captured stderr, several processes in one file are told apart by ``==PID==``); files are grouped by
+        process id. A text log alone gives everything memcheck prints: records, counts, both summaries."""
         sites = Sites()
         outputs = [output for path in paths for output in read_outputs(Path(path), sites)]
         return [to_record(process) for process in group_by_pid(outputs)]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from memgate.errors import ParseError
 from memgate.metrics import LeakKind
-from memgate.tools._memcheck.model import (
+from memgate.tools.memcheck.model import (
     TEXT_LEAK_KINDS,
     Amount,
     HeapUsage,
@@ -37,7 +37,7 @@ from memgate.tools._memcheck.model import (
     RawFrame,
     Sites,
 )
-from memgate.units import NumberTooLong, count_of
+from memgate.units import count_of, counts_read
 
 _MAX_LINE = 1 << 16  # characters; a longer line is cut (no memcheck line is that long)
 _MAX_BLOCK = 4096  # lines kept of one block
@@ -296,8 +296,5 @@ class TextReader:
 
 def read_text(path: Path, sites: Sites | None = None) -> list[MemcheckOutput]:
     """Every process of one memcheck text log, one output each."""
-    try:
+    with counts_read(path, not_a="not a log valgrind writes", hint=_HINT):
         return TextReader(path, sites).read()
-    except NumberTooLong as error:
-        raise ParseError(f"not a log valgrind writes: it holds {error.message}", path=path,
-                         hint=_HINT) from None

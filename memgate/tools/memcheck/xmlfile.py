@@ -24,7 +24,7 @@ from pathlib import Path
 
 from memgate.errors import ParseError
 from memgate.metrics import LeakKind
-from memgate.tools._memcheck.model import (
+from memgate.tools.memcheck.model import (
     XML_LEAK_KINDS,
     Amount,
     ErrorKey,
@@ -32,8 +32,8 @@ from memgate.tools._memcheck.model import (
     MemcheckOutput,
     Sites,
 )
-from memgate.tools._memcheck.options import leak_options
-from memgate.tools._memcheck.xmlstream import (
+from memgate.tools.memcheck.options import leak_options
+from memgate.tools.memcheck.xmlstream import (
     ROOT,
     BrokenXml,
     Item,
@@ -43,7 +43,7 @@ from memgate.tools._memcheck.xmlstream import (
     stream_expat,
     stream_lxml,
 )
-from memgate.units import NumberTooLong, count_of
+from memgate.units import count_of, counts_read
 
 PROTOCOLS = (4, 5, 6)
 
@@ -344,8 +344,5 @@ def read_xml(path: Path, *, sites: Sites | None = None, use_lxml: bool | None = 
     elif use_lxml and not lxml_available():
         raise ParseError("lxml is not installed", path=path, hint="pip install lxml")
     stream = stream_lxml(path) if use_lxml else stream_expat(path)
-    try:
+    with counts_read(path, not_a="not the XML valgrind writes", hint=_HINT):
         return XmlReader(path, sites).read(stream)
-    except NumberTooLong as error:
-        raise ParseError(f"not the XML valgrind writes: it holds {error.message}", path=path,
-                         hint=_HINT) from None

@@ -1,4 +1,4 @@
-"""Rewrite the saved memcheck outputs of this folder from real runs (python tests/data/valgrind/regenerate.py
+"""Rewrite the saved memcheck outputs of this folder from real runs (python tests/data/memcheck/regenerate.py
 [CASE...]).
 
 Each case builds a program of tests/programs with gcc (-g -O0, as the tests' fixture does), runs it
@@ -6,7 +6,7 @@ under Valgrind and keeps what Valgrind wrote in ``<case>/``: for ``launch`` case
 memgate's own command line (``MEMCHECK.launch``: one XML and one xtree report per process); for
 the others, the command line of the case (what a user who ran valgrind by hand gives ``memgate
 parse``). The outputs were made with Valgrind 3.19.0, gcc 12.2 and glibc 2.36 on Debian 12; the
-expectations in tests/tools/test_valgrind.py are the programs' known truth, so regenerated outputs
+expectations in tests/tools/test_memcheck.py are the programs' known truth, so regenerated outputs
 must still meet them.
 
 Two cases are derived, not run, and say so in their name: ``protocol6-*`` rewrite a 3.19 XML as
@@ -33,7 +33,7 @@ PROGRAMS = ROOT / "tests" / "programs"
 sys.path.insert(0, str(ROOT))
 
 from memgate.tools.base import ToolOptions  # noqa: E402
-from memgate.tools.valgrind import MEMCHECK  # noqa: E402
+from memgate.tools.memcheck import MEMCHECK  # noqa: E402
 
 LEAKS = ["leak_small", "leak_many", "leak_tree", "leak_possible", "leak_reachable"]
 ERRORS = ["invalid_read", "invalid_write", "use_after_free", "double_free"]

@@ -1,0 +1,426 @@
+"""One sanitizer log read into ``Findings``: chunks of whole lines, the reports found in them
+(``LogParser``), and the file-level checks (``parse_log``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memgate.errors import ParseError
+from memgate.records import Leak, MemError
+from memgate.tools.asan.frames import FrameCache
+from memgate.units import count_of, counts_read
+
+# The log is read in chunks of about a megabyte, and one regular expression (``_EVENT``) finds the
+# lines the state machine needs, so the shadow-byte maps, legends and statistics it skips never
+# reach Python; memory stays bounded whatever the log holds.
+_READ_CHARS = 1 << 20  # one read: about a megabyte of text
+_MAX_LINE = 1 << 16  # longer lines are cut: no sanitizer line is that long
+_MAX_RUN = 1 << 23  # a run of frame lines is kept in one chunk up to this size
+_MAX_DETAIL = 300  # characters kept of each line of an error's description
+
+# Signals the sanitizers catch and report as "ERROR: ...Sanitizer: SEGV on unknown address ...".
+DEADLY_KINDS = frozenset({"SEGV", "BUS", "FPE", "ILL", "ABRT", "TRAP", "stack-overflow"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Report lines
+
+# A leak record as printed: its header line and its frame lines.
+_LEAK_TEXT = r"(?:Direct|Indirect) leak of \d+ byte\(s\) in \d+ object\(s\) allocated from:(?:\n {4}#[^\n]*)*"
+_PID_PREFIX = re.compile(r"==(\d+)==")
+_ERROR_LINE = re.compile(r"ERROR: (?P<tool>\w+Sanitizer):? (?P<message>.*)")
+_LEAK_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\d+) byte\(s\) leaked in (\d+) allocation\(s\)\.")
+_ERROR_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\S+)")
+_CALLS = re.compile(r"Stats: .* malloced .* by (\d+) calls")
+_TOP_LEAKS = re.compile(r"The (\d+) top leak\(s\):")
+# The lines of an error report kept for its description: the access, and where the address lies.
+_DETAIL = re.compile(r"(?:READ|WRITE|ACCESS) of size|The signal is caused|(?:Address )?0x\w+ is located ")
+# The registers an ERROR line ends with, "at pc ... sp ..." or "(pc ... sp ... T0)": they differ in every run.
+_REGISTERS = re.compile(r" (?:at |\()pc 0x[0-9a-fA-F]+ bp 0x[0-9a-fA-F]+ sp 0x[0-9a-fA-F]+(?: T\d+\))?")
+
+# ERROR lines whose first word is not the kind; the SUMMARY line, when there is one, has the last word.
+_ERROR_PHRASES: tuple[tuple[str, str], ...] = (
+    ("attempting double-free", "double-free"),
+    ("attempting free on address which was not malloc()-ed", "bad-free"),
+    ("requested allocation size", "allocation-size-too-big"),
+    ("calloc parameters overflow", "calloc-overflow"),
+    ("reallocarray parameters overflow", "reallocarray-overflow"),
+    ("pvalloc parameters overflow", "pvalloc-overflow"),
+    ("invalid allocation alignment", "invalid-allocation-alignment"),
+    ("invalid alignment requested in aligned_alloc", "invalid-aligned-alloc-alignment"),
+    ("invalid alignment requested in posix_memalign", "invalid-posix-memalign-alignment"),
+    ("allocator is out of memory", "out-of-memory"),
+    ("out of memory", "out-of-memory"),
+    ("requested allocation size exceeds", "allocation-size-too-big"),
+)
+_PHRASES_BY_WORD = {  # error_kind looks only at the phrases that start with the message's first word
+    word: [(phrase, kind) for phrase, kind in _ERROR_PHRASES if phrase.split(" ", 1)[0] == word]
+    for word in {phrase.split(" ", 1)[0] for phrase, _ in _ERROR_PHRASES}
+}
+# The runtime itself gave up: nothing after this line can be trusted to be complete.
+_RUNTIME_FAILURES: tuple[tuple[str, str], ...] = (
+    ("LeakSanitizer has encountered a fatal error",
+     "LeakSanitizer has encountered a fatal error, so no leak check ran (it does not work under "
+     "ptrace: strace, gdb)"),
+    ("CHECK failed", "the sanitizer runtime failed an internal check"),
+    ("failed to allocate", "the sanitizer runtime ran out of memory"),
+    ("nested bug", "the sanitizer runtime hit a bug while reporting one"),
+)
+
+
+def error_kind(message: str) -> str:
+    """The kind of an ERROR line's message, e.g. "heap-buffer-overflow" or "double-free"."""
+    word = message.split(" ", 1)[0]
+    for phrase, kind in _PHRASES_BY_WORD.get(word, ()):
+        if message.startswith(phrase):
+            return kind
+    return word.rstrip(":") or "unknown"
+
+
+@dataclass
+class _PendingError:
+    kind: str
+    message: str
+    details: list[str] = field(default_factory=list)
+    frames: str | None = None  # the first run of frames after the ERROR line: the access stack
+    located: bool = False  # the "... is located ..." line is in details
+
+
+@dataclass
+class Findings:
+    """What one log says, before memgate decides whether it is complete."""
+
+    path: Path
+    pid: int | None = None
+    leaks: list[Leak] = field(default_factory=list)
+    errors: list[MemError] = field(default_factory=list)
+    sanitizer_output: bool = False  # at least one line the sanitizer writes
+    leak_report_seen: bool = False
+    leak_check_done: bool = False  # a finished leak report, ASan exit stats or LSan's tracer
+    alloc_calls: int | None = None
+    summary_total: tuple[int, int] | None = None  # bytes and blocks in the leak report's SUMMARY
+    omitted_leaks: bool = False
+    halted_by: str | None = None  # the error kind after which the runtime printed ABORTING
+    fatal_signal: str | None = None
+    runtime_failure: str | None = None
+    truncated: str | None = None
+    # Signs of several processes in one file (a captured stderr of a program that forks): the process
+    # ids of the ERROR lines, and how many exit statistics there are (each process prints them once).
+    report_pids: set[int] = field(default_factory=set)
+    exit_stats: int = 0
+
+    def listed_total(self) -> tuple[int, int]:
+        """Bytes and blocks of the leak records, to be held against the SUMMARY's."""
+        return sum(leak.bytes for leak in self.leaks), sum(leak.blocks for leak in self.leaks)
+
+    def several_processes(self) -> str | None:
+        """What shows that the file holds more than one process's output, or None."""
+        if len(self.report_pids) > 1:
+            return f"reports of processes {', '.join(map(str, sorted(self.report_pids)[:5]))}"
+        if self.exit_stats > 1:
+            return f"{self.exit_stats} sets of exit statistics"
+        return None
+
+
+# The parser's states between events.
+_OUTSIDE, _LEAKS, _ERROR, _STATS = range(4)
+
+# What the parser looks at, each found after a newline: a run of leak records with their frames, a
+# run of frame lines, or a line the state machine needs. Everything else (shadow-byte maps, legends,
+# the allocator's statistics, hints, blank lines, a program's own output, and the separator before
+# an ERROR line, which opens the report anyway) is skipped by the regex engine without reaching
+# Python. Each alternative starts with a literal, which the engine rejects at a glance.
+_EVENT = re.compile(
+    r"\n(?:(?P<leaks>" + _LEAK_TEXT + r"(?:\n\n+" + _LEAK_TEXT + r")*)"
+    r"|(?P<frames> {4}#[^\n]*(?:\n {4}#[^\n]*)*)"
+    r"|(?P<text>(?:=(?!={19,}\n==\d+==ERROR: \w+Sanitizer:? )(?:={19,}(?![^\n])"
+    r"|=\d+==(?:ERROR: |ABORTING|Detached |The signal |LeakSanitizer(?: has| CHECK failed|: nested bug)"
+    r"|AddressSanitizer(?: CHECK failed|: nested bug)))"
+    r"|S(?:UMMARY: |tats: \S+ malloced )"
+    r"|A(?:ddressSanitizer exit stats:|ddress 0x[0-9a-fA-F]+ is located |CCESS of size )"
+    r"|READ of size |WRITE of size |0x[0-9a-fA-F]+ is located "
+    r"|Omitting |T(?:oo many leaks|he \d+ top leak))[^\n]*))"
+)
+
+
+_SANITIZER_LINE = re.compile(r"\n(?:==\d+==|={20,}\n|SUMMARY: \w+Sanitizer|AddressSanitizer exit stats)")
+_OWN_PID_LINE = re.compile(r"\n==(\d+)==(?!Attached|Detached|Could not attach|Failed suspending)")
+
+
+class LogParser:
+    """A state machine over one sanitizer log (one process), fed blocks of whole lines."""
+
+    def __init__(self, path: Path, cache: FrameCache | None = None) -> None:
+        self.findings = Findings(path=path)
+        self._cache = cache or FrameCache()
+        self._state = _OUTSIDE
+        self._error: _PendingError | None = None
+
+    def feed(self, lines: Iterable[str]) -> None:
+        """Whole lines, without their line ends (a run of frames must not be split between calls)."""
+        self.feed_text("\n" + "\n".join(lines))
+
+    def feed_text(self, text: str) -> None:
+        """Whole lines, each after a newline: ``"\\nline\\nline"``."""
+        if self.findings.pid is None or not self.findings.sanitizer_output:
+            self._recognise(text)
+        for records, frames, line in _EVENT.findall(text):  # '' for a group not there
+            if records:
+                if self._state != _LEAKS:
+                    self._close_report()
+                    self._start_leak_report()
+                self.findings.leaks += self._cache.leaks(records)
+            elif frames:
+                self._frames(frames)
+            else:
+                self._text_line(line)
+
+    def _recognise(self, text: str) -> None:
+        """Whether the sanitizer wrote this (the events leave its chatter out), and its process id."""
+        findings = self.findings
+        findings.sanitizer_output = findings.sanitizer_output or bool(_SANITIZER_LINE.search(text))
+        if findings.pid is None and (own := _OWN_PID_LINE.search(text)):
+            findings.pid = count_of(own[1])
+
+    def _frames(self, frames: str) -> None:
+        """The first run of frames after an ERROR line is the access stack; the allocation and free
+        stacks that follow stay out of the record."""
+        error = self._error
+        if error is not None and error.frames is None:
+            error.frames = frames
+
+    def _text_line(self, line: str) -> None:
+        first = line[0]
+        if first == "=":
+            self._marker_line(line)
+        elif first == "S":
+            self._s_line(line)
+        elif line.startswith("AddressSanitizer exit stats:"):
+            self._close_report()
+            self.findings.leak_check_done = True
+            self.findings.exit_stats += 1
+            self._state = _STATS
+        elif self._state == _ERROR:
+            self._error_text(line)
+        elif self._state == _LEAKS:
+            self._leak_report_text(line)
+
+    # -- lines that start with "=" ----------------------------------------------------------------
+
+    def _marker_line(self, line: str) -> None:
+        if line.startswith("====="):  # the separator before a report
+            self._close_report()
+            self.findings.sanitizer_output = True
+            return
+        prefix = _PID_PREFIX.match(line)
+        if not prefix:
+            return
+        self.findings.sanitizer_output = True
+        text = line[prefix.end():]
+        if text.startswith("Detached from thread"):
+            # LSan's stop-the-world tracer, under its own pid: the leak check has run
+            self.findings.leak_check_done = True
+            return
+        if self.findings.pid is None:
+            self.findings.pid = count_of(prefix[1])
+        if text.startswith("ERROR: "):
+            self.findings.report_pids.add(count_of(prefix[1]))
+            self._open_report(text)
+        elif text.startswith("ABORTING"):
+            self._abort()
+        elif self._state == _ERROR:
+            self._error_text(text)
+        else:
+            self._runtime_failure(text)
+
+    def _open_report(self, text: str) -> None:
+        match = _ERROR_LINE.match(text)
+        if not match:
+            return
+        self._close_report()
+        message = match["message"].strip()
+        if message.startswith("detected memory leaks"):
+            self._start_leak_report()
+            return
+        for phrase, reason in _RUNTIME_FAILURES:
+            if phrase in message:
+                self._runtime_failure(message, reason)
+                return
+        self._error = _PendingError(kind=error_kind(message), message=_REGISTERS.sub("", message).rstrip(":"))
+        self._state = _ERROR
+
+    def _abort(self) -> None:
+        kind = self._error.kind if self._error else (
+            self.findings.errors[-1].kind if self.findings.errors else "an error")
+        self._close_report()
+        self.findings.halted_by = kind
+        self.findings.leak_check_done = False  # an earlier, explicit leak check was not the last word
+
+    def _runtime_failure(self, text: str, reason: str | None = None) -> None:
+        for phrase, known in _RUNTIME_FAILURES:
+            if reason is None and phrase in text:
+                reason = known
+        if reason and self.findings.runtime_failure is None:
+            text = text.strip().rstrip(".")[:_MAX_DETAIL]
+            self.findings.runtime_failure = reason if text in reason else f"{reason}: {text}"
+
+    # -- lines that start with "S" ----------------------------------------------------------------
+
+    def _s_line(self, line: str) -> None:
+        if line.startswith("SUMMARY: "):
+            self._summary(line)
+        elif line.startswith("Stats: ") and self._state == _STATS:
+            calls = _CALLS.match(line)
+            if calls:
+                self.findings.alloc_calls = count_of(calls[1])
+
+    def _summary(self, line: str) -> None:
+        self.findings.sanitizer_output = True
+        leaked = _LEAK_SUMMARY.match(line)
+        if leaked and self._state == _LEAKS:
+            # The records are this report's to the end: a record after the SUMMARY starts a new one.
+            self.findings.summary_total = (count_of(leaked[1]), count_of(leaked[2]))
+            self.findings.leak_check_done = True
+            self._state = _OUTSIDE
+            return
+        kind = _ERROR_SUMMARY.match(line)
+        if self._error is not None and kind:
+            self._error.kind = kind[1]
+        self._close_report()
+
+    # -- inside reports ---------------------------------------------------------------------------
+
+    def _error_text(self, text: str) -> None:
+        """Lines between the ERROR line and the SUMMARY: the access and where the address lies are
+        kept for the description."""
+        error = self._error
+        assert error is not None
+        if _DETAIL.match(text) and len(error.details) < 3:
+            if " is located " in text:
+                if error.located:
+                    return
+                error.located = True
+            error.details.append(text.strip()[:_MAX_DETAIL])
+
+    def _leak_report_text(self, line: str) -> None:
+        if line.startswith(("Omitting ", "Too many leaks")) or _TOP_LEAKS.match(line):
+            self.findings.omitted_leaks = True
+
+    def _start_leak_report(self) -> None:
+        """Only the last leak report of a process counts: a program that calls
+        ``__lsan_do_recoverable_leak_check()`` gets its still-lost blocks reported again at exit."""
+        findings = self.findings
+        findings.leaks.clear()
+        findings.summary_total = None
+        findings.omitted_leaks = False
+        findings.leak_report_seen = True
+        findings.sanitizer_output = True
+        self._state = _LEAKS
+
+    def _close_error(self) -> None:
+        error = self._error
+        if error is None:
+            return
+        self._error = None
+        description = "; ".join([error.message, *error.details])
+        self.findings.errors.append(self._cache.error(error.kind, description, error.frames or ""))
+        if error.kind in DEADLY_KINDS:
+            self.findings.fatal_signal = self.findings.fatal_signal or error.kind
+            self.findings.leak_check_done = False
+
+    def _close_report(self) -> None:
+        """A report ends at its SUMMARY, ABORTING, the next report or the exit statistics."""
+        self._close_error()
+        self._state = _OUTSIDE
+
+    # -- end of file ------------------------------------------------------------------------------
+
+    def finish(self) -> Findings:
+        findings = self.findings
+        if self._state == _LEAKS:
+            findings.truncated = "the log ends inside the leak report (no SUMMARY line)"
+        elif self._state == _ERROR and self._error is not None:
+            findings.truncated = f"the log ends inside the {self._error.kind} report (no SUMMARY line)"
+        self._close_report()
+        return findings
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading files
+
+
+def read_chunks(path: Path) -> Iterator[str]:
+    """The file as chunks of whole lines, each line after a newline (``"\\nline\\nline"``), a run of
+    frame lines never split between two chunks. Memory stays bounded whatever the file holds: chunks
+    are about a megabyte, and a line that has no end within one is cut to its first 64 KiB."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            yield from _chunks(handle.read, path)
+    except OSError as error:
+        raise ParseError(f"cannot read the sanitizer log: {error.strerror}", path=path,
+                         hint="check the path and its permissions") from None
+
+
+def _chunks(read: Callable[[int], str], path: Path) -> Iterator[str]:
+    carry = ""
+    while block := read(_READ_CHARS):
+        if "\x00" in block:
+            raise ParseError("this is not a sanitizer log: it holds binary data", path=path,
+                             hint="give the files ASan/LSan wrote (log_path) or a captured stderr")
+        text = carry + block
+        cut = _last_cut(text)
+        if cut < 0:
+            if "\n" not in text:  # a line with no end yet: keep its start only
+                carry = text[:_MAX_LINE]
+                continue
+            if len(text) < _MAX_RUN:  # a run of frames still going on: wait for its end
+                carry = text
+                continue
+            cut = text.rfind("\n")  # a run of frames megabytes long: cut it anyway
+        carry = text[cut + 1:]
+        yield "\n" + text[:cut]
+    if carry:
+        yield "\n" + carry
+
+
+def _last_cut(text: str) -> int:
+    """Where a chunk may end: before its last line (which may be unfinished), moved back over the
+    run of frame lines and the leak record's first line before it, which the next read may go on."""
+    cut = text.rfind("\n")
+    if cut < 0 or not "    #".startswith(text[cut + 1:cut + 6]):
+        return cut
+    while cut >= 0 and text.startswith("    #", (previous := text.rfind("\n", 0, cut)) + 1):
+        cut = previous  # -1 once the run goes back to the start of the text: no cut yet
+    if cut > 0 and text.endswith("allocated from:", 0, cut):
+        cut = text.rfind("\n", 0, cut)
+    return cut
+
+
+def pid_from_name(path: Path) -> int | None:
+    match = re.search(r"\.(\d+)$", path.name)
+    return int(match[1]) if match else None
+
+
+def parse_log(path: Path, cache: FrameCache | None = None) -> Findings:
+    """One log, one process (the pid from the file name, else the ``==PID==`` prefix). An error's
+    stack is its access stack (the first after the ERROR line), never the allocation or free stack.
+    Only the last leak report of a process counts (``LogParser._start_leak_report``)."""
+    parser = LogParser(path, cache)
+    with counts_read(path, not_a="this is not a sanitizer log",
+                     hint="give the files ASan/LSan wrote (log_path) or a captured stderr"):
+        for chunk in read_chunks(path):
+            parser.feed_text(chunk)
+    findings = parser.finish()
+    several = findings.several_processes()
+    if several:
+        # Frame and SUMMARY lines carry no process id, so the reports cannot be told apart safely;
+        # reading them as one process would lose all but the last leak report.
+        raise ParseError(
+            f"this file holds the output of several processes ({several}): they cannot be told apart",
+            path=path, hint="give each process its own log: ASAN_OPTIONS=log_path=<folder>/asan "
+            "(LSAN_OPTIONS for lsan) writes <folder>/asan.<pid>, as memgate check does")
+    findings.pid = pid_from_name(path) or findings.pid
+    return findings

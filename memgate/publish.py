@@ -49,9 +49,9 @@ def post_comment(markdown: str, *, number: int | None = None) -> str | None:
 
 def repository_root(folder: Path) -> Path:
     """The git work tree holding ``folder`` (frame paths are shown relative to it), else ``folder``."""
-    from memgate import vcs
+    from memgate.baselines import repository
 
-    return vcs.top_level(folder) or folder
+    return repository.top_level(folder) or folder
 
 
 def _max_wait(value: str | None) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from recordkit import suite
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.compare import MetricRow, Verdict, compare
 from memgate.config import Config, Limit, Threshold, parse_config
 from memgate.errors import ConfigError

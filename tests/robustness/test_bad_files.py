@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.config import Config, SuiteConfig, Threshold, parse_config
 from memgate.errors import ConfigError
 from tests.conftest import BuildProgram

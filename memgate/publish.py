@@ -11,6 +11,7 @@ from pathlib import Path
 
 from memgate.compare import Comparison, Verdict
 from memgate.errors import MemgateError, UsageError
+from memgate.files import write_atomically
 
 #: GitHub shows at most 10 error annotations per step; the rest are in the summary.
 MAX_ANNOTATIONS = 10
@@ -23,7 +24,7 @@ def warn(message: str) -> None:
 def write_text(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text)
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}", path=path,
                          hint="choose a writable path") from None

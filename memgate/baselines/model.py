@@ -17,10 +17,9 @@ from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
 BASELINE_SCHEMA_VERSION = 1
 
 
+# A suite's metrics and its leak and error sites (fingerprint, kind, size, top frames), and which tool,
+# tool version and commit made them. (A comment, not a docstring: it would enter baseline.schema.json.)
 class Baseline(Record):
-    """A suite's metrics and its leak and error sites (fingerprint, kind, size, top frames), and which
-    tool, tool version and commit made them."""
-
     schema_version: int = BASELINE_SCHEMA_VERSION
     suite: str
     tool: str

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.comparison import compare
 from memgate.fingerprint import fingerprint, site_of
 from memgate.records import Frame, Leak, MemError, ProcessRecord, SuiteRecord

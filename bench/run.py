@@ -199,7 +199,7 @@ def rss_rows(size_mb: int, whole_mb: int, work: Path) -> list[Row]:
 
 
 def summary_rows(records: int) -> list[Row]:
-    from memgate.baseline import Baseline
+    from memgate.baselines.model import Baseline
     from memgate.comparison import compare
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table

@@ -243,14 +243,14 @@ def _print_problems(report: Report) -> bool:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from memgate import ci, publish
+    from memgate.baselines.target import local_target, target_at
     from memgate.comparison import compare_report
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
-    from memgate.target import gate_at, local_gate
 
     config = _load_config(args.config)
     base_ref = args.base_ref or ci.detect().base_ref
-    gate = gate_at(config, base_ref) if base_ref else local_gate(config)  # before the long run: fail fast
+    gate = target_at(config, base_ref) if base_ref else local_target(config)  # before the long run: fail fast
     report, report_json, stop = _run(args, config)
     ran = {suite.name for suite in report.suites}
     baselines = {name: b for name, b in gate.baselines.items() if name in ran or not args.suite}
@@ -357,7 +357,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from memgate.baseline import load_baseline_side, read_report
+    from memgate.baselines.files import load_baseline_side, read_report
     from memgate.comparison import compare_report
     from memgate.config import Config
     from memgate.publish import write_text
@@ -374,8 +374,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     from memgate import ci
-    from memgate.baseline import Baseline, read_report, write_baseline
-    from memgate.records import SuiteStatus
+    from memgate.baselines.files import read_report, write_baseline
+    from memgate.baselines.model import Baseline, unusable_for_baseline
 
     if args.push and not args.commit:
         raise UsageError("--push needs --commit", hint="add --commit, or leave out --push")
@@ -391,7 +391,7 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
             print("memgate: no baseline written", file=sys.stderr)
             return _interrupted(stop, None)
     suites = [suite for suite in report.suites if not args.suite or suite.name in args.suite]
-    unusable = [s for s in suites if s.status is not SuiteStatus.OK or s.incomplete_reasons]
+    unusable = unusable_for_baseline(suites)
     for suite in unusable:
         detail = f": {suite.status_detail}" if suite.status_detail else ""
         print(printable(f"memgate: error: suite {suite.name!r} {suite.status.value}{detail} "
@@ -411,23 +411,18 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
 
 def _refuse_off_default_branch(root: Path, facts: ci.CiFacts) -> None:
     """Fail before the suites run, not after: baselines are committed on the default branch only."""
-    from memgate import vcs
+    from memgate.baselines.commit import refuse_off_default_branch
 
-    branch = facts.branch or vcs.current_branch(root)
-    default = facts.default_branch or vcs.remote_default_branch(root)
-    if branch and default and branch != default:
-        raise vcs.NotDefaultBranchError(
-            f"baselines are committed on the default branch ({default}), and this is {branch}",
-            hint="run this on the default branch, or pass --force to commit on this branch anyway",
-        )
+    refuse_off_default_branch(root, branch=facts.branch, default_branch=facts.default_branch)
 
 
 def _commit_baselines(args: argparse.Namespace, root: Path, written: list[Path], commit: str | None,
                       facts: ci.CiFacts) -> None:
-    from memgate import vcs
+    from memgate.baselines.commit import commit_baselines
+    from memgate.baselines.repository import resolve_commit
 
-    result = vcs.commit_baselines(
-        root, written, "memgate: update baselines", commit or vcs.resolve_commit(root, "HEAD"),
+    result = commit_baselines(
+        root, written, "memgate: update baselines", commit or resolve_commit(root, "HEAD"),
         push=args.push, branch=facts.branch, allow_non_default=args.force,
         default_branch=facts.default_branch,
     )

@@ -10,7 +10,7 @@ from typing import Literal, TypeVar
 
 from pydantic import computed_field
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError
 from memgate.gcpause import collector_paused

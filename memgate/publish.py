@@ -11,6 +11,7 @@ from pathlib import Path
 
 from memgate.comparison import Comparison
 from memgate.errors import MemgateError, UsageError
+from memgate.files import write_atomically
 from memgate.thresholds import Verdict
 
 #: GitHub shows at most 10 error annotations per step; the rest are in the summary.
@@ -24,7 +25,7 @@ def warn(message: str) -> None:
 def write_text(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text)
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}", path=path,
                          hint="choose a writable path") from None
@@ -50,9 +51,9 @@ def post_comment(markdown: str, *, number: int | None = None) -> str | None:
 
 def repository_root(folder: Path) -> Path:
     """The git work tree holding ``folder`` (frame paths are shown relative to it), else ``folder``."""
-    from memgate import vcs
+    from memgate.baselines import repository
 
-    return vcs.top_level(folder) or folder
+    return repository.top_level(folder) or folder
 
 
 def _max_wait(value: str | None) -> float:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from recordkit import error, leak, suite
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.comparison import Comparison, MetricRow, SuiteComparison, compare, compare_report
 from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError

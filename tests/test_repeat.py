@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from recordkit import leak, suite
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.comparison import compare
 from memgate.gate import make_report
 from memgate.metrics import MetricName

@@ -1,14 +1,11 @@
 """The JSON files: the report (``records.Report``, schema-versioned) and the comparison.
 
 The report is what ``--json`` writes and what ``memgate compare`` and ``baseline update --from-report``
-read back (``memgate.baseline.read_report``). Files are written atomically: a reader never sees half
-of one, and a failed write leaves the previous file in place.
+read back (``memgate.baselines.files.read_report``), written with ``memgate.files.write_atomically``.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -16,6 +13,7 @@ from pydantic_core import PydanticSerializationError
 
 from memgate.comparison import Comparison
 from memgate.errors import MemgateError, UsageError
+from memgate.files import write_atomically
 from memgate.records import Report
 
 
@@ -41,14 +39,7 @@ def write_json(path: Path, document: BaseModel | str) -> Path:
     text = document if isinstance(document, str) else _dump(document)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(path, text)
     except OSError as error:
         raise UsageError(f"cannot write the JSON file: {error.strerror or error}", path=path,
                          hint="choose a writable path") from None

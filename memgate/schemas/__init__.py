@@ -12,7 +12,7 @@ FOLDER = Path(__file__).parent
 
 
 def schemas() -> dict[str, type[BaseModel]]:
-    from memgate.baseline import Baseline
+    from memgate.baselines.model import Baseline
     from memgate.records import Report
 
     return {"report.schema.json": Report, "baseline.schema.json": Baseline}

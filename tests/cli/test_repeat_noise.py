@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from memgate.baseline import read_report
+from memgate.baselines.files import read_report
 from memgate.cli import main
 from memgate.records import MetricSpread, SuiteRecord, SuiteStatus
 from memgate.tools.memusage import find_library

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import BuildProgram
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.comparison import Comparison, compare
 from memgate.config import Config, SuiteConfig
 from memgate.records import SuiteRecord

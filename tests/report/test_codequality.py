@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from recordkit import error, leak, suite
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.comparison import compare
 from memgate.config import Config
 from memgate.fingerprint import fingerprint, site_of

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from recordkit import error, leak, suite
 
-from memgate.baseline import read_report
+from memgate.baselines.files import read_report
 from memgate.comparison import compare
 from memgate.errors import ExitCode, UsageError
 from memgate.records import Environment, Report

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from recordkit import error, leak, suite
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.comparison import Comparison, compare
 from memgate.metrics import MetricName
 from memgate.records import Frame, Leak, SuiteRecord, SuiteStatus

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from recordkit import suite
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.comparison import compare
 from memgate.metrics import METRIC_NAMES
 from memgate.report.openmetrics import HELP, render_openmetrics

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from recordkit import error, leak, suite
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.comparison import compare
 from memgate.metrics import MetricName
 from memgate.records import Report, SuiteStatus

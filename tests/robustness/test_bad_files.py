@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.config import Config, SuiteConfig, parse_config
 from memgate.errors import ConfigError
 from memgate.thresholds import Threshold

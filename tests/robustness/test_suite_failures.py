@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memgate.baseline import Baseline
+from memgate.baselines.model import Baseline
 from memgate.tools import TOOL_NAMES, memusage
 from tests.conftest import BuildProgram
 

@@ -1,85 +1,22 @@
-"""Baselines: ``<baseline_dir>/<suite>.json``, one per suite, kept in the repository.
-
-A baseline holds a suite's metrics and its leak and error sites (fingerprint, kind, size, top
-frames), and which tool, tool version and commit made it. Files are written with sorted keys, one
-item per line and a trailing newline, so that a baseline update reads well as a diff in review.
-Anything unreadable is a ``BaselineError`` that names the file and the fix, never a silent pass.
-"""
+"""Baseline files, ``<baseline_dir>/<suite>.json`` kept in the repository: paths, reading (an
+unreadable file is a ``BaselineError`` naming it and the fix, never a silent pass) and writing."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from memgate import __version__
+from memgate.baselines.model import BASELINE_SCHEMA_VERSION, Baseline, baselines_from_report
 from memgate.config import SUITE_NAME
 from memgate.errors import BaselineError
-from memgate.gcpause import collector_paused
-from memgate.metrics import MetricName
-from memgate.records import REPORT_SCHEMA_VERSION, Record, Report, SuiteRecord, SuiteStatus, ToolName
-from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
+from memgate.files import write_atomically
+from memgate.records import REPORT_SCHEMA_VERSION, Report
 from memgate.units import NumberTooLong, count_of
 
-BASELINE_SCHEMA_VERSION = 1
 REGENERATE = "regenerate it with `memgate baseline update`"
 UPGRADE = "upgrade memgate (pip install -U memgate)"
-
-
-class Baseline(Record):
-    schema_version: int = BASELINE_SCHEMA_VERSION
-    suite: str
-    tool: ToolName
-    tool_version: str | None = None
-    metrics: dict[MetricName, int] = Field(default_factory=dict)
-    leaks: tuple[LeakSite, ...] = ()
-    errors: tuple[ErrorSite, ...] = ()
-    source_commit: str | None = None
-    memgate_version: str = __version__
-    #: Where the baseline was read from, for error messages; never written.
-    origin: str | None = Field(default=None, exclude=True)
-
-    @classmethod
-    def from_suite(cls, record: SuiteRecord, commit: str | None = None) -> Baseline:
-        """The baseline a suite's run makes. Only a complete run that ended normally can be one: a
-        crashed or truncated run would record missing leaks as "fixed" and ratchet the gate open."""
-        _check_usable(record)
-        with collector_paused():
-            leaks = sorted(group_leaks(record.leaks).values(), key=lambda s: (s.kind, s.site, s.fingerprint))
-            # Descriptions can carry addresses ("READ of size 4 at 0x6020..."): noise in a diff.
-            errors = sorted(group_errors(record.errors, descriptions=False).values(),
-                            key=lambda s: (s.kind, s.site, s.fingerprint))
-        return cls(
-            suite=record.name,
-            tool=record.tool,
-            tool_version=record.tool_version,
-            metrics=dict(record.metrics),
-            leaks=tuple(leaks),
-            errors=tuple(errors),
-            source_commit=commit,
-        )
-
-    def to_json(self) -> str:
-        """The stable file text: sorted keys, indent 2, ASCII only (any symbol name round-trips)."""
-        data = self.model_dump(mode="json", exclude_none=True)
-        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
-
-
-def _check_usable(record: SuiteRecord) -> None:
-    problem = None
-    if record.status is not SuiteStatus.OK:
-        detail = f" ({record.status_detail})" if record.status_detail else ""
-        problem = f"suite {record.name!r} ended with status {record.status.value}{detail}"
-    elif record.incomplete_reasons:
-        problem = f"suite {record.name!r} has incomplete output: {record.incomplete_reasons[0]}"
-    if problem:
-        raise BaselineError(
-            f"{problem}: its figures cannot be a baseline",
-            hint="fix the suite so that it runs to the end, then update the baseline again",
-        )
 
 
 def baseline_path(directory: Path, suite: str) -> Path:
@@ -102,7 +39,7 @@ def write_baseline(directory: Path, baseline: Baseline) -> Path:
     path = baseline_path(directory, baseline.suite)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, baseline.to_json())
+        write_atomically(path, baseline.to_json())
     except OSError as error:
         raise BaselineError(
             f"cannot write the baseline: {error.strerror or error}",
@@ -110,19 +47,6 @@ def write_baseline(directory: Path, baseline: Baseline) -> Path:
             hint="check that the baseline folder exists and is writable",
         ) from None
     return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def load_baseline(directory: Path, suite: str) -> Baseline | None:
@@ -185,12 +109,6 @@ def read_baseline(path: Path) -> Baseline:
             f"the file is not a memgate baseline: {_first_problem(error)}", path=path, hint=REGENERATE
         ) from None
     return baseline.model_copy(update={"origin": str(path)})
-
-
-def baselines_from_report(report: Report, commit: str | None = None) -> dict[str, Baseline]:
-    """A JSON report used as the baseline side of ``memgate compare``: one baseline per suite."""
-    commit = commit if commit is not None else report.environment.git_commit
-    return {suite.name: Baseline.from_suite(suite, commit) for suite in report.suites}
 
 
 def read_report(path: Path) -> Report:

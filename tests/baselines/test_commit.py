@@ -1,311 +1,44 @@
-"""memgate.vcs against real repositories: a bare repository in a temp folder is the remote, clones of
-it are the CI checkouts. Setup and checks use the git command line, independently of GitPython."""
+"""memgate.baselines.commit against real repositories: the baseline commit, the default-branch rule
+and pushes that race other pipelines."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from memgate.errors import BaselineError, ExitCode, MemgateError
-from memgate.vcs import (
-    DEFAULT_AUTHOR_EMAIL,
-    DEFAULT_AUTHOR_NAME,
+from memgate.baselines.commit import (
     SOURCE_TRAILER,
     CommitResult,
-    GitIdentity,
-    NotARepositoryError,
     NotDefaultBranchError,
     PushError,
-    UnknownRefError,
-    VcsError,
-    changed_paths,
     commit_baselines,
+    refuse_off_default_branch,
+)
+from memgate.baselines.repository import (
+    DEFAULT_AUTHOR_EMAIL,
+    DEFAULT_AUTHOR_NAME,
+    GitIdentity,
+    VcsError,
     current_branch,
-    is_shallow,
-    materialise_at,
-    merge_base,
-    read_file_at,
-    read_tree_at,
     remote_default_branch,
-    resolve_commit,
     resolve_identity,
 )
+from memgate.errors import MemgateError
 
-DEV = GitIdentity("Dev Eloper", "dev@example.test")
-NO_WAIT: Callable[[float], None] = lambda seconds: None  # noqa: E731
+from .conftest import (
+    NO_WAIT,
+    Remote,
+    assert_history_only_fast_forwards,
+    baseline,
+    commit_all,
+    git,
+    write,
+)
 
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed in {cwd}:\n{result.stderr}")
-    return result.stdout.strip()
-
-
-def baseline(suite: str, peak: int, calls: int = 100, source: str = "0" * 40) -> str:
-    """A baseline file shaped like memgate.baseline writes them: sorted keys, one item per line."""
-    data = {"schema_version": 1, "suite": suite, "tool": "valgrind", "source_commit": source,
-            "metrics": {"alloc_calls": calls, "heap_peak_bytes": peak, "leak_definite_bytes": 0}}
-    return json.dumps(data, sort_keys=True, indent=2) + "\n"
-
-
-CONFIG = '[[suite]]\nname = "unit"\ncommand = ["./unit"]\ntool = "valgrind"\n\n[thresholds]\n' \
-         'heap_peak_bytes = { fail = "10%" }\n'
-
-
-@pytest.fixture(autouse=True)
-def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No user or system git config; a known identity for the setup commits."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_ALLOW_PROTOCOL", "file")
-    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
-    for variable, value in DEV.env().items():
-        monkeypatch.setenv(variable, value)
-    for variable in ("MEMGATE_GIT_AUTHOR_NAME", "MEMGATE_GIT_AUTHOR_EMAIL"):
-        monkeypatch.delenv(variable, raising=False)
-
-
-@dataclass
-class Remote:
-    bare: Path
-    root: Path
-    seed_sha: str
-
-    @property
-    def url(self) -> str:
-        return self.bare.as_uri()
-
-    def clone(self, name: str, *args: str) -> Path:
-        git(self.root, "clone", "--quiet", *args, self.url, name)
-        return self.root / name
-
-    def file(self, path: str, ref: str = "main") -> str:
-        return git(self.bare, "show", f"{ref}:{path}") + "\n"
-
-    def main_sha(self) -> str:
-        return git(self.bare, "rev-parse", "main")
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Remote:
-    """A bare repository that refuses non-fast-forward pushes and logs every update of main."""
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", str(bare))
-    git(bare, "config", "receive.denyNonFastForwards", "true")
-    git(bare, "config", "core.logAllRefUpdates", "always")
-    seed = tmp_path / "seed"
-    git(tmp_path, "clone", "--quiet", bare.as_uri(), "seed")
-    (seed / "baselines").mkdir()
-    (seed / "baselines" / "unit.json").write_text(baseline("unit", 1000))
-    (seed / "baselines" / "integration.json").write_text(baseline("integration", 5000))
-    (seed / "memgate.toml").write_text(CONFIG)
-    (seed / "src.c").write_text("int main(void) { return 0; }\n")
-    git(seed, "add", ".")
-    git(seed, "commit", "--quiet", "-m", "seed")
-    git(seed, "push", "--quiet", "origin", "main")
-    return Remote(bare=bare, root=tmp_path, seed_sha=git(seed, "rev-parse", "HEAD"))
-
-
-def write(clone: Path, path: str, text: str) -> None:
-    (clone / path).parent.mkdir(parents=True, exist_ok=True)
-    (clone / path).write_text(text)
-
-
-def commit_all(clone: Path, message: str) -> str:
-    git(clone, "add", "-A")
-    git(clone, "commit", "--quiet", "-m", message)
-    return git(clone, "rev-parse", "HEAD")
-
-
-def assert_history_only_fast_forwards(bare: Path) -> None:
-    """Every update of main in the bare repository's reflog kept the previous tip: no force push."""
-    entries = git(bare, "reflog", "show", "--format=%H", "refs/heads/main").splitlines()
-    assert len(entries) >= 2
-    for newer, older in zip(entries, entries[1:], strict=False):
-        subprocess.run(["git", "merge-base", "--is-ancestor", older, newer], cwd=bare, check=True)
-
-
-# ------------------------------------------------------------------------------- reading the gate
-
-
-def test_target_baseline_is_read_even_when_the_pull_request_raised_it(remote: Remote) -> None:
-    clone = remote.clone("pr")
-    git(clone, "checkout", "--quiet", "-b", "feature")
-    write(clone, "baselines/unit.json", baseline("unit", 999_999))
-    write(clone, "memgate.toml", CONFIG.replace("10%", "900%"))
-    write(clone, "src.c", "int main(void) { return 1; }\n")
-    head = commit_all(clone, "raise my own gate")
-    write(clone, "baselines/unit.json", baseline("unit", 5_000_000))  # and more, uncommitted
-
-    assert read_file_at(clone, "origin/main", "baselines/unit.json") == baseline("unit", 1000).encode()
-    assert read_file_at(clone, "origin/main", "memgate.toml") == CONFIG.encode()
-    assert read_file_at(clone, head, "baselines/unit.json") == baseline("unit", 999_999).encode()
-    base = merge_base(clone, "HEAD", "origin/main")
-    assert base == remote.seed_sha
-    assert changed_paths(clone, base, "HEAD", under=["baselines", "memgate.toml"]) == (
-        "baselines/unit.json", "memgate.toml")
-    assert changed_paths(clone, base, "HEAD") == ("baselines/unit.json", "memgate.toml", "src.c")
-    assert changed_paths(clone, base, "HEAD", under=["baselines/integration.json"]) == ()
-
-
-def test_missing_file_and_folder_at_the_target(remote: Remote) -> None:
-    clone = remote.clone("c")
-    assert read_file_at(clone, "origin/main", "baselines/nightly.json") is None
-    assert read_tree_at(clone, "origin/main", "no-such-folder") == {}
-    assert read_tree_at(clone, "origin/main", "baselines") == {
-        "integration.json": baseline("integration", 5000).encode(),
-        "unit.json": baseline("unit", 1000).encode(),
-    }
-    with pytest.raises(VcsError, match="is a folder"):
-        read_file_at(clone, "origin/main", "baselines")
-    with pytest.raises(VcsError, match="outside the repository"):
-        read_file_at(clone, "origin/main", "../secrets")
-
-
-def test_a_baseline_dir_that_is_a_file_at_the_target_is_an_error(remote: Remote) -> None:
-    """Not "no baselines at the target", which would read every suite as new."""
-    from memgate.config import load_config
-    from memgate.target import gate_at
-
-    clone = remote.clone("c")
-    git(clone, "rm", "--quiet", "-r", "baselines")
-    write(clone, "baselines", "not a folder\n")
-    target = commit_all(clone, "baselines is a file now")
-    git(clone, "checkout", "--quiet", "-b", "feature", remote.seed_sha)
-    config = load_config(clone / "memgate.toml")
-    assert gate_at(config, remote.seed_sha).baselines.keys() == {"unit", "integration"}
-    with pytest.raises(BaselineError) as raised:
-        gate_at(config, target)
-    assert raised.value.exit_code == 2
-    assert f"is a file at the target ({target[:12]})" in raised.value.one_line()
-
-
-def test_a_corrupt_baseline_at_the_target_is_named_as_it_is_there(remote: Remote) -> None:
-    """Not by the temporary copy it was read from, which is gone when the error is printed."""
-    from memgate.config import load_config
-    from memgate.target import gate_at
-
-    clone = remote.clone("c")
-    write(clone, "baselines/unit.json", "<<<<<<< HEAD\n{}\n")
-    target = commit_all(clone, "a conflict committed")
-    git(clone, "checkout", "--quiet", "-b", "feature", remote.seed_sha)
-    with pytest.raises(BaselineError) as raised:
-        gate_at(load_config(clone / "memgate.toml"), target)
-    line = raised.value.one_line()
-    assert raised.value.path == os.path.join("baselines", "unit.json")
-    assert f"at the target ({target[:12]})" in line and "on the target branch" in line
-    assert "memgate-target-" not in line
-
-
-def test_paths_are_relative_to_a_config_folder_inside_the_checkout(remote: Remote) -> None:
-    clone = remote.clone("c")
-    write(clone, "proj/memgate.toml", CONFIG)
-    write(clone, "proj/baselines/unit.json", baseline("unit", 42))
-    sha = commit_all(clone, "a project in a subfolder")
-    proj = clone / "proj"
-    assert read_file_at(proj, sha, "baselines/unit.json") == baseline("unit", 42).encode()
-    assert read_file_at(proj, sha, clone / "proj" / "memgate.toml") == CONFIG.encode()
-    assert read_tree_at(proj, sha, "baselines") == {"unit.json": baseline("unit", 42).encode()}
-    assert changed_paths(proj, remote.seed_sha, sha, under=["baselines", "memgate.toml"]) == (
-        "baselines/unit.json", "memgate.toml")
-    assert changed_paths(proj, remote.seed_sha, sha) == (
-        "baselines/unit.json", "memgate.toml")
-    assert changed_paths(proj, remote.seed_sha, sha, under=[".."]) == (
-        "baselines/unit.json", "memgate.toml")
-
-
-def test_materialise_writes_the_targets_config_and_baselines(remote: Remote, tmp_path: Path) -> None:
-    clone = remote.clone("pr")
-    write(clone, "baselines/unit.json", baseline("unit", 999_999))
-    write(clone, "baselines/extra.json", baseline("extra", 1))
-    write(clone, "memgate.toml", CONFIG.replace("10%", "900%"))
-    dest = tmp_path / "target"
-    result = materialise_at(clone, "origin/main", ["memgate.toml", "baselines", "missing.toml"], dest)
-
-    assert result.commit == remote.seed_sha
-    assert result.written == ("baselines/integration.json", "baselines/unit.json", "memgate.toml")
-    assert result.missing == ("missing.toml",)
-    assert (dest / "memgate.toml").read_text() == CONFIG
-    assert (dest / "baselines" / "unit.json").read_text() == baseline("unit", 1000)
-    assert sorted(p.name for p in (dest / "baselines").iterdir()) == ["integration.json", "unit.json"]
-    with pytest.raises(VcsError, match="not empty") as error:
-        materialise_at(clone, "origin/main", ["memgate.toml"], dest)
-    assert error.value.hint == "give a new, empty temporary folder"
-
-
-def test_not_a_repository_and_unknown_ref(tmp_path: Path, remote: Remote) -> None:
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    with pytest.raises(NotARepositoryError) as error:
-        read_file_at(plain, "main", "memgate.toml")
-    assert error.value.exit_code is ExitCode.USAGE
-    assert error.value.one_line() == (
-        f"not inside a git repository ({plain}): run memgate in the checkout of your project "
-        "(actions/checkout, git clone)")
-
-    clone = remote.clone("c")
-    with pytest.raises(UnknownRefError) as unknown:
-        read_file_at(clone, "origin/release", "memgate.toml")
-    assert unknown.value.message == "this clone does not have 'origin/release'"
-    assert unknown.value.hint.startswith(
-        "fetch the target branch: git fetch --no-tags --depth=50 origin release:refs/remotes/origin/release")
-    with pytest.raises(UnknownRefError, match="not a git ref"):
-        resolve_commit(clone, "--output=/tmp/x")
-
-
-def test_shallow_clone_without_the_base_commit_gives_a_fetch_hint(remote: Remote) -> None:
-    work = remote.clone("work")
-    write(work, "src.c", "int main(void) { return 2; }\n")
-    commit_all(work, "second")
-    git(work, "push", "--quiet", "origin", "main")
-
-    shallow = remote.clone("shallow", "--depth=1")
-    assert is_shallow(shallow)
-    with pytest.raises(UnknownRefError) as error:
-        read_file_at(shallow, remote.seed_sha, "baselines/unit.json")
-    assert error.value.message == f"this clone does not have {remote.seed_sha!r} (this clone is shallow)"
-    assert error.value.hint == (
-        f"fetch that commit: git fetch --no-tags --depth=50 origin {remote.seed_sha}, or check out the "
-        "full history (actions/checkout fetch-depth: 0; GitLab GIT_DEPTH: 0)")
-
-    # Following the hint works.
-    git(shallow, "fetch", "--quiet", "--no-tags", "--depth=50", "origin", remote.seed_sha)
-    assert read_file_at(shallow, remote.seed_sha, "baselines/unit.json") == baseline("unit", 1000).encode()
-
-
-def test_shallow_clone_that_does_not_reach_the_merge_base(remote: Remote) -> None:
-    work = remote.clone("work")
-    git(work, "checkout", "--quiet", "-b", "feature")
-    for n in range(1, 4):
-        write(work, "src.c", f"int main(void) {{ return {n}; }}\n")
-        commit_all(work, f"feature {n}")
-    git(work, "push", "--quiet", "origin", "feature")
-    git(work, "checkout", "--quiet", "main")
-    write(work, "other.c", "int x;\n")
-    commit_all(work, "main moves on")
-    git(work, "push", "--quiet", "origin", "main")
-
-    pr = remote.clone("pr", "--depth=1", "--branch=feature")
-    git(pr, "fetch", "--quiet", "--depth=1", "origin", "main:refs/remotes/origin/main")
-    with pytest.raises(UnknownRefError) as error:
-        merge_base(pr, "HEAD", "origin/main")
-    assert "does not reach the merge-base" in error.value.message
-    assert error.value.hint.startswith("deepen the history: git fetch --no-tags --deepen=200 origin")
-    git(pr, "fetch", "--quiet", "--no-tags", "--deepen=200", "origin")
-    assert merge_base(pr, "HEAD", "origin/main") == remote.seed_sha
-
+pytestmark = pytest.mark.usefixtures("isolated_git")  # no user or system git config
 
 # ---------------------------------------------------------------------------- committing baselines
 
@@ -392,6 +125,27 @@ def test_refuses_to_run_off_the_default_branch(remote: Remote) -> None:
                               allow_non_default=True)
     assert forced.commit == git(clone, "rev-parse", "feature")
     assert remote.main_sha() == remote.seed_sha
+
+
+def test_the_check_before_the_suites_run_is_the_same_rule(remote: Remote) -> None:
+    """``baseline update --commit`` refuses before running anything, with the message the commit gives;
+    what it cannot tell yet (a detached HEAD, an unknown default) is left to the commit."""
+    clone = remote.clone("c")
+    refuse_off_default_branch(clone)  # on main: nothing to refuse
+    git(clone, "checkout", "--quiet", "-b", "feature")
+    with pytest.raises(NotDefaultBranchError) as error:
+        refuse_off_default_branch(clone)
+    assert error.value.message == (
+        "refusing to commit baselines on branch 'feature': the default branch is 'main'")
+    assert "--force" in error.value.hint
+    refuse_off_default_branch(clone, branch="refs/heads/main")  # the CI's word beats the clone's
+    with pytest.raises(NotDefaultBranchError):
+        refuse_off_default_branch(clone, branch="main", default_branch="trunk")
+
+    git(clone, "symbolic-ref", "--delete", "refs/remotes/origin/HEAD")
+    refuse_off_default_branch(clone)  # the default branch is unknown here
+    git(clone, "checkout", "--quiet", "--detach", "HEAD")
+    refuse_off_default_branch(clone, default_branch="main")  # so is the branch
 
 
 def test_detached_head_needs_the_branch_name(remote: Remote) -> None:
@@ -667,16 +421,3 @@ def test_errors_are_memgate_errors(tmp_path: Path) -> None:
     assert issubclass(VcsError, MemgateError)
     with pytest.raises(VcsError, match="max_attempts"):
         commit_baselines(tmp_path, [], "m", "HEAD", push=False, max_attempts=0)
-
-
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
-def test_a_checkout_owned_by_someone_else_names_safe_directory(remote: Remote) -> None:
-    clone = remote.clone("c")
-    os.chown(clone, 65534, 65534)  # as in a CI container whose checkout belongs to the runner user
-    try:
-        with pytest.raises(NotARepositoryError) as error:
-            read_file_at(clone, "HEAD", "memgate.toml")
-    finally:
-        os.chown(clone, 0, 0)
-    assert error.value.message.startswith("git refuses this repository: ")
-    assert error.value.hint == f"mark the checkout as safe: git config --global --add safe.directory {clone}"

@@ -1,3 +1,5 @@
+"""memgate.baselines.files: paths, writing, reading and loading baselines; a report as the baseline side."""
+
 from __future__ import annotations
 
 import json
@@ -6,58 +8,21 @@ import re
 from pathlib import Path
 
 import pytest
-from recordkit import error, leak, suite
+from recordkit import leak, suite
 
-from memgate.baseline import (
-    BASELINE_SCHEMA_VERSION,
-    Baseline,
+from memgate.baselines.files import (
     baseline_path,
-    baselines_from_report,
     load_baseline,
     load_baseline_side,
     load_baselines,
     read_report,
     write_baseline,
 )
+from memgate.baselines.model import BASELINE_SCHEMA_VERSION, Baseline, baselines_from_report
 from memgate.errors import BaselineError, ExitCode
-from memgate.records import Environment, Frame, Report, SuiteRecord, SuiteStatus
+from memgate.records import Environment, Report, SuiteStatus
 
-
-def sample_record() -> SuiteRecord:
-    return suite(
-        "unit",
-        leaks=[leak("definite", 16, 1, "leak_small", "main"),
-               leak("definite", 100, 1, "leak_many", "main"),
-               leak("definite", 200, 2, "leak_many", "main"),
-               leak("reachable", 128, 1, "leak_reachable", "main")],
-        errors=[error("InvalidRead", "invalid_read", "main", count=2, description="Invalid read of size 4"),
-                error("InvalidRead", "invalid_read", "main", count=1)],
-        metrics={"heap_peak_bytes": 4096, "alloc_calls": 12},
-    )
-
-
-def test_from_suite_groups_sites_by_fingerprint() -> None:
-    baseline = Baseline.from_suite(sample_record(), commit="abc123")
-
-    assert baseline.suite == "unit"
-    assert baseline.tool == "memcheck"  # recordkit's "valgrind", by its name
-    assert baseline.tool_version == "3.19.0"
-    assert baseline.source_commit == "abc123"
-    assert baseline.metrics["leak_definite_bytes"] == 316
-    assert baseline.metrics["heap_peak_bytes"] == 4096
-    assert [(s.kind, s.site, s.bytes, s.blocks) for s in baseline.leaks] == [
-        ("definite", "leak_many < main", 300, 3),
-        ("definite", "leak_small < main", 16, 1),
-        ("reachable", "leak_reachable < main", 128, 1),
-    ]
-    assert [(s.kind, s.site, s.count, s.description) for s in baseline.errors] == [
-        ("InvalidRead", "invalid_read < main", 3, None),
-    ]
-    # Top frames: the project's own, without addresses (they change with every build).
-    assert baseline.leaks[1].frames == (
-        Frame(function="leak_small", file="prog.c", line=10),
-        Frame(function="main", file="prog.c", line=11),
-    )
+from .conftest import sample_record
 
 
 def test_write_is_stable_sorted_and_atomic(tmp_path: Path) -> None:
@@ -189,20 +154,6 @@ def test_baseline_folder_under_a_file_is_an_error_not_an_empty_folder(tmp_path: 
     with pytest.raises(BaselineError, match=re.escape(f"no such baseline file or folder: {file} is a file")):
         load_baseline_side(file / below)
     assert load_baselines(tmp_path / "absent" / "deeper") == {}, "a folder that can be made is just empty"
-
-
-@pytest.mark.parametrize(
-    ("status", "complete", "message"),
-    [
-        (SuiteStatus.CRASHED, True, "status crashed"),
-        (SuiteStatus.TIMEOUT, True, "status timeout"),
-        (SuiteStatus.INCOMPLETE, False, "status incomplete"),
-        (SuiteStatus.OK, False, "incomplete output: log truncated"),
-    ],
-)
-def test_a_broken_run_cannot_become_a_baseline(status: SuiteStatus, complete: bool, message: str) -> None:
-    with pytest.raises(BaselineError, match=message):
-        Baseline.from_suite(suite("unit", status=status, complete=complete))
 
 
 def make_report() -> Report:

@@ -1,8 +1,4 @@
-"""The gate as the target branch defines it, so a pull request cannot loosen its own gate.
-
-In a pull/merge request, the baselines and the gate's settings (thresholds, new-site rules) are read
-from the target's commit through git, never from the request's working tree; the suites to run still
-come from the working tree (a new suite simply has no baseline yet)."""
+"""What a run is judged against: the config and baselines of this checkout, or of a target commit."""
 
 from __future__ import annotations
 
@@ -10,13 +6,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memgate.baseline import Baseline, load_baselines
+from memgate.baselines.files import load_baselines
+from memgate.baselines.model import Baseline
 from memgate.config import Config, parse_config
 from memgate.errors import BaselineError, ConfigError
 
 
 @dataclass(frozen=True)
-class Gate:
+class Target:
     """What a run is judged against: the config whose thresholds apply, the baselines, and notes
     for the report (e.g. that the request edits baselines that only count after the merge)."""
 
@@ -25,18 +22,26 @@ class Gate:
     notes: tuple[str, ...] = field(default=())
 
 
-def local_gate(config: Config) -> Gate:
-    return Gate(config=config, baselines=load_baselines(config.baseline_path))
+def local_target(config: Config) -> Target:
+    """This checkout's own config and baselines (a run on a branch, not a pull request)."""
+    return Target(config=config, baselines=load_baselines(config.baseline_path))
 
 
-def gate_at(config: Config, ref: str) -> Gate:
-    """The gate as defined at ``ref`` (the target branch or merge-base of a pull/merge request)."""
-    from memgate import vcs
+def target_at(config: Config, ref: str) -> Target:
+    """The gate as defined at ``ref`` (the target branch or merge-base of a pull/merge request), so
+    that a pull request that edits ``baselines/`` or the thresholds cannot loosen its own gate.
+
+    The baselines and the gate's settings (thresholds, new-site rules) are read from that commit
+    through git, never from the request's working tree; the suites to run still come from the
+    working tree (a new suite simply has no baseline yet).
+    """
+    from memgate.baselines import repository
 
     config_file = Path(config.source).resolve()
     repo_dir = config.root
     with tempfile.TemporaryDirectory(prefix="memgate-target-") as temp:
-        copied = vcs.materialise_at(repo_dir, ref, [config_file.name, config.baseline_dir], Path(temp))
+        copied = repository.materialise_at(repo_dir, ref, [config_file.name, config.baseline_dir],
+                                           Path(temp))
         short = copied.commit[:12]
         notes: list[str] = []
         target_config = config
@@ -47,13 +52,13 @@ def gate_at(config: Config, ref: str) -> Gate:
             text = (Path(temp) / config_file.name).read_text(encoding="utf-8")
             target_config = _target_config(text, config, f"{config_file.name} at {short}")
         baselines = _target_baselines(Path(temp), target_config.baseline_dir, short, config_file)
-        edited = vcs.changed_paths(repo_dir, copied.commit, "HEAD",
-                                   under=[config_file.name, config.baseline_dir])
+        edited = repository.changed_paths(repo_dir, copied.commit, "HEAD",
+                                          under=[config_file.name, config.baseline_dir])
     if edited:
         shown = ", ".join(edited[:5]) + (" ..." if len(edited) > 5 else "")
         notes.append(f"this request edits {shown}: baselines and thresholds are read from the target "
                      f"({short}) and the edits take effect only after the merge")
-    return Gate(config=target_config, baselines=baselines, notes=tuple(notes))
+    return Target(config=target_config, baselines=baselines, notes=tuple(notes))
 
 
 def _target_baselines(temp: Path, baseline_dir: str, short: str, config_file: Path) -> dict[str, Baseline]:

@@ -19,9 +19,9 @@ from memgate.errors import ExitCode, MemgateError, UsageError, printable
 from memgate.streams import readers_may_leave
 
 if TYPE_CHECKING:
-    from memgate import ci
     from memgate.compare import Comparison
     from memgate.config import Config
+    from memgate.forges import ci
     from memgate.interrupt import StopRequest
     from memgate.records import Report
 
@@ -216,8 +216,8 @@ def _run(args: argparse.Namespace, config: Config) -> tuple[Report, Path, StopRe
 
 def _run_suites(args: argparse.Namespace, config: Config) -> tuple[Report, StopRequest]:
     """The suites, with SIGINT and SIGTERM stopping them (and only them) while they run."""
-    from memgate.gate import run_suites, select_suites
     from memgate.interrupt import stop_signals
+    from memgate.runner.suites import run_suites, select_suites
 
     with stop_signals() as stop:
         report = run_suites(config, select_suites(config, args.suite), args.jobs, stop=stop)
@@ -232,7 +232,7 @@ def _interrupted(stop: StopRequest, report_json: Path | None) -> int:
 
 def _print_problems(report: Report) -> bool:
     """Print one line per suite without usable figures; True when there was any."""
-    from memgate.gate import suite_problems
+    from memgate.runner.suites import suite_problems
 
     problems = suite_problems(report)
     for problem in problems:
@@ -241,8 +241,9 @@ def _print_problems(report: Report) -> bool:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from memgate import ci, publish
+    from memgate import publish
     from memgate.compare import compare_report
+    from memgate.forges import ci
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
     from memgate.target import gate_at, local_gate
@@ -372,8 +373,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
-    from memgate import ci
     from memgate.baseline import Baseline, read_report, write_baseline
+    from memgate.forges import ci
     from memgate.records import SuiteStatus
 
     if args.push and not args.commit:

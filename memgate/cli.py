@@ -267,7 +267,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         _print_problems(report)
         return _interrupted(stop, report_json)
     comment_url = publish.post_comment(markdown) if args.comment else None
-    if os.environ.get("GITHUB_ACTIONS") == "true":  # outside GitHub, spare the import of requests
+    if ci.on_github_actions():  # outside GitHub, spare the import of requests
         publish.github_job_outputs(comparison, markdown, repo_root=repo_root(), report_json=report_json,
                                    markdown_path=args.markdown, comment_url=comment_url)
     _print_problems(report)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from memgate.compare import Comparison, Verdict
 from memgate.errors import MemgateError, UsageError
+from memgate.forges import ci
 
 #: GitHub shows at most 10 error annotations per step; the rest are in the summary.
 MAX_ANNOTATIONS = 10
@@ -75,7 +76,7 @@ def github_job_outputs(comparison: Comparison, markdown: str, *, repo_root: Path
     from memgate.forges.github import append_step_summary, set_output
 
     env = os.environ if env is None else env
-    if env.get("GITHUB_ACTIONS") != "true":
+    if not ci.on_github_actions(env):
         return
     try:
         if env.get("GITHUB_STEP_SUMMARY"):

@@ -15,6 +15,7 @@ from pathlib import Path
 from memgate import __version__
 from memgate.config import Config, SuiteConfig
 from memgate.errors import MemgateError, ToolError
+from memgate.forges import ci
 from memgate.interrupt import StopRequest
 from memgate.records import Environment, Report, SuiteRecord, SuiteStatus
 from memgate.runner.schedule import MemoryBudget, run_scheduled
@@ -80,11 +81,9 @@ def describe_environment(root: Path | None) -> Environment:
 
 
 def _git_commit(root: Path | None) -> str | None:
-    for variable in ("GITHUB_SHA", "CI_COMMIT_SHA"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    if root is None:
-        return None
+    commit = ci.built_commit()
+    if commit is not None or root is None:
+        return commit
     return _first_line(["git", "-C", str(root), "rev-parse", "HEAD"])
 
 

@@ -33,8 +33,8 @@ from memgate.records import (
     SuiteRecord,
     SuiteRun,
     SuiteStatus,
-    combine_processes,
     combine_run_metrics,
+    output_status,
 )
 from memgate.tools import get_tool
 from memgate.tools.base import Tool, ToolOptions
@@ -92,18 +92,10 @@ def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: P
     status, detail = suite_status(outcome, processes, suite.accept_exit_codes, suite.timeout)
     if stop is not None and stop.requested:  # what was measured is kept, but the run was cut short
         status, detail = SuiteStatus.INCOMPLETE, stop.reason()
-    return SuiteRecord(
-        name=suite.name,
-        tool=suite.tool,
-        tool_version=version,
-        command=tuple(suite.argv()),
-        status=status,
-        status_detail=detail,
-        exit_code=outcome.exit_code,
-        duration_seconds=outcome.duration_seconds,
+    return SuiteRecord.from_processes(
+        suite.name, suite.tool, processes, status=status, status_detail=detail, tool_version=version,
+        command=tuple(suite.argv()), exit_code=outcome.exit_code, duration_seconds=outcome.duration_seconds,
         artifacts_dir=str(logdir),
-        processes=tuple(processes),
-        metrics=combine_processes(processes),
     )
 
 
@@ -187,12 +179,9 @@ def suite_status(
         return SuiteStatus.CRASHED, f"{who} died: {crashed[0].fatal_signal}"
     if outcome.exit_code not in accepted and not _found_something(processes):
         return SuiteStatus.FAILED, f"exited with status {outcome.exit_code}"
-    incomplete = [p for p in processes if not p.complete]
     if not processes:
         return SuiteStatus.INCOMPLETE, "the tool wrote no output"
-    if incomplete:
-        return SuiteStatus.INCOMPLETE, incomplete[0].incomplete_reason or "tool output incomplete"
-    return SuiteStatus.OK, None
+    return output_status(processes)
 
 
 def _found_something(processes: Sequence[ProcessRecord]) -> bool:

@@ -1,4 +1,4 @@
-"""Repeat runs combined into one record (``runner.combine_runs``, ``records.combine_run_metrics``) and how
+"""Repeat runs combined into one record (``runner.suite.combine_runs``, ``records.combine_run_metrics``) and how
 the comparison and the reports show a nondeterministic suite. Real repeated runs are in
 tests/cli/test_repeat_noise.py."""
 

@@ -1,6 +1,5 @@
-"""Where a comparison goes besides the terminal: report files, the one PR/MR comment, and GitHub's
-job summary, step outputs and annotations. Nothing here changes the verdict: a comment or summary
-that cannot be written is a warning on stderr."""
+"""Where a comparison goes besides the terminal: report files, the one PR/MR comment, GitHub's job
+summary, step outputs and annotations; none of them changes the verdict (a failure is a warning)."""
 
 from __future__ import annotations
 

@@ -1,20 +1,4 @@
-"""Run one suite under its tool and turn what the tool wrote into a ``SuiteRecord``.
-
-A suite with ``repeat = N`` runs N times, each run's logs under ``<artifacts>/<suite>/run-<i>/``, and
-the runs are combined into one record (``combine_runs``):
-
-- status: the worst run's (crashed or timed out, then failed, then incomplete); the runs after the
-  first that did not end normally are skipped, since the suite fails or is incomplete already;
-- leak and error figures: the largest of any run, and every leak or error site seen in any run, so
-  that a finding of one run in five is not voted away;
-- every other figure: the median of the runs (the lower middle value for an even count, so the figure
-  is one that was measured);
-- exact metrics (all but ``rss_peak_bytes`` and the page faults, which vary by nature) must agree:
-  those that differ make the suite nondeterministic (``SuiteRecord.nondeterministic``, with their
-  range), which the reports say;
-- each run's status and figures stay in ``SuiteRecord.runs``, its processes in ``processes`` (with
-  their ``run``).
-"""
+"""Run one suite under its tool (``repeat`` times) and turn what the tool wrote into a ``SuiteRecord``."""
 
 from __future__ import annotations
 
@@ -103,7 +87,19 @@ def combine_runs(
     runs: Sequence[SuiteRecord], *, repeat: int, artifacts_dir: str | None = None
 ) -> SuiteRecord:
     """The runs of one suite (in order; fewer than ``repeat`` when a run stopped the series) as one
-    record, as the module's docstring says."""
+    record. Each run's logs are under ``<artifacts>/<suite>/run-<i>/``, and:
+
+    - status: the worst run's (crashed or timed out, then failed, then incomplete); the runs after the
+      first that did not end normally are skipped, since the suite fails or is incomplete already;
+    - leak and error figures: the largest of any run, and every leak or error site seen in any run, so
+      that a finding of one run in five is not voted away;
+    - every other figure: the median of the runs (the lower middle value for an even count, so the
+      figure is one that was measured);
+    - exact metrics (all but ``rss_peak_bytes`` and the page faults, which vary by nature) must agree:
+      those that differ make the suite nondeterministic (``SuiteRecord.nondeterministic``, with their
+      range), which the reports say;
+    - each run's status and figures stay in ``SuiteRecord.runs``, its processes in ``processes`` (with
+      their ``run``)."""
     if not runs:
         raise ValueError("combine_runs needs at least one run")
     first = runs[0]

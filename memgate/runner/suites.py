@@ -1,6 +1,5 @@
-"""The run flow shared by ``check``, ``run`` and ``baseline update``: run the chosen suites (in
-parallel, within a memory budget: ``memgate.runner.schedule``), keep every suite's outcome, and put them in
-one ``Report``."""
+"""Run the chosen suites (``check``, ``run``, ``baseline update``) within a memory budget and put every
+suite's outcome in one ``Report``."""
 
 from __future__ import annotations
 

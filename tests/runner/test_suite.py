@@ -1,5 +1,5 @@
-"""Repeat runs combined into one record (``runner.suite.combine_runs``, ``records.combine_run_metrics``) and how
-the comparison and the reports show a nondeterministic suite. Real repeated runs are in
+"""Repeat runs combined into one record (``runner.suite.combine_runs``, ``records.combine_run_metrics``)
+and how the comparison and the reports show a nondeterministic suite. Real repeated runs are in
 tests/cli/test_repeat_noise.py."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ valgrind, memcheck: the tool whose cost makes parallel suites worth having). Eac
 ``--rounds`` times (default 3), alternating, and the median is kept. The times are of the whole
 ``memgate run`` command, a new Python process as in CI: start-up, the tool's version check, the
 suites, parsing and the report; nothing is subtracted. The memory budget is the machine's own (see
-memgate/schedule.py): on a machine with less than 1.5 GiB available, two memcheck suites do not run
+memgate/runner/schedule.py): on a machine with less than 1.5 GiB available, two memcheck suites do not run
 at once, and the figure shows it.
 
 Side by side, in the same rounds: the raw tool commands of the same suites (what memgate runs, without

@@ -1,29 +1,23 @@
-"""The ``memgate`` command line: argparse, then one small function per subcommand.
-
-Heavy modules (pydantic, the tools, reports) are imported inside the subcommands so that
-``memgate --version`` and ``--help`` start fast.
-"""
+"""The ``memgate`` command line: argparse, ``MEMGATE_*`` defaults, dispatch to the use cases
+(``memgate.app``) and the one error handler that turns errors into exit codes."""
 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memgate import __version__
-from memgate.errors import ExitCode, MemgateError, UsageError, printable
+from memgate.errors import ExitCode, MemgateError
 from memgate.streams import readers_may_leave
 
+# Heavy modules (pydantic, the tools, the reports) are imported inside the subcommands, so that
+# ``memgate --version`` and ``--help`` start fast.
 if TYPE_CHECKING:
-    from memgate import ci
-    from memgate.comparison import Comparison
-    from memgate.config import Config
-    from memgate.interrupt import StopRequest
-    from memgate.records import Report
+    from memgate.app.run import RunOptions
 
 EXIT_CODES = """\
 exit codes:
@@ -199,231 +193,52 @@ def _positive_int(text: str) -> int:
     return value
 
 
-# --- subcommands -----------------------------------------------------------------------------
+# --- subcommands: each builds its use case's options (memgate.app) and returns its exit code ---------
 
 
-def _load_config(path: Path | None) -> Config:
-    from memgate.config import find_config, load_config
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    from memgate.app.run import RunOptions
 
-    return load_config(path if path is not None else find_config(Path.cwd()))
-
-
-def _run(args: argparse.Namespace, config: Config) -> tuple[Report, Path, StopRequest]:
-    from memgate.report.json import write_report
-
-    report, stop = _run_suites(args, config)
-    return report, write_report(args.json or config.artifacts_path / "report.json", report), stop
-
-
-def _run_suites(args: argparse.Namespace, config: Config) -> tuple[Report, StopRequest]:
-    """The suites, with SIGINT and SIGTERM stopping them (and only them) while they run."""
-    from memgate.gate import run_suites, select_suites
-    from memgate.interrupt import stop_signals
-
-    with stop_signals() as stop:
-        report = run_suites(config, select_suites(config, args.suite), args.jobs, stop=stop)
-    return report, stop
-
-
-def _interrupted(stop: StopRequest, report_json: Path | None) -> int:
-    partial = f"; the partial report is in {report_json}" if report_json else ""
-    print(f"memgate: {stop.reason()}: the running suites were stopped{partial}", file=sys.stderr)
-    return stop.exit_code()
-
-
-def _print_problems(report: Report) -> bool:
-    """Print one line per suite without usable figures; True when there was any."""
-    from memgate.gate import suite_problems
-
-    problems = suite_problems(report)
-    for problem in problems:
-        print(f"memgate: error: {problem.one_line()}", file=sys.stderr)
-    return bool(problems)
+    return RunOptions(config=args.config, suites=tuple(args.suite), json=args.json, jobs=args.jobs)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from memgate import ci, publish
-    from memgate.baselines.target import local_target, target_at
-    from memgate.comparison import compare_report
-    from memgate.report.markdown import render_markdown
-    from memgate.report.table import render_table
+    from memgate.app.check import CheckOptions, ReportPaths, check
 
-    config = _load_config(args.config)
-    base_ref = args.base_ref or ci.detect().base_ref
-    gate = target_at(config, base_ref) if base_ref else local_target(config)  # before the long run: fail fast
-    report, report_json, stop = _run(args, config)
-    ran = {suite.name for suite in report.suites}
-    baselines = {name: b for name, b in gate.baselines.items() if name in ran or not args.suite}
-    comparison = compare_report(report, baselines, gate.config)
-    print(render_table(comparison))
-    for note in gate.notes:
-        print(f"note: {note}")
-    markdown = render_markdown(comparison, notes=gate.notes, full_report=ci.run_url())
-    # The work tree's root needs git (GitPython takes ~50 ms to import): only for the reports that
-    # show source paths and GitHub's annotations.
-    repo_root = functools.cache(lambda: publish.repository_root(config.root))
-    _write_reports(args, comparison, markdown, repo_root, config)
-    if stop.requested:  # the partial reports are written; no comment or outputs for a cancelled job
-        _print_problems(report)
-        return _interrupted(stop, report_json)
-    comment_url = publish.post_comment(markdown) if args.comment else None
-    if os.environ.get("GITHUB_ACTIONS") == "true":  # outside GitHub, spare the import of requests
-        publish.github_job_outputs(comparison, markdown, repo_root=repo_root(), report_json=report_json,
-                                   markdown_path=args.markdown, comment_url=comment_url)
-    _print_problems(report)
-    return int(comparison.exit_code(fail_on_warn=args.fail_on == "warn"))
-
-
-def _write_reports(args: argparse.Namespace, comparison: Comparison, markdown: str,
-                   repo_root: Callable[[], Path], config: Config) -> None:
-    """Each report asked for on the command line, rendered (and its module imported) only when asked
-    for."""
-    from memgate import publish
-
-    def junit() -> str:
-        from memgate.report.junit import render_junit
-
-        return render_junit(comparison, repo_root(), fail_on_warn=args.fail_on == "warn")
-
-    def codequality() -> str:
-        from memgate.report.codequality import render_codequality
-
-        return render_codequality(comparison, repo_root(), fallback_path=config.source)
-
-    def sarif() -> str:
-        from memgate.report.sarif import render_sarif
-
-        return render_sarif(comparison, repo_root(), fallback_path=config.source)
-
-    def openmetrics() -> str:
-        from memgate.report.openmetrics import render_openmetrics
-
-        return render_openmetrics(comparison)
-
-    renderers: dict[str, Callable[[], str]] = {"markdown": lambda: markdown, "junit": junit,
-                                               "codequality": codequality, "sarif": sarif,
-                                               "openmetrics": openmetrics}
-    assert renderers.keys() == REPORT_FLAGS.keys()
-    for flag, render in renderers.items():
-        path: Path | None = getattr(args, flag)
-        if path is not None:
-            publish.write_text(path, render())
+    reports = ReportPaths(**{flag: getattr(args, flag) for flag in REPORT_FLAGS})
+    return check(CheckOptions(run=_run_options(args), reports=reports, fail_on=args.fail_on,
+                              comment=args.comment, base_ref=args.base_ref)).exit_code
 
 
 def cmd_comment(args: argparse.Namespace) -> int:
-    from memgate import publish
+    from memgate.app.comment import CommentOptions, comment
 
-    url = publish.post_comment(publish.comment_body_from_file(args.markdown), number=args.pr)
-    return int(ExitCode.PASS if url else ExitCode.TOOL)
+    return comment(CommentOptions(markdown=args.markdown, number=args.pr)).exit_code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from memgate.report.table import render_suites
+    from memgate.app.run import run
 
-    report, report_json, stop = _run(args, _load_config(args.config))
-    print(render_suites(report))
-    problems = _print_problems(report)
-    if stop.requested:
-        return _interrupted(stop, report_json)
-    if any(suite.status.fails_gate for suite in report.suites):
-        return int(ExitCode.GATE_FAILED)  # a crashed, failed or timed-out suite, as for check
-    return int(ExitCode.TOOL if problems else ExitCode.PASS)
+    return run(_run_options(args)).exit_code
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from memgate.gcpause import collector_paused
-    from memgate.records import SuiteRecord, SuiteStatus, combine_processes
-    from memgate.tools import get_tool
+    from memgate.app.parse import ParseOptions, parse
 
-    for path in args.files:
-        if not path.is_file():
-            raise UsageError("no such file", path=path, hint="give the tool's output files")
-    with collector_paused():
-        processes = get_tool(args.tool).parse(args.files)
-    incomplete = [p for p in processes if not p.complete]
-    record = SuiteRecord(
-        name=args.name, tool=args.tool, processes=tuple(processes), metrics=combine_processes(processes),
-        status=SuiteStatus.INCOMPLETE if incomplete else SuiteStatus.OK,
-        status_detail=incomplete[0].incomplete_reason if incomplete else None,
-    )
-    print(record.model_dump_json(indent=2))
-    if incomplete:
-        first = incomplete[0]
-        shown = first.log_files[0] if first.log_files else args.files[0]
-        print(printable(f"memgate: error: the output is incomplete ({shown}): {first.incomplete_reason}; "
-                        "the figures above are partial"), file=sys.stderr)
-        return int(ExitCode.TOOL)
-    return int(ExitCode.PASS)
+    return parse(ParseOptions(tool=args.tool, files=tuple(args.files), name=args.name)).exit_code
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from memgate.baselines.files import load_baseline_side, read_report
-    from memgate.comparison import compare_report
-    from memgate.config import Config
-    from memgate.publish import write_text
-    from memgate.report.markdown import render_markdown
-    from memgate.report.table import render_table
+    from memgate.app.compare import CompareOptions, compare
 
-    config = _load_config(args.config) if args.config else Config()
-    comparison = compare_report(read_report(args.current), load_baseline_side(args.baseline), config)
-    print(render_table(comparison))
-    if args.markdown:
-        write_text(args.markdown, render_markdown(comparison))
-    return int(comparison.exit_code())
+    return compare(CompareOptions(baseline=args.baseline, current=args.current, config=args.config,
+                                  markdown=args.markdown)).exit_code
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
-    from memgate import ci
-    from memgate.baselines.files import read_report, write_baseline
-    from memgate.baselines.model import Baseline, unusable_for_baseline
+    from memgate.app.update_baselines import BaselineUpdateOptions, update_baselines
 
-    if args.push and not args.commit:
-        raise UsageError("--push needs --commit", hint="add --commit, or leave out --push")
-    config = _load_config(args.config)
-    facts = ci.detect()
-    if args.commit and not args.force:
-        _refuse_off_default_branch(config.root, facts)
-    if args.from_report:
-        report = read_report(args.from_report)
-    else:
-        report, stop = _run_suites(args, config)
-        if stop.requested:
-            print("memgate: no baseline written", file=sys.stderr)
-            return _interrupted(stop, None)
-    suites = [suite for suite in report.suites if not args.suite or suite.name in args.suite]
-    unusable = unusable_for_baseline(suites)
-    for suite in unusable:
-        detail = f": {suite.status_detail}" if suite.status_detail else ""
-        print(printable(f"memgate: error: suite {suite.name!r} {suite.status.value}{detail} "
-                        f"({suite.artifacts_dir}): a baseline must come from a complete, passing run; "
-                        "fix the suite and run again"), file=sys.stderr)
-    if unusable:
-        print("memgate: no baseline written", file=sys.stderr)
-        return int(ExitCode.GATE_FAILED if any(s.status.fails_gate for s in unusable) else ExitCode.TOOL)
-    commit = report.environment.git_commit
-    written = [write_baseline(config.baseline_path, Baseline.from_suite(suite, commit)) for suite in suites]
-    for path in written:
-        print(f"memgate: wrote {path}")
-    if args.commit:
-        _commit_baselines(args, config.root, written, commit, facts)
-    return int(ExitCode.PASS)
-
-
-def _refuse_off_default_branch(root: Path, facts: ci.CiFacts) -> None:
-    """Fail before the suites run, not after: baselines are committed on the default branch only."""
-    from memgate.baselines.commit import refuse_off_default_branch
-
-    refuse_off_default_branch(root, branch=facts.branch, default_branch=facts.default_branch)
-
-
-def _commit_baselines(args: argparse.Namespace, root: Path, written: list[Path], commit: str | None,
-                      facts: ci.CiFacts) -> None:
-    from memgate.baselines.commit import commit_baselines
-    from memgate.baselines.repository import resolve_commit
-
-    result = commit_baselines(
-        root, written, "memgate: update baselines", commit or resolve_commit(root, "HEAD"),
-        push=args.push, branch=facts.branch, allow_non_default=args.force,
-        default_branch=facts.default_branch,
-    )
-    print(f"memgate: {result.detail}")
+    return update_baselines(BaselineUpdateOptions(
+        config=args.config, suites=tuple(args.suite), from_report=args.from_report, jobs=args.jobs,
+        commit=args.commit, push=args.push, force=args.force,
+    )).exit_code

@@ -1,6 +1,5 @@
-"""Where a comparison goes besides the terminal: report files, the one PR/MR comment, and GitHub's
-job summary, step outputs and annotations. Nothing here changes the verdict: a comment or summary
-that cannot be written is a warning on stderr."""
+"""Where a comparison goes besides the terminal: report files, the one PR/MR comment, GitHub's job
+summary, step outputs and annotations; none of them changes the verdict (a failure is a warning)."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from pathlib import Path
 from memgate.comparison import Comparison
 from memgate.errors import MemgateError, UsageError
 from memgate.files import write_atomically
+from memgate.forges import ci
 from memgate.thresholds import Verdict
 
 #: GitHub shows at most 10 error annotations per step; the rest are in the summary.
@@ -77,7 +77,7 @@ def github_job_outputs(comparison: Comparison, markdown: str, *, repo_root: Path
     from memgate.forges.github import append_step_summary, set_output
 
     env = os.environ if env is None else env
-    if env.get("GITHUB_ACTIONS") != "true":
+    if not ci.on_github_actions(env):
         return
     try:
         if env.get("GITHUB_STEP_SUMMARY"):

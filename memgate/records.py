@@ -186,6 +186,40 @@ class SuiteRecord(Record):
     def incomplete_reasons(self) -> tuple[str, ...]:
         return tuple(p.incomplete_reason or "incomplete" for p in self.processes if not p.complete)
 
+    @classmethod
+    def from_processes(
+        cls,
+        name: str,
+        tool: str,
+        processes: Sequence[ProcessRecord],
+        *,
+        status: SuiteStatus | None = None,
+        status_detail: str | None = None,
+        tool_version: str | None = None,
+        command: tuple[str, ...] = (),
+        exit_code: int | None = None,
+        duration_seconds: float | None = None,
+        artifacts_dir: str | None = None,
+    ) -> SuiteRecord:
+        """One run of a suite from its processes: their metrics combined, and the status given, or
+        else the one their output says (``output_status``)."""
+        if status is None:
+            status, status_detail = output_status(processes)
+        return cls(
+            name=name, tool=tool, tool_version=tool_version, command=command, status=status,
+            status_detail=status_detail, exit_code=exit_code, duration_seconds=duration_seconds,
+            artifacts_dir=artifacts_dir, processes=tuple(processes), metrics=combine_processes(processes),
+        )
+
+
+def output_status(processes: Iterable[ProcessRecord]) -> tuple[SuiteStatus, str | None]:
+    """INCOMPLETE, with the first incomplete process's reason, when the tool's output of a process is
+    incomplete; else OK."""
+    for process in processes:
+        if not process.complete:
+            return SuiteStatus.INCOMPLETE, process.incomplete_reason or "tool output incomplete"
+    return SuiteStatus.OK, None
+
 
 def combine_processes(processes: Iterable[ProcessRecord]) -> dict[MetricName, int]:
     return combine(process.metrics for process in processes)

@@ -9,9 +9,9 @@ import jsonschema
 import pytest
 from recordkit import leak, suite
 
-from memgate.gate import make_report
 from memgate.report.json import render_report
-from memgate.runner import combine_runs
+from memgate.runner.suite import combine_runs
+from memgate.runner.suites import make_report
 from memgate.schemas import FOLDER, render, schemas
 
 

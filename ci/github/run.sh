@@ -92,19 +92,16 @@ if [ "$event" = pull_request ] || [ "$event" = pull_request_target ]; then
   is_pull_request=true
 fi
 
-# The pull request's base commit from the event file: baselines and thresholds are read there, so a
-# pull request cannot loosen its own gate.
+# The pull request's base commit, as memgate reads it from the event file (memgate/forges/ci.py):
+# baselines and thresholds are read there, so a pull request cannot loosen its own gate. Only a full
+# commit id is used (it is fetched below); -I keeps a memgate/ folder in the working directory from
+# being imported instead of the installed memgate.
 base_sha() {
-  "$venv/bin/python" - "${GITHUB_EVENT_PATH:-}" <<'PY'
-import json, re, sys
-try:
-    with open(sys.argv[1], encoding="utf-8") as event:
-        sha = json.load(event)["pull_request"]["base"]["sha"]
-except (OSError, ValueError, KeyError, TypeError):
-    sys.exit(0)
-if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
-    print(sha)
-PY
+  local sha
+  sha=$("$venv/bin/python" -I -c 'from memgate.forges import ci; print(ci.detect().base_ref or "")') || return 0
+  if [[ $sha =~ ^([0-9a-f]{40}|[0-9a-f]{64})$ ]]; then
+    printf '%s\n' "$sha"
+  fi
 }
 
 # A shallow checkout lacks the base commit; fetch just that one (checkout's credentials do it).

@@ -1,14 +1,12 @@
-"""Forges memgate comments on: GitHub pull requests and GitLab merge requests.
-
-``forge_from_env`` picks the forge of the CI system the job runs in; the modules load lazily so that
-commands that never comment do not import them.
-"""
+"""Forges memgate comments on (GitHub pull requests, GitLab merge requests): ``forge_from_env`` builds
+the one of the CI system this job runs in (``ci``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from memgate.forges import ci
 from memgate.forges.base import Forge, ForgeConfigError
 
 if TYPE_CHECKING:
@@ -28,11 +26,13 @@ def forge_from_env(
 
     ``number`` overrides the pull/merge request number (``memgate comment --pr N`` in the fork-safe
     workflow_run commenter); ``retry`` sets the retry budget, e.g. ``RetryPolicy(max_total_wait=...)``."""
-    if env.get("GITHUB_ACTIONS") == "true":
+    # Each forge's module is imported only here, so that commands that never comment do not load it.
+    which = ci.provider(env)
+    if which == "github":
         from memgate.forges.github import GitHubContext, GitHubForge
 
         return GitHubForge(GitHubContext.from_env(env, pr_number=number), session, retry=retry)
-    if env.get("GITLAB_CI") == "true":
+    if which == "gitlab":
         from memgate.forges.gitlab import GitLabContext, GitLabForge
 
         return GitLabForge(GitLabContext.from_env(env, mr_iid=number), session, retry=retry)

@@ -1,5 +1,5 @@
 """Real runs for the CI report tests: tests/programs/memprog.c built with ASan, run by
-``memgate.runner.run_suite`` and compared with a baseline made by an earlier real run.
+``memgate.runner.suite.run_suite`` and compared with a baseline made by an earlier real run.
 
 The comparison holds every case the reports must render:
 
@@ -24,7 +24,7 @@ from memgate.baselines.model import Baseline
 from memgate.comparison import Comparison, compare
 from memgate.config import Config, SuiteConfig
 from memgate.records import SuiteRecord
-from memgate.runner import run_suite
+from memgate.runner.suite import run_suite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEMPROG = REPO_ROOT / "tests" / "programs" / "memprog.c"

@@ -12,7 +12,7 @@ import pytest
 from memgate.cli import main
 from memgate.config import load_config
 from memgate.records import Report, SuiteRecord, combine_processes
-from memgate.schedule import NATIVE_RSS_GUESS
+from memgate.runner.schedule import NATIVE_RSS_GUESS
 from memgate.tools import TOOL_NAMES, canonical_tool_name, get_tool
 
 XML = Path(__file__).parent.parent / "data" / "memcheck" / "leaks" / "memcheck.32639.xml"

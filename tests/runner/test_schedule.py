@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from memgate.config import Config, load_config
-from memgate.gate import run_suites
 from memgate.interrupt import StopRequest
 from memgate.records import Report
 from memgate.report.table import render_suites
-from memgate.schedule import MemoryBudget, mem_available, run_scheduled, tool_weight
+from memgate.runner.schedule import MemoryBudget, mem_available, run_scheduled, tool_weight
+from memgate.runner.suites import run_suites
 from tests.conftest import BuildProgram
 
 

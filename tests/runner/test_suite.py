@@ -1,5 +1,5 @@
-"""Repeat runs combined into one record (``runner.combine_runs``, ``records.combine_run_metrics``) and how
-the comparison and the reports show a nondeterministic suite. Real repeated runs are in
+"""Repeat runs combined into one record (``runner.suite.combine_runs``, ``records.combine_run_metrics``)
+and how the comparison and the reports show a nondeterministic suite. Real repeated runs are in
 tests/cli/test_repeat_noise.py."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from recordkit import leak, suite
 
 from memgate.baselines.model import Baseline
 from memgate.comparison import compare
-from memgate.gate import make_report
 from memgate.metrics import MetricName
 from memgate.records import MetricSpread, SuiteRecord, SuiteStatus, combine_run_metrics
 from memgate.report.markdown import render_markdown
 from memgate.report.table import render_suites, render_table
-from memgate.runner import combine_runs
+from memgate.runner.suite import combine_runs
+from memgate.runner.suites import make_report
 from memgate.thresholds import Verdict
 
 HEAP: dict[MetricName, int] = {"heap_peak_bytes": 5_243_880, "heap_total_bytes": 8_389_608, "alloc_calls": 3}

@@ -1,6 +1,5 @@
-"""The run flow shared by ``check``, ``run`` and ``baseline update``: run the chosen suites (in
-parallel, within a memory budget: ``memgate.schedule``), keep every suite's outcome, and put them in
-one ``Report``."""
+"""Run the chosen suites (``check``, ``run``, ``baseline update``) within a memory budget and put every
+suite's outcome in one ``Report``."""
 
 from __future__ import annotations
 
@@ -15,10 +14,11 @@ from pathlib import Path
 from memgate import __version__
 from memgate.config import Config, SuiteConfig
 from memgate.errors import MemgateError, ToolError
+from memgate.forges import ci
 from memgate.interrupt import StopRequest
 from memgate.records import Environment, Report, SuiteRecord, SuiteStatus
-from memgate.runner import LOGDIR_MARK, run_suite
-from memgate.schedule import MemoryBudget, run_scheduled
+from memgate.runner.schedule import MemoryBudget, run_scheduled
+from memgate.runner.suite import LOGDIR_MARK, run_suite
 
 
 def select_suites(config: Config, names: Sequence[str]) -> list[SuiteConfig]:
@@ -34,7 +34,7 @@ def run_suites(
     budget: MemoryBudget | None = None,
 ) -> Report:
     """Run ``suites``, ``jobs`` at a time within the memory ``budget`` (default: the memory available
-    now; see ``memgate.schedule``). A suite that cannot run (tool missing, command not found) is kept
+    now; see ``memgate.runner.schedule``). A suite that cannot run (tool missing, command not found) is kept
     in the report as incomplete with the reason, so the other suites' results still count. After a
     ``stop`` request (SIGINT, SIGTERM: ``memgate.interrupt``) the running suites end early and the
     others do not start: all of them are incomplete, "interrupted by ...". The report lists suites in
@@ -80,11 +80,9 @@ def describe_environment(root: Path | None) -> Environment:
 
 
 def _git_commit(root: Path | None) -> str | None:
-    for variable in ("GITHUB_SHA", "CI_COMMIT_SHA"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    if root is None:
-        return None
+    commit = ci.built_commit()
+    if commit is not None or root is None:
+        return commit
     return _first_line(["git", "-C", str(root), "rev-parse", "HEAD"])
 
 

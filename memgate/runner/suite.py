@@ -1,20 +1,4 @@
-"""Run one suite under its tool and turn what the tool wrote into a ``SuiteRecord``.
-
-A suite with ``repeat = N`` runs N times, each run's logs under ``<artifacts>/<suite>/run-<i>/``, and
-the runs are combined into one record (``combine_runs``):
-
-- status: the worst run's (crashed or timed out, then failed, then incomplete); the runs after the
-  first that did not end normally are skipped, since the suite fails or is incomplete already;
-- leak and error figures: the largest of any run, and every leak or error site seen in any run, so
-  that a finding of one run in five is not voted away;
-- every other figure: the median of the runs (the lower middle value for an even count, so the figure
-  is one that was measured);
-- exact metrics (all but ``rss_peak_bytes`` and the page faults, which vary by nature) must agree:
-  those that differ make the suite nondeterministic (``SuiteRecord.nondeterministic``, with their
-  range), which the reports say;
-- each run's status and figures stay in ``SuiteRecord.runs``, its processes in ``processes`` (with
-  their ``run``).
-"""
+"""Run one suite under its tool (``repeat`` times) and turn what the tool wrote into a ``SuiteRecord``."""
 
 from __future__ import annotations
 
@@ -33,8 +17,8 @@ from memgate.records import (
     SuiteRecord,
     SuiteRun,
     SuiteStatus,
-    combine_processes,
     combine_run_metrics,
+    output_status,
 )
 from memgate.tools import get_tool
 from memgate.tools.base import Tool, ToolOptions
@@ -92,18 +76,10 @@ def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: P
     status, detail = suite_status(outcome, processes, suite.accept_exit_codes, suite.timeout)
     if stop is not None and stop.requested:  # what was measured is kept, but the run was cut short
         status, detail = SuiteStatus.INCOMPLETE, stop.reason()
-    return SuiteRecord(
-        name=suite.name,
-        tool=suite.tool,
-        tool_version=version,
-        command=tuple(suite.argv()),
-        status=status,
-        status_detail=detail,
-        exit_code=outcome.exit_code,
-        duration_seconds=outcome.duration_seconds,
+    return SuiteRecord.from_processes(
+        suite.name, suite.tool, processes, status=status, status_detail=detail, tool_version=version,
+        command=tuple(suite.argv()), exit_code=outcome.exit_code, duration_seconds=outcome.duration_seconds,
         artifacts_dir=str(logdir),
-        processes=tuple(processes),
-        metrics=combine_processes(processes),
     )
 
 
@@ -111,7 +87,19 @@ def combine_runs(
     runs: Sequence[SuiteRecord], *, repeat: int, artifacts_dir: str | None = None
 ) -> SuiteRecord:
     """The runs of one suite (in order; fewer than ``repeat`` when a run stopped the series) as one
-    record, as the module's docstring says."""
+    record. Each run's logs are under ``<artifacts>/<suite>/run-<i>/``, and:
+
+    - status: the worst run's (crashed or timed out, then failed, then incomplete); the runs after the
+      first that did not end normally are skipped, since the suite fails or is incomplete already;
+    - leak and error figures: the largest of any run, and every leak or error site seen in any run, so
+      that a finding of one run in five is not voted away;
+    - every other figure: the median of the runs (the lower middle value for an even count, so the
+      figure is one that was measured);
+    - exact metrics (all but ``rss_peak_bytes`` and the page faults, which vary by nature) must agree:
+      those that differ make the suite nondeterministic (``SuiteRecord.nondeterministic``, with their
+      range), which the reports say;
+    - each run's status and figures stay in ``SuiteRecord.runs``, its processes in ``processes`` (with
+      their ``run``)."""
     if not runs:
         raise ValueError("combine_runs needs at least one run")
     first = runs[0]
@@ -187,9 +175,6 @@ def suite_status(
         return SuiteStatus.CRASHED, f"{who} died: {crashed[0].fatal_signal}"
     if outcome.exit_code not in accepted and not any(p.has_findings for p in processes):
         return SuiteStatus.FAILED, f"exited with status {outcome.exit_code}"
-    incomplete = [p for p in processes if not p.complete]
     if not processes:
         return SuiteStatus.INCOMPLETE, "the tool wrote no output"
-    if incomplete:
-        return SuiteStatus.INCOMPLETE, incomplete[0].incomplete_reason or "tool output incomplete"
-    return SuiteStatus.OK, None
+    return output_status(processes)

@@ -1,5 +1,5 @@
-"""Facts about the CI job memgate runs in, read from the environment: the pull/merge request's base
-commit, the branch, the default branch. Nothing here talks to the network."""
+"""The CI job memgate runs in, read from the environment: which forge, the pull/merge request's base
+commit, the branch, the default branch, the commit built. Nothing here talks to the network."""
 
 from __future__ import annotations
 
@@ -7,11 +7,37 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
+
+Provider = Literal["github", "gitlab"]
+
+
+def provider(env: Mapping[str, str] | None = None) -> Provider | None:
+    """The CI system of this job: GitHub Actions, GitLab CI, or None (a local run)."""
+    env = os.environ if env is None else env
+    if env.get("GITHUB_ACTIONS") == "true":
+        return "github"
+    if env.get("GITLAB_CI") == "true":
+        return "gitlab"
+    return None
+
+
+def on_github_actions(env: Mapping[str, str] | None = None) -> bool:
+    return provider(env) == "github"
+
+
+def built_commit(env: Mapping[str, str] | None = None) -> str | None:
+    """The commit the CI job builds, as the CI system names it (None outside CI)."""
+    env = os.environ if env is None else env
+    for variable in ("GITHUB_SHA", "CI_COMMIT_SHA"):
+        if env.get(variable):
+            return env[variable]
+    return None
 
 
 @dataclass(frozen=True)
 class CiFacts:
-    provider: str | None  # "github", "gitlab" or None (a local run)
+    provider: Provider | None  # None: a local run
     base_ref: str | None  # the commit whose baselines and thresholds gate a pull/merge request
     branch: str | None  # the branch being built (None on a pull/merge request)
     default_branch: str | None
@@ -23,9 +49,10 @@ class CiFacts:
 
 def detect(env: Mapping[str, str] | None = None) -> CiFacts:
     env = os.environ if env is None else env
-    if env.get("GITHUB_ACTIONS") == "true":
+    which = provider(env)
+    if which == "github":
         return _github(env)
-    if env.get("GITLAB_CI") == "true":
+    if which == "gitlab":
         return CiFacts(
             provider="gitlab",
             base_ref=env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA") or None,
@@ -64,7 +91,7 @@ def _event(path: str | None) -> dict[str, object]:
 def run_url(env: Mapping[str, str] | None = None) -> str | None:
     """Where the full report of this job can be found (the job's page), for cut comments."""
     env = os.environ if env is None else env
-    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID"):
+    if on_github_actions(env) and env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID"):
         server = env.get("GITHUB_SERVER_URL", "https://github.com")
         return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
     return env.get("CI_JOB_URL") or None

@@ -1,17 +1,4 @@
-"""Which suites run at once: at most ``--jobs`` of them, and no more than memory allows.
-
-Memory tools multiply what a test needs: memcheck about 6 times the program's resident memory, DHAT
-about 5 times, heaptrack about 100 MiB more per process. Two memcheck suites started together on a
-small CI runner can push it into swap or the OOM killer, which is slower (or worse) than running them
-one after the other. So each suite reserves its tool's expected memory (``tool_weight``: the tool's
-``memory_appetite`` applied to ``NATIVE_RSS_GUESS``) from a budget, the memory available when the
-run starts (``MemAvailable`` of /proc/meminfo); a suite whose reservation does not fit waits until
-running suites release theirs. A suite always starts when nothing else runs, however large its
-reservation, and suites start in configuration order (a large one is never overtaken for ever).
-
-The results come back in the order of the suites given, whatever order they finished in, so that a
-report does not depend on timing.
-"""
+"""Which suites run at once: at most ``--jobs`` of them, and no more than memory allows."""
 
 from __future__ import annotations
 
@@ -40,7 +27,14 @@ Result = TypeVar("Result")
 class MemoryBudget:
     """Bytes the running suites may reserve at once (None: no limit), and each tool's reservation:
     its appetite, or when ``weights`` is given, the bytes it says (``NATIVE_RSS_GUESS`` for a tool
-    it leaves out)."""
+    it leaves out).
+
+    Memory tools multiply what a test needs: memcheck about 6 times the program's resident memory,
+    DHAT about 5 times, heaptrack about 100 MiB more per process. Two memcheck suites started together
+    on a small CI runner can push it into swap or the OOM killer, which is slower (or worse) than
+    running them one after the other. So each suite reserves its tool's expected memory
+    (``tool_weight``: the tool's ``memory_appetite`` applied to ``NATIVE_RSS_GUESS``) from a budget,
+    the memory available when the run starts (``MemAvailable`` of /proc/meminfo)."""
 
     total: int | None
     weights: Mapping[str, int] | None = None
@@ -90,7 +84,12 @@ def run_scheduled(
     not_started: Callable[[Item], Result],
 ) -> list[Result]:
     """``run`` each item in a thread, ``jobs`` at a time within ``budget``; after ``stop`` is
-    requested, the items not started yet get ``not_started(item)`` instead. Results in item order."""
+    requested, the items not started yet get ``not_started(item)`` instead.
+
+    An item whose reservation does not fit waits until running items release theirs; an item always
+    starts when nothing else runs, however large its reservation, and items start in the order given
+    (a large one is never overtaken for ever). The results come back in item order, whatever order
+    they finished in, so that a report does not depend on timing."""
     results: dict[int, Result] = {}
     pending = deque(enumerate(items))
     running: dict[Future[Result], tuple[int, int]] = {}  # future -> (item index, bytes reserved)

@@ -1,0 +1,117 @@
+"""``memgate check``: run the suites, compare them with the baselines, write the reports asked for,
+comment, and give the verdict."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from memgate.app.common import interrupted, load_config, print_problems
+from memgate.app.run import RunOptions, run_and_write
+
+if TYPE_CHECKING:
+    from memgate.comparison import Comparison
+    from memgate.config import Config
+    from memgate.records import Report
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where each report goes; None: not written."""
+
+    markdown: Path | None = None
+    junit: Path | None = None
+    codequality: Path | None = None
+    sarif: Path | None = None
+    openmetrics: Path | None = None
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    run: RunOptions = field(default_factory=RunOptions)
+    reports: ReportPaths = field(default_factory=ReportPaths)
+    fail_on: Literal["fail", "warn"] = "fail"
+    comment: bool = False  # post or update the PR/MR comment
+    base_ref: str | None = None  # None: the pull/merge request's base commit in CI, else the work tree
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    exit_code: int
+    report: Report
+    comparison: Comparison
+    report_json: Path
+
+
+def check(options: CheckOptions) -> CheckResult:
+    from memgate import publish
+    from memgate.baselines.target import local_target, target_at
+    from memgate.comparison import compare_report
+    from memgate.forges import ci
+    from memgate.report.markdown import render_markdown
+    from memgate.report.table import render_table
+
+    config = load_config(options.run.config)
+    base_ref = options.base_ref or ci.detect().base_ref
+    # The target is read before the long run: a broken baseline fails fast.
+    target = target_at(config, base_ref) if base_ref else local_target(config)
+    report, report_json, stop = run_and_write(options.run, config)
+    ran = {suite.name for suite in report.suites}
+    baselines = {name: b for name, b in target.baselines.items() if name in ran or not options.run.suites}
+    comparison = compare_report(report, baselines, target.config)
+    print(render_table(comparison))
+    for note in target.notes:
+        print(f"note: {note}")
+    markdown = render_markdown(comparison, notes=target.notes, full_report=ci.run_url())
+    # The work tree's root needs git (GitPython takes ~50 ms to import): only for the reports that
+    # show source paths and GitHub's annotations.
+    repo_root = functools.cache(lambda: publish.repository_root(config.root))
+    _write_reports(options, comparison, markdown, repo_root, config)
+    if stop.requested:  # the partial reports are written; no comment or outputs for a cancelled job
+        print_problems(report)
+        return CheckResult(interrupted(stop, report_json), report, comparison, report_json)
+    comment_url = publish.post_comment(markdown) if options.comment else None
+    if ci.on_github_actions():  # outside GitHub, spare the import of requests
+        publish.github_job_outputs(comparison, markdown, repo_root=repo_root(), report_json=report_json,
+                                   markdown_path=options.reports.markdown, comment_url=comment_url)
+    print_problems(report)
+    code = int(comparison.exit_code(fail_on_warn=options.fail_on == "warn"))
+    return CheckResult(code, report, comparison, report_json)
+
+
+def _write_reports(options: CheckOptions, comparison: Comparison, markdown: str,
+                   repo_root: Callable[[], Path], config: Config) -> None:
+    """Each report asked for, rendered (and its module imported) only when asked for."""
+    from memgate import publish
+
+    def junit() -> str:
+        from memgate.report.junit import render_junit
+
+        return render_junit(comparison, repo_root(), fail_on_warn=options.fail_on == "warn")
+
+    def codequality() -> str:
+        from memgate.report.codequality import render_codequality
+
+        return render_codequality(comparison, repo_root(), fallback_path=config.source)
+
+    def sarif() -> str:
+        from memgate.report.sarif import render_sarif
+
+        return render_sarif(comparison, repo_root(), fallback_path=config.source)
+
+    def openmetrics() -> str:
+        from memgate.report.openmetrics import render_openmetrics
+
+        return render_openmetrics(comparison)
+
+    renderers: dict[str, Callable[[], str]] = {"markdown": lambda: markdown, "junit": junit,
+                                               "codequality": codequality, "sarif": sarif,
+                                               "openmetrics": openmetrics}
+    assert renderers.keys() == {report.name for report in fields(ReportPaths)}
+    for name, render in renderers.items():
+        path: Path | None = getattr(options.reports, name)
+        if path is not None:
+            publish.write_text(path, render())

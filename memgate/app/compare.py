@@ -1,0 +1,42 @@
+"""``memgate compare``: compare a JSON report with a baseline, with no run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from memgate.app.common import load_config
+
+if TYPE_CHECKING:
+    from memgate.comparison import Comparison
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    baseline: Path  # a JSON report, a baselines folder, or one baseline file
+    current: Path  # the current JSON report
+    config: Path | None = None  # thresholds from this config; None: the built-in defaults
+    markdown: Path | None = None  # the Markdown summary, when asked for
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    exit_code: int
+    comparison: Comparison
+
+
+def compare(options: CompareOptions) -> CompareResult:
+    from memgate.baselines.files import load_baseline_side, read_report
+    from memgate.comparison import compare_report
+    from memgate.config import Config
+    from memgate.publish import write_text
+    from memgate.report.markdown import render_markdown
+    from memgate.report.table import render_table
+
+    config = load_config(options.config) if options.config else Config()
+    comparison = compare_report(read_report(options.current), load_baseline_side(options.baseline), config)
+    print(render_table(comparison))
+    if options.markdown:
+        write_text(options.markdown, render_markdown(comparison))
+    return CompareResult(int(comparison.exit_code()), comparison)

@@ -44,8 +44,9 @@ _MAX_ERROR_TEXT = 300
 #: The most pages of one list memgate reads: 100 pages of 100 comments, far more than a pull request
 #: holds, while a forge whose every page links a next one costs 100 requests, not thousands.
 MAX_PAGES = 100
-#: The largest answer memgate reads: a page of 100 comments at GitHub's 65,536-character limit is
-#: under 30 MB of JSON; a forge sending more (or a gzip bomb) is cut off, not held in memory.
+#: The largest answer memgate reads: a page of 100 comments at GitHub's 65,536-character limit is at
+#: most ~40 MB of JSON (6 bytes a character, escaped); a forge sending more (or a gzip bomb) is cut
+#: off, not held in memory.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _CHUNK_BYTES = 64 * 1024
 #: A timeout this close to the deadline is the deadline's, not the forge's per-read one.

@@ -32,9 +32,13 @@ def write_text(path: Path, text: str) -> None:
 
 
 def post_comment(markdown: str, *, number: int | None = None) -> str | None:
-    """Post or update the memgate comment; the comment's URL, or None (with a warning) on failure."""
+    """Post or update the memgate comment; the comment's URL, or None (with a warning) on failure.
+
+    The whole step, every request and wait, ends within MEMGATE_FORGE_MAX_WAIT (the forge client's
+    budget); the URL the forge answers is printed escaped, so it cannot add a line to the log."""
     import requests
 
+    from memgate.errors import escaped
     from memgate.forges import forge_from_env
     from memgate.forges.http import RetryPolicy
 
@@ -45,7 +49,8 @@ def post_comment(markdown: str, *, number: int | None = None) -> str | None:
     except MemgateError as error:
         warn(f"no comment posted: {error.one_line()}")
         return None
-    print(f"memgate: {'posted' if result.created else 'updated'} the comment {result.url}", file=sys.stderr)
+    print(f"memgate: {'posted' if result.created else 'updated'} the comment {escaped(result.url)}",
+          file=sys.stderr)
     return result.url
 
 
@@ -57,7 +62,10 @@ def repository_root(folder: Path) -> Path:
 
 
 def _max_wait(value: str | None) -> float:
-    """Seconds the comment may spend waiting on retries and rate limits (default 300)."""
+    """Seconds the whole comment step may take, requests, retries and rate limits included
+    (default 300). ``inf`` or ``nan`` would let a slow forge hold the job: refused like text."""
+    import math
+
     from memgate.forges.http import RetryPolicy
 
     if not value:
@@ -65,6 +73,8 @@ def _max_wait(value: str | None) -> float:
     try:
         seconds = float(value)
     except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds):
         raise UsageError(f"MEMGATE_FORGE_MAX_WAIT={value!r} is not a number of seconds",
                          hint="set it to a number such as 60, or unset it") from None
     return max(0.0, seconds)
@@ -129,14 +139,33 @@ MAX_COMMENT_FILE_BYTES = 1_000_000
 
 def comment_body_from_file(path: Path) -> str:
     """The comment body from a file ``memgate check --markdown`` wrote, made safe to post as the bot:
-    size capped, raw @mentions broken, and our marker exactly once, at the top."""
+    a regular file of at most ``MAX_COMMENT_FILE_BYTES``, raw @mentions broken, and our marker exactly
+    once, at the top.
+
+    Opened without blocking and checked on the open descriptor: a FIFO would block the open (or the
+    read) forever, and a device such as /dev/zero never ends; both are refused before any read."""
+    import stat
+
     from memgate.report.markdown import MARKER, break_mentions
 
+    hint = "pass the file `memgate check --markdown PATH` wrote"
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_COMMENT_FILE_BYTES)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as error:
-        raise UsageError(f"cannot read the Markdown file: {error.strerror}", path=path,
-                         hint="pass the file `memgate check --markdown PATH` wrote") from None
+        raise UsageError(f"cannot read the Markdown file: {error.strerror}", path=path, hint=hint) from None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise UsageError("the Markdown file is not a regular file (a FIFO, a device or a folder)",
+                             path=path, hint=hint)
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            data = handle.read(MAX_COMMENT_FILE_BYTES + 1)
+    except OSError as error:
+        raise UsageError(f"cannot read the Markdown file: {error.strerror}", path=path, hint=hint) from None
+    finally:
+        os.close(descriptor)
+    if len(data) > MAX_COMMENT_FILE_BYTES:
+        raise UsageError(f"the Markdown file holds more than the {MAX_COMMENT_FILE_BYTES:,} bytes "
+                         "memgate posts", path=path, hint=hint)
     text = data.decode("utf-8", errors="replace").replace(MARKER, "")
     return f"{MARKER}\n{break_mentions(text.strip())}\n"

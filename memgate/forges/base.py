@@ -85,6 +85,11 @@ class ForgeUnavailable(ForgeRequestError):
     """Network failure, timeout or 5xx after every retry."""
 
 
+class OutOfTime(ForgeRequestError):
+    """The comment step's time budget (``MEMGATE_FORGE_MAX_WAIT``) ran out: a slow forge, a body sent
+    a byte at a time. Never retried, and not a sign that a POST failed (so no look-again either)."""
+
+
 def cut_body(body: str, limit: int, full_report: str | None) -> str:
     """``body`` with the marker, at most ``limit`` characters, ending with a pointer when it was cut.
 

@@ -1,13 +1,5 @@
-"""A thin REST client over an injected ``requests.Session``: timeouts, bounded retries, pagination.
-
-Why not ``urllib3.Retry``: memgate must honour GitHub's and GitLab's own rate-limit headers, cap the
-total wait so a CI job never sleeps for an hour, tell secondary rate limits from real 403s, and keep
-tokens out of every message. Sleep and clock are injectable, so tests run against a real local
-server without waiting.
-
-Tokens travel only in headers that this client adds per request; they never enter URLs, messages,
-reprs or logs, and requests to another origin than the base URL (a redirect, a ``Link`` header)
-are refused rather than sent with the token.
+"""A thin REST client over an injected ``requests.Session``: one time budget, bounded retries,
+bounded pagination, and messages that carry no token and no raw forge text.
 """
 
 from __future__ import annotations
@@ -15,6 +7,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,12 +16,15 @@ from urllib.parse import urljoin, urlsplit
 
 import pydantic
 import requests
+import urllib3.exceptions
 
+from memgate.errors import escaped, redacted
 from memgate.forges.base import (
     Forbidden,
     ForgeRequestError,
     ForgeUnavailable,
     NotFound,
+    OutOfTime,
     RateLimited,
     Rejected,
     Unauthorized,
@@ -45,11 +41,24 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 _MAX_ERROR_TEXT = 300
+#: The most pages of one list memgate reads: 100 pages of 100 comments, far more than a pull request
+#: holds, while a forge whose every page links a next one costs 100 requests, not thousands.
+MAX_PAGES = 100
+#: The largest answer memgate reads: a page of 100 comments at GitHub's 65,536-character limit is at
+#: most ~40 MB of JSON (6 bytes a character, escaped); a forge sending more (or a gzip bomb) is cut
+#: off, not held in memory.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_CHUNK_BYTES = 64 * 1024
+#: A timeout this close to the deadline is the deadline's, not the forge's per-read one.
+_DEADLINE_SLACK = 0.05
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try. ``max_total_wait`` caps all sleeping for one request, rate limits included."""
+    """How hard to try. ``max_total_wait`` is the client's whole budget, from its creation: every
+    connect, every read (a forge sending its body a byte at a time included), every retry and rate
+    limit sleep, every page. Past it a request raises ``OutOfTime``, so a slow or hostile forge never
+    holds the CI job."""
 
     max_attempts: int = 5
     backoff_seconds: float = 1.0  # doubled after each failed attempt
@@ -66,7 +75,13 @@ class Timeouts:
 
 
 class HttpClient:
-    """Requests to one API (``base_url``) with the token headers added to each request."""
+    """Requests to one API (``base_url``) with the token headers added to each request.
+
+    Why not ``urllib3.Retry``: memgate must honour GitHub's and GitLab's own rate-limit headers, cap
+    the total time so a CI job never waits for an hour, tell secondary rate limits from real 403s,
+    and keep tokens out of every message. Sleep and clock are injectable, so tests run against a
+    real local server without waiting.
+    """
 
     def __init__(
         self,
@@ -80,6 +95,7 @@ class HttpClient:
         timeouts: Timeouts | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.service = service
@@ -94,7 +110,10 @@ class HttpClient:
         )
         self._sleep = sleep
         self._clock = clock
+        self._max_body_bytes = max_body_bytes
         self._origin = _origin(self.base_url)
+        # Real time, whatever ``clock`` says: the budget is the CI job's wall time.
+        self._deadline = time.monotonic() + self.retry.max_total_wait
 
     def __repr__(self) -> str:
         return f"HttpClient(service={self.service!r}, base_url={self.base_url!r})"
@@ -129,11 +148,11 @@ class HttpClient:
             if isinstance(outcome, requests.Response) and outcome.status_code < 400:
                 return outcome
             wait = self._retry_wait(method, url, outcome, attempt, repeatable)
-            if waited + wait > self.retry.max_total_wait:
+            if waited + wait > self.retry.max_total_wait or wait > self._time_left():
                 raise self._too_long(method, url, outcome, wait, waited)
             log.warning(
                 "%s: %s %s: %s; retrying in %.0f s (attempt %d of %d)",
-                self.service, method, _path(url), self._describe(outcome), wait,
+                self.service, method, self._path(url), self._describe(outcome), wait,
                 attempt + 1, self.retry.max_attempts,
             )
             self._sleep(wait)
@@ -148,7 +167,7 @@ class HttpClient:
             value: Json = response.json()
         except ValueError:
             raise ForgeRequestError(
-                f"{self.service} answered {_path(response.url)} with something that is not JSON",
+                f"{self.service} answered {self._path(response.url)} with something that is not JSON",
                 status=response.status_code,
                 hint="check that the API URL points at the forge's REST API",
             ) from None
@@ -160,18 +179,20 @@ class HttpClient:
             return adapter.validate_json(response.content)
         except pydantic.ValidationError as exc:
             error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"]) or "(top)"
+            where = self._outside(".".join(str(part) for part in error["loc"]) or "(top)")
             raise ForgeRequestError(
-                f"{self.service} answered {_path(response.url)} with {what} memgate cannot read "
-                f"({where}: {error['msg']})",
+                f"{self.service} answered {self._path(response.url)} with {what} memgate cannot read "
+                f"({where}: {self._outside(error['msg'])})",
                 status=response.status_code,
                 hint="check that the API URL points at the forge's REST API",
             ) from None
 
     def pages(
-        self, path: str, params: Mapping[str, str | int], style: Pagination, *, max_pages: int = 1000
+        self, path: str, params: Mapping[str, str | int], style: Pagination, *, max_pages: int = MAX_PAGES
     ) -> Iterator[requests.Response]:
-        """Every page of a list: follow ``Link: rel="next"`` (GitHub) or ``X-Next-Page`` (GitLab)."""
+        """Every page of a list, at most ``max_pages``: follow ``Link: rel="next"`` (GitHub) or
+        ``X-Next-Page`` (GitLab). A ``next`` link to another origin than the API's is refused by
+        ``request``, before anything is sent."""
         response = self.request("GET", path, params=params)
         seen = {response.url}
         yield response
@@ -188,12 +209,18 @@ class HttpClient:
                 response = self.request("GET", path, params={**params, "page": next_page})
             if response.url in seen:
                 raise ForgeRequestError(
-                    f"{self.service} pagination loops back to {_path(response.url)}",
+                    f"{self.service} pagination loops back to {self._path(response.url)}",
                     hint="report this to the memgate maintainers with the forge's version",
                 )
             seen.add(response.url)
             yield response
-        raise ForgeRequestError(f"{self.service} list at {path} has more than {max_pages} pages")
+        if _has_next(response, style):
+            raise ForgeRequestError(
+                f"{self.service} list at {self._path(self.url(path))} goes on past {max_pages} pages, "
+                f"memgate's cap (MAX_PAGES): it stopped reading there",
+                hint="a list this long is most likely a forge answering wrongly; report it with the "
+                "forge's version if the list really is that long",
+            )
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -204,30 +231,82 @@ class HttpClient:
         params: Mapping[str, str | int] | None,
         json: Json | None,
     ) -> requests.Response | requests.RequestException:
+        """One attempt, body read included; a transport failure is returned for ``request`` to judge.
+
+        Tokens travel only in headers this client adds per request: they never enter URLs, and a
+        request to another origin than the base URL (a redirect, a ``Link`` header) is refused
+        rather than sent with the token."""
         headers = {**self._headers, **self._auth_headers}
         try:
             for _ in range(_MAX_REDIRECTS + 1):
                 response = self._session.request(
                     method, url, params=params, json=json, headers=headers,
-                    timeout=(self.timeouts.connect, self.timeouts.read), allow_redirects=False,
+                    timeout=self._timeouts_left(method, url), allow_redirects=False, stream=True,
                 )
-                log.debug("%s: %s %s -> %d", self.service, method, _path(response.url), response.status_code)
+                log.debug("%s: %s %s -> %d", self.service, method, self._path(response.url),
+                          response.status_code)
                 location = response.headers.get("Location")
                 if response.status_code not in _REDIRECTS or not location:
+                    self._read_body(response, method, url)
                     return response
                 # Follow by hand: requests would carry PRIVATE-TOKEN to whatever host a redirect names.
                 url, params = urljoin(response.url, location), None
-                self._check_origin(url)
                 response.close()
-            raise ForgeRequestError(f"{self.service}: {method} {_path(url)}: too many redirects")
+                self._check_origin(url)
+            raise ForgeRequestError(f"{self.service}: {method} {self._path(url)}: too many redirects")
         except requests.RequestException as exc:
+            if isinstance(exc, requests.Timeout) and self._time_left() <= _DEADLINE_SLACK:
+                raise self._out_of_time(method, url) from None
             return exc
+
+    def _time_left(self) -> float:
+        return self._deadline - time.monotonic()
+
+    def _timeouts_left(self, method: str, url: str) -> tuple[float, float]:
+        """The connect and read timeouts, shrunk to the time the budget leaves."""
+        left = self._time_left()
+        if left <= _DEADLINE_SLACK:
+            raise self._out_of_time(method, url)
+        return min(self.timeouts.connect, left), min(self.timeouts.read, left)
+
+    def _read_body(self, response: requests.Response, method: str, url: str) -> None:
+        """Read the streamed body into ``response`` within the budget and the size cap.
+
+        requests' read timeout bounds each read, not the body: a forge sending a byte every few
+        seconds would hold the job forever. So the body is read in chunks of what has arrived
+        (``read1``), each with the socket's timeout shrunk to the time left."""
+        raw = response.raw
+        read = getattr(raw, "read1", raw.read)  # read1: urllib3 2.3 and later
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                _set_read_timeout(raw, self._timeouts_left(method, url)[1])
+                chunk: bytes = read(_CHUNK_BYTES, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self._max_body_bytes:
+                    raise ForgeRequestError(
+                        f"{self.service}: {method} {self._path(url)}: the answer is larger than "
+                        f"{self._max_body_bytes:,} bytes, more than memgate reads",
+                        hint="check that the API URL points at the forge's REST API",
+                    )
+                chunks.append(chunk)
+        except ForgeRequestError:
+            response.close()
+            raise
+        except urllib3.exceptions.HTTPError as exc:
+            response.close()
+            raise _as_requests_error(exc) from None
+        response._content = b"".join(chunks)
+        raw.release_conn()  # read to the end: the connection may serve the next request
 
     def _check_origin(self, url: str) -> None:
         if _origin(url) != self._origin:
             raise ForgeRequestError(
-                f"{self.service} pointed memgate at {_origin(url)}, not the API at {self._origin}; "
-                "refusing to send the token there",
+                f"{self.service} pointed memgate at {self._outside(_origin(url))}, not the API at "
+                f"{self._outside(self._origin)}; refusing to send the token there",
                 hint="check the API URL variable (GITHUB_API_URL / CI_API_V4_URL)",
             )
 
@@ -298,14 +377,27 @@ class HttpClient:
             return "connection failed"
         if isinstance(outcome, requests.RequestException):
             return f"request failed ({type(outcome).__name__})"
-        text = f"{outcome.status_code} {outcome.reason or ''}".strip()
-        detail = _error_detail(outcome)
-        return self._redact(f"{text} ({detail})" if detail else text)
+        text = self._outside(f"{outcome.status_code} {outcome.reason or ''}".strip())
+        detail = self._outside(_error_detail(outcome), limit=_MAX_ERROR_TEXT)
+        return f"{text} ({detail})" if detail else text
 
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+    def _outside(self, text: str, *, limit: int | None = None) -> str:
+        """Text from outside (a forge's answer, a URL it named) as a message may quote it: tokens
+        redacted first, then cut to ``limit`` (a cut through a token would leave a prefix no
+        redaction finds), control characters and line breaks escaped."""
+        return escaped(redacted(text, self._secrets)[:limit])
+
+    def _path(self, url: str) -> str:
+        """The URL's path and query for messages: never its host or user info."""
+        parts = urlsplit(url)
+        return self._outside(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+    def _out_of_time(self, method: str, url: str) -> OutOfTime:
+        return OutOfTime(
+            f"{self.service}: {method} {self._path(url)}: no complete answer within the "
+            f"{self.retry.max_total_wait:g} s memgate gives the forge",
+            hint="the forge answers too slowly; re-run later, or raise MEMGATE_FORGE_MAX_WAIT",
+        )
 
     def _final(
         self,
@@ -315,11 +407,11 @@ class HttpClient:
         *,
         exhausted: bool,
     ) -> ForgeRequestError:
-        what = f"{self.service}: {method} {_path(url)}: {self._describe(outcome)}"
+        what = f"{self.service}: {method} {self._path(url)}: {self._describe(outcome)}"
         tries = f" after {self.retry.max_attempts} attempts" if exhausted else ""
         if isinstance(outcome, requests.RequestException):
             return ForgeUnavailable(
-                f"{what}{tries}", hint=f"check that {self._origin} is reachable from this job"
+                f"{what}{tries}", hint=f"check that {self._outside(self._origin)} is reachable from this job"
             )
         status = outcome.status_code
         if status == 401:
@@ -348,7 +440,7 @@ class HttpClient:
         waited: float,
     ) -> RateLimited:
         return RateLimited(
-            f"{self.service}: {method} {_path(url)}: {self._describe(outcome)}; it asks to wait "
+            f"{self.service}: {method} {self._path(url)}: {self._describe(outcome)}; it asks to wait "
             f"{wait:.0f} s more ({waited:.0f} s waited already), over memgate's cap of "
             f"{self.retry.max_total_wait:.0f} s",
             status=outcome.status_code if isinstance(outcome, requests.Response) else None,
@@ -365,10 +457,28 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _path(url: str) -> str:
-    """The URL's path and query for messages (never its credentials, which it never holds anyway)."""
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+def _has_next(response: requests.Response, style: Pagination) -> bool:
+    if style == "link":
+        return bool(response.links.get("next", {}).get("url"))
+    return bool(response.headers.get("X-Next-Page", "").strip())
+
+
+def _set_read_timeout(raw: object, seconds: float) -> None:
+    """Shrink the timeout of the socket a streamed body is read from (kept when unreachable)."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if isinstance(sock, socket.socket):
+        sock.settimeout(seconds)
+
+
+def _as_requests_error(error: urllib3.exceptions.HTTPError) -> requests.RequestException:
+    """What requests raises for a body read failure, so that retries treat it alike."""
+    if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+        return requests.ReadTimeout(error)
+    if isinstance(error, urllib3.exceptions.DecodeError):
+        return requests.exceptions.ContentDecodingError(error)
+    if isinstance(error, urllib3.exceptions.SSLError):
+        return requests.exceptions.SSLError(error)
+    return requests.exceptions.ChunkedEncodingError(error)
 
 
 def _number(value: str | None) -> float | None:
@@ -403,11 +513,12 @@ def _says_rate_limit(response: requests.Response) -> bool:
 
 
 def _error_detail(response: requests.Response) -> str:
-    """The forge's own error message, short: GitHub ``message`` (+ ``errors``), GitLab ``message``."""
+    """The forge's own error message, whole (redact, then cut it): GitHub ``message`` (+ ``errors``),
+    GitLab ``message``."""
     try:
         data = response.json()
     except ValueError:
-        return response.text.strip()[:_MAX_ERROR_TEXT]
+        return response.text.strip()
     if not isinstance(data, dict):
         return ""
     parts = [_flatten(data.get("message", data.get("error", "")))]
@@ -416,7 +527,7 @@ def _error_detail(response: requests.Response) -> str:
         for error in errors:
             if isinstance(error, dict):
                 parts.append(_flatten(error.get("message", error.get("code", ""))))
-    return "; ".join(part for part in parts if part)[:_MAX_ERROR_TEXT]
+    return "; ".join(part for part in parts if part)
 
 
 def _flatten(value: object) -> str:

@@ -3,8 +3,9 @@
 It answers the comment/note endpoints memgate uses the way the forges do (status codes, error
 bodies, pagination and rate-limit headers, as documented and as seen in GitHub's OpenAPI
 description), keeps comments in memory, and logs every request with tokens blanked out so tests can
-assert exactly what was sent. ``script()`` queues canned answers (429, 5xx, rate limits, delays)
-for the next matching requests.
+assert exactly what was sent. ``script()`` queues canned answers (429, 5xx, rate limits, delays, a
+body sent a byte at a time) for the next matching requests; ``endless_pages`` makes every list page
+link a next one, as a broken or hostile forge might.
 
 GitHub routes live under ``/api/v3`` (as on GitHub Enterprise Server), GitLab's under ``/api/v4``,
 so a client that drops the base URL's path is caught.
@@ -53,6 +54,7 @@ class Scripted:
     headers: Headers
     body: Any
     delay: float
+    drip: float
     times: int
     apply: bool
 
@@ -127,6 +129,7 @@ class FakeForge:
         self.gitlab_users: dict[str, str] = {gitlab_token: gitlab_username}
         self.github_fork = False  # True: writes answer 403 like a fork PR's read-only GITHUB_TOKEN
         self.gitlab_read_only = False  # True: writes answer 403 like a Guest's token
+        self.endless_pages = False  # True: every list page links a next one (Link, X-Next-Page)
         self.github_pulls: set[int] = {7}
         self.gitlab_mrs: set[int] = {5}
         self.github_comments: list[GitHubComment] = []
@@ -198,17 +201,18 @@ class FakeForge:
         headers: Headers | None = None,
         body: Any = None,
         delay: float = 0.0,
+        drip: float = 0.0,
         times: int = 1,
         apply: bool = False,
     ) -> None:
         """Answer the next ``times`` requests whose path fully matches the regex ``path`` like this.
 
         ``apply=True`` carries the request out first (a comment gets created) and only then answers
-        as scripted: a gateway error after the work was done."""
+        as scripted: a gateway error after the work was done. ``drip`` sends the body one byte every
+        ``drip`` seconds after the headers: each read gets its byte in time, the body takes long."""
         with self._lock:
-            self._scripts.append(
-                Scripted(method, re.compile(path), status, dict(headers or {}), body, delay, times, apply)
-            )
+            self._scripts.append(Scripted(method, re.compile(path), status, dict(headers or {}), body,
+                                          delay, drip, times, apply))
 
     def comments_on(self, issue: int) -> list[GitHubComment]:
         with self._lock:
@@ -252,6 +256,7 @@ class Answer:
     body: Any  # JSON-serialisable, or str for a plain-text body, or None for no content
     headers: Headers = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0  # seconds between the body's bytes
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -308,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
                 forge.errors.append(f"{type(exc).__name__}: {exc}")
                 answer = Answer(500, {"message": "fakeforge bug"})
         if script is not None:
-            answer = Answer(script.status, script.body, dict(script.headers), script.delay)
+            answer = Answer(script.status, script.body, dict(script.headers), script.delay, script.drip)
         entry.status = answer.status
         entry.response_headers = dict(answer.headers)
         self._send(answer)
@@ -330,9 +335,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if answer.drip:
+                self._drip(payload, answer.drip)
+            else:
+                self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up waiting (timeout tests)
+
+    def _drip(self, payload: bytes, interval: float) -> None:
+        self.wfile.flush()
+        for index in range(len(payload)):
+            time.sleep(interval)
+            self.wfile.write(payload[index : index + 1])
 
 
 # -- routing -------------------------------------------------------------------------------------
@@ -402,7 +416,7 @@ def _gh_list(forge: FakeForge, issue: int, query: dict[str, list[str]]) -> Answe
     last = max((len(comments) + per_page - 1) // per_page, 1)
     chunk = comments[(page - 1) * per_page : page * per_page]
     headers = _gh_rate_headers(forge)
-    if last > 1:
+    if last > 1 or forge.endless_pages:
         # GitHub's links use the repository's id, not owner/name.
         base = f"{forge.github_api_url}/repositories/{forge.repo_id}/issues/{issue}/comments"
 
@@ -412,7 +426,7 @@ def _gh_list(forge: FakeForge, issue: int, query: dict[str, list[str]]) -> Answe
         rels = []
         if page > 1:
             rels += [link(page - 1, "prev")]
-        if page < last:
+        if page < last or forge.endless_pages:
             rels += [link(page + 1, "next"), link(last, "last")]
         if page > 1:
             rels += [link(1, "first")]
@@ -536,14 +550,15 @@ def _gl_list(forge: FakeForge, iid: int, query: dict[str, list[str]]) -> Answer:
     def link(number: int, rel: str) -> str:
         return f'<{base}?{urlencode({**kept, "page": number})}>; rel="{rel}"'
 
-    rels = [link(page + 1, "next")] if page < total_pages else []
+    more = page < total_pages or forge.endless_pages
+    rels = [link(page + 1, "next")] if more else []
     rels += [link(page - 1, "prev")] if page > 1 else []
     rels += [link(1, "first"), link(total_pages, "last")]
     headers = {
         **_gl_rate_headers(),
         "X-Page": str(page), "X-Per-Page": str(per_page), "X-Total": str(len(notes)),
         "X-Total-Pages": str(total_pages),
-        "X-Next-Page": str(page + 1) if page < total_pages else "",
+        "X-Next-Page": str(page + 1) if more else "",
         "X-Prev-Page": str(page - 1) if page > 1 else "",
         "Link": ", ".join(rels),
     }

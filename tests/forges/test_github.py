@@ -450,3 +450,14 @@ def test_forge_from_env_takes_the_number_from_the_commenter(
     env.update(GITHUB_EVENT_NAME="workflow_run", GITHUB_REF="refs/heads/main")
     forge = forge_from_env(env, session, number=12)
     assert isinstance(forge, GitHubForge) and forge.context.pr_number == 12
+
+
+def test_endless_pages_post_nothing(server: FakeForge, session: requests.Session, tmp_path: Path,
+                                    clock: FakeClock) -> None:
+    """Every page links a next one: memgate stops at its cap and posts no comment (which could be a
+    second one, since the first may sit on a page it did not read)."""
+    server.endless_pages = True
+    with pytest.raises(ForgeError, match="goes on past 100 pages, memgate's cap"):
+        make_forge(server, session, tmp_path, clock).upsert_comment(REPORT)
+    assert len(server.requests) == 100
+    assert server.writes() == []

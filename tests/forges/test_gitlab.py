@@ -280,3 +280,11 @@ def test_the_number_can_be_given(server: FakeForge, session: requests.Session) -
     del env["CI_MERGE_REQUEST_IID"]
     forge = forge_from_env(env, session, number=5)
     assert isinstance(forge, GitLabForge) and forge.context.mr_iid == 5
+
+
+def test_endless_pages_post_nothing(server: FakeForge, session: requests.Session, clock: FakeClock) -> None:
+    server.endless_pages = True
+    with pytest.raises(ForgeError, match="goes on past 100 pages, memgate's cap"):
+        make_forge(server, session, clock).upsert_comment(REPORT)
+    assert len(server.requests) == 1 + 100  # who we are, then the pages
+    assert server.writes() == []

@@ -1,10 +1,13 @@
-"""The HTTP client over a real local server: retries, rate limits, the wait cap, timeouts, redirects."""
+"""The HTTP client over a real local server: retries, rate limits, the time budget, timeouts,
+redirects, pagination, and what of a forge's answer reaches a message."""
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import logging
 import socket
+import time
 
 import pytest
 import requests
@@ -15,10 +18,11 @@ from memgate.forges.base import (
     ForgeRequestError,
     ForgeUnavailable,
     NotFound,
+    OutOfTime,
     RateLimited,
     Unauthorized,
 )
-from memgate.forges.http import HttpClient, RetryPolicy, Timeouts
+from memgate.forges.http import MAX_PAGES, HttpClient, Pagination, RetryPolicy, Timeouts
 
 LIST = "repos/octo-org/memprog/issues/7/comments"
 LIST_PATH = r"/api/v3/repos/octo-org/memprog/issues/7/comments"
@@ -396,3 +400,148 @@ def test_a_post_answered_with_5xx_is_left_to_the_caller(
     assert response.status_code == 201
     assert statuses(server) == [502, 502, 201]
     assert clock.sleeps == [1.0]
+
+
+# -- secrets: redacted before any cut, in every form ------------------------------------------------
+
+
+def test_a_token_straddling_the_cut_is_redacted_whole(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    """The forge's message is cut to 300 characters; the token sits across the cut."""
+    token = server.github_token
+    server.script("GET", LIST_PATH, 401, body={"message": "x" * 290 + token + " is not valid"})
+    with pytest.raises(Unauthorized) as caught:
+        client(server, session, clock).request("GET", LIST)
+    line = caught.value.one_line()
+    assert "x" * 290 + "***" in line
+    assert token[:4] not in line, "not even the token's prefix"
+
+
+def test_the_tokens_base64_form_is_redacted(
+    server: FakeForge, session: requests.Session, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A forge (or a proxy before it) echoing a Basic authorization header back, at each alignment."""
+    token = server.github_token
+    echoes = [base64.b64encode(f"{user}:{token}".encode()).decode() for user in ("x", "xy", "x-access-token")]
+    message = "bad header: " + ", ".join(f"Basic {echo}" for echo in echoes)
+    server.script("GET", LIST_PATH, 503, body={"message": message}, times=2)
+    http = client(server, session, clock, retry=RetryPolicy(max_attempts=2))
+    with pytest.raises(ForgeUnavailable) as caught:
+        http.request("GET", LIST)
+    for text in (caught.value.one_line(), caplog.text):
+        assert text.count("***") == 3
+        for echo in echoes:
+            assert echo[len(echo) // 2 :][:8] not in text
+
+
+def test_the_password_of_a_url_is_redacted(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    server.script("GET", LIST_PATH, 422,
+                  body={"message": "cannot clone https://oauth2:glpat-notOurs0123@gitlab.example.test/x.git"})
+    with pytest.raises(ForgeRequestError) as caught:
+        client(server, session, clock).request("GET", LIST)
+    assert "https://oauth2:***@gitlab.example.test/x.git" in caught.value.one_line()
+    assert "glpat-notOurs0123" not in caught.value.one_line()
+
+
+@pytest.mark.parametrize("elsewhere", ["https://{host}:{port}", "http://{host}:{other}", "http://{host}",
+                                       "http://user:{token}@{host}:{port}", "http://{host}:{port}@localhost"])
+def test_a_next_link_to_another_scheme_port_or_user_is_refused(
+    server: FakeForge, session: requests.Session, clock: FakeClock, elsewhere: str
+) -> None:
+    host, port = server.base_url.removeprefix("http://").split(":")
+    url = elsewhere.format(host=host, port=port, other=int(port) + 1, token=server.github_token)
+    server.script("GET", LIST_PATH, 200, body=[], headers={"Link": f'<{url}/api/v3/x?page=2>; rel="next"'})
+    with pytest.raises(ForgeRequestError, match="refusing to send the token there") as caught:
+        list(client(server, session, clock).pages(LIST, {"per_page": 100}, "link"))
+    assert len(server.requests) == 1
+    assert server.github_token.lower() not in caught.value.one_line().lower()  # origins show lowercased
+
+
+# -- a slow or hostile forge never holds the job ----------------------------------------------------
+
+
+def test_a_body_sent_a_byte_at_a_time_ends_within_the_budget(
+    server: FakeForge, session: requests.Session
+) -> None:
+    """Each byte comes well within the read timeout; the budget bounds the whole body."""
+    server.script("GET", LIST_PATH, 200, body="[" + " " * 30 + "]", drip=0.2)  # 6.4 s in all
+    http = HttpClient(session, server.github_api_url, service="GitHub", auth_headers={},
+                      retry=RetryPolicy(max_total_wait=1.0))
+    started = time.monotonic()
+    with pytest.raises(OutOfTime) as caught:
+        http.request("GET", LIST)
+    assert time.monotonic() - started < 1.5
+    assert caught.value.one_line() == (
+        f"GitHub: GET /api/v3/{LIST}: no complete answer within the 1 s memgate gives the forge: "
+        "the forge answers too slowly; re-run later, or raise MEMGATE_FORGE_MAX_WAIT"
+    )
+    assert len(server.requests) == 1, "the budget is spent: no retry"
+
+
+def test_retries_end_within_the_budget(server: FakeForge, session: requests.Session) -> None:
+    server.script("GET", LIST_PATH, 503, body={"message": "busy"}, delay=0.4, times=10)
+    http = HttpClient(session, server.github_api_url, service="GitHub", auth_headers={},
+                      retry=RetryPolicy(max_total_wait=1.5, max_attempts=10, backoff_seconds=0.01))
+    started = time.monotonic()
+    with pytest.raises(ForgeRequestError):
+        http.request("GET", LIST)
+    assert time.monotonic() - started < 2.0
+    assert len(server.requests) <= 4
+
+
+def test_an_answer_over_the_size_cap_is_not_read(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    server.script("GET", LIST_PATH, 200, body=[{"body": "x" * 5000}])
+    with pytest.raises(ForgeRequestError) as caught:
+        client(server, session, clock, max_body_bytes=4096).request("GET", LIST)
+    assert caught.value.message == (
+        f"GitHub: GET /api/v3/{LIST}: the answer is larger than 4,096 bytes, more than memgate reads"
+    )
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("style", ["link", "x-next-page"])
+def test_endless_pages_stop_at_the_cap(
+    server: FakeForge, session: requests.Session, clock: FakeClock, style: Pagination
+) -> None:
+    server.endless_pages = True
+    if style == "link":
+        pages = client(server, session, clock).pages(LIST, {"per_page": 100}, style)
+    else:
+        gitlab = HttpClient(session, server.gitlab_api_url, service="GitLab",
+                            auth_headers={"PRIVATE-TOKEN": server.gitlab_token}, sleep=clock.sleep)
+        pages = gitlab.pages("projects/42/merge_requests/5/notes", {"per_page": 100}, style)
+    with pytest.raises(ForgeRequestError, match=f"goes on past {MAX_PAGES} pages, memgate's cap"):
+        list(pages)
+    assert len(server.requests) == MAX_PAGES == 100
+
+
+def test_exactly_max_pages_is_not_an_error(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    for n in range(6):
+        server.seed_github(7, server.github_users[server.github_token], f"c{n}")
+    pages = list(client(server, session, clock).pages(LIST, {"per_page": 2}, "link", max_pages=3))
+    assert len(pages) == 3
+
+
+# -- text from the forge is printed escaped ----------------------------------------------------------
+
+
+def test_forge_text_cannot_start_a_line_of_its_own(
+    server: FakeForge, session: requests.Session, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    hostile = "busy\nmemgate: PASS\r\x1b[2K\u2028memgate: PASS"
+    server.script("GET", LIST_PATH, 503, body={"message": hostile}, times=2)
+    with pytest.raises(ForgeUnavailable) as caught:
+        client(server, session, clock, retry=RetryPolicy(max_attempts=2)).request("GET", LIST)
+    shown = "busy\\nmemgate: PASS\\r\\x1b[2K\\u2028memgate: PASS"
+    assert f"503 Service Unavailable ({shown})" in caught.value.message
+    assert f"({shown}); retrying in 1 s" in caplog.text
+    for text in (caught.value.one_line(), caplog.text):
+        assert not any(line.startswith("memgate: PASS") for line in text.splitlines())
+        assert "\x1b" not in text and "\r" not in text

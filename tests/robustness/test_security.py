@@ -1,19 +1,27 @@
 """Security: tool-provided text reaches the PR comment inert, a suite name reaches no path outside
-baselines/, a command is an argument list unless the config asks for a shell, and the forge tokens
-reach no suite, log or report.
+baselines/, a command is an argument list unless the config asks for a shell, the forge tokens
+reach no suite, log or report, and a slow or hostile forge (or a FIFO handed to `memgate comment`)
+neither holds the job nor writes a line of the log.
 
 A C program cannot name a function "@admins" or "<img>", so the hostile names are put into saved
 real tool outputs by hand and go the whole way: the real parser, the comparison, the Markdown."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
+from fakeforge import FakeForge, github_env
 
 from memgate.comparison import compare
 from memgate.records import SuiteRecord, combine_processes
@@ -256,3 +264,162 @@ def test_a_suite_may_still_set_a_token_of_its_own(tmp_path: Path, monkeypatch: p
     assert memgate(capsys, "run", "--config", config).code == 0
     printed = (tmp_path / ".memgate" / "artifacts" / "unit" / "stdout.log").read_text()
     assert "GITHUB_TOKEN=from-the-config\n" in printed and TOKENS["GITHUB_TOKEN"] not in printed
+
+
+# A slow, hostile or echoing forge, and what `memgate comment` is handed
+
+LIST_PATH = r"/api/v3/repos/octo-org/memprog/issues/7/comments"
+FORGED_LINE = re.compile(r"^\s*memgate: PASS", re.MULTILINE)
+
+
+@pytest.fixture
+def forge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeForge]:
+    """A local GitHub stand-in, and the environment of a pull_request run pointing at it."""
+    with FakeForge() as server:
+        for name, value in github_env(server, tmp_path).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("MEMGATE_FORGE_MAX_WAIT", raising=False)
+        yield server
+    assert server.errors == []
+
+
+def report_file(folder: Path) -> Path:
+    path = folder / "memgate.md"
+    path.write_text("## memgate: 1 suite passed\n")
+    return path
+
+
+def test_a_forge_sending_its_body_slowly_never_holds_check(
+    forge: FakeForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each byte of the comment list comes in time for a read; MEMGATE_FORGE_MAX_WAIT bounds the whole
+    step: the gate's own verdict and reports are out at once, with a warning."""
+    forge.script("GET", LIST_PATH, 200, body="[" + " " * 40 + "]", drip=0.2)  # 8.4 s in all
+    monkeypatch.setenv("MEMGATE_FORGE_MAX_WAIT", "1")
+    config = suite_config(tmp_path, ["/bin/true"], "rusage")
+    for command in (["init", "-q"], ["add", "memgate.toml"], ["commit", "-qm", "config"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *command],
+                       cwd=tmp_path, check=True)
+    started = time.monotonic()
+    run = memgate(capsys, "check", "--config", config, "--base-ref", "HEAD", "--comment")
+    assert time.monotonic() - started < 4
+    run.assert_clean()
+    assert run.code == 0, "the gate's verdict, as without --comment"
+    assert ("memgate: warning: no comment posted: GitHub: GET /api/v3/repos/octo-org/memprog/issues/7/"
+            "comments: no complete answer within the 1 s memgate gives the forge") in run.err
+    assert forge.writes() == []
+
+
+def test_comment_ends_within_the_budget_and_says_so(
+    forge: FakeForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forge.script("GET", LIST_PATH, 200, body="[" + " " * 40 + "]", drip=0.2)
+    monkeypatch.setenv("MEMGATE_FORGE_MAX_WAIT", "1")
+    started = time.monotonic()
+    run = memgate(capsys, "comment", "--markdown", report_file(tmp_path))
+    assert time.monotonic() - started < 2.5
+    assert run.code == 3 and "raise MEMGATE_FORGE_MAX_WAIT" in run.err
+    assert forge.writes() == []
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_a_budget_that_never_ends_is_refused(
+    value: str, forge: FakeForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MEMGATE_FORGE_MAX_WAIT", value)
+    run = memgate(capsys, "comment", "--markdown", report_file(tmp_path))
+    assert run.code == 3
+    assert f"no comment posted: MEMGATE_FORGE_MAX_WAIT='{value}' is not a number of seconds" in run.err
+    assert forge.requests == []
+
+
+def test_forge_text_cannot_forge_a_log_line(
+    forge: FakeForge, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A forge's error message (logged while retrying) and the comment URL it answers hold line
+    breaks and terminal escapes: they are printed escaped, so no `memgate: PASS` line appears."""
+    forge.script("GET", LIST_PATH, 429, headers={"Retry-After": "0"},
+                 body={"message": "slow down\nmemgate: PASS\x1b[2K"})
+    hostile_url = "https://github.example.test/x\r\nmemgate: PASS\x1b]0;title\x07"
+    forge.script("POST", LIST_PATH, 201, body={"id": 1, "html_url": hostile_url})
+    run = memgate(capsys, "comment", "--markdown", report_file(tmp_path))
+    assert run.code == 0
+    shown = "https://github.example.test/x\\r\\nmemgate: PASS\\x1b]0;title\\x07"
+    assert f"memgate: posted the comment {shown}\n" in run.err
+    assert "(slow down\\nmemgate: PASS\\x1b[2K); retrying in 0 s" in caplog.text
+    for text in (run.err, caplog.text):
+        assert not FORGED_LINE.search(text), text
+        assert "\x1b" not in text and "\r" not in text
+
+
+def test_a_forge_echoing_the_token_in_any_form_never_prints_it(
+    forge: FakeForge, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The token across the 300-character cut, base64-encoded in a Basic header, in a URL's user info."""
+    token = forge.github_token
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    message = f"Authorization: Basic {basic}; at https://oauth2:{token}@h.example/x; " + "x" * 180 + token
+    forge.script("GET", LIST_PATH, 403, body={"message": message})
+    run = memgate(capsys, "comment", "--markdown", report_file(tmp_path))
+    assert run.code == 3 and "no comment posted" in run.err
+    assert token[:4] not in run.err and basic[20:28] not in run.err and "oauth2:***@h.example" in run.err
+
+
+SPECIAL_FILES = {
+    "a FIFO": lambda folder: _fifo(folder / "report.fifo"),
+    "/dev/zero": lambda folder: Path("/dev/zero"),
+    "a folder": lambda folder: folder,
+}
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", SPECIAL_FILES)
+def test_comment_refuses_what_is_not_a_regular_file_at_once(
+    kind: str, forge: FakeForge, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO would block the open (a writer comes only after 3 s here, so that a memgate that waits
+    fails rather than hangs); /dev/zero never ends. Neither is read, nor posted."""
+    path = SPECIAL_FILES[kind](tmp_path)
+    writer = threading.Timer(3, _unblock, (path,))
+    writer.start()
+    try:
+        started = time.monotonic()
+        run = memgate(capsys, "comment", "--markdown", path)
+        assert time.monotonic() - started < 1
+    finally:
+        writer.cancel()
+        writer.join()
+    run.one_error(2, "the Markdown file is not a regular file (a FIFO, a device or a folder)", str(path))
+    assert forge.requests == []
+
+
+def _unblock(path: Path) -> None:
+    if path.is_fifo():
+        with path.open("w") as fifo:
+            fifo.write("## memgate: from the FIFO\n")
+
+
+def test_comment_refuses_a_file_over_the_cap(forge: FakeForge, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "huge.md"
+    path.write_bytes(b"x" * 1_000_001)
+    run = memgate(capsys, "comment", "--markdown", path)
+    run.one_error(2, "the Markdown file holds more than the 1,000,000 bytes memgate posts", str(path))
+    assert forge.requests == []
+
+
+def test_tool_output_quoted_in_an_error_is_one_clean_line(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The tool's name in a Valgrind XML holds a line break and a C1 escape (both legal XML)."""
+    xml = tmp_path / "memcheck.xml"
+    xml.write_text('<?xml version="1.0"?>\n<valgrindoutput>\n<protocolversion>4</protocolversion>\n'
+                   "<protocoltool>helgrind\n\x9b2Jmemgate: PASS</protocoltool>\n</valgrindoutput>\n")
+    run = memgate(capsys, "parse", "--tool", "valgrind", xml)
+    line = run.one_error(3, "Valgrind XML of the helgrind \\x9b2Jmemgate: PASS tool, not memcheck")
+    assert run.err == line + "\n"
+    assert not FORGED_LINE.search(run.err)

@@ -40,10 +40,13 @@ def test_the_comment_body_has_one_marker_at_the_top_and_no_live_mentions(tmp_pat
     assert "@someone" not in body and "@\u200bsomeone" in body
 
 
-def test_the_comment_body_is_capped(tmp_path: Path) -> None:
+def test_a_markdown_file_over_the_cap_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "huge.md"
-    path.write_text("x" * (publish.MAX_COMMENT_FILE_BYTES + 10))
+    path.write_text("x" * publish.MAX_COMMENT_FILE_BYTES)
     assert publish.comment_body_from_file(path).count("x") == publish.MAX_COMMENT_FILE_BYTES
+    path.write_text("x" * (publish.MAX_COMMENT_FILE_BYTES + 1))
+    with pytest.raises(UsageError, match="holds more than the 1,000,000 bytes"):
+        publish.comment_body_from_file(path)
 
 
 def test_a_missing_markdown_file_is_a_usage_error(tmp_path: Path) -> None:

@@ -2,24 +2,38 @@
 exit status and resource usage from ``os.wait4``, and stdout/stderr kept as files.
 
 The group is stopped (SIGTERM, then SIGKILL after ``TERMINATE_GRACE_SECONDS``) on a timeout, on a stop
-request (SIGINT or SIGTERM to memgate: ``memgate.interrupt``) and on any exception; whatever is left
-of the group when the command ends (a daemonised child, a Valgrind child still running) is killed, so
-no process of a suite outlives it."""
+request (SIGINT or SIGTERM to memgate: ``memgate.interrupt``) and on any exception. The command runs
+under a small helper, ``memgate/_reaper.py``, that is a Linux child subreaper: every process the
+command starts stays in the helper's tree, even one that left the group (``setsid``, a daemon's double
+fork). Whatever is left of that tree when the command ends (a daemon, a Valgrind child still running)
+is killed and named (``Outcome.leftovers``), so no process of a suite outlives it, and with several
+suites running at once each one's leftovers are its own."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, BinaryIO
 
 from memgate.errors import ToolError
 from memgate.interrupt import StopRequest
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A process the command left running, ended by memgate."""
+
+    pid: int
+    name: str  # the kernel's command name (``comm``), control characters escaped
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class Outcome:
     page_faults_major: int | None = None
     user_seconds: float | None = None
     system_seconds: float | None = None
+    leftovers: tuple[Leftover, ...] = ()  # processes it left running, ended by memgate
 
 
 #: After SIGTERM on a timeout, how long the group gets to write its reports before SIGKILL.
@@ -54,59 +69,148 @@ def run_command(
     stop: StopRequest | None = None,
 ) -> Outcome:
     """Run ``argv`` to completion (or timeout, or ``stop``) and report how it ended. Output goes to
-    files. A command cut short by ``stop`` ends by the signal memgate sent its group."""
+    files. A command cut short by ``stop`` ends by the signal memgate sent its group. Whatever the
+    command leaves running is ended once it ends, and named in ``Outcome.leftovers``."""
     started = time.monotonic()
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-        try:
-            process = subprocess.Popen(
-                list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout,
-                stderr=stderr, start_new_session=True,
-            )
-        except FileNotFoundError:
-            raise ToolError(
-                f"cannot run {argv[0]!r}: no such program", path=cwd,
-                hint="build the test program first, or fix the suite's command (paths are relative to cwd)",
-            ) from None
-        except PermissionError:
-            raise ToolError(f"cannot run {argv[0]!r}: permission denied", path=cwd,
-                            hint="make it executable (chmod +x)") from None
-        waiter = _Waiter(process.pid)
-        waiter.start()
+        waiter = _Waiter.start_command(argv, env, cwd, stdout, stderr)
+        pid = waiter.command_pid(argv, cwd)
         timed_out = False
         try:
             timed_out = _wait(waiter, timeout, stop)
             if not waiter.finished.is_set():
-                _stop_group(process.pid, waiter, stop)
+                _stop_group(pid, waiter, stop)
         except BaseException:  # KeyboardInterrupt, SIGTERM turned into SystemExit: leave nothing behind
-            _stop_group(process.pid, waiter, stop)
+            _stop_group(pid, waiter, stop)
             raise
         finally:
-            waiter.join()
-            _kill_group(process.pid, signal.SIGKILL)  # orphans of a finished test must not linger
-        process.returncode = -1  # reaped by wait4 already; keep Popen from waiting again
+            waiter.end_leftovers()  # orphans of a finished test must not linger
     return _outcome(waiter, timed_out, time.monotonic() - started)
 
 
-class _Waiter(threading.Thread):
-    """Blocks in ``os.wait4`` so the timeout can be waited on and the rusage is the child's own."""
+@dataclass(frozen=True)
+class _Usage:
+    """The command's own resource usage, as its ``wait4`` gave it."""
 
-    def __init__(self, pid: int) -> None:
+    user_seconds: float
+    system_seconds: float
+    maxrss_kib: int
+    minor_faults: int
+    major_faults: int
+
+
+#: The helper that runs a command under a Linux child subreaper (see its docstring for the protocol).
+_REAPER = Path(__file__).with_name("_reaper.py")
+
+
+class _Waiter(threading.Thread):
+    """Reads what the helper (``memgate/_reaper.py``) says about the command it runs: its process id,
+    how it ended (``finished``) with its own resource usage, and the processes it left running, ended
+    once ``end_leftovers`` is called."""
+
+    def __init__(self, helper: subprocess.Popen[bytes], report: BinaryIO) -> None:
         super().__init__(daemon=True)
-        self.pid = pid
+        self.helper = helper
+        self.report = report
+        self.pid: int | None = None
+        self.exec_errno: int | None = None
         self.status = 0
-        self.rusage: os.struct_rusage | None = None  # type: ignore[name-defined]
-        self.finished = threading.Event()
+        self.rusage: _Usage | None = None
+        self.leftovers: list[Leftover] = []
+        self.ready = threading.Event()  # the command started, or could not be
+        self.finished = threading.Event()  # the command ended (its status and usage are known)
+
+    @classmethod
+    def start_command(cls, argv: Sequence[str], env: Mapping[str, str], cwd: Path,
+                      stdout: IO[bytes], stderr: IO[bytes]) -> _Waiter:
+        request = _request(argv, env)
+        report_read, report_write = os.pipe()
+        try:
+            helper = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(_REAPER), str(report_write)], env={}, cwd=cwd,
+                stdin=subprocess.PIPE, stdout=stdout, stderr=stderr, pass_fds=(report_write,),
+                start_new_session=True,
+            )
+        except OSError as error:
+            os.close(report_read)
+            raise ToolError(f"cannot run {argv[0]!r}: {error.strerror}", path=cwd,
+                            hint="make the suite's cwd a folder memgate can enter") from None
+        finally:
+            os.close(report_write)
+        waiter = cls(helper, os.fdopen(report_read, "rb"))
+        waiter.start()
+        assert helper.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # the helper died: the report says nothing then
+            helper.stdin.write(b"%d\n%s" % (len(request), request))
+            helper.stdin.flush()
+        return waiter
+
+    def command_pid(self, argv: Sequence[str], cwd: Path) -> int:
+        """The command's process id (and process group's); a ``ToolError`` when it could not start."""
+        self.ready.wait()
+        if self.pid is not None:
+            return self.pid
+        self.end_leftovers()
+        if self.exec_errno == errno.ENOENT:
+            raise ToolError(
+                f"cannot run {argv[0]!r}: no such program", path=cwd,
+                hint="build the test program first, or fix the suite's command (paths are relative to cwd)",
+            )
+        if self.exec_errno == errno.EACCES:
+            raise ToolError(f"cannot run {argv[0]!r}: permission denied", path=cwd,
+                            hint="make it executable (chmod +x)")
+        if self.exec_errno is not None:
+            raise ToolError(f"cannot run {argv[0]!r}: {os.strerror(self.exec_errno)}", path=cwd,
+                            hint="fix the suite's command")
+        raise ToolError(f"cannot run {argv[0]!r}: memgate's helper {_REAPER} ended with status "
+                        f"{self.helper.returncode}", path=cwd,
+                        hint="see its message in the suite's stderr.log")
+
+    def end_leftovers(self) -> None:
+        """Tell the helper to end what the command left running, and wait until it has."""
+        if self.helper.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.helper.stdin.close()
+        self.join()
 
     def run(self) -> None:
-        while True:
-            try:
-                _, self.status, self.rusage = os.wait4(self.pid, 0)
-                break
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                break
-        self.finished.set()
+        try:
+            for line in self.report:
+                self._read(line.decode("utf-8", "replace").split())
+        finally:
+            self.report.close()
+            self.helper.wait()
+            if not self.finished.is_set() and self.helper.returncode < 0:  # the helper was killed
+                self.status = -self.helper.returncode  # a wait status "killed by that signal"
+            self.ready.set()
+            self.finished.set()
+
+    def _read(self, words: list[str]) -> None:
+        if words[:1] == ["started"]:
+            self.pid = int(words[1])
+            self.ready.set()
+        elif words[:1] == ["failed"]:
+            self.exec_errno = int(words[1])
+            self.ready.set()
+        elif words[:1] == ["exited"]:
+            self.status = int(words[1])
+            self.rusage = _Usage(float(words[2]), float(words[3]), *(int(word) for word in words[4:7]))
+            self.finished.set()
+        elif words[:1] == ["left"]:
+            self.leftovers.append(Leftover(int(words[1]), words[2] if len(words) > 2 else "?"))
+
+
+def _request(argv: Sequence[str], env: Mapping[str, str]) -> bytes:
+    """The helper's request: the argument count, then each argument and ``NAME=VALUE`` ended by NUL.
+    Refused as ``subprocess.Popen`` would refuse it."""
+    items = [os.fsencode(argument) for argument in argv]
+    for name, value in env.items():
+        if "=" in name or not name:
+            raise ValueError(f"illegal environment variable name: {name!r}")
+        items.append(os.fsencode(name) + b"=" + os.fsencode(value))
+    if any(b"\0" in item for item in items):
+        raise ValueError("embedded null byte")
+    return b"%d\n" % len(argv) + b"".join(item + b"\0" for item in items)
 
 
 def _wait(waiter: _Waiter, timeout: float, stop: StopRequest | None) -> bool:
@@ -183,9 +287,10 @@ def _outcome(waiter: _Waiter, timed_out: bool, duration: float) -> Outcome:
         signal=sig,
         timed_out=timed_out,
         duration_seconds=round(duration, 3),
-        rss_peak_bytes=usage.ru_maxrss * 1024 if usage else None,  # Linux reports KiB
-        page_faults_minor=usage.ru_minflt if usage else None,
-        page_faults_major=usage.ru_majflt if usage else None,
-        user_seconds=usage.ru_utime if usage else None,
-        system_seconds=usage.ru_stime if usage else None,
+        rss_peak_bytes=usage.maxrss_kib * 1024 if usage else None,  # Linux reports KiB
+        page_faults_minor=usage.minor_faults if usage else None,
+        page_faults_major=usage.major_faults if usage else None,
+        user_seconds=usage.user_seconds if usage else None,
+        system_seconds=usage.system_seconds if usage else None,
+        leftovers=tuple(waiter.leftovers),
     )

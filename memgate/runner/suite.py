@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from memgate.config import Config, SuiteConfig
 from memgate.errors import ConfigError, ToolError
 from memgate.gcpause import collector_paused
 from memgate.interrupt import StopRequest
-from memgate.proc import Outcome, run_command
+from memgate.proc import Leftover, Outcome, run_command
 from memgate.records import (
     ProcessRecord,
     SuiteRecord,
@@ -71,6 +72,9 @@ def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: P
     env = {**inherited, **suite.env, **launch.env}
     outcome = run_command(launch.argv, env=env, cwd=cwd, timeout=suite.timeout,
                           stdout_path=logdir / "stdout.log", stderr_path=logdir / "stderr.log", stop=stop)
+    notes = (leftovers_note(outcome.leftovers),) if outcome.leftovers else ()
+    for note in notes:  # now, not with the report: a runner kept busy is worth knowing at once
+        print(f"memgate: suite {suite.name!r} {note}", file=sys.stderr)
     with collector_paused():
         processes = tool.collect(logdir, outcome)
     status, detail = suite_status(outcome, processes, suite.accept_exit_codes, suite.timeout)
@@ -79,8 +83,22 @@ def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: P
     return SuiteRecord.from_processes(
         suite.name, suite.tool, processes, status=status, status_detail=detail, tool_version=version,
         command=tuple(suite.argv()), exit_code=outcome.exit_code, duration_seconds=outcome.duration_seconds,
-        artifacts_dir=str(logdir),
+        artifacts_dir=str(logdir), notes=notes,
     )
+
+
+#: How many of the processes a suite left running its note names one by one.
+_LEFTOVERS_NAMED = 10
+
+
+def leftovers_note(leftovers: Sequence[Leftover]) -> str:
+    """"left 2 processes running (1234 sleep, 1240 mydaemon): ended them"."""
+    named = ", ".join(f"{process.pid} {process.name}" for process in leftovers[:_LEFTOVERS_NAMED])
+    more = len(leftovers) - _LEFTOVERS_NAMED
+    if more > 0:
+        named += f" and {more} more"
+    count = f"{len(leftovers)} process{'es' if len(leftovers) != 1 else ''}"
+    return f"left {count} running ({named}): ended {'them' if len(leftovers) != 1 else 'it'}"
 
 
 def combine_runs(
@@ -130,6 +148,7 @@ def combine_runs(
                             artifacts_dir=run.artifacts_dir, metrics=run.metrics)
                    for index, run in enumerate(runs, 1)),
         nondeterministic=spreads,
+        notes=tuple(f"run {index}: {note}" for index, run in enumerate(runs, 1) for note in run.notes),
     )
 
 

@@ -23,12 +23,15 @@ nothing from memgate, so that it starts fast and runs with any Python 3 that can
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
 import sys
 import time
+
+TYPE_CHECKING = False  # typing itself would cost this helper's start a few milliseconds
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 #: How long ending the leftovers may take (a process that cannot be killed, such as one of another
@@ -137,17 +140,22 @@ def sweep(command: int) -> dict[int, str]:
     while True:
         live = live_descendants(os.getpid())
         for pid, name in live.items():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                continue
-            ended.setdefault(pid, name)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(command, signal.SIGKILL)  # without /proc, the command's group at least
+            if _signalled(os.kill, pid):
+                ended.setdefault(pid, name)
+        _signalled(os.killpg, command)  # without /proc, the command's group at least
         children_left = reap_children()
         if (not live and not children_left) or time.monotonic() > deadline:
             return ended
         time.sleep(_POLL_SECONDS)
+
+
+def _signalled(send: Callable[[int, int], None], target: int) -> bool:
+    """SIGKILL sent to ``target`` (a process, or a group); False when it is gone or not ours."""
+    try:
+        send(target, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def live_descendants(root: int) -> dict[int, str]:

@@ -172,6 +172,8 @@ class _Waiter(threading.Thread):
             with contextlib.suppress(BrokenPipeError):
                 self.helper.stdin.close()
         self.join()
+        if self.pid is not None and self.helper.returncode != 0:  # the helper died: the group at least
+            _kill_group(self.pid, signal.SIGKILL)
 
     def run(self) -> None:
         try:

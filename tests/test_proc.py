@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,3 +270,23 @@ def test_sigterm_to_memgate_still_ends_every_process_of_the_suite(tmp_path: Path
     assert alive_with(daemon) == [] and alive_with(daemon + "0") == []
     said = r"^memgate: suite 'hangs' left 2 processes running \(\d+ sleep, \d+ sleep\): ended them$"
     assert re.search(said, err, flags=re.MULTILINE), err
+
+
+def test_a_helper_killed_midway_still_leaves_no_command_behind(tmp_path: Path) -> None:
+    """The OOM killer may pick the helper: memgate then kills the command's group itself, and the suite
+    ends "killed by SIGKILL" rather than hanging on a command nobody waits for."""
+    daemon = marker()
+    command = script(tmp_path, "suite.sh", f"exec sleep {daemon}\n")
+    outcomes: list[Outcome] = []
+    runner = threading.Thread(target=lambda: outcomes.append(run(tmp_path, command)))
+    runner.start()
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    while not alive_with(daemon):
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.05)
+    stat = Path(f"/proc/{alive_with(daemon)[0]}/stat").read_text()
+    helper = int(stat[stat.rfind(")") + 2:].split()[1])
+    os.kill(helper, signal.SIGKILL)
+    runner.join(EXIT_TIMEOUT)
+    assert alive_with(daemon) == []
+    assert outcomes and outcomes[0].signal == signal.SIGKILL and outcomes[0].exit_code is None

@@ -25,13 +25,17 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import sys
 import time
 
-TYPE_CHECKING = False  # typing itself would cost this helper's start a few milliseconds
+# The start of this helper delays every suite: typing, and the signal module (which pulls enum,
+# functools and collections), would cost it more than the rest of its imports together.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable
+else:
+    import _signal as signal
 
 _PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 #: How long ending the leftovers may take (a process that cannot be killed, such as one of another
@@ -136,6 +140,8 @@ def sweep(command: int) -> dict[int, str]:
     """SIGKILL every live descendant, until none is left (a process killed makes its children ours);
     the ones ended, with their names."""
     ended: dict[int, str] = {}
+    if not reap_children():  # no child left: nothing under us at all (the usual case; /proc unread)
+        return ended
     deadline = time.monotonic() + _SWEEP_SECONDS
     while True:
         live = live_descendants(os.getpid())
@@ -221,4 +227,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stderr.flush()
+    os._exit(code)  # the interpreter's clean-up would only delay the suite's end

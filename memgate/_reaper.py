@@ -213,17 +213,25 @@ def main(argv: list[str]) -> int:
     os.set_inheritable(report_fd, False)
     become_subreaper()
     command, env = read_request(0)
-    with os.fdopen(report_fd, "w", buffering=1) as report:  # line-buffered: memgate reads as we go
-        started = start(command, env)
-        if isinstance(started, str):
-            report.write(f"failed {started}\n")
-            return 0
-        report.write(f"started {started}\n")
-        report.write(wait_for(started) + "\n")
-        wait_for_sweep_order(0)
-        for pid, name in sorted(sweep(started).items()):
-            report.write(f"left {pid} {name}\n")
+    started = start(command, env)
+    if isinstance(started, str):
+        say(report_fd, f"failed {started}")
+        return 0
+    say(report_fd, f"started {started}")
+    say(report_fd, wait_for(started))
+    wait_for_sweep_order(0)
+    say(report_fd, "".join(f"left {pid} {name}\n" for pid, name in sorted(sweep(started).items())))
     return 0
+
+
+def say(fd: int, lines: str) -> None:
+    """Write to memgate; if memgate is gone (killed), carry on: the leftovers must be ended anyway."""
+    data = (lines if lines.endswith("\n") or not lines else lines + "\n").encode()
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

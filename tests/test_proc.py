@@ -290,3 +290,25 @@ def test_a_helper_killed_midway_still_leaves_no_command_behind(tmp_path: Path) -
     runner.join(EXIT_TIMEOUT)
     assert alive_with(daemon) == []
     assert outcomes and outcomes[0].signal == signal.SIGKILL and outcomes[0].exit_code is None
+
+
+def test_memgate_killed_outright_still_has_the_leftovers_ended_when_the_command_ends(tmp_path: Path) -> None:
+    """SIGKILL gives memgate no chance to stop anything; the helper, left on its own, still ends what
+    the command left running once the command ends."""
+    daemon, command = marker(), marker()
+    script(tmp_path, "suite.sh", f"setsid sleep {daemon} &\n{started(daemon)}exec sleep {command}\n")
+    (tmp_path / "memgate.toml").write_text(
+        'artifacts_dir = "artifacts"\n[[suite]]\nname = "s"\ntool = "rusage"\ncommand = ["./suite.sh"]\n')
+    memgate = subprocess.Popen([sys.executable, "-m", "memgate", "run"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    while not alive_with(daemon):
+        assert time.monotonic() < deadline, "the suite's daemon never started"
+        time.sleep(0.05)
+    memgate.kill()
+    memgate.wait()
+    while alive_with(daemon):  # the command (sleep 300.x) is still running: end it as a test would end
+        for pid in alive_with(command):
+            os.kill(pid, signal.SIGTERM)
+        assert time.monotonic() < deadline + EXIT_TIMEOUT, "the daemon outlived its suite"
+        time.sleep(0.05)

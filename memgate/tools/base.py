@@ -19,6 +19,11 @@ from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 
+#: How the files memgate itself writes into a suite's log folder begin (a tool's own notes for
+#: ``collect``, such as the effective sanitizer options): the runner, which knows no tool by name,
+#: tells them from what the tool or the program printed by this prefix.
+MEMGATE_FILE_PREFIX = "memgate-"
+
 
 @dataclass(frozen=True)
 class Launch:

@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from memgate import __version__
 from memgate.comparison import Comparison, SiteRow, SuiteComparison
+from memgate.metrics import LOST_LEAK_KINDS
 from memgate.report.common import (
     DEFAULT_FALLBACK_PATH,
     SourceLocation,
@@ -49,8 +50,6 @@ INFORMATION_URI = "https://pypi.org/project/memgate/"
 MAX_RESULTS = 25_000  # GitHub: results per run
 MAX_THREAD_FLOW_LOCATIONS = 1_000  # GitHub keeps this many per result
 MAX_DESCRIPTION = 1_024  # GitHub: shortDescription and fullDescription
-#: Leak kinds that mean memory is gone for good; the others are reported at warning level.
-_SERIOUS_LEAKS = ("definite", "indirect")
 
 
 # --- the SARIF shapes used (the subset of the 2.1.0 schema that memgate writes) ---------------------
@@ -172,7 +171,7 @@ def _rule(site: SiteRow) -> _Rule:
         full = (f"Memory allocated at this stack was {meaning} when the program exited, and this site "
                 "is not in the suite's memgate baseline.")
         tags = ["memory", "leak"]
-        level: Level = "error" if site.kind in _SERIOUS_LEAKS else "warning"
+        level: Level = "error" if site.kind in LOST_LEAK_KINDS else "warning"
     else:
         short = f"New memory error: {kind}"
         full = (f"The memory tool reported a {kind} error at this stack, and this site is not in the "

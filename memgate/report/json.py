@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from memgate.comparison import Comparison
-from memgate.errors import MemgateError, UsageError
-from memgate.files import write_atomically
+from memgate.errors import MemgateError
+from memgate.files import write_requested_file
 from memgate.records import Report
 
 
@@ -37,12 +37,7 @@ def _dump(model: BaseModel) -> str:
 def write_json(path: Path, document: BaseModel | str) -> Path:
     """Write a model (or JSON text already rendered) to ``path`` atomically; parent folders are made."""
     text = document if isinstance(document, str) else _dump(document)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, text)
-    except OSError as error:
-        raise UsageError(f"cannot write the JSON file: {error.strerror or error}", path=path,
-                         hint="choose a writable path") from None
+    write_requested_file(path, text, what="the JSON file")
     return path
 
 

@@ -42,7 +42,7 @@ from memgate.errors import ParseError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._outputs import incomplete, pid_in_name
+from memgate.tools._outputs import capped_lines, incomplete, pid_in_name
 from memgate.tools._valgrind import (
     collect_valgrind_outputs,
     read_valgrind_log,
@@ -56,7 +56,6 @@ _HINT_NOT_MASSIF = "give the file massif wrote (--massif-out-file), e.g. massif.
 _DIGITS = re.compile(r"[0-9]+")
 _SNAPSHOT_FIELDS = ("time", "mem_heap_B", "mem_heap_extra_B", "mem_stacks_B")
 _TREE_NODE = re.compile(r"^\s*n(\d+): (\d+)")
-_MAX_LINE = 1 << 16
 
 
 class _Truncated(Exception):
@@ -158,26 +157,12 @@ class _Reader:
         self.current = None
 
 
-def _lines(path: Path) -> Iterator[str]:
-    """The file's lines; of a line longer than 64 KiB (a C++ name in a tree) only the start."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        while True:
-            line = handle.readline(_MAX_LINE)
-            if not line:
-                return
-            while len(line) == _MAX_LINE and not line.endswith("\n"):
-                rest = handle.readline(_MAX_LINE)
-                if not rest or rest.endswith("\n"):
-                    break
-            yield line.rstrip("\n")
-
-
 def read_profile(path: Path) -> MassifProfile:
     """Stream a massif output file. ``ParseError`` for a file that is not one; ``_Truncated`` (caught
     by the callers) for one cut short."""
     try:
         with counts_read(path, not_a="not a massif output file", hint=_HINT_NOT_MASSIF):
-            return _Reader(path).feed(_lines(path))
+            return _Reader(path).feed(capped_lines(path))
     except OSError as error:
         raise ParseError(f"cannot read the massif file: {error.strerror}", path=path,
                          hint="check the path and its permissions") from None

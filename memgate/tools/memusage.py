@@ -49,7 +49,7 @@ from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._outputs import files_by_pid, incomplete, pid_in_name
+from memgate.tools._outputs import capped_lines, files_by_pid, incomplete, pid_in_name
 from memgate.tools._programs import tool_env
 from memgate.tools.base import Appetite, Launch, ToolOptions
 from memgate.units import NumberTooLong, count_of
@@ -58,7 +58,6 @@ INSTALL_HINT = ("install glibc's memusage: apt-get install libc-devtools (Debian
                 "dnf install glibc-utils (Fedora)")
 LIBRARY = "libmemusage.so"
 PREFIX = "memusage"
-_MAX_LINE = 1 << 16
 _WRAPPER = Path(__file__).with_name("_stderr_by_pid.py")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -111,12 +110,7 @@ class _Malformed(Exception):
 
 def _lines(path: Path) -> Iterator[str]:
     """Lines without colour codes; a line longer than 64 KiB is cut (only program output is)."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        while True:
-            line = handle.readline(_MAX_LINE)
-            if not line:
-                return
-            yield _ANSI.sub("", line.rstrip("\n"))
+    return (_ANSI.sub("", line) for line in capped_lines(path))
 
 
 def _summary(header: re.Match[str], lines: Iterator[str]) -> tuple[MemusageSummary, str | None]:

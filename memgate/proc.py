@@ -1,10 +1,5 @@
 """Running a suite's command: its own process group, a timeout that kills the whole group, the
-exit status and resource usage from ``os.wait4``, and stdout/stderr kept as files.
-
-The group is stopped (SIGTERM, then SIGKILL after ``TERMINATE_GRACE_SECONDS``) on a timeout, on a stop
-request (SIGINT or SIGTERM to memgate: ``memgate.interrupt``) and on any exception; whatever is left
-of the group when the command ends (a daemonised child, a Valgrind child still running) is killed, so
-no process of a suite outlives it."""
+exit status and resource usage from ``os.wait4``, and stdout/stderr kept as files."""
 
 from __future__ import annotations
 
@@ -43,6 +38,10 @@ TERMINATE_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
 
 
+# The group is stopped (SIGTERM, then SIGKILL after ``TERMINATE_GRACE_SECONDS``) on a timeout, on a stop
+# request (SIGINT or SIGTERM to memgate: ``memgate.interrupt``) and on any exception; whatever is left of
+# the group when the command ends (a daemonised child, a Valgrind child still running) is killed, so no
+# process of a suite outlives it.
 def run_command(
     argv: Sequence[str],
     *,

@@ -1,9 +1,4 @@
-"""Frozen pydantic records: what memgate measured, tool by tool, process by process.
-
-Parsers produce ``ProcessRecord``s; the runner wraps them into a ``SuiteRecord``; a run of several
-suites is a ``Report``. The JSON report is ``Report.model_dump_json()``; its schema is generated into
-``memgate/schema/report.schema.json``.
-"""
+"""Frozen pydantic records: what memgate measured, tool by tool, process by process."""
 
 from __future__ import annotations
 
@@ -57,6 +52,9 @@ ToolText = Annotated[str, BeforeValidator(_valid_unicode)]
 ToolName = Annotated[str, AfterValidator(canonical_tool_name)]
 
 
+# Parsers produce ``ProcessRecord``s; the runner wraps them into a ``SuiteRecord``; a run of several suites
+# is a ``Report``. The JSON report is ``Report.model_dump_json()``; its schema is generated into
+# ``memgate/schema/report.schema.json``.
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

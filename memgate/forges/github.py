@@ -1,9 +1,4 @@
-"""GitHub's REST API and runner files: the sticky pull request comment, the job summary, step outputs.
-
-REST endpoints (a pull request is an issue): list ``GET /repos/{o}/{r}/issues/{n}/comments``, create
-``POST`` to the same path, update ``PATCH /repos/{o}/{r}/issues/comments/{id}``. Checked against
-GitHub's OpenAPI description in tests/fakeforge/github-openapi-slice.json.
-"""
+"""GitHub's REST API and runner files: the sticky pull request comment, the job summary, step outputs."""
 
 from __future__ import annotations
 
@@ -28,6 +23,9 @@ STEP_SUMMARY_LIMIT = 1_048_576  # bytes per step; GitHub drops a larger summary 
 _OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
+# REST endpoints (a pull request is an issue): list ``GET /repos/{o}/{r}/issues/{n}/comments``, create
+# ``POST`` to the same path, update ``PATCH /repos/{o}/{r}/issues/comments/{id}``. Checked against GitHub's
+# OpenAPI description in tests/fakeforge/github-openapi-slice.json.
 class GitHubForge:
     """One sticky memgate comment on the pull request (implements ``memgate.forges.base.Forge``)."""
 

@@ -1,9 +1,4 @@
-"""GitLab's REST API v4: memgate's sticky note on the merge request.
-
-Endpoints: ``GET /user`` (who we are), ``GET/POST /projects/:id/merge_requests/:iid/notes`` and
-``PUT .../notes/:note_id``. ``CI_JOB_TOKEN`` may only read notes, so posting needs a real token
-in ``MEMGATE_GITLAB_TOKEN`` (sent as ``PRIVATE-TOKEN``).
-"""
+"""GitLab's REST API v4: memgate's sticky note on the merge request."""
 
 from __future__ import annotations
 
@@ -22,6 +17,9 @@ from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, upsert
 COMMENT_LIMIT = 990_000
 
 
+# Endpoints: ``GET /user`` (who we are), ``GET/POST /projects/:id/merge_requests/:iid/notes`` and ``PUT
+# .../notes/:note_id``. ``CI_JOB_TOKEN`` may only read notes, so posting needs a real token in
+# ``MEMGATE_GITLAB_TOKEN`` (sent as ``PRIVATE-TOKEN``).
 class GitLabForge:
     """One sticky memgate note on the merge request (implements ``memgate.forges.base.Forge``)."""
 

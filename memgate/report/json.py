@@ -1,8 +1,4 @@
-"""The JSON files: the report (``records.Report``, schema-versioned) and the comparison.
-
-The report is what ``--json`` writes and what ``memgate compare`` and ``baseline update --from-report``
-read back (``memgate.baselines.files.read_report``), written with ``memgate.files.write_atomically``.
-"""
+"""The JSON files: the report (``records.Report``, schema-versioned) and the comparison."""
 
 from __future__ import annotations
 
@@ -34,6 +30,8 @@ def _dump(model: BaseModel) -> str:
         raise MemgateError(f"cannot write the JSON: {error}", hint="report this as a memgate bug") from None
 
 
+# The report is what ``--json`` writes and what ``memgate compare`` and ``baseline update --from-report``
+# read back (``memgate.baselines.files.read_report``), written with ``memgate.files``.
 def write_json(path: Path, document: BaseModel | str) -> Path:
     """Write a model (or JSON text already rendered) to ``path`` atomically; parent folders are made."""
     text = document if isinstance(document, str) else _dump(document)

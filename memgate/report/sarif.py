@@ -1,22 +1,4 @@
-"""SARIF 2.1.0 for GitHub code scanning: the NEW leak and error sites, one result each.
-
-- A result is located at the site's first frame in the repository (repo-relative ``uri``,
-  ``region.startLine``); its stack, frames in the repository only (others never match a file), is in
-  ``codeFlows[0].threadFlows[0].locations``. A site with no frame in the repository is placed at line
-  1 of ``fallback_path`` (the config file), because GitHub refuses results without a location; its
-  message says so.
-- ``level`` is ``error`` for a site that fails the gate, ``warning`` for a new site of a kind that is
-  not gated. Known and fixed sites, and metrics, are not code-scanning alerts (the PR comment and the
-  other reports carry them); an empty run closes the alerts of earlier uploads, as it should.
-- Rules are one per category and kind present (``memgate/leak/definite``,
-  ``memgate/error/heap-buffer-overflow``), with the descriptions and help GitHub requires.
-- ``partialFingerprints.primaryLocationLineHash`` is set by memgate (GitHub computes one from the
-  line's text only when it is missing): the suite, kind and memgate's site fingerprint, which ignore
-  line numbers, so an alert survives unrelated edits above it.
-- GitHub's limits are kept: at most ``max_results`` results (25,000 per run; failing ones first, the
-  rest counted in a notification), 1,000 thread-flow locations, descriptions of 1,024 characters.
-- A suite that crashed, timed out or has incomplete figures is a tool execution notification.
-"""
+"""SARIF 2.1.0 for GitHub code scanning: the NEW leak and error sites, one result each."""
 
 from __future__ import annotations
 
@@ -126,6 +108,22 @@ class _Invocation(TypedDict, total=False):
 # --- rendering -------------------------------------------------------------------------------------
 
 
+# - A result is located at the site's first frame in the repository (repo-relative ``uri``,
+#   ``region.startLine``); its stack, frames in the repository only (others never match a file), is in
+#   ``codeFlows[0].threadFlows[0].locations``. A site with no frame in the repository is placed at line
+#   1 of ``fallback_path`` (the config file), because GitHub refuses results without a location; its
+#   message says so.
+# - ``level`` is ``error`` for a site that fails the gate, ``warning`` for a new site of a kind that is
+#   not gated. Known and fixed sites, and metrics, are not code-scanning alerts (the PR comment and the
+#   other reports carry them); an empty run closes the alerts of earlier uploads, as it should.
+# - Rules are one per category and kind present (``memgate/leak/definite``,
+#   ``memgate/error/heap-buffer-overflow``), with the descriptions and help GitHub requires.
+# - ``partialFingerprints.primaryLocationLineHash`` is set by memgate (GitHub computes one from the
+#   line's text only when it is missing): the suite, kind and memgate's site fingerprint, which ignore
+#   line numbers, so an alert survives unrelated edits above it.
+# - GitHub's limits are kept: at most ``max_results`` results (25,000 per run; failing ones first, the
+#   rest counted in a notification), 1,000 thread-flow locations, descriptions of 1,024 characters.
+# - A suite that crashed, timed out or has incomplete figures is a tool execution notification.
 def render_sarif(comparison: Comparison, repo_root: Root, *, fallback_path: str = DEFAULT_FALLBACK_PATH,
                  max_results: int = MAX_RESULTS) -> str:
     """The SARIF log as JSON text (one run). ``fallback_path`` (absolute, or relative to the

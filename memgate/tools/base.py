@@ -1,12 +1,5 @@
 """The interface every memory tool implements: how to run a command under it, how to parse its
-output, and what memory it costs.
-
-A tool is a module-level object satisfying ``Tool``; the registry of ``memgate.tools`` lists them.
-The runner calls ``version()`` (raises ``ToolError`` with an install hint when the tool is missing),
-then ``launch()`` to wrap the suite's command, runs it, then ``collect()`` on the log folder.
-``memgate parse`` calls ``parse()`` on files a user produced by hand. The scheduler reserves each
-suite's ``memory_appetite``.
-"""
+output, and what memory it costs."""
 
 from __future__ import annotations
 
@@ -53,6 +46,11 @@ class Appetite:
         return int(self.multiple * native_bytes) + self.fixed_bytes
 
 
+# A tool is a module-level object satisfying ``Tool``; the registry of ``memgate.tools`` lists them. The
+# runner calls ``version()`` (raises ``ToolError`` with an install hint when the tool is missing), then
+# ``launch()`` to wrap the suite's command, runs it, then ``collect()`` on the log folder. ``memgate parse``
+# calls ``parse()`` on files a user produced by hand. The scheduler reserves each suite's
+# ``memory_appetite``.
 class Tool(Protocol):
     name: str
     #: The metrics this tool really measures (others stay absent, never 0).

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from memgate.errors import ConfigError
-from memgate.metrics import LeakKind
+from memgate.metrics import LOST_LEAK_KINDS, LeakKind
 from memgate.thresholds import Thresholds, in_force
 from memgate.units import parse_duration
 
@@ -22,7 +22,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 CONFIG_FILE = "memgate.toml"
 MAX_REPEAT = 50
-_GATED_LEAK_KINDS: tuple[LeakKind, ...] = ("definite", "indirect")
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -116,7 +115,7 @@ class Config(BaseModel):
     baseline_dir: str = "baselines"
     artifacts_dir: str = ".memgate/artifacts"
     thresholds: Thresholds = Field(default_factory=dict)
-    fail_on_new_leak_kinds: list[LeakKind] = Field(default_factory=lambda: list(_GATED_LEAK_KINDS))
+    fail_on_new_leak_kinds: list[LeakKind] = Field(default_factory=lambda: list(LOST_LEAK_KINDS))
     fail_on_new_errors: bool = True
     suites: list[SuiteConfig] = Field(default_factory=list, alias="suite")
     #: The folder relative paths are taken from (the config file's folder).

@@ -7,6 +7,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from memgate.errors import UsageError
+
 #: Permissions before the umask, as ``open()`` and the shell give: 0644 under the usual umask 022.
 _NEW_FILE_MODE = 0o666
 _ATTEMPTS = 100
@@ -36,6 +38,17 @@ def write_atomically(path: Path, content: str | bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_requested_file(path: Path, content: str, *, what: str) -> None:
+    """Write a file the user asked for (a report), making its folders; a path that cannot be written is
+    a ``UsageError`` naming ``what`` was being written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, content)
+    except OSError as error:
+        raise UsageError(f"cannot write {what}: {error.strerror or error}", path=path,
+                         hint="choose a writable path") from None
 
 
 def _is_stream(path: Path) -> bool:

@@ -1,6 +1,5 @@
 """Stable identity of a leak or error site: normalised function names of the first frames in the
-project's own code. Addresses and line numbers are left out so that unrelated edits do not turn a
-known leak into a "new" one."""
+project's own code."""
 
 from __future__ import annotations
 
@@ -71,6 +70,7 @@ def site_of(stack: Sequence[Frame]) -> str:
     return " < ".join(frame_key(frame) for frame in frames) if frames else "(no stack)"
 
 
+# Addresses and line numbers are left out so that unrelated edits do not turn a known leak into a "new" one.
 def fingerprint(category: str, stack: Sequence[Frame], site: str | None = None) -> str:
     """``category`` is the leak kind ("leak:definite") or error kind ("error:InvalidRead"); pass
     ``site`` when ``site_of(stack)`` is already known, to save computing it again."""

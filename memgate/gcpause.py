@@ -1,11 +1,4 @@
-"""Pausing Python's cyclic garbage collector while memgate builds many records.
-
-Parsing a log and comparing reports build many small objects and no reference cycles. Each time
-enough have been built, the cyclic collector walks every live object again and finds nothing to
-free: 60% of the parse time on a log of 68,000 distinct leak sites (bench/bench_asan_parse.py), half
-the time of a 100,000-record comparison (bench/bench_compare.py). Reference counting still frees
-everything as soon as it is dropped.
-"""
+"""Pausing Python's cyclic garbage collector while memgate builds many records."""
 
 from __future__ import annotations
 
@@ -19,6 +12,11 @@ _enabled_before = True  # whether the collector was on when the first of them be
 _lock = threading.Lock()
 
 
+# Parsing a log and comparing reports build many small objects and no reference cycles. Each time enough
+# have been built, the cyclic collector walks every live object again and finds nothing to free: 60% of the
+# parse time on a log of 68,000 distinct leak sites (bench/bench_asan_parse.py), half the time of a
+# 100,000-record comparison (bench/bench_compare.py). Reference counting still frees everything as soon as
+# it is dropped.
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """The collector is off inside; suites parsed in parallel threads share the pause, and the

@@ -1,14 +1,4 @@
-"""SIGINT and SIGTERM during a run: stop every suite, keep what was measured, say so.
-
-While the suites run, ``stop_signals()`` replaces the handlers of SIGINT (Ctrl-C) and SIGTERM (a CI
-job cancelled, ``timeout``, ``kill``) with one that only records the request. The suites' commands
-run in process groups of their own, so the signal does not reach them: each running suite stops its
-whole group (SIGTERM, then SIGKILL after a grace period: ``memgate.proc``, which then kills whatever
-the suite left running outside its group too), queued suites do not
-start, and the run ends with a report in which those suites are incomplete ("interrupted by
-SIGTERM"). The command then exits ``128 + N``: 130 for SIGINT, 143 for SIGTERM, as a shell would.
-A second signal skips the grace period (SIGKILL at once).
-"""
+"""SIGINT and SIGTERM during a run: stop every suite, keep what was measured, say so."""
 
 from __future__ import annotations
 
@@ -59,6 +49,13 @@ class StopRequest:
         return 128 + int(self.signal if self.signal is not None else signal.SIGINT)
 
 
+# While the suites run, ``stop_signals()`` replaces the handlers of SIGINT (Ctrl-C) and SIGTERM (a CI job
+# cancelled, ``timeout``, ``kill``) with one that only records the request. The suites' commands run in
+# process groups of their own, so the signal does not reach them: each running suite stops its whole group
+# (SIGTERM, then SIGKILL after a grace period: ``memgate.proc``), queued suites do not start, and the run
+# ends with a report in which those suites are incomplete ("interrupted by SIGTERM"). The command then exits
+# ``128 + N``: 130 for SIGINT, 143 for SIGTERM, as a shell would. A second signal skips the grace period
+# (SIGKILL at once).
 @contextmanager
 def stop_signals(stop: StopRequest | None = None) -> Iterator[StopRequest]:
     """SIGINT and SIGTERM set ``stop`` instead of ending memgate, inside the ``with`` block. Signal

@@ -31,6 +31,10 @@ METRIC_NAMES: tuple[MetricName, ...] = get_args(MetricName)
 
 LeakKind = Literal["definite", "indirect", "possible", "reachable"]
 LEAK_KINDS: tuple[LeakKind, ...] = get_args(LeakKind)
+#: The leak kinds that are findings, as memory errors are: memory no pointer reaches any more (gone
+#: for good). They fail a run and gate by default, and SARIF reports them as errors, the others as
+#: warnings.
+LOST_LEAK_KINDS: tuple[LeakKind, ...] = ("definite", "indirect")
 
 
 class Aggregate(str, Enum):

@@ -1,13 +1,5 @@
 """Running a suite's command: its own process group, a timeout that kills the whole group, the
-exit status and resource usage from ``os.wait4``, and stdout/stderr kept as files.
-
-The group is stopped (SIGTERM, then SIGKILL after ``TERMINATE_GRACE_SECONDS``) on a timeout, on a stop
-request (SIGINT or SIGTERM to memgate: ``memgate.interrupt``) and on any exception. The command runs
-under a small helper, ``memgate/_reaper.py``, that is a Linux child subreaper: every process the
-command starts stays in the helper's tree, even one that left the group (``setsid``, a daemon's double
-fork). Whatever is left of that tree when the command ends (a daemon, a Valgrind child still running)
-is killed and named (``Outcome.leftovers``), so no process of a suite outlives it, and with several
-suites running at once each one's leftovers are its own."""
+exit status and resource usage from ``os.wait4``, and stdout/stderr kept as files."""
 
 from __future__ import annotations
 
@@ -58,6 +50,17 @@ TERMINATE_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
 
 
+# The group is stopped (SIGTERM, then SIGKILL after ``TERMINATE_GRACE_SECONDS``) on a timeout, on a stop
+# request (SIGINT or SIGTERM to memgate: ``memgate.interrupt``) and on any exception; whatever is left of
+# the group when the command ends (a daemonised child, a Valgrind child still running) is killed, so no
+# process of a suite outlives it.
+# The group is stopped (SIGTERM, then SIGKILL after ``TERMINATE_GRACE_SECONDS``) on a timeout, on a
+# stop request (SIGINT or SIGTERM to memgate: ``memgate.interrupt``) and on any exception. The command
+# runs under a small helper, ``memgate/_reaper.py``, that is a Linux child subreaper: every process the
+# command starts stays in the helper's tree, even one that left the group (``setsid``, a daemon's
+# double fork). Whatever is left of that tree when the command ends (a daemon, a Valgrind child still
+# running) is killed and named (``Outcome.leftovers``), so no process of a suite outlives it, and with
+# several suites running at once each one's leftovers are its own.
 def run_command(
     argv: Sequence[str],
     *,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from memgate.comparison import Comparison
 from memgate.errors import MemgateError, UsageError
-from memgate.files import write_atomically
+from memgate.files import write_requested_file
 from memgate.forges import ci
 from memgate.thresholds import Verdict
 
@@ -23,12 +23,7 @@ def warn(message: str) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, text)
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror}", path=path,
-                         hint="choose a writable path") from None
+    write_requested_file(path, text, what=str(path))
 
 
 def post_comment(markdown: str, *, number: int | None = None) -> str | None:
@@ -90,14 +85,15 @@ def github_job_outputs(comparison: Comparison, markdown: str, *, repo_root: Path
     if not ci.on_github_actions(env):
         return
     try:
-        if env.get("GITHUB_STEP_SUMMARY"):
-            append_step_summary(env["GITHUB_STEP_SUMMARY"], markdown)
-        if env.get("GITHUB_OUTPUT"):
+        summary_file, output_file = ci.step_summary_file(env), ci.step_output_file(env)
+        if summary_file:
+            append_step_summary(summary_file, markdown)
+        if output_file:
             outputs = {"verdict": comparison.outcome, "report-json": str(report_json.resolve()),
                        "markdown": str(markdown_path.resolve()) if markdown_path else "",
                        "comment-url": comment_url or ""}
             for name, value in outputs.items():
-                set_output(env["GITHUB_OUTPUT"], name, value)
+                set_output(output_file, name, value)
     except MemgateError as error:
         warn(error.one_line())
     for line in annotation_lines(comparison, repo_root):

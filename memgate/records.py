@@ -1,9 +1,4 @@
-"""Frozen pydantic records: what memgate measured, tool by tool, process by process.
-
-Parsers produce ``ProcessRecord``s; the runner wraps them into a ``SuiteRecord``; a run of several
-suites is a ``Report``. The JSON report is ``Report.model_dump_json()``; its schema is generated into
-``memgate/schema/report.schema.json``.
-"""
+"""Frozen pydantic records: what memgate measured, tool by tool, process by process."""
 
 from __future__ import annotations
 
@@ -14,7 +9,15 @@ from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from memgate.metrics import LEAK_KINDS, METRIC_NAMES, LeakKind, MetricName, combine, leak_metrics
+from memgate.metrics import (
+    LEAK_KINDS,
+    LOST_LEAK_KINDS,
+    METRIC_NAMES,
+    LeakKind,
+    MetricName,
+    combine,
+    leak_metrics,
+)
 from memgate.tools import canonical_tool_name
 
 REPORT_SCHEMA_VERSION = 1
@@ -47,10 +50,11 @@ def _only_escapes(value: str) -> bool:
 ToolText = Annotated[str, BeforeValidator(_valid_unicode)]
 #: A tool's name, as the registry spells it: files written when memcheck was "valgrind" still read.
 ToolName = Annotated[str, AfterValidator(canonical_tool_name)]
-#: The leak kinds that are findings, as memory errors are: memory no pointer reaches any more.
-LOST_LEAK_KINDS: frozenset[LeakKind] = frozenset({"definite", "indirect"})
 
 
+# Parsers produce ``ProcessRecord``s; the runner wraps them into a ``SuiteRecord``; a run of several suites
+# is a ``Report``. The JSON report is ``Report.model_dump_json()``; its schema is generated into
+# ``memgate/schema/report.schema.json``.
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -1,9 +1,4 @@
-"""Leak and error sites: the records of a suite grouped by fingerprint, with their sizes summed.
-
-A site is what baselines keep and what comparisons match: one fingerprint, one kind, the bytes and
-blocks (leaks) or occurrences (errors) of every record that shares it, and a few readable frames.
-Grouping is one pass over the records with a dict, so 100,000 records cost well under a second.
-"""
+"""Leak and error sites: the records of a suite grouped by fingerprint, with their sizes summed."""
 
 from __future__ import annotations
 
@@ -18,6 +13,8 @@ from memgate.records import Frame, Leak, MemError, Record
 TOP_FRAMES = 5
 
 
+# A site is what baselines keep and what comparisons match: one fingerprint, one kind, the bytes and blocks
+# (leaks) or occurrences (errors) of every record that shares it, and a few readable frames.
 class LeakSite(Record):
     fingerprint: str
     kind: LeakKind
@@ -66,6 +63,7 @@ def _stack_order(stack: Sequence[Frame]) -> StackOrder:
 _Record = TypeVar("_Record", Leak, MemError)
 
 
+# Grouping is one pass over the records with a dict, so 100,000 records cost well under a second.
 class _Group(Generic[_Record]):
     """One site being summed: its totals and the record that represents it."""
 

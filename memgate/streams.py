@@ -1,9 +1,5 @@
-"""memgate's standard output and error, for people and pipes.
-
-When the reader goes away (``memgate check | head``, ``memgate parse ... 2>&1 | head``), what is
-left to print is dropped and the command runs to its end: reports written, comment posted, and the
-exit code is the verdict's. A closed pipe neither passes nor fails a gate.
-"""
+"""memgate's standard output and error, for people and pipes: a reader that goes away neither passes nor
+fails a gate."""
 
 from __future__ import annotations
 
@@ -54,6 +50,9 @@ class _ReaderMayLeave:
         return getattr(self._stream, name)
 
 
+# When the reader goes away (``memgate check | head``, ``memgate parse ... 2>&1 | head``), what is left to
+# print is dropped and the command runs to its end: reports written, comment posted, and the exit code is
+# the verdict's. A closed pipe neither passes nor fails a gate.
 @contextmanager
 def readers_may_leave() -> Iterator[None]:
     """``sys.stdout`` and ``sys.stderr`` that outlive their readers, inside."""

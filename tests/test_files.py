@@ -106,3 +106,16 @@ def test_a_pipe_or_a_terminal_is_written_in_place(tmp_path: Path) -> None:
     write_atomically(Path(os.devnull), "gone\n")
     assert stat.S_ISCHR(Path(os.devnull).stat().st_mode)
     assert [p.name for p in tmp_path.iterdir()] == ["null"]
+
+
+def test_a_requested_file_gets_its_folders_and_a_bad_path_says_what_was_written(tmp_path: Path) -> None:
+    from memgate.errors import UsageError
+    from memgate.files import write_requested_file
+
+    target = tmp_path / "reports" / "deep" / "report.md"
+    write_requested_file(target, "# memgate\n", what="the Markdown report")
+    assert target.read_text(encoding="utf-8") == "# memgate\n"
+    (tmp_path / "plain").write_text("a file, not a folder")  # mkdir of its "folder" fails
+    with pytest.raises(UsageError, match="^cannot write the Markdown report: File exists$") as caught:
+        write_requested_file(tmp_path / "plain" / "report.md", "x", what="the Markdown report")
+    assert caught.value.hint == "choose a writable path"

@@ -86,19 +86,23 @@ echo "::endgroup::"
 
 # --- the command ---------------------------------------------------------------------------------
 
-event=${GITHUB_EVENT_NAME:-}
+# What the CI says, as memgate reads it (memgate/forges/ci.py, the one reader of GITHUB_* variables
+# and the event file); -I keeps a memgate/ folder in the working directory from being imported
+# instead of the installed memgate.
+ci_fact() {  # ci_fact PYTHON_EXPRESSION_OVER_ci
+  "$venv/bin/python" -I -c "from memgate.forges import ci; print($1)"
+}
+
 is_pull_request=false
-if [ "$event" = pull_request ] || [ "$event" = pull_request_target ]; then
+if [ "$(ci_fact 'ci.in_pull_request_event()' || true)" = True ]; then
   is_pull_request=true
 fi
 
-# The pull request's base commit, as memgate reads it from the event file (memgate/forges/ci.py):
-# baselines and thresholds are read there, so a pull request cannot loosen its own gate. Only a full
-# commit id is used (it is fetched below); -I keeps a memgate/ folder in the working directory from
-# being imported instead of the installed memgate.
+# The pull request's base commit: baselines and thresholds are read there, so a pull request cannot
+# loosen its own gate. Only a full commit id is used (it is fetched below).
 base_sha() {
   local sha
-  sha=$("$venv/bin/python" -I -c 'from memgate.forges import ci; print(ci.detect().base_ref or "")') || return 0
+  sha=$(ci_fact 'ci.detect().base_ref or ""') || return 0
   if [[ $sha =~ ^([0-9a-f]{40}|[0-9a-f]{64})$ ]]; then
     printf '%s\n' "$sha"
   fi

@@ -1,10 +1,5 @@
 """What memgate asks of git, through GitPython (nothing else in memgate imports ``git``): reading
-files, folders and changes at a commit, and the repository helpers that ``baselines.commit`` uses.
-
-Paths given to these functions are relative to ``repo_dir`` (which may be a folder inside the
-checkout, such as the folder of ``memgate.toml``) or absolute inside the checkout; paths returned are
-POSIX paths relative to ``repo_dir``.
-"""
+files, folders and changes at a commit, and the repository helpers that ``baselines.commit`` uses."""
 
 from __future__ import annotations
 
@@ -165,6 +160,9 @@ def _prefix(repo: git.Repo, repo_dir: Path | str) -> PurePosixPath:
                        hint="run memgate in the checkout of your project") from None
 
 
+# Paths given to these functions are relative to ``repo_dir`` (which may be a folder inside the checkout,
+# such as the folder of ``memgate.toml``) or absolute inside the checkout; paths returned are POSIX paths
+# relative to ``repo_dir``.
 def path_in_tree(repo: git.Repo, repo_dir: Path | str, path: Path | str) -> str:
     """``path`` (relative to ``repo_dir`` or absolute) as a path from the top of the repository."""
     candidate = Path(path)

@@ -29,13 +29,13 @@ def forge_from_env(
     # Each forge's module is imported only here, so that commands that never comment do not load it.
     which = ci.provider(env)
     if which == "github":
-        from memgate.forges.github import GitHubContext, GitHubForge
+        from memgate.forges.github import GitHubForge
 
-        return GitHubForge(GitHubContext.from_env(env, pr_number=number), session, retry=retry)
+        return GitHubForge(ci.GitHubContext.from_env(env, pr_number=number), session, retry=retry)
     if which == "gitlab":
-        from memgate.forges.gitlab import GitLabContext, GitLabForge
+        from memgate.forges.gitlab import GitLabForge
 
-        return GitLabForge(GitLabContext.from_env(env, mr_iid=number), session, retry=retry)
+        return GitLabForge(ci.GitLabContext.from_env(env, mr_iid=number), session, retry=retry)
     raise ForgeConfigError(
         "not running in GitHub Actions or GitLab CI (neither GITHUB_ACTIONS nor GITLAB_CI is 'true'), "
         "so there is no pull or merge request to comment on",

@@ -1,9 +1,4 @@
-"""What every forge (GitHub, GitLab) offers memgate, the errors it raises, and the body cut they share.
-
-A forge posts one sticky report comment per pull/merge request: found again by a hidden marker AND
-our own author, updated in place. Failing to comment must never change the gate's verdict: the CLI
-catches ``ForgeError`` and prints ``one_line()`` as a warning.
-"""
+"""What every forge (GitHub, GitLab) offers memgate, the errors it raises, and the body cut they share."""
 
 from __future__ import annotations
 
@@ -23,6 +18,9 @@ class CommentResult:
     created: bool  # False when an existing memgate comment was updated
 
 
+# A forge posts one sticky report comment per pull/merge request: found again by a hidden marker AND our own
+# author, updated in place. Failing to comment must never change the gate's verdict: the CLI catches
+# ``ForgeError`` and prints ``one_line()`` as a warning.
 class Forge(Protocol):
     def upsert_comment(self, body: str) -> CommentResult:
         """Create memgate's comment on the pull/merge request, or update the one posted before."""

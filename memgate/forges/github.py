@@ -1,9 +1,4 @@
-"""GitHub: the pull request from the Actions environment, the sticky comment, job summary and outputs.
-
-REST endpoints (a pull request is an issue): list ``GET /repos/{o}/{r}/issues/{n}/comments``, create
-``POST`` to the same path, update ``PATCH /repos/{o}/{r}/issues/comments/{id}``. Checked against
-GitHub's OpenAPI description in tests/fakeforge/github-openapi-slice.json.
-"""
+"""GitHub's REST API and runner files: the sticky pull request comment, the job summary, step outputs."""
 
 from __future__ import annotations
 
@@ -11,104 +6,26 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pydantic
 import requests
 
-from memgate.forges.base import (
-    MARKER,
-    CommentForbidden,
-    CommentResult,
-    Forbidden,
-    ForgeConfigError,
-    ForgeError,
-    cut_body,
-    request_number,
-)
+from memgate.forges.base import MARKER, CommentForbidden, CommentResult, Forbidden, ForgeError, cut_body
+from memgate.forges.ci import GitHubContext
 from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, upsert
 
-DEFAULT_BOT_LOGIN = "github-actions[bot]"  # the author of comments made with GITHUB_TOKEN
 #: GitHub rejects bodies over 65,536 characters (422 "Body is too long"); stay well under, as
 #: changesets/action does, since GitHub may count some characters differently than Python.
 COMMENT_LIMIT = 60_000
 STEP_SUMMARY_LIMIT = 1_048_576  # bytes per step; GitHub drops a larger summary with an error
-_PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
-_PULL_REF = re.compile(r"refs/pull/(\d+)/(?:merge|head)")
 _OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-@dataclass(frozen=True)
-class GitHubContext:
-    """The pull request memgate reports on, as the Actions environment describes it."""
-
-    api_url: str
-    owner: str
-    repo: str
-    pr_number: int
-    token: str = field(repr=False)
-    event_name: str = ""
-    base_sha: str | None = None
-    head_sha: str | None = None
-    base_ref: str | None = None
-    head_ref: str | None = None
-    is_fork: bool = False
-    bot_login: str = DEFAULT_BOT_LOGIN
-    run_url: str | None = None  # where the full report is: the run's page with its summary
-
-    @classmethod
-    def from_env(
-        cls, env: Mapping[str, str], *, pr_number: int | None = None, bot_login: str | None = None
-    ) -> GitHubContext:
-        """Read GITHUB_* variables and the event file. ``pr_number`` serves the workflow_run commenter,
-        whose event names no pull request for forks; the bot login defaults to MEMGATE_GITHUB_BOT_LOGIN,
-        then to ``github-actions[bot]`` (set it to your App's or user's login for other tokens)."""
-        api_url = _required(env, "GITHUB_API_URL", "it is set on every GitHub Actions runner; outside "
-                            "Actions set it to https://api.github.com or https://HOST/api/v3")
-        repository = _required(env, "GITHUB_REPOSITORY", "set it to owner/name")
-        owner, slash, repo = repository.partition("/")
-        if not slash or not owner or not repo or "/" in repo:
-            raise ForgeConfigError(
-                f"GITHUB_REPOSITORY={repository!r} is not owner/name", hint="set it to owner/name"
-            )
-        event_name = env.get("GITHUB_EVENT_NAME", "")
-        pull = _pull_request_from_event(env, event_name) if pr_number is None else None
-        number = pr_number if pr_number is not None else pull.number if pull else _number_from_ref(env)
-        if number is None:
-            raise ForgeConfigError(
-                f"GITHUB_EVENT_NAME={event_name or '(unset)'} is not a pull request event: there is no pull "
-                "request to comment on",
-                hint="comment from an `on: pull_request` workflow, or pass the pull request number "
-                "(the workflow_run commenter takes it from the report artifact)",
-            )
-        token = env.get("GITHUB_TOKEN", "").strip()
-        if not token:
-            raise ForgeConfigError(
-                "GITHUB_TOKEN is not set, so memgate cannot comment",
-                hint="pass `env: GITHUB_TOKEN: ${{ github.token }}` (the action does this) and grant the job "
-                "`permissions: pull-requests: write`",
-            )
-        head_repo = pull.head.repo.full_name if pull and pull.head.repo else None
-        return cls(
-            api_url=api_url,
-            owner=owner,
-            repo=repo,
-            pr_number=number,
-            token=token,
-            event_name=event_name,
-            base_sha=pull.base.sha if pull else None,
-            head_sha=pull.head.sha if pull else None,
-            base_ref=pull.base.ref if pull else None,
-            head_ref=pull.head.ref if pull else None,
-            # A deleted fork leaves head.repo null: treat it as a fork (its token is read-only too).
-            is_fork=pull is not None and head_repo != repository,
-            bot_login=bot_login or env.get("MEMGATE_GITHUB_BOT_LOGIN", "").strip() or DEFAULT_BOT_LOGIN,
-            run_url=_run_url(env, repository),
-        )
-
-
+# REST endpoints (a pull request is an issue): list ``GET /repos/{o}/{r}/issues/{n}/comments``, create
+# ``POST`` to the same path, update ``PATCH /repos/{o}/{r}/issues/comments/{id}``. Checked against GitHub's
+# OpenAPI description in tests/fakeforge/github-openapi-slice.json.
 class GitHubForge:
     """One sticky memgate comment on the pull request (implements ``memgate.forges.base.Forge``)."""
 
@@ -243,72 +160,8 @@ class _Comment(pydantic.BaseModel):
     minimized: _Minimized | None = None  # hidden by a maintainer: post a fresh one rather than edit
 
 
-class _EventRepo(pydantic.BaseModel):
-    full_name: str
-
-
-class _EventRef(pydantic.BaseModel):
-    sha: str
-    ref: str = ""
-    repo: _EventRepo | None = None
-
-
-class _EventPullRequest(pydantic.BaseModel):
-    number: int
-    base: _EventRef
-    head: _EventRef
-
-
-class _Event(pydantic.BaseModel):
-    pull_request: _EventPullRequest | None = None
-
-
 _COMMENT = pydantic.TypeAdapter(_Comment)
 _COMMENTS = pydantic.TypeAdapter(list[_Comment])
-
-
-def _required(env: Mapping[str, str], name: str, hint: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ForgeConfigError(f"{name} is not set", hint=hint)
-    return value
-
-
-def _pull_request_from_event(env: Mapping[str, str], event_name: str) -> _EventPullRequest | None:
-    if event_name not in _PULL_REQUEST_EVENTS:
-        return None
-    event_path = _required(env, "GITHUB_EVENT_PATH", "it is set on every GitHub Actions runner; outside "
-                           "Actions point it at a pull_request event JSON file")
-    try:
-        event = _Event.model_validate_json(Path(event_path).read_bytes())
-    except OSError as exc:
-        raise ForgeConfigError(f"cannot read the event file: {exc.strerror}", path=event_path,
-                               hint="GITHUB_EVENT_PATH must name the runner's event JSON") from None
-    except pydantic.ValidationError as exc:
-        raise ForgeConfigError(
-            f"the event file is not a {event_name} event: {_first_error(exc)}",
-            path=event_path,
-            hint="GITHUB_EVENT_PATH must name the runner's event JSON",
-        ) from None
-    return event.pull_request
-
-
-def _number_from_ref(env: Mapping[str, str]) -> int | None:
-    match = _PULL_REF.fullmatch(env.get("GITHUB_REF", ""))
-    if match is None:
-        return None
-    number = request_number(match[1])
-    if number is None:
-        raise ForgeConfigError(f"GITHUB_REF={match[0][:60]!r} names no pull request number",
-                               hint="leave GITHUB_REF to GitHub Actions, which sets it")
-    return number
-
-
-def _run_url(env: Mapping[str, str], repository: str) -> str | None:
-    server, run_id = env.get("GITHUB_SERVER_URL", ""), env.get("GITHUB_RUN_ID", "")
-    if not server or not run_id:
-        return None
-    return f"{server.rstrip('/')}/{repository}/actions/runs/{run_id}"
 
 
 def _same_login(author: str, ours: str) -> bool:
@@ -316,12 +169,6 @@ def _same_login(author: str, ours: str) -> bool:
     human account called ``github-actions`` can never pass for ``github-actions[bot]``."""
     author, ours = author.lower(), ours.lower()
     return author == ours or (not ours.endswith("[bot]") and author == f"{ours}[bot]")
-
-
-def _first_error(exc: pydantic.ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def _fit_summary(markdown: str, room: int) -> tuple[str, bool]:

@@ -1,91 +1,25 @@
-"""GitLab: the merge request from the CI environment and memgate's sticky note on it (REST API v4).
-
-Endpoints: ``GET /user`` (who we are), ``GET/POST /projects/:id/merge_requests/:iid/notes`` and
-``PUT .../notes/:note_id``. ``CI_JOB_TOKEN`` may only read notes, so posting needs a real token
-in ``MEMGATE_GITLAB_TOKEN`` (sent as ``PRIVATE-TOKEN``).
-"""
+"""GitLab's REST API v4: memgate's sticky note on the merge request."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from urllib.parse import quote
 
 import pydantic
 import requests
 
-from memgate.forges.base import (
-    MARKER,
-    CommentForbidden,
-    CommentResult,
-    Forbidden,
-    ForgeConfigError,
-    cut_body,
-    request_number,
-)
+from memgate.forges.base import MARKER, CommentForbidden, CommentResult, Forbidden, cut_body
+from memgate.forges.ci import GITLAB_TOKEN_HINT, GitLabContext
 from memgate.forges.http import HttpClient, RetryPolicy, Timeouts, upsert
 
-TOKEN_VARIABLE = "MEMGATE_GITLAB_TOKEN"
 #: GitLab: a note body is "limited to 1,000,000 characters"; keep a margin for its own counting.
 COMMENT_LIMIT = 990_000
-_TOKEN_HINT = (
-    "create a project access token (Settings > Access tokens, role Reporter or higher, scope `api`) and "
-    f"store it as a masked, unprotected CI/CD variable {TOKEN_VARIABLE} (a protected variable never "
-    "reaches merge request pipelines of unprotected branches)"
-)
 
 
-@dataclass(frozen=True)
-class GitLabContext:
-    """The merge request memgate reports on, as GitLab CI's predefined variables describe it."""
-
-    api_url: str
-    project_id: str  # numeric id or full path; URL-encoded when used
-    mr_iid: int
-    token: str = field(repr=False)
-    diff_base_sha: str | None = None  # the merge-base: where the baseline comes from
-    is_fork: bool = False
-    mr_url: str | None = None
-    job_url: str | None = None  # where the full report is
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], *, mr_iid: int | None = None) -> GitLabContext:
-        """Read GitLab CI's predefined variables; ``mr_iid`` overrides CI_MERGE_REQUEST_IID."""
-        api_url = _required(env, "CI_API_V4_URL", "it is set in every GitLab CI job; outside CI set it to "
-                            "https://HOST/api/v4")
-        iid_text = str(mr_iid) if mr_iid is not None else env.get("CI_MERGE_REQUEST_IID", "").strip()
-        if not iid_text:
-            raise ForgeConfigError(
-                "CI_MERGE_REQUEST_IID is not set: this is not a merge request pipeline, so there is no "
-                "merge request to comment on",
-                hint='run the comment job with `rules: - if: $CI_PIPELINE_SOURCE == "merge_request_event"`',
-            )
-        iid = request_number(iid_text)
-        if iid is None:
-            raise ForgeConfigError(f"CI_MERGE_REQUEST_IID={iid_text[:40]!r} is not a merge request number",
-                                   hint="leave it to GitLab, which sets it in merge request pipelines")
-        # The merge request lives in the target project, which differs from CI_PROJECT_ID for forks.
-        project_id = env.get("CI_MERGE_REQUEST_PROJECT_ID", "").strip() or _required(
-            env, "CI_PROJECT_ID", "it is set in every GitLab CI job"
-        )
-        token = env.get(TOKEN_VARIABLE, "").strip()
-        if not token:
-            raise ForgeConfigError(_missing_token_message(env), hint=_TOKEN_HINT)
-        source_project = env.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID", "").strip()
-        project_url = env.get("CI_MERGE_REQUEST_PROJECT_URL", "").strip()
-        return cls(
-            api_url=api_url,
-            project_id=project_id,
-            mr_iid=iid,
-            token=token,
-            diff_base_sha=env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "").strip() or None,
-            is_fork=bool(source_project) and source_project != project_id,
-            mr_url=f"{project_url.rstrip('/')}/-/merge_requests/{iid_text}" if project_url else None,
-            job_url=env.get("CI_JOB_URL", "").strip() or None,
-        )
-
-
+# Endpoints: ``GET /user`` (who we are), ``GET/POST /projects/:id/merge_requests/:iid/notes`` and ``PUT
+# .../notes/:note_id``. ``CI_JOB_TOKEN`` may only read notes, so posting needs a real token in
+# ``MEMGATE_GITLAB_TOKEN`` (sent as ``PRIVATE-TOKEN``).
 class GitLabForge:
     """One sticky memgate note on the merge request (implements ``memgate.forges.base.Forge``)."""
 
@@ -160,7 +94,7 @@ class GitLabForge:
             "this merge request comes from a fork, whose pipelines do not get the parent project's "
             "variables; " if self.context.is_fork else ""
         )
-        return f"{fork}the token's user must be Reporter or higher in the project: {_TOKEN_HINT}"
+        return f"{fork}the token's user must be Reporter or higher in the project: {GITLAB_TOKEN_HINT}"
 
 
 class _User(pydantic.BaseModel):
@@ -177,19 +111,3 @@ class _Note(pydantic.BaseModel):
 _USER = pydantic.TypeAdapter(_User)
 _NOTE = pydantic.TypeAdapter(_Note)
 _NOTES = pydantic.TypeAdapter(list[_Note])
-
-
-def _required(env: Mapping[str, str], name: str, hint: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ForgeConfigError(f"{name} is not set", hint=hint)
-    return value
-
-
-def _missing_token_message(env: Mapping[str, str]) -> str:
-    if env.get("CI_JOB_TOKEN"):
-        return (
-            f"{TOKEN_VARIABLE} is not set, and CI_JOB_TOKEN cannot post merge request notes (GitLab lets "
-            "job tokens only read them)"
-        )
-    return f"{TOKEN_VARIABLE} is not set, so memgate cannot post the merge request note"

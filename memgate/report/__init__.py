@@ -1,4 +1,2 @@
-"""Renderers of a comparison or a report: the terminal table, the Markdown comment, the JSON files.
-
-Renderers return ``str``; only ``memgate.report.json.write_json`` writes a file.
-"""
+"""Renderers of a comparison or a report (terminal table, Markdown, JSON, JUnit, SARIF, Code Quality,
+OpenMetrics). Renderers return ``str``; only ``memgate.report.json.write_json`` writes a file."""

@@ -1,27 +1,4 @@
-"""GitLab code quality (``artifacts:reports:codequality``): a JSON array of CodeClimate issues.
-
-GitLab needs ``description``, ``check_name``, ``fingerprint``, ``severity`` and ``location.path`` with
-``location.lines.begin`` on every issue; ``type`` and ``categories`` are added for other CodeClimate
-readers. The MR widget compares the MR's issues with the target branch's by fingerprint, so a
-fingerprint depends only on what stays the same across runs: the suite and memgate's site
-fingerprint (no line numbers), the suite and metric name, or the suite and its status.
-
-What is reported, and how severe (decisions):
-
-- new leak or error site that fails the gate: ``critical`` for a memory error (it can corrupt
-  memory or crash), ``major`` for a leak;
-- new site of a kind that is not gated (e.g. a possible leak): ``minor``;
-- known site (in the baseline, accepted): ``info``, so it stays visible in the full report while the
-  widget, comparing with the target branch, does not show it as new; fixed sites are gone from the
-  code, so they are not issues;
-- metric over its fail threshold: ``major``; over its warn threshold (or no longer measured):
-  ``minor``;
-- suite that crashed, timed out or failed: ``critical``; incomplete figures: ``major``.
-
-Location: a site is placed at its first frame in the repository. GitLab requires a location, so a
-site with no frame in the repository, a metric and a suite status are placed at line 1 of
-``fallback_path`` (the memgate config file), and the description says why.
-"""
+"""GitLab code quality (``artifacts:reports:codequality``): a JSON array of CodeClimate issues."""
 
 from __future__ import annotations
 
@@ -70,6 +47,21 @@ class _Issue(TypedDict):
     location: _Location
 
 
+# What is reported, and how severe (decisions):
+#
+# - new leak or error site that fails the gate: ``critical`` for a memory error (it can corrupt
+#   memory or crash), ``major`` for a leak;
+# - new site of a kind that is not gated (e.g. a possible leak): ``minor``;
+# - known site (in the baseline, accepted): ``info``, so it stays visible in the full report while the
+#   widget, comparing with the target branch, does not show it as new; fixed sites are gone from the
+#   code, so they are not issues;
+# - metric over its fail threshold: ``major``; over its warn threshold (or no longer measured):
+#   ``minor``;
+# - suite that crashed, timed out or failed: ``critical``; incomplete figures: ``major``.
+#
+# Location: a site is placed at its first frame in the repository. GitLab requires a location, so a
+# site with no frame in the repository, a metric and a suite status are placed at line 1 of
+# ``fallback_path`` (the memgate config file), and the description says why.
 def render_codequality(comparison: Comparison, repo_root: Root, *,
                        fallback_path: str = DEFAULT_FALLBACK_PATH) -> str:
     """The report as JSON text (UTF-8, no BOM: write it with ``encoding="utf-8"``).
@@ -144,6 +136,11 @@ def _site_severity(site: SiteRow) -> Severity:
     return "minor"
 
 
+# GitLab needs ``description``, ``check_name``, ``fingerprint``, ``severity`` and ``location.path`` with
+# ``location.lines.begin`` on every issue; ``type`` and ``categories`` are added for other CodeClimate
+# readers. The MR widget compares the MR's issues with the target branch's by fingerprint, so a fingerprint
+# depends only on what stays the same across runs: the suite and memgate's site fingerprint (no line
+# numbers), the suite and metric name, or the suite and its status.
 def _issue(check: str, description: str, severity: Severity, identity: str, location: SourceLocation,
            *, category: str = "Bug Risk") -> _Issue:
     return {

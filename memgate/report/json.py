@@ -1,8 +1,4 @@
-"""The JSON files: the report (``records.Report``, schema-versioned) and the comparison.
-
-The report is what ``--json`` writes and what ``memgate compare`` and ``baseline update --from-report``
-read back (``memgate.baselines.files.read_report``), written with ``memgate.files.write_atomically``.
-"""
+"""The JSON files: the report (``records.Report``, schema-versioned) and the comparison."""
 
 from __future__ import annotations
 
@@ -12,8 +8,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from memgate.comparison import Comparison
-from memgate.errors import MemgateError, UsageError
-from memgate.files import write_atomically
+from memgate.errors import MemgateError
+from memgate.files import write_requested_file
 from memgate.records import Report
 
 
@@ -34,15 +30,12 @@ def _dump(model: BaseModel) -> str:
         raise MemgateError(f"cannot write the JSON: {error}", hint="report this as a memgate bug") from None
 
 
+# The report is what ``--json`` writes and what ``memgate compare`` and ``baseline update --from-report``
+# read back (``memgate.baselines.files.read_report``), written with ``memgate.files``.
 def write_json(path: Path, document: BaseModel | str) -> Path:
     """Write a model (or JSON text already rendered) to ``path`` atomically; parent folders are made."""
     text = document if isinstance(document, str) else _dump(document)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, text)
-    except OSError as error:
-        raise UsageError(f"cannot write the JSON file: {error.strerror or error}", path=path,
-                         hint="choose a writable path") from None
+    write_requested_file(path, text, what="the JSON file")
     return path
 
 

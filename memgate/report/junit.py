@@ -1,30 +1,4 @@
-"""JUnit XML for GitLab's ``artifacts:reports:junit`` and the GitHub test-report actions.
-
-Layout: ``<testsuites name="memgate">``, one ``<testsuite name="memgate.<suite>">`` per suite, and in
-it testcases of ``classname="memgate.<suite>"``:
-
-- ``run``: errors (``<error>``) when the suite crashed, timed out, failed, or its figures are
-  incomplete; its ``system-out`` holds the suite's notes;
-- one per metric row, named after the metric: a ``<failure type="MemoryRegression">`` when it
-  crossed a fail threshold;
-- one per leak or error site, named ``<category> <kind> at <site>``: a new site that fails the gate
-  is a ``<failure type="MemoryRegression">`` whose text is the stack.
-
-Decisions:
-
-- A warning is not a failure (the gate passes) and not ``<skipped>`` (which says the check did not
-  run, and GitLab counts it so): the testcase passes with ``WARN: ...`` in its ``system-out``. With
-  ``fail_on_warn`` (the gate's ``--fail-on warn``) it is a ``<failure type="MemoryWarning">``, so the
-  report agrees with the exit code.
-- Testcase names stay the same whatever the site's status (new, known, fixed), so GitLab, which
-  compares the MR's report with the target branch's by suite, class and name, shows a leak that
-  became new as "newly failed". Names are unique within a suite (GitLab keeps only the first of
-  duplicates); a collision, possible only after shortening, gets the site's fingerprint appended.
-- ``file`` and ``line`` are the first frame in the repository (GitLab reads ``file``; reporters such
-  as action-junit-report read both). Frames outside it are shown in the text, never as ``file``.
-- No ``time``: the comparison has no durations, and a made-up 0 would be worse than none.
-- Every string is made XML-safe: characters XML 1.0 forbids and terminal controls become U+FFFD.
-"""
+"""JUnit XML for GitLab's ``artifacts:reports:junit`` and the GitHub test-report actions."""
 
 from __future__ import annotations
 
@@ -83,6 +57,25 @@ class _Case:
     output: list[str] = field(default_factory=list)
 
 
+# Layout: ``<testsuites name="memgate">``, one ``<testsuite name="memgate.<suite>">`` per suite, and in
+# it testcases of ``classname="memgate.<suite>"``:
+#
+# - ``run``: errors (``<error>``) when the suite crashed, timed out, failed, or its figures are
+#   incomplete; its ``system-out`` holds the suite's notes;
+# - one per metric row, named after the metric: a ``<failure type="MemoryRegression">`` when it
+#   crossed a fail threshold;
+# - one per leak or error site, named ``<category> <kind> at <site>``: a new site that fails the gate
+#   is a ``<failure type="MemoryRegression">`` whose text is the stack.
+#
+# Decisions:
+#
+# - A warning is not a failure (the gate passes) and not ``<skipped>`` (which says the check did not
+#   run, and GitLab counts it so): the testcase passes with ``WARN: ...`` in its ``system-out``. With
+#   ``fail_on_warn`` (the gate's ``--fail-on warn``) it is a ``<failure type="MemoryWarning">``, so the
+#   report agrees with the exit code.
+# - ``file`` and ``line`` are the first frame in the repository (GitLab reads ``file``; reporters such
+#   as action-junit-report read both). Frames outside it are shown in the text, never as ``file``.
+# - No ``time``: the comparison has no durations, and a made-up 0 would be worse than none.
 def render_junit(comparison: Comparison, repo_root: Root, *, fail_on_warn: bool = False) -> str:
     """The JUnit XML document (UTF-8 declared; write it as UTF-8)."""
     root = ET.Element("testsuites", name="memgate")
@@ -191,6 +184,10 @@ def _site_note(site: SiteRow) -> str:
     return "not gated: fail_on_new_errors is off"
 
 
+# Testcase names stay the same whatever the site's status (new, known, fixed), so GitLab, which
+# compares the MR's report with the target branch's by suite, class and name, shows a leak that
+# became new as "newly failed". Names are unique within a suite (GitLab keeps only the first of
+# duplicates); a collision, possible only after shortening, gets the site's fingerprint appended.
 def _unique(cases: list[_Case], sites: Iterable[SiteRow]) -> list[_Case]:
     """Site names are unique unless shortening made two equal: those get the fingerprint. ("run"
     and the metric names cannot collide with them: site names contain " at ".)"""
@@ -210,6 +207,7 @@ def _attribute(text: str) -> str:
     return _XML_UNSAFE.sub("\ufffd", clean(text, limit=1000))
 
 
+# Every string is made XML-safe: characters XML 1.0 forbids and terminal controls become U+FFFD.
 def _text(text: str) -> str:
     lines = [_XML_UNSAFE.sub("\ufffd", clean(line, limit=2000)) for line in text.splitlines()]
     body = "\n".join(lines)

@@ -1,11 +1,4 @@
-"""The PR/MR comment: a hidden marker, the verdict first, then only what changed.
-
-Unchanged metrics are collapsed into a ``<details>``; every new leak or error gets its own
-``<details>`` with kind, size and top frames. Every string a tool or a user provided (function
-names, paths, suite names, notes) is escaped for its context, so that no @mention, issue reference,
-raw HTML or broken table can come through. The body is kept under ``max_chars`` by dropping whole
-sections from the end (never cutting one in half), with a pointer to the full report.
-"""
+"""The PR/MR comment: a hidden marker, the verdict first, then only what changed."""
 
 from __future__ import annotations
 
@@ -57,6 +50,8 @@ _HTML_ENTITIES = {ord(char): f"&#{ord(char)};" for char in "\\`[]()|!"}
 _HTML_ENTITIES.update({ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"})
 
 
+# Every string a tool or a user provided (function names, paths, suite names, notes) is escaped for its
+# context, so that no @mention, issue reference, raw HTML or broken table can come through.
 def escape_text(text: str, limit: int = 300) -> str:
     """A tool-provided string as inert Markdown inline text (headings, lists, table cells)."""
     text = clean(text, limit)
@@ -93,6 +88,9 @@ def code_block(lines: Sequence[str]) -> str:
 # --- rendering -------------------------------------------------------------------------------------
 
 
+# Unchanged metrics are collapsed into a ``<details>``; every new leak or error gets its own ``<details>``
+# with kind, size and top frames. The body is kept under ``max_chars`` by dropping whole sections from the
+# end (never cutting one in half), with a pointer to the full report.
 def render_markdown(
     comparison: Comparison,
     *,

@@ -1,14 +1,5 @@
 """OpenMetrics text for GitLab's ``artifacts:reports:metrics`` (the MR widget compares each sample
-with the target branch's).
-
-One gauge family per memgate metric, ``memgate_<metric>{suite="..."} <current value>``, with its
-``TYPE``, ``UNIT`` (``bytes`` families) and ``HELP``; then ``memgate_new_sites{suite, category}``,
-the number of new leak and error sites. A metric a suite did not measure has no sample (never a 0
-it did not see). Families are never interleaved, and the text ends with ``# EOF``.
-
-Label values are cleaned (control characters become U+FFFD, so no newline is left) and escaped
-(``\\`` and ``"``), as the OpenMetrics ABNF requires.
-"""
+with the target branch's)."""
 
 from __future__ import annotations
 
@@ -40,6 +31,10 @@ HELP: dict[MetricName, str] = {
 }
 
 
+# One gauge family per memgate metric, ``memgate_<metric>{suite="..."} <current value>``, with its ``TYPE``,
+# ``UNIT`` (``bytes`` families) and ``HELP``; then ``memgate_new_sites{suite, category}``, the number of new
+# leak and error sites. A metric a suite did not measure has no sample (never a 0 it did not see). Families
+# are never interleaved, and the text ends with ``# EOF``.
 def render_openmetrics(comparison: Comparison) -> str:
     lines: list[str] = []
     for metric in METRIC_NAMES:
@@ -68,6 +63,8 @@ def _family(name: str, help_text: str, unit: str | None, samples: Iterable[tuple
     return lines
 
 
+# Label values are cleaned (control characters become U+FFFD, so no newline is left) and escaped (``\`` and
+# ``"``), as the OpenMetrics ABNF requires.
 def label_value(text: str) -> str:
     """A label value as OpenMetrics writes it: one line, backslashes and double quotes escaped."""
     return _escape(clean(text, limit=1000))

@@ -1,22 +1,4 @@
-"""SARIF 2.1.0 for GitHub code scanning: the NEW leak and error sites, one result each.
-
-- A result is located at the site's first frame in the repository (repo-relative ``uri``,
-  ``region.startLine``); its stack, frames in the repository only (others never match a file), is in
-  ``codeFlows[0].threadFlows[0].locations``. A site with no frame in the repository is placed at line
-  1 of ``fallback_path`` (the config file), because GitHub refuses results without a location; its
-  message says so.
-- ``level`` is ``error`` for a site that fails the gate, ``warning`` for a new site of a kind that is
-  not gated. Known and fixed sites, and metrics, are not code-scanning alerts (the PR comment and the
-  other reports carry them); an empty run closes the alerts of earlier uploads, as it should.
-- Rules are one per category and kind present (``memgate/leak/definite``,
-  ``memgate/error/heap-buffer-overflow``), with the descriptions and help GitHub requires.
-- ``partialFingerprints.primaryLocationLineHash`` is set by memgate (GitHub computes one from the
-  line's text only when it is missing): the suite, kind and memgate's site fingerprint, which ignore
-  line numbers, so an alert survives unrelated edits above it.
-- GitHub's limits are kept: at most ``max_results`` results (25,000 per run; failing ones first, the
-  rest counted in a notification), 1,000 thread-flow locations, descriptions of 1,024 characters.
-- A suite that crashed, timed out or has incomplete figures is a tool execution notification.
-"""
+"""SARIF 2.1.0 for GitHub code scanning: the NEW leak and error sites, one result each."""
 
 from __future__ import annotations
 
@@ -28,6 +10,7 @@ from urllib.parse import quote
 
 from memgate import __version__
 from memgate.comparison import Comparison, SiteRow, SuiteComparison
+from memgate.metrics import LOST_LEAK_KINDS
 from memgate.report.common import (
     DEFAULT_FALLBACK_PATH,
     SourceLocation,
@@ -49,8 +32,6 @@ INFORMATION_URI = "https://pypi.org/project/memgate/"
 MAX_RESULTS = 25_000  # GitHub: results per run
 MAX_THREAD_FLOW_LOCATIONS = 1_000  # GitHub keeps this many per result
 MAX_DESCRIPTION = 1_024  # GitHub: shortDescription and fullDescription
-#: Leak kinds that mean memory is gone for good; the others are reported at warning level.
-_SERIOUS_LEAKS = ("definite", "indirect")
 
 
 # --- the SARIF shapes used (the subset of the 2.1.0 schema that memgate writes) ---------------------
@@ -127,6 +108,22 @@ class _Invocation(TypedDict, total=False):
 # --- rendering -------------------------------------------------------------------------------------
 
 
+# - A result is located at the site's first frame in the repository (repo-relative ``uri``,
+#   ``region.startLine``); its stack, frames in the repository only (others never match a file), is in
+#   ``codeFlows[0].threadFlows[0].locations``. A site with no frame in the repository is placed at line
+#   1 of ``fallback_path`` (the config file), because GitHub refuses results without a location; its
+#   message says so.
+# - ``level`` is ``error`` for a site that fails the gate, ``warning`` for a new site of a kind that is
+#   not gated. Known and fixed sites, and metrics, are not code-scanning alerts (the PR comment and the
+#   other reports carry them); an empty run closes the alerts of earlier uploads, as it should.
+# - Rules are one per category and kind present (``memgate/leak/definite``,
+#   ``memgate/error/heap-buffer-overflow``), with the descriptions and help GitHub requires.
+# - ``partialFingerprints.primaryLocationLineHash`` is set by memgate (GitHub computes one from the
+#   line's text only when it is missing): the suite, kind and memgate's site fingerprint, which ignore
+#   line numbers, so an alert survives unrelated edits above it.
+# - GitHub's limits are kept: at most ``max_results`` results (25,000 per run; failing ones first, the
+#   rest counted in a notification), 1,000 thread-flow locations, descriptions of 1,024 characters.
+# - A suite that crashed, timed out or has incomplete figures is a tool execution notification.
 def render_sarif(comparison: Comparison, repo_root: Root, *, fallback_path: str = DEFAULT_FALLBACK_PATH,
                  max_results: int = MAX_RESULTS) -> str:
     """The SARIF log as JSON text (one run). ``fallback_path`` (absolute, or relative to the
@@ -172,7 +169,7 @@ def _rule(site: SiteRow) -> _Rule:
         full = (f"Memory allocated at this stack was {meaning} when the program exited, and this site "
                 "is not in the suite's memgate baseline.")
         tags = ["memory", "leak"]
-        level: Level = "error" if site.kind in _SERIOUS_LEAKS else "warning"
+        level: Level = "error" if site.kind in LOST_LEAK_KINDS else "warning"
     else:
         short = f"New memory error: {kind}"
         full = (f"The memory tool reported a {kind} error at this stack, and this site is not in the "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from memgate.config import Config, SuiteConfig
 from memgate.errors import ConfigError, ToolError
+from memgate.forges import ci
 from memgate.gcpause import collector_paused
 from memgate.interrupt import StopRequest
 from memgate.proc import Leftover, Outcome, run_command
@@ -27,7 +28,7 @@ from memgate.tools.base import Tool, ToolOptions
 #: The forge tokens memgate reads to post its comment. The suites do not need them, and a test that
 #: prints its environment would put them into the logs that CI keeps as artifacts: they are left out
 #: of the environment the suites inherit (a suite's own ``env`` can still set them).
-FORGE_TOKENS = ("GITHUB_TOKEN", "MEMGATE_GITLAB_TOKEN")
+FORGE_TOKENS = ci.FORGE_TOKEN_VARIABLES
 #: Written into every log folder memgate makes; a folder without it is never emptied (artifacts_dir
 #: = "" would otherwise make the folder of a suite named "src" the source folder).
 LOGDIR_MARK = ".memgate-logs"

@@ -19,6 +19,7 @@ from memgate.interrupt import StopRequest
 from memgate.records import Environment, Report, SuiteRecord, SuiteStatus
 from memgate.runner.schedule import MemoryBudget, run_scheduled
 from memgate.runner.suite import LOGDIR_MARK, run_suite
+from memgate.tools.base import MEMGATE_FILE_PREFIX
 
 
 def select_suites(config: Config, names: Sequence[str]) -> list[SuiteConfig]:
@@ -121,12 +122,9 @@ def _logs_hint(artifacts_dir: str | None) -> str:
 def _holds_output(folder: Path) -> bool:
     """Whether a file under ``folder`` (run-N folders included) that memgate did not write itself has
     anything in it; stops at the first one."""
-    from memgate.tools.asan.options import OPTIONS_FILE  # here: asan's module costs a CLI start ~40 ms
-
-    memgates_own_files = {LOGDIR_MARK, OPTIONS_FILE}  # not what the tool or the program printed
     for parent, _, names in os.walk(folder):
         for name in names:
-            if name in memgates_own_files:
+            if name == LOGDIR_MARK or name.startswith(MEMGATE_FILE_PREFIX):  # memgate's, not printed
                 continue
             try:
                 if os.stat(os.path.join(parent, name)).st_size > 0:

@@ -4,7 +4,7 @@ of a process (or a run) whose output is missing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from memgate.proc import Outcome
@@ -55,3 +55,22 @@ def no_output_reason(tool: str, logdir: Path, outcome: Outcome | None) -> str:
         status = f"exit status {outcome.exit_code}; " if outcome is not None else ""
         why = f"the command did not start under it ({status}see the suite's output: a missing program?)"
     return f"{tool} wrote nothing in {logdir}: {why}"
+
+
+#: The longest line a reader keeps whole; an output file with longer lines (a C++ name in a tree,
+#: program output) is not read into memory at once.
+MAX_LINE = 1 << 16
+
+
+def capped_lines(path: Path) -> Iterator[str]:
+    """The file's lines without their newline; of a line longer than ``MAX_LINE``, only the start."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        while True:
+            line = handle.readline(MAX_LINE)
+            if not line:
+                return
+            while len(line) == MAX_LINE and not line.endswith("\n"):
+                rest = handle.readline(MAX_LINE)
+                if not rest or rest.endswith("\n"):
+                    break
+            yield line.rstrip("\n")

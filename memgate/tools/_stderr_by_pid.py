@@ -1,23 +1,4 @@
-"""Run a command and keep its standard error split by process: ``<logdir>/<prefix>.<pid>.stderr``.
-
-glibc's libmemusage prints each process's summary to that process's standard error when it exits, and
-nowhere else (``MEMUSAGE_OUTPUT`` is a binary trace of one fixed name that every exec'd child
-truncates, without the totals). To get one summary per process, with its process id, the command's
-standard error is a Unix stream socket with ``SO_PASSCRED``: Linux stamps every write with the
-writer's process id and never merges writes of two processes into one read, so each chunk goes to its
-writer's file. Everything is also copied to this wrapper's own standard error, so the suite's output
-looks as it would without memgate.
-
-``LD_PRELOAD`` is set for the command only (``--preload``), never for this wrapper.
-The wrapper's exit status is the command's; a command killed by a signal kills the wrapper with the
-same signal (without a core dump). SIGTERM, SIGINT and SIGHUP are passed on to the command.
-
-This file is run as a script (``python _stderr_by_pid.py ...``) and imports nothing from memgate, so
-that it starts fast and runs with any Python 3 that can run memgate.
-Linux only (``SO_PASSCRED``), as is libmemusage.
-
-Usage: python _stderr_by_pid.py LOGDIR PREFIX [--preload LIBRARY] -- COMMAND [ARGUMENT]...
-"""
+"""Run a command and keep its standard error split by process: ``<logdir>/<prefix>.<pid>.stderr``."""
 
 from __future__ import annotations
 
@@ -74,6 +55,12 @@ def _echo(data: bytes) -> None:
         pass  # our own standard error is gone: the files still get everything
 
 
+# glibc's libmemusage prints each process's summary to that process's standard error when it exits, and
+# nowhere else (``MEMUSAGE_OUTPUT`` is a binary trace of one fixed name that every exec'd child truncates,
+# without the totals). To get one summary per process, with its process id, the command's standard error is
+# a Unix stream socket with ``SO_PASSCRED``: Linux stamps every write with the writer's process id and never
+# merges writes of two processes into one read, so each chunk goes to its writer's file. Everything is also
+# copied to this wrapper's own standard error, so the suite's output looks as it would without memgate.
 def _relay(reader: socket.socket, child: subprocess.Popen[bytes], logdir: str, prefix: str) -> None:
     """Copy chunks to their writers' files until every writer has closed its end, or until the drain
     time after the command's exit has passed."""
@@ -107,6 +94,15 @@ def _exit_like(status: int) -> int:
     return 128 + signum  # signals that do not kill by default
 
 
+# ``LD_PRELOAD`` is set for the command only (``--preload``), never for this wrapper.
+# The wrapper's exit status is the command's; a command killed by a signal kills the wrapper with the
+# same signal (without a core dump). SIGTERM, SIGINT and SIGHUP are passed on to the command.
+#
+# This file is run as a script (``python _stderr_by_pid.py ...``) and imports nothing from memgate, so
+# that it starts fast and runs with any Python 3 that can run memgate.
+# Linux only (``SO_PASSCRED``), as is libmemusage.
+#
+# Usage: python _stderr_by_pid.py LOGDIR PREFIX [--preload LIBRARY] -- COMMAND [ARGUMENT]...
 def main(argv: list[str]) -> int:
     if len(argv) < 4 or "--" not in argv:
         return _usage()

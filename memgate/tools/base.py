@@ -1,12 +1,5 @@
 """The interface every memory tool implements: how to run a command under it, how to parse its
-output, and what memory it costs.
-
-A tool is a module-level object satisfying ``Tool``; the registry of ``memgate.tools`` lists them.
-The runner calls ``version()`` (raises ``ToolError`` with an install hint when the tool is missing),
-then ``launch()`` to wrap the suite's command, runs it, then ``collect()`` on the log folder.
-``memgate parse`` calls ``parse()`` on files a user produced by hand. The scheduler reserves each
-suite's ``memory_appetite``.
-"""
+output, and what memory it costs."""
 
 from __future__ import annotations
 
@@ -18,6 +11,11 @@ from typing import Protocol
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
+
+#: How the files memgate itself writes into a suite's log folder begin (a tool's own notes for
+#: ``collect``, such as the effective sanitizer options): the runner, which knows no tool by name,
+#: tells them from what the tool or the program printed by this prefix.
+MEMGATE_FILE_PREFIX = "memgate-"
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,11 @@ class Appetite:
         return int(self.multiple * native_bytes) + self.fixed_bytes
 
 
+# A tool is a module-level object satisfying ``Tool``; the registry of ``memgate.tools`` lists them. The
+# runner calls ``version()`` (raises ``ToolError`` with an install hint when the tool is missing), then
+# ``launch()`` to wrap the suite's command, runs it, then ``collect()`` on the log folder. ``memgate parse``
+# calls ``parse()`` on files a user produced by hand. The scheduler reserves each suite's
+# ``memory_appetite``.
 class Tool(Protocol):
     name: str
     #: The metrics this tool really measures (others stay absent, never 0).

@@ -1,30 +1,4 @@
-"""DHAT (``valgrind --tool=dhat``): exact heap totals, peak and live-at-exit from its JSON profile.
-
-``launch`` runs ``valgrind --tool=dhat --trace-children=yes`` with one profile per process,
-``<logdir>/dhat.<pid>.json``, and one Valgrind log per process, ``<logdir>/dhat.<pid>.log`` (the
-fatal signal of a crashed process is read there; DHAT still writes its profile after a crash).
-
-Metrics, per process, summed over DHAT's program points (the JSON has no totals of its own; the sums
-equal the "Total", "At t-gmax" and "At t-end" lines of DHAT's log, checked on a 2-million-block
-compiler run):
-
-- ``heap_total_bytes``: ``tb``, bytes of every block allocated. A growing ``realloc`` counts its
-  whole new size (memusage counts only the growth).
-- ``alloc_calls``: ``tbk``, blocks allocated: malloc, calloc, realloc (also ``realloc(NULL, n)``),
-  memalign and friends, C++ new. A ``realloc(p, 0)`` is a free and a failed call allocates nothing;
-  this matches ``memusage``'s ``alloc_calls`` on the same program.
-- ``heap_peak_bytes``: ``gb``, live bytes at t-gmax, the moment of the global peak: exact.
-- ``heap_end_bytes``: ``eb``, live bytes at exit (t-end). DHAT knows no reachability: this is not a
-  leak figure.
-
-A forked child (no exec) inherits its parent's DHAT state, so its figures include the parent's
-allocations made before the fork (its blocks and its counts); an exec'd child starts from zero.
-
-The profile is read as a stream: top-level fields one by one and the program points one object at a
-time, never the whole document (a profile grows with the number of distinct allocation stacks:
-7 MB for a C++ compiler run of 2 million blocks, 25,605 program points; ``json.load`` of it takes
-60 MB of memory, the stream about the size of one read).
-"""
+"""DHAT (``valgrind --tool=dhat``): exact heap totals, peak and live-at-exit from its JSON profile."""
 
 from __future__ import annotations
 
@@ -77,6 +51,10 @@ class _Malformed(Exception):
     """Not JSON as DHAT writes it."""
 
 
+# The profile is read as a stream: top-level fields one by one and the program points one object at a
+# time, never the whole document (a profile grows with the number of distinct allocation stacks:
+# 7 MB for a C++ compiler run of 2 million blocks, 25,605 program points; ``json.load`` of it takes
+# 60 MB of memory, the stream about the size of one read).
 class _JsonStream:
     """Reads one JSON value at a time from a text file, keeping at most one value and one read."""
 
@@ -263,6 +241,21 @@ def _add_point(point: object, totals: dict[MetricName, int]) -> None:
         raise _Malformed(f"a program point without the integers {', '.join(_SUMMED)}") from None
 
 
+# Metrics, per process, summed over DHAT's program points (the JSON has no totals of its own; the sums
+# equal the "Total", "At t-gmax" and "At t-end" lines of DHAT's log, checked on a 2-million-block
+# compiler run):
+#
+# - ``heap_total_bytes``: ``tb``, bytes of every block allocated. A growing ``realloc`` counts its
+#   whole new size (memusage counts only the growth).
+# - ``alloc_calls``: ``tbk``, blocks allocated: malloc, calloc, realloc (also ``realloc(NULL, n)``),
+#   memalign and friends, C++ new. A ``realloc(p, 0)`` is a free and a failed call allocates nothing;
+#   this matches ``memusage``'s ``alloc_calls`` on the same program.
+# - ``heap_peak_bytes``: ``gb``, live bytes at t-gmax, the moment of the global peak: exact.
+# - ``heap_end_bytes``: ``eb``, live bytes at exit (t-end). DHAT knows no reachability: this is not a
+#   leak figure.
+#
+# A forked child (no exec) inherits its parent's DHAT state, so its figures include the parent's
+# allocations made before the fork (its blocks and its counts); an exec'd child starts from zero.
 def profile_record(path: Path, *, pid: int | None = None, log: Path | None = None) -> ProcessRecord:
     """One process's record from its profile (and Valgrind log, when there is one)."""
     logs = [path] + ([log] if log else [])
@@ -283,6 +276,9 @@ def profile_record(path: Path, *, pid: int | None = None, log: Path | None = Non
     )
 
 
+# ``launch`` runs ``valgrind --tool=dhat --trace-children=yes`` with one profile per process,
+# ``<logdir>/dhat.<pid>.json``, and one Valgrind log per process, ``<logdir>/dhat.<pid>.log`` (the
+# fatal signal of a crashed process is read there; DHAT still writes its profile after a crash).
 class DhatTool:
     name = "dhat"
     metrics: frozenset[MetricName] = frozenset(_SUMMED.values())

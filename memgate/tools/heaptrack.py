@@ -1,42 +1,4 @@
-"""heaptrack: exact heap peak, totals, calls and live-at-exit bytes, read from its trace.
-
-``launch`` runs ``heaptrack -o <logdir>/heaptrack -- COMMAND``; heaptrack writes
-``<logdir>/heaptrack.zst`` (``.gz`` when the ``zstd`` program is missing). ``heaptrack_print``
-rounds its figures ("5.32M", decimal units), so memgate reads the trace itself: after decompression
-(the ``zstd`` program, or Python's gzip) it is text, one event a line: ``a SIZE TRACE`` defines an
-allocation kind, ``+ N`` allocates one block of kind N, ``- N`` frees one; ``s``, ``i`` and ``t``
-lines name strings, instruction pointers (with their module) and stack nodes. Replaying the
-``+``/``-`` lines gives exact figures (checked against ``heaptrack_print``'s rounded ones).
-
-Metrics, for the traced process:
-
-- ``heap_peak_bytes``: the largest sum of live block sizes.
-- ``heap_total_bytes``: bytes of every block allocated; a realloc counts its whole new size.
-- ``alloc_calls``: blocks allocated (malloc, calloc, realloc, C++ new, aligned allocations).
-- ``heap_end_bytes``: bytes still live when the trace ends (heaptrack's "leaked" figure).
-  heaptrack 1.4 does not see the free that ``realloc(p, 0)`` does: such blocks stay "live".
-
-Normalisation: heaptrack's preload library links libstdc++, whose static initialiser allocates its
-emergency exception-handling pool (72,704 bytes with gcc 12's libstdc++) in every traced process. That
-allocation is recognised by its stack (its only frame outside the dynamic loader is in libstdc++) and
-left out of every figure, with its free; a C program then reads exactly as under DHAT and memusage.
-A C++ program's own copy of libstdc++ has the same pool, and it is left out too, so heaptrack reads
-one allocation and 72,704 bytes below DHAT and memusage on C++ programs, consistently.
-
-Limits of heaptrack itself:
-- only the process it starts is traced: neither forked nor exec'd children are (seen with both), so
-  a suite that is a shell script or a test runner is measured as that script or runner alone;
-  prefer dhat, massif or memusage for multi-process suites.
-- a process that crashes or is killed loses its trace (heaptrack buffers it): incomplete record.
-- heaptrack's launcher is a shell script: a command killed by a signal comes back as exit status
-  128 + signal, and it prints "heaptrack output will be written to ..." on standard output.
-- heaptrack 1.4's launcher splits output paths at white space (``-o "/a b/heaptrack"`` wrote
-  ``/a.zst``): such a log folder is refused. Its ``%p`` in ``-o`` is not replaced either (a file
-  named ``heaptrack.%p.zst``), so memgate names the one trace ``heaptrack.zst``.
-
-The trace is streamed line by line; memory grows with its distinct allocation kinds, stack nodes and
-instruction pointers (compact integer arrays), not with its events.
-"""
+"""heaptrack: exact heap peak, totals, calls and live-at-exit bytes, read from its trace."""
 
 from __future__ import annotations
 
@@ -94,6 +56,12 @@ class HeaptrackTrace:
                 "alloc_calls": self.alloc_calls, "heap_end_bytes": self.heap_end_bytes}
 
 
+# Normalisation: heaptrack's preload library links libstdc++, whose static initialiser allocates its
+# emergency exception-handling pool (72,704 bytes with gcc 12's libstdc++) in every traced process. That
+# allocation is recognised by its stack (its only frame outside the dynamic loader is in libstdc++) and
+# left out of every figure, with its free; a C program then reads exactly as under DHAT and memusage.
+# A C++ program's own copy of libstdc++ has the same pool, and it is left out too, so heaptrack reads
+# one allocation and 72,704 bytes below DHAT and memusage on C++ programs, consistently.
 class _Replay:
     """Replays a trace's allocation events, tracking just enough of its stacks to know the pool."""
 
@@ -245,6 +213,13 @@ def _decompressed(path: Path) -> Iterator[IO[str]]:
         process.stderr.close()
 
 
+# ``launch`` runs ``heaptrack -o <logdir>/heaptrack -- COMMAND``; heaptrack writes
+# ``<logdir>/heaptrack.zst`` (``.gz`` when the ``zstd`` program is missing). ``heaptrack_print``
+# rounds its figures ("5.32M", decimal units), so memgate reads the trace itself: after decompression
+# (the ``zstd`` program, or Python's gzip) it is text, one event a line: ``a SIZE TRACE`` defines an
+# allocation kind, ``+ N`` allocates one block of kind N, ``- N`` frees one; ``s``, ``i`` and ``t``
+# lines name strings, instruction pointers (with their module) and stack nodes. Replaying the
+# ``+``/``-`` lines gives exact figures (checked against ``heaptrack_print``'s rounded ones).
 def read_trace(path: Path) -> HeaptrackTrace:
     """Replay a heaptrack trace. ``ParseError`` for a file that is not one; ``_Truncated`` (caught by
     the callers) for a trace cut short or lost."""
@@ -265,6 +240,8 @@ def read_trace(path: Path) -> HeaptrackTrace:
     return replay.result()
 
 
+# The trace is streamed line by line; memory grows with its distinct allocation kinds, stack nodes and
+# instruction pointers (compact integer arrays), not with its events.
 def _replay_lines(handle: IO[str], replay: _Replay) -> None:
     first = True
     while True:
@@ -283,6 +260,13 @@ def _replay_lines(handle: IO[str], replay: _Replay) -> None:
                              hint=_HINT_NOT_TRACE) from None
 
 
+# Metrics, for the traced process:
+#
+# - ``heap_peak_bytes``: the largest sum of live block sizes.
+# - ``heap_total_bytes``: bytes of every block allocated; a realloc counts its whole new size.
+# - ``alloc_calls``: blocks allocated (malloc, calloc, realloc, C++ new, aligned allocations).
+# - ``heap_end_bytes``: bytes still live when the trace ends (heaptrack's "leaked" figure).
+#   heaptrack 1.4 does not see the free that ``realloc(p, 0)`` does: such blocks stay "live".
 def trace_record(path: Path) -> ProcessRecord:
     try:
         trace = read_trace(path)
@@ -305,6 +289,16 @@ def _with_signal(record: ProcessRecord, outcome: Outcome) -> ProcessRecord:
     return record.model_copy(update={"fatal_signal": name})
 
 
+# Limits of heaptrack itself:
+# - only the process it starts is traced: neither forked nor exec'd children are (seen with both), so
+#   a suite that is a shell script or a test runner is measured as that script or runner alone;
+#   prefer dhat, massif or memusage for multi-process suites.
+# - a process that crashes or is killed loses its trace (heaptrack buffers it): incomplete record.
+# - heaptrack's launcher is a shell script: a command killed by a signal comes back as exit status
+#   128 + signal, and it prints "heaptrack output will be written to ..." on standard output.
+# - heaptrack 1.4's launcher splits output paths at white space (``-o "/a b/heaptrack"`` wrote
+#   ``/a.zst``): such a log folder is refused. Its ``%p`` in ``-o`` is not replaced either (a file
+#   named ``heaptrack.%p.zst``), so memgate names the one trace ``heaptrack.zst``.
 class HeaptrackTool:
     name = "heaptrack"
     metrics: frozenset[MetricName] = frozenset(

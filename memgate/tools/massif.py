@@ -1,35 +1,4 @@
-"""massif (``valgrind --tool=massif``): peak heap from the snapshots of its ``massif.out`` file.
-
-``launch`` runs ``valgrind --tool=massif --trace-children=yes --peak-inaccuracy=0`` with one output
-per process, ``<logdir>/massif.<pid>.out``, and one Valgrind log per process,
-``<logdir>/massif.<pid>.log`` (for the fatal signal of a crashed process).
-
-Metrics, per process:
-
-- ``heap_peak_bytes``: the largest ``mem_heap_B`` of any snapshot: the useful heap, the bytes the
-  program asked for. massif snapshots the heap at intervals, and by default takes its peak snapshot
-  only when the heap exceeds the last recorded peak by 1% (``--peak-inaccuracy=1.0``), so the true
-  peak can be missed by up to about 1%: seen 0.9% low on a steadily growing heap, 0.3% low on a C++
-  compiler run. memgate passes ``--peak-inaccuracy=0`` (unless the suite's ``tool_args`` set it),
-  which found the exact peak of every test program; it cost 4-15% more time on allocation-heavy test
-  programs and nothing measurable on the compiler run, not the "drastically slower" the manual warns
-  of. Even so, treat massif's peak as a lower bound: an 8-byte shortfall against DHAT was seen once
-  on a churning program.
-
-massif takes no snapshot at exit (the last one comes from the last allocation event that fell on its
-sampling schedule: a program that frees everything at the end showed 179,703 bytes in its last
-snapshot), so it gives no ``heap_end_bytes``; DHAT does.
-
-``mem_heap_extra_B`` (the allocator's per-block overhead and alignment padding, as massif estimates
-it) is no canonical metric: other tools cannot measure it. It is read, at the peak snapshot, into
-``MassifProfile.peak_extra_bytes``; records leave it out. ``--pages-as-heap=yes`` makes the figures
-page-level mappings, not heap: such files are refused.
-
-A forked child inherits its parent's heap, so its figures include the parent's live blocks.
-
-The file is read line by line; a snapshot's tree is checked only for completeness (its node counts),
-so memory stays bounded on any size of file.
-"""
+"""massif (``valgrind --tool=massif``): peak heap from the snapshots of its ``massif.out`` file."""
 
 from __future__ import annotations
 
@@ -42,7 +11,7 @@ from memgate.errors import ParseError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._outputs import incomplete, pid_in_name
+from memgate.tools._outputs import capped_lines, incomplete, pid_in_name
 from memgate.tools._valgrind import (
     collect_valgrind_outputs,
     read_valgrind_log,
@@ -56,7 +25,6 @@ _HINT_NOT_MASSIF = "give the file massif wrote (--massif-out-file), e.g. massif.
 _DIGITS = re.compile(r"[0-9]+")
 _SNAPSHOT_FIELDS = ("time", "mem_heap_B", "mem_heap_extra_B", "mem_stacks_B")
 _TREE_NODE = re.compile(r"^\s*n(\d+): (\d+)")
-_MAX_LINE = 1 << 16
 
 
 class _Truncated(Exception):
@@ -78,6 +46,8 @@ class _Snapshot:
     pending_nodes: int = 0  # tree nodes announced but not read yet
 
 
+# The file is read line by line; a snapshot's tree is checked only for completeness (its node counts),
+# so memory stays bounded on any size of file.
 class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -158,31 +128,39 @@ class _Reader:
         self.current = None
 
 
-def _lines(path: Path) -> Iterator[str]:
-    """The file's lines; of a line longer than 64 KiB (a C++ name in a tree) only the start."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        while True:
-            line = handle.readline(_MAX_LINE)
-            if not line:
-                return
-            while len(line) == _MAX_LINE and not line.endswith("\n"):
-                rest = handle.readline(_MAX_LINE)
-                if not rest or rest.endswith("\n"):
-                    break
-            yield line.rstrip("\n")
-
-
 def read_profile(path: Path) -> MassifProfile:
     """Stream a massif output file. ``ParseError`` for a file that is not one; ``_Truncated`` (caught
     by the callers) for one cut short."""
     try:
         with counts_read(path, not_a="not a massif output file", hint=_HINT_NOT_MASSIF):
-            return _Reader(path).feed(_lines(path))
+            return _Reader(path).feed(capped_lines(path))
     except OSError as error:
         raise ParseError(f"cannot read the massif file: {error.strerror}", path=path,
                          hint="check the path and its permissions") from None
 
 
+# Metrics, per process:
+#
+# - ``heap_peak_bytes``: the largest ``mem_heap_B`` of any snapshot: the useful heap, the bytes the
+#   program asked for. massif snapshots the heap at intervals, and by default takes its peak snapshot
+#   only when the heap exceeds the last recorded peak by 1% (``--peak-inaccuracy=1.0``), so the true
+#   peak can be missed by up to about 1%: seen 0.9% low on a steadily growing heap, 0.3% low on a C++
+#   compiler run. memgate passes ``--peak-inaccuracy=0`` (unless the suite's ``tool_args`` set it),
+#   which found the exact peak of every test program; it cost 4-15% more time on allocation-heavy test
+#   programs and nothing measurable on the compiler run, not the "drastically slower" the manual warns
+#   of. Even so, treat massif's peak as a lower bound: an 8-byte shortfall against DHAT was seen once
+#   on a churning program.
+#
+# massif takes no snapshot at exit (the last one comes from the last allocation event that fell on its
+# sampling schedule: a program that frees everything at the end showed 179,703 bytes in its last
+# snapshot), so it gives no ``heap_end_bytes``; DHAT does.
+#
+# ``mem_heap_extra_B`` (the allocator's per-block overhead and alignment padding, as massif estimates
+# it) is no canonical metric: other tools cannot measure it. It is read, at the peak snapshot, into
+# ``MassifProfile.peak_extra_bytes``; records leave it out. ``--pages-as-heap=yes`` makes the figures
+# page-level mappings, not heap: such files are refused.
+#
+# A forked child inherits its parent's heap, so its figures include the parent's live blocks.
 def profile_record(path: Path, *, pid: int | None, log: Path | None = None) -> ProcessRecord:
     logs = [path] + ([log] if log else [])
     fatal = read_valgrind_log(log).fatal_signal if log else None
@@ -196,6 +174,9 @@ def profile_record(path: Path, *, pid: int | None, log: Path | None = None) -> P
                          metrics=metrics, leak_check=False, fatal_signal=fatal)
 
 
+# ``launch`` runs ``valgrind --tool=massif --trace-children=yes --peak-inaccuracy=0`` with one output
+# per process, ``<logdir>/massif.<pid>.out``, and one Valgrind log per process,
+# ``<logdir>/massif.<pid>.log`` (for the fatal signal of a crashed process).
 class MassifTool:
     name = "massif"
     metrics: frozenset[MetricName] = frozenset({"heap_peak_bytes"})

@@ -1,39 +1,4 @@
-"""glibc memusage (``libmemusage.so`` preloaded): exact heap peak, totals and calls per process.
-
-libmemusage counts every malloc, calloc, realloc and free of a process and prints a summary to that
-process's standard error when it exits (an ``exit()``, not ``_exit()``, a crash or a kill). It has no
-option to write the summary anywhere else, so ``launch`` runs the command under a small wrapper,
-``_stderr_by_pid.py``, that preloads the library into the command (not into itself) and splits the
-command's standard error by writing process (``SO_PASSCRED``) into ``<logdir>/memusage.<pid>.stderr``,
-while still copying it to the suite's own standard error. Each file holds that process's whole
-standard error; the summary is found in it, its ANSI colour codes stripped (libmemusage writes them
-even into files).
-
-Metrics, per process:
-
-- ``heap_peak_bytes``: "heap peak", the peak of live heap bytes (requested sizes): exact.
-- ``heap_total_bytes``: "heap total": bytes of malloc and calloc calls plus the growth of reallocs,
-  and, unlike DHAT, the bytes of *failed* calls too (a failed 1 TiB malloc adds 1 TiB).
-- ``alloc_calls``: successful allocations: malloc, calloc and realloc calls, less failed calls, less
-  the reallocs to 0 bytes (frees). libmemusage counts ``realloc(NULL, n)`` as a malloc; C++ ``new``
-  reaches it as malloc. memalign, posix_memalign and aligned_alloc are not intercepted, so a program
-  using them has fewer calls here than under DHAT, which is otherwise equal on the same program.
-
-The per-function table (calls, bytes and failed calls of malloc, realloc, calloc and free, and the
-realloc details) is no canonical metric; ``read_summaries`` returns it in ``MemusageSummary``.
-
-What libmemusage cannot see, and memgate cannot either:
-- a process whose standard error goes elsewhere: a test harness that captures its tests' output
-  (ctest, pytest) keeps their summaries; only processes whose standard error reaches memgate count;
-- a process that ends without running its exit handlers: killed, crashed, ``_exit()`` (dash ends
-  every shell that way, so ``sh -c "a; b"`` gives summaries for a and b, none for sh), a static or
-  setuid program. Such processes simply have no record. A run with no summary at all is incomplete.
-- A forked child (no exec) inherits its parent's counters: its summary includes the parent's
-  allocations made before the fork.
-
-``MEMUSAGE_*`` variables of libmemusage can be given as the suite's ``tool_args``, e.g.
-``["MEMUSAGE_PROG_NAME=mytests"]`` to profile only the processes of that program name.
-"""
+"""glibc memusage (``libmemusage.so`` preloaded): exact heap peak, totals and calls per process."""
 
 from __future__ import annotations
 
@@ -49,7 +14,7 @@ from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
-from memgate.tools._outputs import files_by_pid, incomplete, pid_in_name
+from memgate.tools._outputs import capped_lines, files_by_pid, incomplete, pid_in_name
 from memgate.tools._programs import tool_env
 from memgate.tools.base import Appetite, Launch, ToolOptions
 from memgate.units import NumberTooLong, count_of
@@ -58,7 +23,6 @@ INSTALL_HINT = ("install glibc's memusage: apt-get install libc-devtools (Debian
                 "dnf install glibc-utils (Fedora)")
 LIBRARY = "libmemusage.so"
 PREFIX = "memusage"
-_MAX_LINE = 1 << 16
 _WRAPPER = Path(__file__).with_name("_stderr_by_pid.py")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -111,12 +75,7 @@ class _Malformed(Exception):
 
 def _lines(path: Path) -> Iterator[str]:
     """Lines without colour codes; a line longer than 64 KiB is cut (only program output is)."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        while True:
-            line = handle.readline(_MAX_LINE)
-            if not line:
-                return
-            yield _ANSI.sub("", line.rstrip("\n"))
+    return (_ANSI.sub("", line) for line in capped_lines(path))
 
 
 def _summary(header: re.Match[str], lines: Iterator[str]) -> tuple[MemusageSummary, str | None]:
@@ -174,6 +133,27 @@ def read_summaries(path: Path) -> list[MemusageSummary]:
     return summaries
 
 
+# Metrics, per process:
+#
+# - ``heap_peak_bytes``: "heap peak", the peak of live heap bytes (requested sizes): exact.
+# - ``heap_total_bytes``: "heap total": bytes of malloc and calloc calls plus the growth of reallocs,
+#   and, unlike DHAT, the bytes of *failed* calls too (a failed 1 TiB malloc adds 1 TiB).
+# - ``alloc_calls``: successful allocations: malloc, calloc and realloc calls, less failed calls, less
+#   the reallocs to 0 bytes (frees). libmemusage counts ``realloc(NULL, n)`` as a malloc; C++ ``new``
+#   reaches it as malloc. memalign, posix_memalign and aligned_alloc are not intercepted, so a program
+#   using them has fewer calls here than under DHAT, which is otherwise equal on the same program.
+#
+# The per-function table (calls, bytes and failed calls of malloc, realloc, calloc and free, and the
+# realloc details) is no canonical metric; ``read_summaries`` returns it in ``MemusageSummary``.
+#
+# What libmemusage cannot see, and memgate cannot either:
+# - a process whose standard error goes elsewhere: a test harness that captures its tests' output
+#   (ctest, pytest) keeps their summaries; only processes whose standard error reaches memgate count;
+# - a process that ends without running its exit handlers: killed, crashed, ``_exit()`` (dash ends
+#   every shell that way, so ``sh -c "a; b"`` gives summaries for a and b, none for sh), a static or
+#   setuid program. Such processes simply have no record. A run with no summary at all is incomplete.
+# - A forked child (no exec) inherits its parent's counters: its summary includes the parent's
+#   allocations made before the fork.
 def _records(path: Path, pid: int | None) -> list[ProcessRecord]:
     try:
         summaries = read_summaries(path)
@@ -224,6 +204,8 @@ def _library_in_script(script: Path) -> str | None:
     return None
 
 
+# ``MEMUSAGE_*`` variables of libmemusage can be given as the suite's ``tool_args``, e.g.
+# ``["MEMUSAGE_PROG_NAME=mytests"]`` to profile only the processes of that program name.
 def _memusage_variables(extra_args: Sequence[str]) -> dict[str, str]:
     variables: dict[str, str] = {}
     for argument in extra_args:
@@ -235,6 +217,14 @@ def _memusage_variables(extra_args: Sequence[str]) -> dict[str, str]:
     return variables
 
 
+# libmemusage counts every malloc, calloc, realloc and free of a process and prints a summary to that
+# process's standard error when it exits (an ``exit()``, not ``_exit()``, a crash or a kill). It has no
+# option to write the summary anywhere else, so ``launch`` runs the command under a small wrapper,
+# ``_stderr_by_pid.py``, that preloads the library into the command (not into itself) and splits the
+# command's standard error by writing process (``SO_PASSCRED``) into ``<logdir>/memusage.<pid>.stderr``,
+# while still copying it to the suite's own standard error. Each file holds that process's whole
+# standard error; the summary is found in it, its ANSI colour codes stripped (libmemusage writes them
+# even into files).
 class MemusageTool:
     name = "memusage"
     metrics: frozenset[MetricName] = frozenset({"heap_peak_bytes", "heap_total_bytes", "alloc_calls"})

@@ -1,27 +1,4 @@
-"""rusage: what the kernel counted for the suite's process tree, for any program (C, Go, Python, JVM).
-
-``launch`` runs the command under GNU time (``/usr/bin/time -o <logdir>/rusage.txt``), which forks
-it, waits for it with ``wait4`` and writes the figures. Why not the runner's own ``os.wait4``: Linux
-starts a process's peak RSS (``ru_maxrss``) at the RSS of the process that forked it (at exec, the
-kernel keeps the high-water mark of the forked copy), so every process memgate starts reads at least
-memgate's own RSS: a 2 MB program read as 321 MB under a 321 MB Python parent, and still as 14 MB
-(the interpreter) under a bare one. Forked by GNU time (about 1 MB resident), the program reads as
-itself (2,020 KB here, as for a shell started from a terminal).
-
-Metrics, one record for the whole run:
-
-- ``rss_peak_bytes``: GNU time's ``%M``, ``ru_maxrss`` of the command, which covers its descendants
-  that were waited for: the largest peak resident set of *one* process of the tree, not a sum of
-  processes alive at once. RSS counts pages touched, not bytes allocated: allocator caching, shared
-  libraries and page granularity make it noisy (give it a noise floor).
-- ``page_faults_minor`` (``%R``), ``page_faults_major`` (``%F``): summed over the waited processes.
-
-User, system and wall time are the runner's (``Outcome``); they are not memory metrics.
-
-GNU time reports a command killed by a signal as exit status 128 + signal (and memgate records the
-signal as the record's ``fatal_signal``). There are no files to parse after the fact: ``parse``
-refuses.
-"""
+"""rusage: what the kernel counted for the suite's process tree, for any program (C, Go, Python, JVM)."""
 
 from __future__ import annotations
 
@@ -61,6 +38,13 @@ def gnu_time() -> str:
     return path
 
 
+# ``launch`` runs the command under GNU time (``/usr/bin/time -o <logdir>/rusage.txt``), which forks
+# it, waits for it with ``wait4`` and writes the figures. Why not the runner's own ``os.wait4``: Linux
+# starts a process's peak RSS (``ru_maxrss``) at the RSS of the process that forked it (at exec, the
+# kernel keeps the high-water mark of the forked copy), so every process memgate starts reads at least
+# memgate's own RSS: a 2 MB program read as 321 MB under a 321 MB Python parent, and still as 14 MB
+# (the interpreter) under a bare one. Forked by GNU time (about 1 MB resident), the program reads as
+# itself (2,020 KB here, as for a shell started from a terminal).
 class RusageTool:
     name = "rusage"
     metrics: frozenset[MetricName] = frozenset({"rss_peak_bytes", "page_faults_minor", "page_faults_major"})
@@ -103,6 +87,19 @@ def read_figures(path: Path) -> ProcessRecord:
         return _record(path, lines, figures)
 
 
+# Metrics, one record for the whole run:
+#
+# - ``rss_peak_bytes``: GNU time's ``%M``, ``ru_maxrss`` of the command, which covers its descendants
+#   that were waited for: the largest peak resident set of *one* process of the tree, not a sum of
+#   processes alive at once. RSS counts pages touched, not bytes allocated: allocator caching, shared
+#   libraries and page granularity make it noisy (give it a noise floor).
+# - ``page_faults_minor`` (``%R``), ``page_faults_major`` (``%F``): summed over the waited processes.
+#
+# User, system and wall time are the runner's (``Outcome``); they are not memory metrics.
+#
+# GNU time reports a command killed by a signal as exit status 128 + signal (and memgate records the
+# signal as the record's ``fatal_signal``). There are no files to parse after the fact: ``parse``
+# refuses.
 def _record(path: Path, lines: list[str], figures: re.Match[str]) -> ProcessRecord:
     fatal: str | None = None
     for line in lines:

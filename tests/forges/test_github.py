@@ -20,13 +20,8 @@ from memgate.forges.base import (
     Rejected,
     Unauthorized,
 )
-from memgate.forges.github import (
-    COMMENT_LIMIT,
-    GitHubContext,
-    GitHubForge,
-    append_step_summary,
-    set_output,
-)
+from memgate.forges.ci import GitHubContext
+from memgate.forges.github import COMMENT_LIMIT, GitHubForge, append_step_summary, set_output
 
 REPORT = f"{MARKER}\n## memgate: 2 suites passed\n\n| suite | peak heap |\n|---|---|\n| unit | 1.2 MiB |\n"
 MALLORY = GitHubUser("mallory", 666)
@@ -39,100 +34,7 @@ def make_forge(server: FakeForge, session: requests.Session, tmp_path: Path, clo
     return GitHubForge(context, session, sleep=clock.sleep, clock=clock.time)
 
 
-# -- context from the environment ------------------------------------------------------------------
-
-
-def test_context_reads_the_pull_request_from_the_event_file(server: FakeForge, tmp_path: Path) -> None:
-    context = GitHubContext.from_env(github_env(server, tmp_path))
-    assert (context.owner, context.repo, context.pr_number) == ("octo-org", "memprog", 7)
-    assert (context.base_sha, context.head_sha) == ("b" * 40, "h" * 40)
-    assert (context.base_ref, context.head_ref) == ("main", "feature")
-    assert context.api_url == server.github_api_url
-    assert context.is_fork is False
-    assert context.bot_login == "github-actions[bot]"
-    assert context.run_url == "https://github.example.test/octo-org/memprog/actions/runs/123456"
-
-
-def test_context_detects_a_fork_and_a_deleted_fork(server: FakeForge, tmp_path: Path) -> None:
-    assert GitHubContext.from_env(github_env(server, tmp_path, head_repo="someone/memprog")).is_fork
-    assert GitHubContext.from_env(github_env(server, tmp_path, head_repo=None)).is_fork
-
-
-@pytest.mark.parametrize(
-    ("missing", "says"),
-    [
-        ("GITHUB_API_URL", "GITHUB_API_URL is not set"),
-        ("GITHUB_REPOSITORY", "GITHUB_REPOSITORY is not set"),
-        ("GITHUB_EVENT_PATH", "GITHUB_EVENT_PATH is not set"),
-        ("GITHUB_TOKEN", "GITHUB_TOKEN is not set"),
-    ],
-)
-def test_context_names_the_missing_variable(
-    server: FakeForge, tmp_path: Path, missing: str, says: str
-) -> None:
-    env = github_env(server, tmp_path)
-    del env[missing]
-    with pytest.raises(ForgeConfigError) as caught:
-        GitHubContext.from_env(env)
-    assert caught.value.message.startswith(says)
-    assert caught.value.hint
-    assert caught.value.exit_code == ExitCode.TOOL
-
-
-def test_missing_token_hint_says_how_to_grant_it(server: FakeForge, tmp_path: Path) -> None:
-    env = github_env(server, tmp_path)
-    env["GITHUB_TOKEN"] = "  "
-    with pytest.raises(ForgeConfigError) as caught:
-        GitHubContext.from_env(env)
-    assert "pull-requests: write" in caught.value.hint
-    assert "${{ github.token }}" in caught.value.hint
-
-
-def test_push_event_has_no_pull_request(server: FakeForge, tmp_path: Path) -> None:
-    env = github_env(server, tmp_path)
-    env.update(GITHUB_EVENT_NAME="push", GITHUB_REF="refs/heads/main")
-    with pytest.raises(ForgeConfigError, match="GITHUB_EVENT_NAME=push is not a pull request event"):
-        GitHubContext.from_env(env)
-
-
-def test_workflow_run_commenter_passes_the_number(server: FakeForge, tmp_path: Path) -> None:
-    env = github_env(server, tmp_path)
-    env.update(GITHUB_EVENT_NAME="workflow_run", GITHUB_REF="refs/heads/main")
-    context = GitHubContext.from_env(env, pr_number=12)
-    assert context.pr_number == 12
-    assert context.head_sha is None
-
-
-def test_pull_ref_is_a_fallback_for_the_number(server: FakeForge, tmp_path: Path) -> None:
-    env = github_env(server, tmp_path)
-    env.update(GITHUB_EVENT_NAME="merge_group", GITHUB_REF="refs/pull/31/merge")
-    assert GitHubContext.from_env(env).pr_number == 31
-
-
-def test_broken_event_file_is_named(server: FakeForge, tmp_path: Path) -> None:
-    env = github_env(server, tmp_path)
-    Path(env["GITHUB_EVENT_PATH"]).write_text('{"pull_request": {"number": "seven"}}')
-    with pytest.raises(ForgeConfigError) as caught:
-        GitHubContext.from_env(env)
-    assert caught.value.path == env["GITHUB_EVENT_PATH"]
-    assert "not a pull_request event" in caught.value.message
-    env["GITHUB_EVENT_PATH"] = str(tmp_path / "absent.json")
-    with pytest.raises(ForgeConfigError, match="cannot read the event file"):
-        GitHubContext.from_env(env)
-
-
-def test_bad_repository_value(server: FakeForge, tmp_path: Path) -> None:
-    env = github_env(server, tmp_path)
-    env["GITHUB_REPOSITORY"] = "memprog"
-    with pytest.raises(ForgeConfigError, match="is not owner/name"):
-        GitHubContext.from_env(env)
-
-
-def test_bot_login_is_configurable(server: FakeForge, tmp_path: Path) -> None:
-    env = github_env(server, tmp_path)
-    env["MEMGATE_GITHUB_BOT_LOGIN"] = "memgate-app"
-    assert GitHubContext.from_env(env).bot_login == "memgate-app"
-    assert GitHubContext.from_env(env, bot_login="other").bot_login == "other"
+# -- the forge from the environment (the context itself: tests/forges/test_ci.py) -----------------
 
 
 def test_forge_from_env_picks_github(server: FakeForge, session: requests.Session, tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ import requests
 from fakeforge import FakeClock, FakeForge, GitHubUser, github_env
 
 from memgate.forges.base import MARKER, CommentForbidden, Rejected
-from memgate.forges.github import GitHubContext, GitHubForge
+from memgate.forges.ci import GitHubContext
+from memgate.forges.github import GitHubForge
 
 openapi_core = pytest.importorskip("openapi_core")
 from openapi_core.contrib.requests import (  # noqa: E402 - only once openapi-core is known to be there

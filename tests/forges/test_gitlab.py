@@ -9,8 +9,9 @@ import requests
 from fakeforge import FakeClock, FakeForge, gitlab_env
 
 from memgate.forges import forge_from_env
-from memgate.forges.base import MARKER, CommentForbidden, ForgeConfigError, ForgeError, Unauthorized
-from memgate.forges.gitlab import COMMENT_LIMIT, GitLabContext, GitLabForge
+from memgate.forges.base import MARKER, CommentForbidden, ForgeError, Unauthorized
+from memgate.forges.ci import GitLabContext
+from memgate.forges.gitlab import COMMENT_LIMIT, GitLabForge
 
 REPORT = f"{MARKER}\n## memgate: 1 suite failed\n\n| suite | new leaks |\n|---|---|\n| unit | 1 |\n"
 US = "project_42_bot_0f1e2d"
@@ -22,67 +23,7 @@ def make_forge(server: FakeForge, session: requests.Session, clock: FakeClock, *
     return GitLabForge(context, session, sleep=clock.sleep, clock=clock.time)
 
 
-# -- context from the environment ------------------------------------------------------------------
-
-
-def test_context_reads_the_merge_request(server: FakeForge) -> None:
-    context = GitLabContext.from_env(gitlab_env(server))
-    assert (context.api_url, context.project_id, context.mr_iid) == (server.gitlab_api_url, "42", 5)
-    assert context.diff_base_sha == "d" * 40
-    assert context.is_fork is False
-    assert context.mr_url == "https://gitlab.example.test/group/memprog/-/merge_requests/5"
-    assert context.job_url == "https://gitlab.example.test/group/memprog/-/jobs/99"
-    assert server.gitlab_token not in repr(context)
-
-
-def test_a_fork_mr_uses_the_target_project(server: FakeForge) -> None:
-    env = gitlab_env(server)
-    env.update(CI_PROJECT_ID="77", CI_MERGE_REQUEST_SOURCE_PROJECT_ID="77")
-    context = GitLabContext.from_env(env)
-    assert context.project_id == "42"
-    assert context.is_fork is True
-
-
-def test_job_token_alone_cannot_post_notes(server: FakeForge) -> None:
-    env = gitlab_env(server)
-    del env["MEMGATE_GITLAB_TOKEN"]
-    with pytest.raises(ForgeConfigError) as caught:
-        GitLabContext.from_env(env)
-    assert caught.value.message == (
-        "MEMGATE_GITLAB_TOKEN is not set, and CI_JOB_TOKEN cannot post merge request notes (GitLab lets job "
-        "tokens only read them)"
-    )
-    assert caught.value.hint.startswith(
-        "create a project access token (Settings > Access tokens, role Reporter or higher, scope `api`) and "
-        "store it as a masked, unprotected CI/CD variable MEMGATE_GITLAB_TOKEN"
-    )
-    assert env["CI_JOB_TOKEN"] not in caught.value.one_line()
-
-
-def test_no_token_at_all(server: FakeForge) -> None:
-    env = gitlab_env(server)
-    del env["MEMGATE_GITLAB_TOKEN"], env["CI_JOB_TOKEN"]
-    with pytest.raises(ForgeConfigError, match="^MEMGATE_GITLAB_TOKEN is not set, so memgate cannot post"):
-        GitLabContext.from_env(env)
-
-
-def test_not_a_merge_request_pipeline(server: FakeForge) -> None:
-    env = gitlab_env(server)
-    del env["CI_MERGE_REQUEST_IID"]
-    with pytest.raises(ForgeConfigError) as caught:
-        GitLabContext.from_env(env)
-    assert caught.value.message.startswith(
-        "CI_MERGE_REQUEST_IID is not set: this is not a merge request pipeline"
-    )
-    assert "merge_request_event" in caught.value.hint
-
-
-@pytest.mark.parametrize("missing", ["CI_API_V4_URL", "CI_PROJECT_ID"])
-def test_missing_variables_are_named(server: FakeForge, missing: str) -> None:
-    env = gitlab_env(server)
-    del env[missing], env["CI_MERGE_REQUEST_PROJECT_ID"]
-    with pytest.raises(ForgeConfigError, match=f"^{missing} is not set$"):
-        GitLabContext.from_env(env)
+# -- the forge from the environment (the context itself: tests/forges/test_ci.py) -----------------
 
 
 def test_forge_from_env_picks_gitlab(server: FakeForge, session: requests.Session) -> None:

@@ -19,8 +19,7 @@ from fakeforge import FakeClock, FakeForge
 
 from memgate.errors import MemgateError, ParseError
 from memgate.forges.base import ForgeConfigError
-from memgate.forges.github import GitHubContext
-from memgate.forges.gitlab import GitLabContext
+from memgate.forges.ci import GitHubContext, GitLabContext
 from memgate.forges.http import HttpClient, RetryPolicy
 from memgate.proc import Outcome
 from memgate.tools.base import ToolOptions

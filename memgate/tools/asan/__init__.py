@@ -1,6 +1,4 @@
-"""AddressSanitizer (``asan``) and standalone LeakSanitizer (``lsan``): the tool objects. The
-sanitizers are compiled into the program, so memgate wraps nothing: it sets their options
-(``options``) and reads the text logs they write (``log``, ``frames``, ``checks``)."""
+"""AddressSanitizer (``asan``) and standalone LeakSanitizer (``lsan``): the tool objects."""
 
 from __future__ import annotations
 
@@ -29,6 +27,8 @@ from memgate.tools.asan.options import (
 from memgate.tools.base import Appetite, Launch, ToolOptions
 
 
+# The sanitizers are compiled into the program, so memgate wraps nothing: it sets their options
+# (``options``) and reads the text logs they write (``log``, ``frames``, ``checks``).
 class SanitizerTool:
     """``asan`` or ``lsan``: the two differ in options, log name, what they measure and cost."""
 

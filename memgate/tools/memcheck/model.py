@@ -1,8 +1,4 @@
-"""What one memcheck output file says about one process, gathered while it streams by.
-
-Leak and error records are aggregated as they arrive, by kind and fingerprint (the identity the gate
-compares), so memory stays bounded by the number of distinct sites, not by the size of the output.
-"""
+"""What one memcheck output file says about one process, gathered while it streams by."""
 
 from __future__ import annotations
 
@@ -79,6 +75,8 @@ def to_frame(raw: RawFrame) -> Frame:
     return Frame(function=function, file=file, line=line, object=obj, address=address)
 
 
+# Leak and error records are aggregated as they arrive, by kind and fingerprint (the identity the gate
+# compares), so memory stays bounded by the number of distinct sites, not by the size of the output.
 class Sites:
     """The site of a stack (``memgate.fingerprint.site_of``) without a pydantic ``Frame`` per frame.
 

@@ -1,24 +1,4 @@
-"""memcheck's text output (``--log-file``, or stderr captured), streamed line by line.
-
-One file may hold several processes (stderr of a run with ``--trace-children=yes``): lines are routed
-by their ``==PID==`` prefix, and lines without one (the program's own output) are skipped. Each
-process's lines form blocks separated by empty ``==PID==`` lines, and a block is an error, a loss
-record, a summary or something to skip.
-
-Counting, and the traps in it:
-
-- An error context is printed once, at its first occurrence. ``-s`` (or ``-v``) adds at the end a
-  recap, "N errors in context K of M:" and the error again: the counts come from there, and the
-  first printing is not counted a second time.
-- Without the recap, "ERROR SUMMARY: N errors from M contexts" counts leak records too (one error
-  and one context each, for the kinds of ``--errors-for-leak-kinds``). The errors that are not
-  leaks are N - (M - C), C being the error contexts printed. When that is more than C and there is
-  more than one context, which context repeated is not said: each record then says 1 and the
-  ``errors`` figure keeps the exact total.
-- A loss record "96 (32 direct, 64 indirect) bytes" owns 32 bytes; the 64 are indirect records.
-- A leak search during the run (``VALGRIND_DO_LEAK_CHECK``) prints records and a LEAK SUMMARY too;
-  the one at exit follows "HEAP SUMMARY:", so that heading starts the records that count.
-"""
+"""memcheck's text output (``--log-file``, or stderr captured), streamed line by line."""
 
 from __future__ import annotations
 
@@ -140,6 +120,24 @@ class _Process:
     gave_up: bool = False
 
 
+# One file may hold several processes (stderr of a run with ``--trace-children=yes``): lines are routed
+# by their ``==PID==`` prefix, and lines without one (the program's own output) are skipped. Each
+# process's lines form blocks separated by empty ``==PID==`` lines, and a block is an error, a loss
+# record, a summary or something to skip.
+#
+# Counting, and the traps in it:
+#
+# - An error context is printed once, at its first occurrence. ``-s`` (or ``-v``) adds at the end a
+#   recap, "N errors in context K of M:" and the error again: the counts come from there, and the
+#   first printing is not counted a second time.
+# - Without the recap, "ERROR SUMMARY: N errors from M contexts" counts leak records too (one error
+#   and one context each, for the kinds of ``--errors-for-leak-kinds``). The errors that are not
+#   leaks are N - (M - C), C being the error contexts printed. When that is more than C and there is
+#   more than one context, which context repeated is not said: each record then says 1 and the
+#   ``errors`` figure keeps the exact total.
+# - A loss record "96 (32 direct, 64 indirect) bytes" owns 32 bytes; the 64 are indirect records.
+# - A leak search during the run (``VALGRIND_DO_LEAK_CHECK``) prints records and a LEAK SUMMARY too;
+#   the one at exit follows "HEAP SUMMARY:", so that heading starts the records that count.
 class TextReader:
     def __init__(self, path: Path, sites: Sites | None = None) -> None:
         self.path = path

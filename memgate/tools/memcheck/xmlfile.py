@@ -1,19 +1,5 @@
 """memcheck's XML (protocols 4 to 6), from the stream of items of ``xmlstream`` into a
-``MemcheckOutput``: nothing is kept but the aggregated records and a few figures.
-
-A syntax error in the middle of the file is a ``ParseError`` (garbage, or several processes' XML in
-one file); one at its end is a file cut short (valgrind killed before it wrote ``</valgrindoutput>``):
-what came before is kept and the output is marked incomplete.
-
-What the XML does not say, and how it is handled:
-
-- Protocol 4 (Valgrind < 3.26) has no heap or leak summary: ``alloc_calls`` come from the xtree file
-  memgate asks for beside it, and the leak records are checked against it by the caller.
-- An ``<error>`` stands for ``<count>`` occurrences given at the end in ``<errorcounts>``, matched by
-  ``<unique>``; leak records are never in ``<errorcounts>``.
-- A leak search run by the program (``VALGRIND_DO_LEAK_CHECK``) or by gdbserver before exit prints
-  loss records too; only the search that follows ``<state>FINISHED</state>`` (the one at exit) counts.
-"""
+``MemcheckOutput``: nothing is kept but the aggregated records and a few figures."""
 
 from __future__ import annotations
 
@@ -120,6 +106,14 @@ class _Uniques:
             yield self._sites[site]
 
 
+# What the XML does not say, and how it is handled:
+#
+# - Protocol 4 (Valgrind < 3.26) has no heap or leak summary: ``alloc_calls`` come from the xtree file
+#   memgate asks for beside it, and the leak records are checked against it by the caller.
+# - An ``<error>`` stands for ``<count>`` occurrences given at the end in ``<errorcounts>``, matched by
+#   ``<unique>``; leak records are never in ``<errorcounts>``.
+# - A leak search run by the program (``VALGRIND_DO_LEAK_CHECK``) or by gdbserver before exit prints
+#   loss records too; only the search that follows ``<state>FINISHED</state>`` (the one at exit) counts.
 class XmlReader:
     """Turns the item stream of one file into a ``MemcheckOutput``."""
 
@@ -181,6 +175,9 @@ class XmlReader:
             raise self._foreign(f"<{item.tag}>")
         self.output.finished = True
 
+    # A syntax error in the middle of the file is a ``ParseError`` (garbage, or several processes' XML in
+    # one file); one at its end is a file cut short (valgrind killed before it wrote ``</valgrindoutput>``):
+    # what came before is kept and the output is marked incomplete.
     def _broken(self, error: BrokenXml) -> None:
         path = self.output.path
         if not error.at_end:

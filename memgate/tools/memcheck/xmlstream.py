@@ -1,24 +1,4 @@
-"""memcheck's XML as a stream of small items, one per element that matters, never a whole tree.
-
-``_Scanner`` finds the ``<error>``s (and the ``<pair>``s of ``<errorcounts>``) in the bytes and reads
-them with regular expressions, while a C parser checks every byte of the file; no element objects
-at all. Two parsers can do the checking, with the same items as a result:
-
-- ``stream_lxml`` (the one memgate uses when lxml is installed): libxml2, through lxml, with nothing
-  built and no callbacks (``_LxmlChecker``); the faster of the two;
-- ``stream_expat``: the standard library's expat, whose element callbacks are turned off inside
-  the ``<error>``s.
-
-The tests hold both to a third reading, a whole-tree parse of the same file.
-
-Both are fed the file in chunks, so that a syntax error while feeding (garbage in the file) is told
-apart from one at the end of the input (a file cut short: valgrind was killed before it wrote
-``</valgrindoutput>``).
-
-An item is ``(parent tag, XmlError | XmlElement)``: the top-level ``<error>``s, every other
-top-level element, and the ``<pair>``s of ``<errorcounts>``/``<suppcounts>`` one by one (a long run
-has a very long ``<errorcounts>``). The root itself comes last, with parent tag "".
-"""
+"""memcheck's XML as a stream of small items, one per element that matters, never a whole tree."""
 
 from __future__ import annotations
 
@@ -69,6 +49,9 @@ class XmlElement:
         return [text for leaf, text in self.leaves if leaf == path]
 
 
+# An item is ``(parent tag, XmlError | XmlElement)``: the top-level ``<error>``s, every other
+# top-level element, and the ``<pair>``s of ``<errorcounts>``/``<suppcounts>`` one by one (a long run
+# has a very long ``<errorcounts>``). The root itself comes last, with parent tag "".
 Item = tuple[str, "XmlError | XmlElement"]
 
 
@@ -80,6 +63,9 @@ class BrokenXml(Exception):
         self.at_end = at_end
 
 
+# Both are fed the file in chunks, so that a syntax error while feeding (garbage in the file) is told
+# apart from one at the end of the input (a file cut short: valgrind was killed before it wrote
+# ``</valgrindoutput>``).
 def _chunks(path: Path) -> Iterator[bytes]:
     """The file's bytes as valid UTF-8. valgrind copies file and function names into its XML byte
     for byte, so a source path in Latin-1 ("caf\\xe9.c") makes the file ill-formed for an XML
@@ -292,6 +278,16 @@ _ELEMENTS = {tag: re.compile(r"<%s[\s>][^<]*(?:<(?!/%s\s*>)[^<]*)*</%s\s*>" % ((
 _STARTS = re.compile(rb"<(error|pair)[\s>]")
 
 
+# ``_Scanner`` finds the ``<error>``s (and the ``<pair>``s of ``<errorcounts>``) in the bytes and reads
+# them with regular expressions, while a C parser checks every byte of the file; no element objects
+# at all. Two parsers can do the checking, with the same items as a result:
+#
+# - ``stream_lxml`` (the one memgate uses when lxml is installed): libxml2, through lxml, with nothing
+#   built and no callbacks (``_LxmlChecker``); the faster of the two;
+# - ``stream_expat``: the standard library's expat, whose element callbacks are turned off inside
+#   the ``<error>``s.
+#
+# The tests hold both to a third reading, a whole-tree parse of the same file.
 class _Scanner:
     """expat checks every byte of the file; memgate's own scan finds where each <error> (and each
     <pair> of <errorcounts>) starts and ends, and expat is fed those elements with its callbacks

@@ -1,13 +1,4 @@
-"""memcheck's xtree memory report (``--xtree-memory=full``): the heap totals that protocol-4 XML lacks.
-
-The file is in callgrind format: a header naming the events (``events: curB curBk totB totBk totFdB
-totFdBk``), one cost line per allocation stack, and a ``totals:`` line at the very end. Only the
-header and the tail are read, however long the file. With ``--xtree-memory=full`` the totals are
-memcheck's HEAP SUMMARY exactly: curB/curBk "in use at exit", totBk "allocs", totB "bytes
-allocated" (realloc counts as a new block, as memcheck's summary counts it). A run that allocated
-nothing writes ``totals: (null)``. In a forked child, as in its HEAP SUMMARY, the figures include
-what the parent had allocated before ``fork()``.
-"""
+"""memcheck's xtree memory report (``--xtree-memory=full``): the heap totals that protocol-4 XML lacks."""
 
 from __future__ import annotations
 
@@ -23,6 +14,9 @@ _TAIL_BYTES = 4096
 _HINT = "give memgate the file valgrind wrote with --xtree-memory=full --xtree-memory-file="
 
 
+# The file is in callgrind format: a header naming the events (``events: curB curBk totB totBk totFdB
+# totFdBk``), one cost line per allocation stack, and a ``totals:`` line at the very end. Only the header
+# and the tail are read, however long the file.
 def _header(path: Path, lines: list[str]) -> tuple[int | None, str | None, list[str]]:
     if not lines or lines[0].strip() != "# callgrind format" or not any(
             line.startswith("creator: xtree") for line in lines):
@@ -43,6 +37,10 @@ def _header(path: Path, lines: list[str]) -> tuple[int | None, str | None, list[
     return pid, command, events
 
 
+# With ``--xtree-memory=full`` the totals are memcheck's HEAP SUMMARY exactly: curB/curBk "in use at exit",
+# totBk "allocs", totB "bytes allocated" (realloc counts as a new block, as memcheck's summary counts it). A
+# run that allocated nothing writes ``totals: (null)``. In a forked child, as in its HEAP SUMMARY, the
+# figures include what the parent had allocated before ``fork()``.
 def _totals_line(path: Path) -> str | None:
     with path.open("rb") as handle:
         size = handle.seek(0, os.SEEK_END)

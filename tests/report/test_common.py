@@ -1,4 +1,5 @@
-"""repo_relative and source_location: the one place every CI report takes its paths from."""
+"""The helpers every CI report shares (``memgate.report.common``): repo_relative and source_location, the
+one place every report takes its paths from, and the one-line text cleaning."""
 
 from __future__ import annotations
 
@@ -62,3 +63,14 @@ def test_finding_ids_are_stable_and_separate_their_parts() -> None:
     # Pinned: a change here makes every finding "new" to GitLab and GitHub once.
     assert finding_id("site", "unit", "leak", "definite", "0123456789abcdef") == (
         "d111e6f12d4ea7414c4fc6b54b8beb1633c3c391f7e8e839e69fb75f292ae204")
+
+
+def test_clean_makes_one_printable_line_of_tool_text() -> None:
+    from memgate.report.common import MAX_TEXT, clean
+
+    assert clean("leak in make_node") == "leak in make_node"
+    assert clean("a\nb\x1b[31mc") == "a\ufffdb\ufffd[31mc"  # no new line, no terminal escape
+    assert clean("abc\u202edef") == "abc\ufffddef"  # a bidi override would reorder what a reviewer reads
+    long = clean("x" * (MAX_TEXT + 50))
+    assert len(long) == MAX_TEXT and long.endswith("\u2026")
+    assert clean("abcdef", limit=4) == "abc\u2026"

@@ -171,6 +171,9 @@ class SuiteRecord(Record):
     nondeterministic: tuple[MetricSpread, ...] = Field(
         default=(), description="Exact metrics (all but rss_peak_bytes and page faults) that differed "
                                 "between the runs: the suite is nondeterministic.")
+    alloc_wrappers: tuple[str, ...] = Field(
+        default=(), description="The allocator wrappers (function-name globs) whose frames were skipped "
+                                "when the sites were fingerprinted.")
 
     @property
     def leaks(self) -> tuple[Leak, ...]:
@@ -200,6 +203,7 @@ class SuiteRecord(Record):
         exit_code: int | None = None,
         duration_seconds: float | None = None,
         artifacts_dir: str | None = None,
+        alloc_wrappers: tuple[str, ...] = (),
     ) -> SuiteRecord:
         """One run of a suite from its processes: their metrics combined, and the status given, or
         else the one their output says (``output_status``)."""
@@ -209,6 +213,7 @@ class SuiteRecord(Record):
             name=name, tool=tool, tool_version=tool_version, command=command, status=status,
             status_detail=status_detail, exit_code=exit_code, duration_seconds=duration_seconds,
             artifacts_dir=artifacts_dir, processes=tuple(processes), metrics=combine_processes(processes),
+            alloc_wrappers=alloc_wrappers,
         )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from memgate.config import Config, SuiteConfig
 from memgate.errors import ConfigError, ToolError
+from memgate.fingerprint import AllocWrappers
 from memgate.gcpause import collector_paused
 from memgate.interrupt import StopRequest
 from memgate.proc import Outcome, run_command
@@ -46,12 +47,15 @@ def run_suite(suite: SuiteConfig, config: Config, stop: StopRequest | None = Non
     if not cwd.is_dir():
         raise ConfigError(f"suite {suite.name!r}: cwd {suite.cwd!r} is not a folder", path=config.source,
                           hint="fix the suite's cwd (relative to the config file)")
+    options = ToolOptions(extra_args=tuple(suite.tool_args), env=suite.env,
+                          alloc_wrappers=AllocWrappers(config.alloc_wrappers_for(suite)))
     try:
         if suite.repeat == 1:
-            return _run_once(suite, tool, version, cwd, suite_dir, stop)
+            return _run_once(suite, tool, version, cwd, suite_dir, stop, options)
         runs: list[SuiteRecord] = []
         for index in range(1, suite.repeat + 1):
-            run = _run_once(suite, tool, version, cwd, _fresh_logdir(suite_dir / f"run-{index}"), stop)
+            logdir = _fresh_logdir(suite_dir / f"run-{index}")
+            run = _run_once(suite, tool, version, cwd, logdir, stop, options)
             runs.append(run)
             if run.status is not SuiteStatus.OK:
                 break
@@ -65,21 +69,21 @@ def run_suite(suite: SuiteConfig, config: Config, stop: StopRequest | None = Non
 
 
 def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: Path,
-              stop: StopRequest | None) -> SuiteRecord:
-    launch = tool.launch(suite.argv(), logdir, ToolOptions(extra_args=tuple(suite.tool_args), env=suite.env))
+              stop: StopRequest | None, options: ToolOptions) -> SuiteRecord:
+    launch = tool.launch(suite.argv(), logdir, options)
     inherited = {name: value for name, value in os.environ.items() if name not in FORGE_TOKENS}
     env = {**inherited, **suite.env, **launch.env}
     outcome = run_command(launch.argv, env=env, cwd=cwd, timeout=suite.timeout,
                           stdout_path=logdir / "stdout.log", stderr_path=logdir / "stderr.log", stop=stop)
     with collector_paused():
-        processes = tool.collect(logdir, outcome)
+        processes = tool.collect(logdir, outcome, options)
     status, detail = suite_status(outcome, processes, suite.accept_exit_codes, suite.timeout)
     if stop is not None and stop.requested:  # what was measured is kept, but the run was cut short
         status, detail = SuiteStatus.INCOMPLETE, stop.reason()
     return SuiteRecord.from_processes(
         suite.name, suite.tool, processes, status=status, status_detail=detail, tool_version=version,
         command=tuple(suite.argv()), exit_code=outcome.exit_code, duration_seconds=outcome.duration_seconds,
-        artifacts_dir=str(logdir),
+        artifacts_dir=str(logdir), alloc_wrappers=options.alloc_wrappers.globs,
     )
 
 
@@ -130,6 +134,7 @@ def combine_runs(
                             artifacts_dir=run.artifacts_dir, metrics=run.metrics)
                    for index, run in enumerate(runs, 1)),
         nondeterministic=spreads,
+        alloc_wrappers=first.alloc_wrappers,
     )
 
 

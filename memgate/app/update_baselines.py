@@ -14,7 +14,7 @@ from memgate.errors import ExitCode, UsageError, printable
 
 if TYPE_CHECKING:
     from memgate.forges import ci
-    from memgate.records import SuiteRecord
+    from memgate.records import Frame, SuiteRecord
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,11 @@ def refuse_memory_errors(suites: Sequence[SuiteRecord], root: Path) -> int | Non
     """Exit 1 when a suite's run has memory errors (each such suite said on stderr, with its first error
     site), else None: a baseline would make them known, and they would pass from then on."""
     from memgate.baselines.model import first_error_site, with_memory_errors
-    from memgate.report.common import source_location
 
     refused = with_memory_errors(suites)
     for suite in refused:
         site = first_error_site(suite)
-        place = source_location(site.frames, root)
-        where = "" if place is None else f" ({place.path}:{place.line})" if place.line else f" ({place.path})"
+        where = _where(site.frames, root)
         sites = len({error.fingerprint for error in suite.errors})
         print(printable(f"memgate: error: suite {suite.name!r} has memory errors ({sites} site"
                         f"{'s' if sites != 1 else ''}; the first: {site.kind} at {site.site}{where}): a "
@@ -107,6 +105,19 @@ def refuse_memory_errors(suites: Sequence[SuiteRecord], root: Path) -> int | Non
         print("memgate: no baseline written", file=sys.stderr)
         return int(ExitCode.GATE_FAILED)
     return None
+
+
+def _where(frames: Sequence[Frame], root: Path) -> str:
+    """" (src/a.c:12)": the first frame in the repository, else the first with a file, as recorded."""
+    from memgate.report.common import source_location
+
+    place = source_location(frames, root)
+    if place is None:
+        with_file = next((frame for frame in frames if frame.file), None)
+        if with_file is None:
+            return ""
+        return f" ({with_file.file}:{with_file.line})" if with_file.line else f" ({with_file.file})"
+    return f" ({place.path}:{place.line})" if place.line else f" ({place.path})"
 
 
 def _commit_baselines(options: BaselineUpdateOptions, root: Path, written: list[Path], commit: str | None,

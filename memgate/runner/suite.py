@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def run_suite(suite: SuiteConfig, config: Config, stop: StopRequest | None = Non
                           hint="fix the suite's cwd (relative to the config file)")
     options = ToolOptions(extra_args=tuple(suite.tool_args), env=suite.env,
                           alloc_wrappers=AllocWrappers(config.alloc_wrappers_for(suite)))
+    if not suite.shell:
+        check_runnable(suite.argv()[0], cwd, {**os.environ, **suite.env})
     try:
         if suite.repeat == 1:
             return _run_once(suite, tool, version, cwd, suite_dir, stop, options)
@@ -138,6 +141,27 @@ def combine_runs(
     )
 
 
+def check_runnable(program: str, cwd: Path, env: dict[str, str]) -> None:
+    """Raise ``ToolError`` when the suite's program cannot be started, before any tool runs: under
+    valgrind, heaptrack or time the tool would start and fail on its own, each in its own words and
+    exit status; this way every tool says the same thing, and the run is exit 3, not a failing suite.
+    The program is looked up as ``exec`` would: a path from ``cwd``, a bare name on the suite's PATH."""
+    if "/" in program:
+        path: str | None = str(cwd / program)
+    else:
+        path = shutil.which(program, mode=os.F_OK, path=env.get("PATH", os.defpath))
+    if path is None or not os.path.exists(path):
+        raise ToolError(f"cannot run {program!r}: no such program", path=cwd,
+                        hint="build the test program first, or fix the suite's command (paths are relative "
+                             "to cwd)")
+    if os.path.isdir(path):
+        raise ToolError(f"cannot run {program!r}: it is a folder", path=cwd,
+                        hint="give the test program in the suite's command, not its folder")
+    if not os.access(path, os.X_OK):
+        raise ToolError(f"cannot run {program!r}: permission denied", path=cwd,
+                        hint="make it executable (chmod +x)")
+
+
 def _fresh_logdir(path: Path) -> Path:
     """The suite's log folder, emptied of an earlier run's logs (which would be parsed again). Only a
     folder memgate made, or an empty one, is ever emptied."""
@@ -165,6 +189,20 @@ def _made_by_memgate(path: Path) -> bool:
                for folder in (path, path / "run-1"))
 
 
+def signal_name(value: int | str) -> str:
+    """"SIGSEGV" for 11, "SEGV" (ASan's word) or "SIGSEGV"; what no signal is called stays as given."""
+    if isinstance(value, int):
+        try:
+            return signal.Signals(value).name
+        except ValueError:
+            return f"signal {value}"
+    name = value.strip().upper()
+    for candidate in (name, f"SIG{name}"):
+        if candidate in signal.Signals.__members__:
+            return candidate
+    return value
+
+
 def suite_status(
     outcome: Outcome, processes: Sequence[ProcessRecord], accepted: Sequence[int], timeout: float
 ) -> tuple[SuiteStatus, str | None]:
@@ -173,11 +211,13 @@ def suite_status(
     if outcome.timed_out:
         return SuiteStatus.TIMEOUT, f"killed after the {timeout:g} s timeout"
     crashed = [p for p in processes if p.fatal_signal]
+    # The same words whichever tool saw the signal: the program's own (sanitizers), re-raised by the
+    # tool (valgrind, memusage), or only recorded by it (heaptrack, time), which knows the process.
     if outcome.signal is not None:
-        return SuiteStatus.CRASHED, f"killed by signal {outcome.signal}"
+        return SuiteStatus.CRASHED, f"killed by {signal_name(outcome.signal)}"
     if crashed:
-        who = f"process {crashed[0].pid}" if crashed[0].pid is not None else "a process"
-        return SuiteStatus.CRASHED, f"{who} died: {crashed[0].fatal_signal}"
+        who = f" (process {crashed[0].pid})" if crashed[0].pid is not None else ""
+        return SuiteStatus.CRASHED, f"killed by {signal_name(crashed[0].fatal_signal or '')}{who}"
     if outcome.exit_code not in accepted and not any(p.has_findings for p in processes):
         return SuiteStatus.FAILED, f"exited with status {outcome.exit_code}"
     if not processes:

@@ -43,6 +43,7 @@ def run_suite(suite: SuiteConfig, config: Config, stop: StopRequest | None = Non
     A ``stop`` request (SIGINT, SIGTERM) ends the run early: the record is incomplete, "interrupted"."""
     tool = get_tool(suite.tool)
     version = tool.version()
+    make_memgate_folder(config.artifacts_path)
     suite_dir = _fresh_logdir(config.artifacts_path / suite.name)
     cwd = (config.root / suite.cwd) if suite.cwd else config.root
     if not cwd.is_dir():
@@ -160,6 +161,24 @@ def check_runnable(program: str, cwd: Path, env: dict[str, str]) -> None:
     if not os.access(path, os.X_OK):
         raise ToolError(f"cannot run {program!r}: permission denied", path=cwd,
                         hint="make it executable (chmod +x)")
+
+
+def make_memgate_folder(artifacts: Path) -> None:
+    """Make the ``.memgate`` folder that holds ``artifacts`` (the default ``.memgate/artifacts``) with a
+    ``.gitignore`` of ``*`` inside, as pytest does for its cache: git then never sees memgate's logs and
+    reports, and nobody commits them by mistake. A folder that exists already is left as it is."""
+    folder = next((parent for parent in (artifacts, *artifacts.parents) if parent.name == ".memgate"), None)
+    if folder is None:
+        return
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+        (folder / ".gitignore").write_text("# made by memgate: its logs and reports stay out of git\n*\n")
+    except FileExistsError:
+        return
+    except OSError as error:
+        raise ToolError(f"cannot make the artifacts folder: {error.strerror}", path=folder,
+                        hint="make its parent writable, or set artifacts_dir in the config") from None
 
 
 def _fresh_logdir(path: Path) -> Path:

@@ -1,6 +1,6 @@
 """``alloc_wrappers``: the project's allocator wrappers are skipped like ``malloc`` when a site is
 fingerprinted, named and located. A real C program (tests/programs/wrappers.c) leaks through one
-wrapper chain (xstrdup -> xmemdup -> xmalloc) from two callers, run under real ASan and memcheck."""
+wrapper chain (xstrdup -> xmemdup -> xmalloc) from two callers, run under real ASan, LSan and memcheck."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from memgate.records import Frame, Report, SuiteRecord
 from tests.conftest import PROGRAMS
 from tests.robustness.clikit import memgate, suite_config
 
-TOOLS = ("asan", "memcheck")
+TOOLS = ("asan", "lsan", "memcheck")
 WRAPPERS = 'alloc_wrappers = ["xmalloc", "x*dup"]'
 MERGED = "xmalloc < xmemdup < xstrdup"
 BY_CALLER = {"leak_in_parser < main": (7, 1), "leak_in_logger < main": (21, 1)}
@@ -42,7 +42,7 @@ def project(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
         pytest.skip("valgrind is not installed")
     (tmp_path / "src").mkdir()
     shutil.copy(PROGRAMS / "wrappers.c", tmp_path / "src" / "wrappers.c")
-    flags = ["-fsanitize=address"] if tool == "asan" else []
+    flags = {"asan": ["-fsanitize=address"], "lsan": ["-fsanitize=leak"]}.get(tool, [])
     subprocess.run(["gcc", "-g", "-O0", "-fno-omit-frame-pointer", *flags, "-o", "wrappers",
                     "src/wrappers.c"], cwd=tmp_path, check=True)
     return tmp_path
@@ -104,7 +104,7 @@ def test_memgate_parse_takes_the_wrappers_as_options(
 ) -> None:
     run_suite(capsys, project, tool)
     folder = project / ".memgate" / "artifacts" / "unit"
-    logs = sorted(folder.glob("asan.*")) if tool == "asan" else sorted(folder.glob("memcheck.*"))
+    logs = sorted(folder.glob(f"{tool}.*"))
     assert logs
     plain = memgate(capsys, "parse", "--tool", tool, *logs)
     assert plain.code == 0, plain.err

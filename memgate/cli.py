@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--tool", required=True, type=canonical_tool_name, choices=TOOL_NAMES,
                        help="the tool that wrote the files")
     parse.add_argument("--name", default="parsed", help="the suite name to give the record")
+    parse.add_argument("--alloc-wrapper", action="append", default=[], metavar="GLOB", dest="alloc_wrappers",
+                       help="a function-name glob of the project's allocator wrappers (e.g. 'x*alloc'), "
+                            "skipped like malloc when sites are named, as alloc_wrappers in the config; "
+                            "repeat it for more")
     parse.add_argument("files", nargs="+", type=Path, metavar="FILE",
                        help="output files; several files are several processes of one run")
     parse.set_defaults(handler=cmd_parse)
@@ -150,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="push that commit; a rejected push is rebased and retried, never forced")
     update.add_argument("--force", action="store_true",
                         help="allow --commit on a branch other than the default branch")
+    update.add_argument("--allow-errors", action="store_true",
+                        help="write the baseline even when the run has memory errors, which makes them known "
+                             "and lets them pass (env MEMGATE_ALLOW_ERRORS=1); leaks are always allowed")
     update.set_defaults(handler=cmd_baseline_update)
     return parser
 
@@ -225,7 +232,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_parse(args: argparse.Namespace) -> int:
     from memgate.app.parse import ParseOptions, parse
 
-    return parse(ParseOptions(tool=args.tool, files=tuple(args.files), name=args.name)).exit_code
+    return parse(ParseOptions(tool=args.tool, files=tuple(args.files), name=args.name,
+                              alloc_wrappers=tuple(args.alloc_wrappers))).exit_code
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -241,4 +249,18 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
     return update_baselines(BaselineUpdateOptions(
         config=args.config, suites=tuple(args.suite), from_report=args.from_report, jobs=args.jobs,
         commit=args.commit, push=args.push, force=args.force,
+        allow_errors=args.allow_errors or _env_switch("MEMGATE_ALLOW_ERRORS"),
     )).exit_code
+
+
+def _env_switch(variable: str) -> bool:
+    """A yes/no environment variable: 1, true or yes; unset, empty, 0, false or no is off."""
+    value = os.environ.get(variable, "").strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("", "0", "false", "no"):
+        return False
+    from memgate.errors import UsageError
+
+    raise UsageError(f"{variable}={os.environ[variable]!r} is neither on nor off",
+                     hint=f"set {variable} to 1 (or true, yes) or to 0, or unset it")

@@ -10,9 +10,10 @@ from typing import Literal, TypeVar
 
 from pydantic import computed_field
 
-from memgate.baselines.model import Baseline
+from memgate.baselines.model import Baseline, alloc_wrappers_note
 from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError
+from memgate.fingerprint import AllocWrappers
 from memgate.gcpause import collector_paused
 from memgate.metrics import METRIC_NAMES, LeakKind, MetricName, format_value
 from memgate.records import FINDING_METRICS, Frame, MetricSpread, Record, Report, SuiteRecord, SuiteStatus
@@ -171,6 +172,11 @@ def compare_suite(
     notes: list[str] = []
     if baseline is not None:
         _check_same_tool(record, baseline, notes)
+        # Sites are compared by the run's alloc_wrappers, whatever list the baseline was made with.
+        wrappers_note = alloc_wrappers_note(baseline, record.alloc_wrappers)
+        if wrappers_note is not None:
+            notes.append(wrappers_note)
+            baseline = baseline.with_alloc_wrappers(record.alloc_wrappers)
     else:
         notes.append("no baseline yet: this suite is new (relative thresholds do not apply)")
     rows = _metric_rows(record, baseline, thresholds, notes)
@@ -289,10 +295,12 @@ def _site_rows(
         notes.append("leak checking was off in some processes: fixed leak sites are not reported")
     known_errors = _by_key(baseline.errors) if baseline is not None else {}
     new_error = Verdict.FAIL if fail_on_new_errors else Verdict.NEW
-    rows = _rows_of_sites(group_leaks(record.leaks), known_leaks, functools.partial(_leak_row, record.name),
+    wrappers = AllocWrappers(record.alloc_wrappers)
+    rows = _rows_of_sites(group_leaks(record.leaks, wrappers), known_leaks,
+                          functools.partial(_leak_row, record.name),
                           lambda site: Verdict.FAIL if site.kind in fail_on_new_leak_kinds else Verdict.NEW,
                           report_fixed=reliable and leaks_checked)
-    rows += _rows_of_sites(group_errors(record.errors), known_errors,
+    rows += _rows_of_sites(group_errors(record.errors, wrappers=wrappers), known_errors,
                            functools.partial(_error_row, record.name), lambda _site: new_error,
                            report_fixed=reliable)
     return tuple(sorted(rows, key=_site_order))

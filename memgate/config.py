@@ -25,6 +25,16 @@ MAX_REPEAT = 50
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
+def alloc_wrapper_globs(value: Any) -> Any:
+    """Function-name globs: a glob that matches every name would skip every frame of every stack."""
+    if isinstance(value, list):
+        for glob in value:
+            if isinstance(glob, str) and not glob.strip("*? \t"):
+                raise ValueError(f"{glob!r} would match every function: name your allocator wrappers, "
+                                 "e.g. [\"xmalloc\", \"x*alloc\"]")
+    return value
+
+
 def toml_boolean(value: Any) -> Any:
     """A switch is a TOML boolean only: pydantic would read "yes", "off", "0" or 1 as one, and a quoted
     "false" would then switch a check on or off without anyone noticing the typo."""
@@ -47,6 +57,11 @@ class SuiteConfig(BaseModel):
     accept_exit_codes: list[int] = Field(default_factory=lambda: [0])
     thresholds: Thresholds = Field(default_factory=dict)
     repeat: int = Field(default=1, description="Runs of the suite, combined into one record (1 to 50).")
+    alloc_wrappers: list[str] = Field(
+        default_factory=list,
+        description="More allocator wrappers for this suite (added to the top-level list).")
+
+    _alloc_wrappers = field_validator("alloc_wrappers", mode="before")(alloc_wrapper_globs)
 
     @field_validator("repeat", mode="before")
     @classmethod
@@ -117,12 +132,16 @@ class Config(BaseModel):
     thresholds: Thresholds = Field(default_factory=dict)
     fail_on_new_leak_kinds: list[LeakKind] = Field(default_factory=lambda: list(LOST_LEAK_KINDS))
     fail_on_new_errors: bool = True
+    alloc_wrappers: list[str] = Field(
+        default_factory=list, description="Function-name globs of the project's allocator wrappers: their "
+                                          "frames are skipped like malloc's when a site is named.")
     suites: list[SuiteConfig] = Field(default_factory=list, alias="suite")
     #: The folder relative paths are taken from (the config file's folder).
     root: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="", exclude=True)
 
     _fail_on_new_errors = field_validator("fail_on_new_errors", mode="before")(toml_boolean)
+    _alloc_wrappers = field_validator("alloc_wrappers", mode="before")(alloc_wrapper_globs)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -136,6 +155,10 @@ class Config(BaseModel):
         """The thresholds in force for ``suite`` (None or a suite not configured: the global ones)."""
         own = [candidate.thresholds for candidate in self.suites if candidate.name == suite]
         return in_force(self.thresholds, *own)
+
+    def alloc_wrappers_for(self, suite: SuiteConfig) -> tuple[str, ...]:
+        """The top-level wrappers and the suite's own, sorted and without repeats."""
+        return tuple(sorted({*self.alloc_wrappers, *suite.alloc_wrappers}))
 
     def suite(self, name: str) -> SuiteConfig:
         for candidate in self.suites:

@@ -3,9 +3,11 @@ project's own code."""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from memgate.records import Frame
 
@@ -31,10 +33,42 @@ _PARAMETERS = re.compile(r"\(.*\)\s*(const)?\s*$")
 _CLONE_SUFFIX = re.compile(r"\.(constprop|isra|part|cold|lto_priv)(\.\d+)*$")
 
 
-def is_runtime_frame(frame: Frame) -> bool:
+@dataclass(frozen=True)
+class AllocWrappers:
+    """The project's own allocators (``alloc_wrappers``: function-name globs such as ``x*alloc``):
+    their frames are skipped like ``malloc``'s, so that two leaks through one wrapper are two sites,
+    named and located by their callers. Globs match the function name without its parameters or
+    clone suffix (``pool_alloc(unsigned long)`` is ``pool_alloc``), case-sensitively."""
+
+    globs: tuple[str, ...] = ()
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.globs:
+            pattern = re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in self.globs))
+            object.__setattr__(self, "_pattern", pattern)
+
+    @classmethod
+    def of(cls, globs: Iterable[str]) -> AllocWrappers:
+        """Sorted and without repeats: the same list however it was written, so that baselines made
+        with it compare equal."""
+        return cls(tuple(sorted(set(globs))))
+
+    def wraps(self, function: str) -> bool:
+        return self._pattern is not None and self._pattern.match(normalise_function(function)) is not None
+
+
+NO_WRAPPERS = AllocWrappers()
+
+
+def is_runtime_frame(frame: Frame, wrappers: AllocWrappers = NO_WRAPPERS) -> bool:
+    """A frame that is not where the project allocated: the allocator, the sanitizer, libc, start-up
+    code, or one of the project's ``wrappers``."""
     if frame.object and _RUNTIME_OBJECT.search(frame.object):
         return True
-    return bool(frame.function and _RUNTIME_FUNCTION.match(frame.function.strip()))
+    if not frame.function:
+        return False
+    return bool(_RUNTIME_FUNCTION.match(frame.function.strip())) or wrappers.wraps(frame.function)
 
 
 def normalise_function(name: str) -> str:
@@ -54,27 +88,28 @@ def frame_key(frame: Frame) -> str:
     return frame.address or "??"
 
 
-def site_frames(stack: Sequence[Frame]) -> list[Frame]:
+def site_frames(stack: Sequence[Frame], wrappers: AllocWrappers = NO_WRAPPERS) -> list[Frame]:
     """The first frames of the project's own code (the first frames if none look like the project's)."""
     own: list[Frame] = []
     for frame in stack:
-        if not is_runtime_frame(frame):
+        if not is_runtime_frame(frame, wrappers):
             own.append(frame)
             if len(own) == FRAMES_IN_FINGERPRINT:
                 break
     return own or list(stack[:FRAMES_IN_FINGERPRINT])
 
 
-def site_of(stack: Sequence[Frame]) -> str:
-    frames = site_frames(stack)
+def site_of(stack: Sequence[Frame], wrappers: AllocWrappers = NO_WRAPPERS) -> str:
+    frames = site_frames(stack, wrappers)
     return " < ".join(frame_key(frame) for frame in frames) if frames else "(no stack)"
 
 
 # Addresses and line numbers are left out so that unrelated edits do not turn a known leak into a "new" one.
-def fingerprint(category: str, stack: Sequence[Frame], site: str | None = None) -> str:
+def fingerprint(category: str, stack: Sequence[Frame], site: str | None = None,
+                wrappers: AllocWrappers = NO_WRAPPERS) -> str:
     """``category`` is the leak kind ("leak:definite") or error kind ("error:InvalidRead"); pass
-    ``site`` when ``site_of(stack)`` is already known, to save computing it again."""
-    site = site_of(stack) if site is None else site
+    ``site`` when ``site_of(stack, wrappers)`` is already known, to save computing it again."""
+    site = site_of(stack, wrappers) if site is None else site
     # surrogateescape: a name with undecodable bytes still hashes to the same value every run
     digest = hashlib.sha256(f"{category}|{site}".encode("utf-8", "surrogateescape")).hexdigest()
     return digest[:16]

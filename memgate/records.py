@@ -178,6 +178,9 @@ class SuiteRecord(Record):
     notes: tuple[str, ...] = Field(
         default=(), description="What memgate had to do besides running the suite, one sentence each: "
                                 "\"left 2 processes running (1234 sleep, 1240 mydaemon): ended them\".")
+    alloc_wrappers: tuple[str, ...] = Field(
+        default=(), description="The allocator wrappers (function-name globs) whose frames were skipped "
+                                "when the sites were fingerprinted.")
 
     @property
     def leaks(self) -> tuple[Leak, ...]:
@@ -208,6 +211,7 @@ class SuiteRecord(Record):
         duration_seconds: float | None = None,
         artifacts_dir: str | None = None,
         notes: tuple[str, ...] = (),
+        alloc_wrappers: tuple[str, ...] = (),
     ) -> SuiteRecord:
         """One run of a suite from its processes: their metrics combined, and the status given, or
         else the one their output says (``output_status``)."""
@@ -218,6 +222,7 @@ class SuiteRecord(Record):
             status_detail=status_detail, exit_code=exit_code, duration_seconds=duration_seconds,
             artifacts_dir=artifacts_dir, processes=tuple(processes), metrics=combine_processes(processes),
             notes=notes,
+            alloc_wrappers=alloc_wrappers,
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
 
-from memgate.fingerprint import is_runtime_frame
+from memgate.fingerprint import NO_WRAPPERS, AllocWrappers, is_runtime_frame
 from memgate.metrics import LeakKind
 from memgate.records import Frame, Leak, MemError, Record
 
@@ -38,10 +38,10 @@ class ErrorSite(Record):
 SiteKey = tuple[str, str]
 
 
-def top_frames(stack: Sequence[Frame]) -> tuple[Frame, ...]:
-    """The first frames of the project's own code, without addresses when a name or file says more
-    (addresses change with every build and would make every baseline diff noisy)."""
-    own = [frame for frame in stack if not is_runtime_frame(frame)] or list(stack)
+def top_frames(stack: Sequence[Frame], wrappers: AllocWrappers = NO_WRAPPERS) -> tuple[Frame, ...]:
+    """The first frames of the project's own code (``wrappers`` skipped too), without addresses when a
+    name or file says more (addresses change with every build and would make every baseline diff noisy)."""
+    own = [frame for frame in stack if not is_runtime_frame(frame, wrappers)] or list(stack)
     return tuple(_without_address(frame) for frame in own[:TOP_FRAMES])
 
 
@@ -85,7 +85,8 @@ class _Group(Generic[_Record]):
             self.record, self.order = record, order
 
 
-def group_leaks(leaks: Iterable[Leak]) -> dict[SiteKey, LeakSite]:
+def group_leaks(leaks: Iterable[Leak], wrappers: AllocWrappers = NO_WRAPPERS) -> dict[SiteKey, LeakSite]:
+    """``wrappers``: those the records were fingerprinted with (``SuiteRecord.alloc_wrappers``)."""
     groups: dict[SiteKey, _Group[Leak]] = {}
     for leak in leaks:
         key = (leak.kind, leak.fingerprint)
@@ -99,14 +100,16 @@ def group_leaks(leaks: Iterable[Leak]) -> dict[SiteKey, LeakSite]:
     return {
         key: LeakSite(
             fingerprint=group.record.fingerprint, kind=group.record.kind, bytes=group.first,
-            blocks=group.second, site=group.record.site, frames=top_frames(group.record.stack),
+            blocks=group.second, site=group.record.site, frames=top_frames(group.record.stack, wrappers),
         )
         for key, group in groups.items()
     }
 
 
-def group_errors(errors: Iterable[MemError], *, descriptions: bool = True) -> dict[SiteKey, ErrorSite]:
-    """``descriptions=False`` leaves them out (baselines: they can carry addresses)."""
+def group_errors(errors: Iterable[MemError], *, descriptions: bool = True,
+                 wrappers: AllocWrappers = NO_WRAPPERS) -> dict[SiteKey, ErrorSite]:
+    """``descriptions=False`` leaves them out (baselines: they can carry addresses); ``wrappers`` as
+    for ``group_leaks``."""
     groups: dict[SiteKey, _Group[MemError]] = {}
     for error in errors:
         key = (error.kind, error.fingerprint)
@@ -119,7 +122,7 @@ def group_errors(errors: Iterable[MemError], *, descriptions: bool = True) -> di
     return {
         key: ErrorSite(
             fingerprint=group.record.fingerprint, kind=group.record.kind, count=group.first,
-            site=group.record.site, frames=top_frames(group.record.stack),
+            site=group.record.site, frames=top_frames(group.record.stack, wrappers),
             description=(group.record.description or None) if descriptions else None,
         )
         for key, group in groups.items()

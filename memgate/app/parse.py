@@ -18,6 +18,7 @@ class ParseOptions:
     tool: str
     files: tuple[Path, ...]  # several files are several processes of one run
     name: str = "parsed"  # the suite name the record gets
+    alloc_wrappers: tuple[str, ...] = ()  # function-name globs, as the config's alloc_wrappers
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,24 @@ class ParseResult:
 
 
 def parse(options: ParseOptions) -> ParseResult:
+    from memgate.config import alloc_wrapper_globs
+    from memgate.fingerprint import AllocWrappers
     from memgate.gcpause import collector_paused
     from memgate.records import SuiteRecord
     from memgate.tools import get_tool
+    from memgate.tools.base import ToolOptions
 
     for path in options.files:
         if not path.is_file():
             raise UsageError("no such file", path=path, hint="give the tool's output files")
+    try:
+        wrappers = AllocWrappers.of(alloc_wrapper_globs(list(options.alloc_wrappers)))
+    except ValueError as error:
+        raise UsageError(f"--alloc-wrapper: {error}",
+                         hint="give the names of the wrapper functions") from None
     with collector_paused():
-        processes = get_tool(options.tool).parse(list(options.files))
-    record = SuiteRecord.from_processes(options.name, options.tool, processes)
+        processes = get_tool(options.tool).parse(list(options.files), ToolOptions(alloc_wrappers=wrappers))
+    record = SuiteRecord.from_processes(options.name, options.tool, processes, alloc_wrappers=wrappers.globs)
     print(record.model_dump_json(indent=2))
     incomplete = [p for p in processes if not p.complete]
     if incomplete:

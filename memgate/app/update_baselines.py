@@ -14,7 +14,7 @@ from memgate.errors import ExitCode, UsageError, printable
 
 if TYPE_CHECKING:
     from memgate.forges import ci
-    from memgate.records import SuiteRecord
+    from memgate.records import Frame, SuiteRecord
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class BaselineUpdateOptions:
     commit: bool = False  # commit the changed baseline files (only those)
     push: bool = False  # push that commit (needs commit)
     force: bool = False  # allow commit on a branch other than the default branch
+    allow_errors: bool = False  # write baselines from runs with memory errors (they become known)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def update_baselines(options: BaselineUpdateOptions) -> BaselineUpdateResult:
             return BaselineUpdateResult(interrupted(stop, None))
     suites = [suite for suite in report.suites if not options.suites or suite.name in options.suites]
     refused = refuse_unusable_suites(suites)
+    if refused is None and not options.allow_errors:
+        refused = refuse_memory_errors(suites, config.root)
     if refused is not None:
         return BaselineUpdateResult(refused)
     commit = report.environment.git_commit
@@ -81,6 +84,40 @@ def refuse_unusable_suites(suites: Sequence[SuiteRecord]) -> int | None:
         print("memgate: no baseline written", file=sys.stderr)
         return int(ExitCode.GATE_FAILED if any(s.status.fails_gate for s in unusable) else ExitCode.TOOL)
     return None
+
+
+def refuse_memory_errors(suites: Sequence[SuiteRecord], root: Path) -> int | None:
+    """Exit 1 when a suite's run has memory errors (each such suite said on stderr, with its first error
+    site), else None: a baseline would make them known, and they would pass from then on."""
+    from memgate.baselines.model import first_error_site, with_memory_errors
+
+    refused = with_memory_errors(suites)
+    for suite in refused:
+        site = first_error_site(suite)
+        where = _where(site.frames, root)
+        sites = len({error.fingerprint for error in suite.errors})
+        print(printable(f"memgate: error: suite {suite.name!r} has memory errors ({sites} site"
+                        f"{'s' if sites != 1 else ''}; the first: {site.kind} at {site.site}{where}): a "
+                        "baseline would make them known and let them pass; fix them and run again, or "
+                        "pass --allow-errors (env MEMGATE_ALLOW_ERRORS=1) to write it anyway"),
+              file=sys.stderr)
+    if refused:
+        print("memgate: no baseline written", file=sys.stderr)
+        return int(ExitCode.GATE_FAILED)
+    return None
+
+
+def _where(frames: Sequence[Frame], root: Path) -> str:
+    """" (src/a.c:12)": the first frame in the repository, else the first with a file, as recorded."""
+    from memgate.report.common import source_location
+
+    place = source_location(frames, root)
+    if place is None:
+        with_file = next((frame for frame in frames if frame.file), None)
+        if with_file is None:
+            return ""
+        return f" ({with_file.file}:{with_file.line})" if with_file.line else f" ({with_file.file})"
+    return f" ({place.path}:{place.line})" if place.line else f" ({place.path})"
 
 
 def _commit_baselines(options: BaselineUpdateOptions, root: Path, written: list[Path], commit: str | None,

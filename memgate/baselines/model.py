@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import TypeVar
 
 from pydantic import Field
 
 from memgate import __version__
 from memgate.errors import BaselineError
+from memgate.fingerprint import AllocWrappers, fingerprint, site_of
 from memgate.gcpause import collector_paused
 from memgate.metrics import MetricName
 from memgate.records import Record, Report, SuiteRecord, SuiteStatus, ToolName
-from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
+from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks, top_frames
 
 BASELINE_SCHEMA_VERSION = 1
 
 
 # A suite's metrics and its leak and error sites (fingerprint, kind, size, top frames), and which tool,
-# tool version and commit made them. (A comment, not a docstring: it would enter baseline.schema.json.)
+# tool version, commit and allocator wrappers made them (alloc_wrappers is written only when not empty,
+# so the baselines of projects that use none stay as they were). (A comment, not a docstring: it would
+# enter baseline.schema.json.)
 class Baseline(Record):
     schema_version: int = BASELINE_SCHEMA_VERSION
     suite: str
@@ -28,6 +32,7 @@ class Baseline(Record):
     leaks: tuple[LeakSite, ...] = ()
     errors: tuple[ErrorSite, ...] = ()
     source_commit: str | None = None
+    alloc_wrappers: tuple[str, ...] = ()
     memgate_version: str = __version__
     #: Where the baseline was read from, for error messages; never written.
     origin: str | None = Field(default=None, exclude=True)
@@ -36,11 +41,11 @@ class Baseline(Record):
     def from_suite(cls, record: SuiteRecord, commit: str | None = None) -> Baseline:
         """The baseline a suite's run makes; a run that ``can_be_baseline`` refuses is an error."""
         _check_usable(record)
+        wrappers = AllocWrappers(record.alloc_wrappers)
         with collector_paused():
-            leaks = sorted(group_leaks(record.leaks).values(), key=lambda s: (s.kind, s.site, s.fingerprint))
+            leaks = _sorted_sites(group_leaks(record.leaks, wrappers))
             # Descriptions can carry addresses ("READ of size 4 at 0x6020..."): noise in a diff.
-            errors = sorted(group_errors(record.errors, descriptions=False).values(),
-                            key=lambda s: (s.kind, s.site, s.fingerprint))
+            errors = _sorted_sites(group_errors(record.errors, descriptions=False, wrappers=wrappers))
         return cls(
             suite=record.name,
             tool=record.tool,
@@ -49,13 +54,71 @@ class Baseline(Record):
             leaks=tuple(leaks),
             errors=tuple(errors),
             source_commit=commit,
+            alloc_wrappers=record.alloc_wrappers,
         )
+
+    def with_alloc_wrappers(self, globs: tuple[str, ...]) -> Baseline:
+        """This baseline's sites fingerprinted again as if made with the wrappers ``globs``, from the
+        frames each site keeps (the first ``TOP_FRAMES`` of the project's code): the same rule as the
+        run's. Sites that become one are summed. Frames dropped when the baseline was made (wrappers of
+        its own list, frames past the kept ones) cannot come back, so some sites may still differ."""
+        if globs == self.alloc_wrappers:
+            return self
+        wrappers = AllocWrappers(globs)
+        return self.model_copy(update={"leaks": tuple(_refingerprinted(self.leaks, "leak", wrappers)),
+                                       "errors": tuple(_refingerprinted(self.errors, "error", wrappers)),
+                                       "alloc_wrappers": globs})
 
     def to_json(self) -> str:
         """The stable file text: sorted keys, indent 2 (one item per line), ASCII only (any symbol name
         round-trips) and a trailing newline, so that a baseline update reads well as a diff in review."""
         data = self.model_dump(mode="json", exclude_none=True)
+        if not data["alloc_wrappers"]:
+            del data["alloc_wrappers"]
         return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+
+
+_Site = TypeVar("_Site", LeakSite, ErrorSite)
+
+
+def _sorted_sites(sites: dict[SiteKey, _Site]) -> list[_Site]:
+    return sorted(sites.values(), key=lambda s: (s.kind, s.site, s.fingerprint))
+
+
+def _refingerprinted(sites: Iterable[_Site], category: str, wrappers: AllocWrappers) -> list[_Site]:
+    """``sites`` named and fingerprinted again from their frames, as the parsers do (``identify``)."""
+    merged: dict[SiteKey, _Site] = {}
+    for old in sites:
+        name = site_of(old.frames, wrappers)
+        new = old.model_copy(update={
+            "site": name, "frames": top_frames(old.frames, wrappers),
+            "fingerprint": fingerprint(f"{category}:{old.kind}", old.frames, name, wrappers)})
+        key = (new.kind, new.fingerprint)
+        merged[key] = new if key not in merged else _summed(merged[key], new)
+    return _sorted_sites(merged)
+
+
+def _summed(first: _Site, second: _Site) -> _Site:
+    if isinstance(first, LeakSite) and isinstance(second, LeakSite):
+        return first.model_copy(update={"bytes": first.bytes + second.bytes,
+                                        "blocks": first.blocks + second.blocks})
+    assert isinstance(first, ErrorSite) and isinstance(second, ErrorSite)
+    return first.model_copy(update={"count": first.count + second.count})
+
+
+def alloc_wrappers_note(baseline: Baseline, current: tuple[str, ...]) -> str | None:
+    """What a comparison says when the baseline was made with other allocator wrappers than the run."""
+    if baseline.alloc_wrappers == current:
+        return None
+    return (f"alloc_wrappers changed since the baseline ({_globs(baseline.alloc_wrappers)} then, "
+            f"{_globs(current)} now): its sites were fingerprinted again with the current list from the "
+            "frames it keeps, but a site may still show as new or fixed only because the list changed; "
+            f"update the baseline (`memgate baseline update --suite {baseline.suite}`) to record the new "
+            "list")
+
+
+def _globs(globs: tuple[str, ...]) -> str:
+    return "[" + ", ".join(json.dumps(glob) for glob in globs) + "]" if globs else "none"
 
 
 def can_be_baseline(record: SuiteRecord) -> bool:
@@ -67,6 +130,18 @@ def can_be_baseline(record: SuiteRecord) -> bool:
 def unusable_for_baseline(suites: Iterable[SuiteRecord]) -> list[SuiteRecord]:
     """The suites whose run cannot become a baseline (see ``can_be_baseline``)."""
     return [suite for suite in suites if not can_be_baseline(suite)]
+
+
+def with_memory_errors(suites: Iterable[SuiteRecord]) -> list[SuiteRecord]:
+    """The suites whose run found memory errors: a baseline made from them would make those errors
+    known, and let them pass from then on (leaks are different: a known leak is the ratchet's start)."""
+    return [suite for suite in suites if suite.errors]
+
+
+def first_error_site(record: SuiteRecord) -> ErrorSite:
+    """The error site a message names: the first the tool reported."""
+    sites = group_errors(record.errors[:1], wrappers=AllocWrappers(record.alloc_wrappers))
+    return next(iter(sites.values()))
 
 
 def _check_usable(record: SuiteRecord) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from memgate.config import Config, SuiteConfig
 from memgate.errors import ConfigError, ToolError
+from memgate.fingerprint import AllocWrappers
 from memgate.forges import ci
 from memgate.gcpause import collector_paused
 from memgate.interrupt import StopRequest
@@ -43,17 +45,23 @@ def run_suite(suite: SuiteConfig, config: Config, stop: StopRequest | None = Non
     A ``stop`` request (SIGINT, SIGTERM) ends the run early: the record is incomplete, "interrupted"."""
     tool = get_tool(suite.tool)
     version = tool.version()
+    make_memgate_folder(config.artifacts_path)
     suite_dir = _fresh_logdir(config.artifacts_path / suite.name)
     cwd = (config.root / suite.cwd) if suite.cwd else config.root
     if not cwd.is_dir():
         raise ConfigError(f"suite {suite.name!r}: cwd {suite.cwd!r} is not a folder", path=config.source,
                           hint="fix the suite's cwd (relative to the config file)")
+    options = ToolOptions(extra_args=tuple(suite.tool_args), env=suite.env,
+                          alloc_wrappers=AllocWrappers(config.alloc_wrappers_for(suite)))
+    if not suite.shell:
+        check_runnable(suite.argv()[0], cwd, {**os.environ, **suite.env})
     try:
         if suite.repeat == 1:
-            return _run_once(suite, tool, version, cwd, suite_dir, stop)
+            return _run_once(suite, tool, version, cwd, suite_dir, stop, options)
         runs: list[SuiteRecord] = []
         for index in range(1, suite.repeat + 1):
-            run = _run_once(suite, tool, version, cwd, _fresh_logdir(suite_dir / f"run-{index}"), stop)
+            logdir = _fresh_logdir(suite_dir / f"run-{index}")
+            run = _run_once(suite, tool, version, cwd, logdir, stop, options)
             runs.append(run)
             if run.status is not SuiteStatus.OK:
                 break
@@ -67,8 +75,8 @@ def run_suite(suite: SuiteConfig, config: Config, stop: StopRequest | None = Non
 
 
 def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: Path,
-              stop: StopRequest | None) -> SuiteRecord:
-    launch = tool.launch(suite.argv(), logdir, ToolOptions(extra_args=tuple(suite.tool_args), env=suite.env))
+              stop: StopRequest | None, options: ToolOptions) -> SuiteRecord:
+    launch = tool.launch(suite.argv(), logdir, options)
     inherited = {name: value for name, value in os.environ.items() if name not in FORGE_TOKENS}
     env = {**inherited, **suite.env, **launch.env}
     outcome = run_command(launch.argv, env=env, cwd=cwd, timeout=suite.timeout,
@@ -77,14 +85,14 @@ def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: P
     for note in notes:  # now, not with the report: a runner kept busy is worth knowing at once
         print(f"memgate: suite {suite.name!r} {note}", file=sys.stderr)
     with collector_paused():
-        processes = tool.collect(logdir, outcome)
+        processes = tool.collect(logdir, outcome, options)
     status, detail = suite_status(outcome, processes, suite.accept_exit_codes, suite.timeout)
     if stop is not None and stop.requested:  # what was measured is kept, but the run was cut short
         status, detail = SuiteStatus.INCOMPLETE, stop.reason()
     return SuiteRecord.from_processes(
         suite.name, suite.tool, processes, status=status, status_detail=detail, tool_version=version,
         command=tuple(suite.argv()), exit_code=outcome.exit_code, duration_seconds=outcome.duration_seconds,
-        artifacts_dir=str(logdir), notes=notes,
+        artifacts_dir=str(logdir), notes=notes, alloc_wrappers=options.alloc_wrappers.globs,
     )
 
 
@@ -150,7 +158,47 @@ def combine_runs(
                    for index, run in enumerate(runs, 1)),
         nondeterministic=spreads,
         notes=tuple(f"run {index}: {note}" for index, run in enumerate(runs, 1) for note in run.notes),
+        alloc_wrappers=first.alloc_wrappers,
     )
+
+
+def check_runnable(program: str, cwd: Path, env: dict[str, str]) -> None:
+    """Raise ``ToolError`` when the suite's program cannot be started, before any tool runs: under
+    valgrind, heaptrack or time the tool would start and fail on its own, each in its own words and
+    exit status; this way every tool says the same thing, and the run is exit 3, not a failing suite.
+    The program is looked up as ``exec`` would: a path from ``cwd``, a bare name on the suite's PATH."""
+    if "/" in program:
+        path: str | None = str(cwd / program)
+    else:
+        path = shutil.which(program, mode=os.F_OK, path=env.get("PATH", os.defpath))
+    if path is None or not os.path.exists(path):
+        raise ToolError(f"cannot run {program!r}: no such program", path=cwd,
+                        hint="build the test program first, or fix the suite's command (paths are relative "
+                             "to cwd)")
+    if os.path.isdir(path):
+        raise ToolError(f"cannot run {program!r}: it is a folder", path=cwd,
+                        hint="give the test program in the suite's command, not its folder")
+    if not os.access(path, os.X_OK):
+        raise ToolError(f"cannot run {program!r}: permission denied", path=cwd,
+                        hint="make it executable (chmod +x)")
+
+
+def make_memgate_folder(artifacts: Path) -> None:
+    """Make the ``.memgate`` folder that holds ``artifacts`` (the default ``.memgate/artifacts``) with a
+    ``.gitignore`` of ``*`` inside, as pytest does for its cache: git then never sees memgate's logs and
+    reports, and nobody commits them by mistake. A folder that exists already is left as it is."""
+    folder = next((parent for parent in (artifacts, *artifacts.parents) if parent.name == ".memgate"), None)
+    if folder is None:
+        return
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+        (folder / ".gitignore").write_text("# made by memgate: its logs and reports stay out of git\n*\n")
+    except FileExistsError:
+        return
+    except OSError as error:
+        raise ToolError(f"cannot make the artifacts folder: {error.strerror}", path=folder,
+                        hint="make its parent writable, or set artifacts_dir in the config") from None
 
 
 def _fresh_logdir(path: Path) -> Path:
@@ -180,6 +228,20 @@ def _made_by_memgate(path: Path) -> bool:
                for folder in (path, path / "run-1"))
 
 
+def signal_name(value: int | str) -> str:
+    """"SIGSEGV" for 11, "SEGV" (ASan's word) or "SIGSEGV"; what no signal is called stays as given."""
+    if isinstance(value, int):
+        try:
+            return signal.Signals(value).name
+        except ValueError:
+            return f"signal {value}"
+    name = value.strip().upper()
+    for candidate in (name, f"SIG{name}"):
+        if candidate in signal.Signals.__members__:
+            return candidate
+    return value
+
+
 def suite_status(
     outcome: Outcome, processes: Sequence[ProcessRecord], accepted: Sequence[int], timeout: float
 ) -> tuple[SuiteStatus, str | None]:
@@ -188,11 +250,13 @@ def suite_status(
     if outcome.timed_out:
         return SuiteStatus.TIMEOUT, f"killed after the {timeout:g} s timeout"
     crashed = [p for p in processes if p.fatal_signal]
+    # The same words whichever tool saw the signal: the program's own (sanitizers), re-raised by the
+    # tool (valgrind, memusage), or only recorded by it (heaptrack, time), which knows the process.
     if outcome.signal is not None:
-        return SuiteStatus.CRASHED, f"killed by signal {outcome.signal}"
+        return SuiteStatus.CRASHED, f"killed by {signal_name(outcome.signal)}"
     if crashed:
-        who = f"process {crashed[0].pid}" if crashed[0].pid is not None else "a process"
-        return SuiteStatus.CRASHED, f"{who} died: {crashed[0].fatal_signal}"
+        who = f" (process {crashed[0].pid})" if crashed[0].pid is not None else ""
+        return SuiteStatus.CRASHED, f"killed by {signal_name(crashed[0].fatal_signal or '')}{who}"
     if outcome.exit_code not in accepted and not any(p.has_findings for p in processes):
         return SuiteStatus.FAILED, f"exited with status {outcome.exit_code}"
     if not processes:

@@ -89,7 +89,8 @@ def _exit_like(status: int) -> int:
         return status
     signum = -status
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash of the command is not ours to dump
-    signal.signal(signum, signal.SIG_DFL)
+    if signum not in (signal.SIGKILL, signal.SIGSTOP):  # their disposition cannot be set (EINVAL)
+        signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     return 128 + signum  # signals that do not kill by default
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from memgate.fingerprint import NO_WRAPPERS, AllocWrappers
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
@@ -28,10 +29,16 @@ class Launch:
 
 @dataclass(frozen=True)
 class ToolOptions:
-    """Per-suite settings that reach the tool: extra tool arguments and the user's environment."""
+    """Per-suite settings that reach the tool: extra tool arguments, the user's environment, and the
+    project's allocator wrappers (skipped like ``malloc`` when the parsers fingerprint a site)."""
 
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    alloc_wrappers: AllocWrappers = NO_WRAPPERS
+
+
+#: The options of ``collect`` and ``parse`` when none are given.
+DEFAULT_OPTIONS = ToolOptions()
 
 
 @dataclass(frozen=True)
@@ -66,11 +73,12 @@ class Tool(Protocol):
         """Wrap ``command`` so the tool writes one output file per process under ``logdir``."""
         ...
 
-    def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
-        """Parse what a run left in ``logdir``. Missing or truncated output gives an incomplete record
-        (``complete=False`` with a reason), never an empty, passing one."""
+    def collect(self, logdir: Path, outcome: Outcome,
+                options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
+        """Parse what a run left in ``logdir`` (the ``options`` of its launch). Missing or truncated output
+        gives an incomplete record (``complete=False`` with a reason), never an empty, passing one."""
         ...
 
-    def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+    def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         """Parse existing output files, one process each; raises ``ParseError`` for unusable input."""
         ...

@@ -20,7 +20,7 @@ from memgate.tools._valgrind import (
     valgrind_launch,
     valgrind_version,
 )
-from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
 from memgate.units import MAX_COUNT_DIGITS
 
 SUPPORTED_FILE_VERSIONS = frozenset({2})
@@ -290,11 +290,12 @@ class DhatTool:
     def launch(self, command: Sequence[str], logdir: Path, options: ToolOptions) -> Launch:
         return valgrind_launch("dhat", "--dhat-out-file", "json", command, logdir, options)
 
-    def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
+    def collect(self, logdir: Path, outcome: Outcome,
+                options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         return collect_valgrind_outputs(logdir, outcome, "dhat", "DHAT", "json", "profile",
                                         lambda path, pid, log: profile_record(path, pid=pid, log=log))
 
-    def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+    def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         return [profile_record(path) for path in paths]
 
 

@@ -21,7 +21,7 @@ from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._outputs import incomplete
 from memgate.tools._programs import program_version, require_program, tool_env
-from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
 
 INSTALL_HINT = "install heaptrack: apt-get install heaptrack (dnf install heaptrack)"
 ZSTD_HINT = "install zstd to read heaptrack's .zst traces: apt-get install zstd (dnf install zstd)"
@@ -322,7 +322,8 @@ class HeaptrackTool:
         argv = ["heaptrack", *options.extra_args, "-o", str(logdir / OUTPUT_STEM), "--", *command]
         return Launch(argv=argv, env=tool_env(options))
 
-    def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
+    def collect(self, logdir: Path, outcome: Outcome,
+                options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         for suffix in OUTPUT_SUFFIXES:
             path = logdir / f"{OUTPUT_STEM}{suffix}"
             if path.is_file():
@@ -330,7 +331,7 @@ class HeaptrackTool:
         return [incomplete(f"heaptrack wrote no trace in {logdir}: it did not start the command (a "
                            "missing program? see the suite's output)")]
 
-    def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+    def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         return [trace_record(path) for path in paths]
 
 

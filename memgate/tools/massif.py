@@ -18,7 +18,7 @@ from memgate.tools._valgrind import (
     valgrind_launch,
     valgrind_version,
 )
-from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
 from memgate.units import count_of, counts_read
 
 _HINT_NOT_MASSIF = "give the file massif wrote (--massif-out-file), e.g. massif.out.1234"
@@ -191,11 +191,12 @@ class MassifTool:
                                   env=options.env)
         return valgrind_launch("massif", "--massif-out-file", "out", command, logdir, options)
 
-    def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
+    def collect(self, logdir: Path, outcome: Outcome,
+                options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         return collect_valgrind_outputs(logdir, outcome, "massif", "massif", "out", "output",
                                         lambda path, pid, log: profile_record(path, pid=pid, log=log))
 
-    def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+    def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         return [profile_record(path, pid=pid_in_name(path)) for path in paths]
 
 

@@ -16,7 +16,7 @@ from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._outputs import capped_lines, files_by_pid, incomplete, pid_in_name
 from memgate.tools._programs import tool_env
-from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
 from memgate.units import NumberTooLong, count_of
 
 INSTALL_HINT = ("install glibc's memusage: apt-get install libc-devtools (Debian, Ubuntu), "
@@ -241,7 +241,8 @@ class MemusageTool:
                 "--preload", find_library(), "--", *command]
         return Launch(argv=argv, env=tool_env(options, **variables))
 
-    def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
+    def collect(self, logdir: Path, outcome: Outcome,
+                options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         records: list[ProcessRecord] = []
         outputs = files_by_pid(logdir, PREFIX, "stderr")
         for pid in sorted(outputs):
@@ -254,7 +255,7 @@ class MemusageTool:
                 log_files=[outputs[pid] for pid in sorted(outputs)]))
         return records
 
-    def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+    def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         records: list[ProcessRecord] = []
         for path in paths:
             found = _records(path, pid_in_name(path))

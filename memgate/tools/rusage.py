@@ -15,7 +15,7 @@ from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._outputs import incomplete
 from memgate.tools._programs import require_program, tool_env
-from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
 from memgate.units import count_of, counts_read
 
 INSTALL_HINT = "install GNU time: apt-get install time (dnf install time, apk add time)"
@@ -63,10 +63,11 @@ class RusageTool:
         argv = [gnu_time(), "-o", str(logdir / OUTPUT), "-f", _FORMAT, "--", *command]
         return Launch(argv=argv, env=tool_env(options))
 
-    def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
+    def collect(self, logdir: Path, outcome: Outcome,
+                options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         return [read_figures(logdir / OUTPUT)]
 
-    def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+    def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         raise UsageError("rusage measures a live run and leaves no files to parse",
                          hint="run the suite with tool = \"rusage\" instead of parsing files")
 

@@ -190,11 +190,11 @@ def test_a_crash_in_run_2_fails_and_skips_the_rest(tmp_path: Path, sizeprog: Pat
     assert check(config, "--json", str(tmp_path / "report.json")) == 1
     suite = suite_of(tmp_path)
     assert suite.status is SuiteStatus.CRASHED
-    assert suite.status_detail == "run 2 of 5: killed by signal 11; 3 more runs skipped"
+    assert suite.status_detail == "run 2 of 5: killed by SIGSEGV; 3 more runs skipped"
     assert [run.status for run in suite.runs] == [SuiteStatus.OK, SuiteStatus.CRASHED]
     assert counter.read_text() == "2"
     assert not (tmp_path / ".memgate" / "artifacts" / "size" / "run-3").exists()
-    assert "run 2 of 5: killed by signal 11" in capsys.readouterr().out
+    assert "run 2 of 5: killed by SIGSEGV" in capsys.readouterr().out
 
 
 @requires["memusage"]

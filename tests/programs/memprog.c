@@ -135,6 +135,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(s, "crash")) crash();
         else if (!strcmp(s, "hang")) hang();
         else if (!strcmp(s, "exit3")) return 3;
+        else if (!strcmp(s, "sigkill")) { leak_small(); raise(SIGKILL); }
         else if (strcmp(s, "clean")) { fprintf(stderr, "unknown scenario %s\n", s); return 64; }
     }
     return 0;

@@ -67,7 +67,7 @@ def test_real_runs_give_gitlabs_fields_and_exact_issues(real_run: RealRun) -> No
     assert descriptions[6] == ("[errs] incomplete figures, no verdict: the sanitizer stopped the process "
                                "at the first error (heap-buffer-overflow): no leak check")
     pid = real_run.records["crashy"].processes[0].pid
-    assert descriptions[9] == f"[crashy] the suite crashed: process {pid} died: SEGV"
+    assert descriptions[9] == f"[crashy] the suite crashed: killed by SIGSEGV (process {pid})"
     assert {issue["type"] for issue in data} == {"issue"}
     categories = [issue["categories"] for issue in data][:4]
     assert categories == [["Bug Risk"], ["Bug Risk"], ["Performance"], ["Bug Risk"]]

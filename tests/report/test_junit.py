@@ -168,7 +168,7 @@ def test_real_runs_validate_and_every_row_and_site_is_a_testcase(real_run: RealR
     assert list(crashy) == ["run", "errors", "error SEGV at crash < main"]
     assert (crashy["run"].outcome, crashy["run"].type) == ("error", "SuiteCrashed")
     pid = real_run.records["crashy"].processes[0].pid
-    assert crashy["run"].message == f"the suite crashed: process {pid} died: SEGV"
+    assert crashy["run"].message == f"the suite crashed: killed by SIGSEGV (process {pid})"
     assert (crashy["run"].text or "").splitlines() == list(real_run.comparison.suites[2].notes)
     segv = crashy["error SEGV at crash < main"]
     assert (segv.outcome, segv.file, segv.line) == ("failure", MEMPROG_PATH, str(source_line("*null = 1;")))

@@ -106,7 +106,7 @@ def test_real_runs_validate_and_show_the_new_sites_only(real_run: RealRun) -> No
         {"level": "warning", "message": {"text": "suite errs: incomplete figures: the sanitizer stopped "
                                                  "the process at the first error (heap-buffer-overflow): "
                                                  "no leak check"}},
-        {"level": "error", "message": {"text": f"suite crashy crashed: process {pid} died: SEGV"}},
+        {"level": "error", "message": {"text": f"suite crashy crashed: killed by SIGSEGV (process {pid})"}},
     ]}
 
 

@@ -159,3 +159,62 @@ def test_logs_with_something_in_them_are_pointed_to(build_program: BuildProgram,
     line = run.one_error(3, "suite 'unit'", "no AddressSanitizer log")
     assert line.endswith(f"({folder}): the raw logs are kept there; see what the tool printed")
     assert (folder / "stderr.log").read_text() == "unknown scenario no_such_scenario\n"
+
+
+# --- the same ending, the same words, for every tool ------------------------------------------------
+
+CANNOT_START = ("memgate: error: suite 'unit': cannot run '{program}': {why} ({cwd}): {hint}")
+NO_SUCH_PROGRAM = ("no such program", "build the test program first, or fix the suite's command (paths are "
+                                      "relative to cwd)")
+
+
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+@pytest.mark.parametrize("problem", ["missing", "not executable", "a folder"])
+def test_a_program_that_cannot_start_is_exit_3_with_the_same_line_for_every_tool(
+    tool: str, problem: str, program: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "tests-bin"
+    why, hint = NO_SUCH_PROGRAM
+    if problem == "not executable":
+        target.write_text("#!/bin/sh\nexit 0\n")
+        target.chmod(0o644)
+        why, hint = "permission denied", "make it executable (chmod +x)"
+    elif problem == "a folder":
+        target.mkdir()
+        why, hint = "it is a folder", "give the test program in the suite's command, not its folder"
+    config = suite_config(tmp_path, [str(target), "clean"], tool)
+    run = memgate(capsys, "check", "--config", config, "--jobs", "1")
+    line = run.one_error(3)
+    assert line == CANNOT_START.format(program=target, why=why, cwd=tmp_path, hint=hint)
+    bare = suite_config(tmp_path, ["memgate-no-such-test-program"], tool)
+    line = memgate(capsys, "check", "--config", bare, "--jobs", "1").one_error(3)
+    assert line == CANNOT_START.format(program="memgate-no-such-test-program", why=NO_SUCH_PROGRAM[0],
+                                       cwd=tmp_path, hint=NO_SUCH_PROGRAM[1])
+
+
+# scenario of memprog -> (exit code of memgate check, suite status, start of its detail)
+ENDINGS: dict[str, tuple[int, str, str | None]] = {
+    "exit3": (1, "failed", "exited with status 3"),
+    "sigkill": (1, "crashed", "killed by SIGKILL"),  # leaks first: no tool can report it
+    "crash": (1, "crashed", "killed by SIGSEGV"),
+    "clean": (0, "ok", None),  # the program prints nothing, allocates nothing
+}
+
+
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+@pytest.mark.parametrize("scenario", list(ENDINGS))
+def test_how_a_program_ends_is_told_the_same_by_every_tool(
+    tool: str, scenario: str, program: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, status, detail = ENDINGS[scenario]
+    config = suite_config(tmp_path, [str(program), scenario], tool)
+    run = memgate(capsys, "check", "--config", config, "--jobs", "1", "--json", tmp_path / "report.json")
+    run.assert_clean()
+    assert run.code == code, run.err
+    assert run.error_lines == []
+    suite = the_suite(tmp_path / "report.json")
+    assert suite["status"] == status, suite["status_detail"]
+    if detail is None:
+        assert suite["status_detail"] is None
+    else:
+        assert str(suite["status_detail"]).startswith(detail), suite["status_detail"]

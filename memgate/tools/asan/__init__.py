@@ -24,7 +24,7 @@ from memgate.tools.asan.options import (
     user_value,
     write_options_file,
 )
-from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
 
 
 # The sanitizers are compiled into the program, so memgate wraps nothing: it sets their options
@@ -60,7 +60,8 @@ class SanitizerTool:
         write_options_file(logdir, env)
         return Launch(argv=list(command), env=env)
 
-    def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
+    def collect(self, logdir: Path, outcome: Outcome,
+                options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         recorded = read_options_file(logdir)
         variables = (self.variable, "LSAN_OPTIONS") if self.variable != "LSAN_OPTIONS" else (self.variable,)
         context = Context(tool_label=self.label, outcome=outcome,
@@ -69,12 +70,12 @@ class SanitizerTool:
                       key=lambda path: (pid_from_name(path) or 0, path.name))
         if not logs:
             return [missing_output(logdir, outcome, context, self.name)]
-        cache = FrameCache()
+        cache = FrameCache(wrappers=options.alloc_wrappers)
         return [to_record(parse_log(path, cache), context) for path in logs]
 
-    def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+    def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         context = Context(tool_label=self.label)
-        cache = FrameCache()
+        cache = FrameCache(wrappers=options.alloc_wrappers)
         return [to_record(parse_log(Path(path), cache), context) for path in paths]
 
 

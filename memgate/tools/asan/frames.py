@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from memgate.fingerprint import fingerprint, site_of
+from memgate.fingerprint import NO_WRAPPERS, AllocWrappers, fingerprint, site_of
 from memgate.metrics import LeakKind
 from memgate.records import Frame, Leak, MemError
 from memgate.units import count_of
@@ -81,8 +81,9 @@ class FrameCache:
     repeats its call sites, and a suite's processes print the same ones. Bounded: emptied when full.
     The records are frozen, so one object can stand for every identical record."""
 
-    def __init__(self, limit: int = _CACHE_LIMIT) -> None:
+    def __init__(self, limit: int = _CACHE_LIMIT, wrappers: AllocWrappers = NO_WRAPPERS) -> None:
         self.limit = limit
+        self.wrappers = wrappers  # the project's allocators, skipped like malloc
         self._frames: dict[str, Frame] = {}
         self._identities: dict[tuple[str, str], _Identity] = {}
         self._leaks: dict[str, Leak] = {}
@@ -99,7 +100,7 @@ class FrameCache:
         known = self._identities.get((category, key))
         if known is None:
             stack = tuple(self._frame(line) for line in key.split("\n") if line and not line.isspace())
-            site = site_of(stack)
+            site = site_of(stack, self.wrappers)
             known = _Identity(stack, site, fingerprint(category, stack, site), key)
             self._remember(self._identities, (category, key), known)
         return known

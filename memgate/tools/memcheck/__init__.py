@@ -15,7 +15,7 @@ from memgate.metrics import LEAK_KINDS, LeakKind, MetricName, leak_metrics
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools._valgrind import escape_percent, valgrind_version
-from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
 from memgate.tools.memcheck.model import Amount, HeapUsage, MemcheckOutput, Sites
 from memgate.tools.memcheck.textlog import read_text
 from memgate.tools.memcheck.xmlfile import read_xml
@@ -386,11 +386,12 @@ class Memcheck:
         ]
         return Launch(argv=argv, env=dict(options.env))
 
-    def collect(self, logdir: Path, outcome: Outcome) -> list[ProcessRecord]:
+    def collect(self, logdir: Path, outcome: Outcome,
+                options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         xml_files = sorted(logdir.glob(f"{PREFIX}.*.{XML_SUFFIX}"))
         if not xml_files:
             return [_missing_output(logdir, outcome)]
-        sites = Sites()
+        sites = Sites(options.alloc_wrappers)
         processes: list[_Process] = []
         for xml_file in xml_files:
             process = _Process(_pid_in_name(xml_file))
@@ -424,11 +425,11 @@ class Memcheck:
                                  incomplete_reason="; ".join(process.extra_problems) or "no output")
         return to_record(process)
 
-    def parse(self, paths: Sequence[Path]) -> list[ProcessRecord]:
+    def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         """``parse`` takes files a user made: memcheck XML, xtree reports, and text logs (``--log-file`` or a
         captured stderr, several processes in one file are told apart by ``==PID==``); files are grouped by
         process id. A text log alone gives everything memcheck prints: records, counts, both summaries."""
-        sites = Sites()
+        sites = Sites(options.alloc_wrappers)
         outputs = [output for path in paths for output in read_outputs(Path(path), sites)]
         return [to_record(process) for process in group_by_pid(outputs)]
 

@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from memgate.fingerprint import FRAMES_IN_FINGERPRINT, fingerprint, frame_key, is_runtime_frame, site_of
+from memgate.fingerprint import (
+    FRAMES_IN_FINGERPRINT,
+    NO_WRAPPERS,
+    AllocWrappers,
+    fingerprint,
+    frame_key,
+    is_runtime_frame,
+    site_of,
+)
 from memgate.metrics import LEAK_KINDS, LeakKind
 from memgate.records import Frame, Leak, MemError
 
@@ -86,7 +94,8 @@ class Sites:
     a dictionary lookup per frame. Whole stacks seen before cost one lookup. Both caches are bounded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, wrappers: AllocWrappers = NO_WRAPPERS) -> None:
+        self.wrappers = wrappers  # the project's allocators, skipped like malloc
         self._frames: dict[RawFrame, tuple[bool, str]] = {}
         self._whole_frames: dict[RawFrame, Frame] = {}
         self._stacks: dict[tuple[RawFrame, ...] | str, str] = {}
@@ -142,7 +151,7 @@ class Sites:
 
     def _learn(self, part: RawFrame) -> tuple[bool, str]:
         frame = to_frame(part)
-        known = (is_runtime_frame(frame), frame_key(frame))
+        known = (is_runtime_frame(frame, self.wrappers), frame_key(frame))
         if len(self._frames) >= _FRAMES_KEPT:
             self._frames.clear()
         self._frames[part] = known
@@ -150,10 +159,10 @@ class Sites:
 
 
 def identify(category: str, stack: Stack, frame: Callable[[RawFrame], Frame] = to_frame,
-             ) -> tuple[tuple[Frame, ...], str, str]:
+             wrappers: AllocWrappers = NO_WRAPPERS) -> tuple[tuple[Frame, ...], str, str]:
     """The frames, site and fingerprint of a record, the way every memgate parser makes them."""
     frames = tuple(map(frame, stack))
-    site = site_of(frames)
+    site = site_of(frames, wrappers)
     return frames, site, fingerprint(category, frames, site)
 
 
@@ -183,7 +192,8 @@ class LeakTally:
         key = (kind, self._sites_of.site(stack))
         site = self._sites.get(key)
         if site is None:
-            frames, site_text, print_ = identify(f"leak:{kind}", stack, self._sites_of.frame)
+            frames, site_text, print_ = identify(f"leak:{kind}", stack, self._sites_of.frame,
+                                                     self._sites_of.wrappers)
             site = self._sites[key] = _LeakSite(kind, frames, site_text, print_)
         site.amount.add(own_bytes, blocks)
         self.per_kind[kind].add(own_bytes, blocks)
@@ -227,7 +237,8 @@ class ErrorTally:
         """Register a site (count 0 so far) and return its key, for counts that come later."""
         key = (kind, self._sites_of.site(stack))
         if key not in self._sites:
-            frames, site_text, print_ = identify(f"error:{kind}", stack, self._sites_of.frame)
+            frames, site_text, print_ = identify(f"error:{kind}", stack, self._sites_of.frame,
+                                                     self._sites_of.wrappers)
             self._sites[key] = _ErrorSite(kind, " ".join(description.split()), frames, site_text, print_)
         return key
 

@@ -6,6 +6,7 @@ parser cases, and the edges: cut, empty, foreign and broken files."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1207,3 +1208,67 @@ def test_a_text_log_of_an_xml_run_alone_is_incomplete(tmp_path: Path) -> None:
     records = MEMCHECK.parse(logs)
     assert len(records) == 2 and not any(record.complete for record in records)
     assert all("empty" in (record.incomplete_reason or "") for record in records)
+
+
+# -- C++ frames: XML entities (&amp; &lt; &gt;) in function names and loss record texts ----------------
+
+_TEXT_SUMMARY = re.compile(r"==\d+==\s+(definitely|indirectly) lost: ([\d,]+) bytes in ([\d,]+) blocks")
+
+
+def _memchecks_own_summary(command: Sequence[str], logdir: Path) -> dict[str, tuple[int, int]]:
+    """memcheck's own LEAK SUMMARY of a text run: kind -> (bytes, blocks)."""
+    text = run_text_mode(command, logdir).read_text()
+    found = {kind: (int(size.replace(",", "")), int(blocks.replace(",", "")))
+             for kind, size, blocks in _TEXT_SUMMARY.findall(text)}
+    assert set(found) == {"definitely", "indirectly"}, text
+    return found
+
+
+def test_cxx_frames_with_entities_keep_the_direct_indirect_split(
+        build_program: BuildProgram, valgrind: str, tmp_path: Path) -> None:
+    """The loss records' texts hold "&amp;" (std::string&), "&lt;" (templates, operator<<): each one
+    is read like plain text, so a definite record owns its direct bytes only."""
+    program = build_program("cxxleaks.cpp")
+    record = only(run_memcheck([str(program)], tmp_path / "xml")[0])
+    (xml,) = (tmp_path / "xml").glob("*.xml")
+    assert b"&amp;" in xml.read_bytes() and b"&lt;" in xml.read_bytes()
+    truth = _memchecks_own_summary([str(program)], tmp_path / "text")
+    assert record.complete, record.incomplete_reason
+    metrics = record.metrics
+    assert (metrics["leak_definite_bytes"], metrics["leak_definite_blocks"]) == truth["definitely"]
+    assert (metrics["leak_indirect_bytes"], metrics["leak_indirect_blocks"]) == truth["indirectly"]
+    # the program's own blocks, whatever libstdc++ allocates for the strings
+    definite = {leak.site: leak.bytes for leak in record.leaks if leak.kind == "definite"}
+    assert definite["make_holder < main"] == 16
+    assert definite["leak_name < main"] == 13
+    assert definite["(anonymous namespace)::Streamer::operator<< < main"] == 7
+    assert sum(definite.values()) == 60 == truth["definitely"][0]
+    indirect = {leak.site: leak.bytes for leak in record.leaks if leak.kind == "indirect"}
+    assert indirect["make_holder < main"] == 40
+    string = "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >"
+    assert indirect[f"make_holder({string}&)::{{lambda()#1}}::operator() < make_holder < main"] == 24
+    assert _summary(xml, "expat") == _summary(xml, "lxml") == _summary(xml, "tree")
+
+
+# Character references and entities in every place the fast path reads text from.
+REFERENCES = {
+    "decimal and hexadecimal references in a function":
+        (b"<fn>main</fn>", b"<fn>m&#97;in&#x80;&#x1F600;</fn>"),
+    "entities in a function":
+        (b"<fn>main</fn>", b"<fn>operator&lt;&lt;(std::string&amp;, char&apos;&quot;&gt;)</fn>"),
+    "entities in a file name": (b"<file>", b"<file>a&amp;b&#47;"),
+    "entities in a loss record's text": (b"are definitely lost", b"are &#100;efinitely &amp; lost"),
+    "entities in an object": (b"<obj>", b"<obj>&#47;x&amp;"),
+}
+
+
+@pytest.mark.parametrize("change", REFERENCES.values(), ids=REFERENCES)
+def test_character_references_read_the_same_three_ways(change: tuple[bytes, bytes], tmp_path: Path) -> None:
+    (source,) = (DATA / "leaks").glob("*.xml")
+    old, new = change
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(old, new))
+    assert path.read_bytes() != source.read_bytes()
+    expat = _summary(path, "expat")
+    assert expat == _summary(path, "lxml") == _summary(path, "tree")
+    assert expat[-2] != _summary(source, "expat")[-2] or b"lost" in old  # the leaks changed, as they should

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import codecs
 import functools
-import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -125,10 +124,28 @@ _FRAME = re.compile(
 )
 
 
+# XML's five entities and its character references; nothing else (the parser refuses any other
+# "&" in the file). Not html.unescape: HTML reads "&#x80;" as "\u20ac", XML as U+0080.
+_REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#x([0-9a-fA-F]+)|#([0-9]+));")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+def _referenced(match: re.Match[str]) -> str:
+    name, hexadecimal, decimal = match.groups()
+    if name:
+        return _ENTITIES[name]
+    return chr(int(hexadecimal, 16) if hexadecimal else int(decimal))
+
+
 def _unescape(text: str) -> str:
+    """The text an XML parser gives for ``text`` as written between tags."""
     if "&" not in text:
         return text
-    return html.unescape(text)
+    return _REFERENCE.sub(_referenced, text)
+
+
+def _unescape_some(text: str | None) -> str | None:
+    return None if text is None else _unescape(text)
 
 
 # The <ip> of a frame that has a function or a source file: a site does not depend on it (see
@@ -180,8 +197,8 @@ def _text_error(text: str) -> XmlError | None:
     if head is None:
         return None
     unique, kind, what, xwhat, leaked_bytes, leaked_blocks = head.groups()
-    if "&" in text:
-        what, xwhat = _unescape(what or ""), _unescape(xwhat or "")
+    if "&" in text:  # an absent <what> stays absent: the loss record's text is <xwhat>'s
+        what, xwhat = _unescape_some(what), _unescape_some(xwhat)
     error = XmlError(kind=kind, unique=unique, what=what if what is not None else xwhat or "",
                      leaked_bytes=leaked_bytes or None, leaked_blocks=leaked_blocks or None)
     start = text.find("<stack>", head.end())

@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 from memgate.fingerprint import is_runtime_frame
 from memgate.metrics import LeakKind
-from memgate.records import Frame, Leak, MemError, Record
+from memgate.records import Frame, Leak, MemError, Record, RelatedStack
 
 #: Frames kept per site for reports and baselines: enough to recognise the place, few enough to read.
 TOP_FRAMES = 5
@@ -35,6 +35,8 @@ class ErrorSite(Record):
     frames: tuple[Frame, ...] = ()
     #: The tool's description of one occurrence (reports only; baselines leave it out).
     description: str | None = None
+    #: Where the block was freed or allocated, each a few frames (reports only, like description).
+    related: tuple[RelatedStack, ...] | None = None
 
 
 #: (kind, fingerprint): a fingerprint already encodes its kind; keying by both is belt and braces.
@@ -108,7 +110,8 @@ def group_leaks(leaks: Iterable[Leak]) -> dict[SiteKey, LeakSite]:
 
 
 def group_errors(errors: Iterable[MemError], *, descriptions: bool = True) -> dict[SiteKey, ErrorSite]:
-    """``descriptions=False`` leaves them out (baselines: they can carry addresses)."""
+    """``descriptions=False`` leaves them and the related stacks out (baselines: descriptions can
+    carry addresses, and neither is part of a site's identity)."""
     groups: dict[SiteKey, _Group[MemError]] = {}
     for error in errors:
         key = (error.kind, error.fingerprint)
@@ -123,6 +126,12 @@ def group_errors(errors: Iterable[MemError], *, descriptions: bool = True) -> di
             fingerprint=group.record.fingerprint, kind=group.record.kind, count=group.first,
             site=group.record.site, frames=top_frames(group.record.stack),
             description=(group.record.description or None) if descriptions else None,
+            related=_top_related(group.record.related) if descriptions else None,
         )
         for key, group in groups.items()
     }
+
+
+def _top_related(related: Sequence[RelatedStack]) -> tuple[RelatedStack, ...] | None:
+    return tuple(RelatedStack(description=stack.description, stack=top_frames(stack.stack))
+                 for stack in related) or None

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from conftest import BuildProgram
+from conftest import PROGRAMS, BuildProgram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memgate.errors import ConfigError, ParseError
 from memgate.proc import Outcome
-from memgate.records import Frame, Leak, ProcessRecord
+from memgate.records import Frame, Leak, MemError, ProcessRecord
+from memgate.sites import top_frames
 from memgate.tools import get_tool
 from memgate.tools.asan import ASAN, LSAN, SanitizerTool
 from memgate.tools.asan import frames as asan_frames
@@ -1031,3 +1032,47 @@ def test_lines_before_the_first_report_go_with_the_first_process(tmp_path: Path)
     alone = only(ASAN.parse([DATA / "gcc-lsan-leaks.log"]))
     assert first.leaks == second.leaks == alone.leaks
     assert first.metrics == second.metrics == alone.metrics
+
+
+# -- an error's other stacks: where its block was freed and allocated ------------------------------
+
+
+def _line_of(snippet: str, function: str, source: Path = PROGRAMS / "memprog.c") -> int:
+    """The line of ``snippet`` in ``function``'s body (tests name lines by their code)."""
+    lines = source.read_text().splitlines()
+    start = next(number for number, line in enumerate(lines) if f" {function}(" in line and "{" in line)
+    return next(number for number, line in enumerate(lines[start:], start=start + 1) if snippet in line)
+
+
+def _related_rows(error: MemError) -> list[tuple[str, str | None, int | None]]:
+    """Each related stack: its words, and the first frame of the program's own code in it."""
+    rows = []
+    for related in error.related:
+        own = top_frames(related.stack)[0]
+        rows.append((related.description, own.function, own.line))
+        assert own.file is not None and own.file.endswith("memprog.c")
+    return rows
+
+
+@pytest.mark.parametrize("name", ASAN_BUILDS)
+def test_use_after_free_keeps_the_free_and_allocation_stacks(
+        build_program: BuildProgram, tmp_path: Path, name: str) -> None:
+    binary, tool = build(build_program, name)
+    error = only(only(run(tool, [str(binary), "use_after_free"], tmp_path)).errors)
+    assert error.kind == "heap-use-after-free" and error.site == "use_after_free < main"
+    assert _related_rows(error) == [
+        ("freed by thread T0 here", "use_after_free", _line_of("free(a);", "use_after_free")),
+        ("previously allocated by thread T0 here", "use_after_free", _line_of("malloc(", "use_after_free")),
+    ]
+    assert [frame.function for frame in error.related[0].stack][1:3] == ["use_after_free", "main"]
+    assert [frame.function for frame in error.stack][:2] == ["use_after_free", "main"]  # the access
+
+
+@pytest.mark.parametrize("name", ASAN_BUILDS)
+def test_heap_overflow_keeps_the_allocation_stack(build_program: BuildProgram, tmp_path: Path,
+                                                  name: str) -> None:
+    binary, tool = build(build_program, name)
+    error = only(only(run(tool, [str(binary), "invalid_write"], tmp_path)).errors)
+    assert error.kind == "heap-buffer-overflow"
+    assert _related_rows(error) == [("allocated by thread T0 here", "invalid_write",
+                                     _line_of("malloc(", "invalid_write"))]

@@ -22,6 +22,7 @@ from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import METRIC_NAMES, MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
+from memgate.sites import top_frames
 from memgate.tools import get_tool
 from memgate.tools.base import Tool, ToolOptions
 from memgate.tools.memcheck import MEMCHECK, MEMCHECK_METRICS, xmlstream
@@ -1272,3 +1273,51 @@ def test_character_references_read_the_same_three_ways(change: tuple[bytes, byte
     expat = _summary(path, "expat")
     assert expat == _summary(path, "lxml") == _summary(path, "tree")
     assert expat[-2] != _summary(source, "expat")[-2] or b"lost" in old  # the leaks changed, as they should
+
+
+# -- an error's other stacks: <auxwhat> and the <stack> after it ------------------------------------
+
+
+def _line_of(snippet: str, function: str) -> int:
+    """The line of ``snippet`` in ``function``'s body in memprog.c (tests name lines by their code)."""
+    lines = (PROGRAMS / "memprog.c").read_text().splitlines()
+    start = next(number for number, line in enumerate(lines) if f" {function}(" in line and "{" in line)
+    return next(number for number, line in enumerate(lines[start:], start=start + 1) if snippet in line)
+
+
+def _related_rows(record: ProcessRecord, site: str) -> list[tuple[str, str | None, int | None]]:
+    error = next(error for error in record.errors if error.site == site)
+    rows = []
+    for related in error.related:
+        own = top_frames(related.stack)[0]
+        assert own.file == str(PROGRAMS / "memprog.c")
+        rows.append((re.sub(r"0x[0-9a-fA-F]+", "0x…", related.description), own.function, own.line))
+    return rows
+
+
+def test_errors_keep_the_free_and_allocation_stacks(memprog: Path, tmp_path: Path) -> None:
+    logdir = tmp_path / "logs"
+    record = only(run_memcheck([str(memprog), "invalid_read", "use_after_free"], logdir)[0])
+    assert _related_rows(record, "use_after_free < main") == [
+        ("Address 0x… is 8 bytes inside a block of size 40 free'd", "use_after_free",
+         _line_of("free(a);", "use_after_free")),
+        ("Block was alloc'd at", "use_after_free", _line_of("malloc(", "use_after_free")),
+    ]
+    assert _related_rows(record, "invalid_read < main") == [
+        ("Address 0x… is 0 bytes after a block of size 40 alloc'd", "invalid_read",
+         _line_of("malloc(", "invalid_read")),
+    ]
+    (xml,) = logdir.glob("*.xml")
+    assert _summary(xml, "expat") == _summary(xml, "lxml") == _summary(xml, "tree")
+
+
+# xauxwhat (a variable's description, with --read-var-info) holds its words in <text>.
+def test_an_xauxwhat_names_the_stack_after_it_the_same_three_ways(tmp_path: Path) -> None:
+    (source,) = (DATA / "errors").glob("*.xml")
+    old = b"<auxwhat>Block was alloc'd at</auxwhat>"
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(
+        old, b"<xauxwhat><text>Block was alloc&apos;d at</text><file>x.c</file><line>3</line></xauxwhat>"))
+    assert path.read_bytes() != source.read_bytes()
+    expat = _summary(path, "expat")
+    assert expat == _summary(path, "lxml") == _summary(path, "tree") == _summary(source, "expat")

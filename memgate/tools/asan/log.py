@@ -38,6 +38,9 @@ _CALLS = re.compile(r"Stats: .* malloced .* by (\d+) calls")
 _TOP_LEAKS = re.compile(r"The (\d+) top leak\(s\):")
 # The lines of an error report kept for its description: the access, and where the address lies.
 _DETAIL = re.compile(r"(?:READ|WRITE|ACCESS) of size|The signal is caused|(?:Address )?0x\w+ is located ")
+# The lines that open an error report's other stacks: where the block was freed and allocated, and
+# where the thread was created. Each names the run of frames that follows it.
+_RELATED = re.compile(r"(?:(?:previously )?allocated|freed) by thread |Thread T\d+ .*created by ")
 # The registers an ERROR line ends with, "at pc ... sp ..." or "(pc ... sp ... T0)": they differ in every run.
 _REGISTERS = re.compile(r" (?:at |\()pc 0x[0-9a-fA-F]+ bp 0x[0-9a-fA-F]+ sp 0x[0-9a-fA-F]+(?: T\d+\))?")
 
@@ -87,6 +90,8 @@ class _PendingError:
     details: list[str] = field(default_factory=list)
     frames: str | None = None  # the first run of frames after the ERROR line: the access stack
     located: bool = False  # the "... is located ..." line is in details
+    related: list[tuple[str, str]] = field(default_factory=list)  # (its line, its frames)
+    related_title: str | None = None  # the line of the next run of frames ("freed by thread T0 here")
 
 
 @dataclass
@@ -142,7 +147,8 @@ _EVENT = re.compile(
     r"|S(?:UMMARY: |tats: \S+ malloced )"
     r"|A(?:ddressSanitizer exit stats:|ddress 0x[0-9a-fA-F]+ is located |CCESS of size )"
     r"|READ of size |WRITE of size |0x[0-9a-fA-F]+ is located "
-    r"|Omitting |T(?:oo many leaks|he \d+ top leak))[^\n]*))"
+    r"|Omitting |T(?:oo many leaks|he \d+ top leak|hread T\d)"
+    r"|freed by thread |previously allocated by thread |allocated by thread )[^\n]*))"
 )
 
 
@@ -190,11 +196,16 @@ class LogParser:
             findings.pid = count_of(own[1])
 
     def _frames(self, frames: str) -> None:
-        """The first run of frames after an ERROR line is the access stack; the allocation and free
-        stacks that follow stay out of the record."""
+        """The first run of frames after an ERROR line is the access stack; the free and allocation
+        stacks that follow, each after its own line, are the error's related stacks."""
         error = self._error
-        if error is not None and error.frames is None:
+        if error is None:
+            return
+        if error.frames is None:
             error.frames = frames
+        elif error.related_title is not None:
+            error.related.append((error.related_title, frames))
+            error.related_title = None
 
     def _text_line(self, line: str) -> None:
         first = line[0]
@@ -302,6 +313,9 @@ class LogParser:
         kept for the description."""
         error = self._error
         assert error is not None
+        if _RELATED.match(text):
+            error.related_title = text.strip().rstrip(":")[:_MAX_DETAIL]
+            return
         if _DETAIL.match(text) and len(error.details) < 3:
             if " is located " in text:
                 if error.located:
@@ -330,7 +344,8 @@ class LogParser:
             return
         self._error = None
         description = "; ".join([error.message, *error.details])
-        self.findings.errors.append(self._cache.error(error.kind, description, error.frames or ""))
+        self.findings.errors.append(self._cache.error(error.kind, description, error.frames or "",
+                                                      tuple(error.related)))
         if error.kind in DEADLY_KINDS:
             self.findings.fatal_signal = self.findings.fatal_signal or error.kind
             self.findings.leak_check_done = False

@@ -16,7 +16,16 @@ from memgate.errors import BaselineError, ExitCode, UsageError
 from memgate.fingerprint import AllocWrappers
 from memgate.gcpause import collector_paused
 from memgate.metrics import METRIC_NAMES, LeakKind, MetricName, format_value
-from memgate.records import FINDING_METRICS, Frame, MetricSpread, Record, Report, SuiteRecord, SuiteStatus
+from memgate.records import (
+    FINDING_METRICS,
+    Frame,
+    MetricSpread,
+    Record,
+    RelatedStack,
+    Report,
+    SuiteRecord,
+    SuiteStatus,
+)
 from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks
 from memgate.thresholds import Threshold, Thresholds, Verdict, worst
 
@@ -66,6 +75,8 @@ class SiteRow(Record):
     baseline_blocks: int | None = None
     baseline_count: int | None = None
     description: str | None = None
+    #: An error's other stacks (where its block was freed, allocated), a few frames each.
+    related: tuple[RelatedStack, ...] = ()
     verdict: Verdict
 
 
@@ -347,7 +358,7 @@ def _error_row(suite: str, site: ErrorSite, status: SiteStatusName, verdict: Ver
     return SiteRow(
         suite=suite, category="error", status=status, kind=site.kind, fingerprint=site.fingerprint,
         site=site.site, frames=site.frames, count=site.count, baseline_count=before.count if before else None,
-        description=site.description, verdict=verdict,
+        description=site.description, related=site.related or (), verdict=verdict,
     )
 
 

@@ -29,7 +29,7 @@ _RUNTIME_FUNCTION = re.compile(
 _RUNTIME_OBJECT = re.compile(
     r"(vgpreload_|/libasan\.so|/liblsan\.so|/libclang_rt\.|/valgrind/|/libc\.so|/ld-linux[^/]*\.so)"
 )
-_PARAMETERS = re.compile(r"\(.*\)\s*(const)?\s*$")
+_QUALIFIERS = re.compile(r"(?:\s*(?:const|volatile|&&|&))*\s*$")
 _CLONE_SUFFIX = re.compile(r"\.(constprop|isra|part|cold|lto_priv)(\.\d+)*$")
 
 
@@ -72,9 +72,22 @@ def is_runtime_frame(frame: Frame, wrappers: AllocWrappers = NO_WRAPPERS) -> boo
 
 
 def normalise_function(name: str) -> str:
-    """``foo(int, char*)`` and ``foo.constprop.0`` are both ``foo``."""
-    name = _PARAMETERS.sub("", name.strip())
-    return _CLONE_SUFFIX.sub("", name)
+    """``foo(int, char*)`` and ``foo.constprop.0`` are both ``foo``. Only the last parameter list
+    goes: C++ names hold parentheses before it ("(anonymous namespace)::Parser::operator<<(int)",
+    "run()::{lambda()#1}::operator()() const"), which are part of the name."""
+    return _CLONE_SUFFIX.sub("", _without_parameters(name.strip()))
+
+
+def _without_parameters(name: str) -> str:
+    end = len(_QUALIFIERS.sub("", name))
+    if end == 0 or name[end - 1] != ")":
+        return name
+    depth = 0
+    for index in range(end - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(name[index], 0)
+        if depth == 0:
+            return name[:index].rstrip()  # "(below main)" gives "", as it always has
+    return name
 
 
 def frame_key(frame: Frame) -> str:

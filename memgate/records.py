@@ -86,6 +86,14 @@ class Leak(Record):
     site: ToolText = Field(description="Readable identity: the frames the fingerprint is made of.")
 
 
+class RelatedStack(Record):
+    """Another stack the tool gave with a memory error: where the block was freed or allocated."""
+
+    description: ToolText = Field(description="The tool's own words, e.g. \"freed by thread T0 here\", "
+                                  "\"Block was alloc'd at\".")
+    stack: tuple[Frame, ...] = ()
+
+
 class MemError(Record):
     """One memory error (invalid read, use after free, ...); ``count`` occurrences of one stack."""
 
@@ -95,6 +103,9 @@ class MemError(Record):
     stack: tuple[Frame, ...] = ()
     fingerprint: str
     site: ToolText
+    related: tuple[RelatedStack, ...] = Field(
+        default=(), description="The error's other stacks, in the tool's order (free, allocation); "
+                                "never part of its identity.")
 
 
 class ProcessRecord(Record):

@@ -7,7 +7,7 @@ from typing import Generic, TypeVar
 
 from memgate.fingerprint import NO_WRAPPERS, AllocWrappers, is_runtime_frame
 from memgate.metrics import LeakKind
-from memgate.records import Frame, Leak, MemError, Record
+from memgate.records import Frame, Leak, MemError, Record, RelatedStack
 
 #: Frames kept per site for reports and baselines: enough to recognise the place, few enough to read.
 TOP_FRAMES = 5
@@ -32,6 +32,8 @@ class ErrorSite(Record):
     frames: tuple[Frame, ...] = ()
     #: The tool's description of one occurrence (reports only; baselines leave it out).
     description: str | None = None
+    #: Where the block was freed or allocated, each a few frames (reports only, like description).
+    related: tuple[RelatedStack, ...] | None = None
 
 
 #: (kind, fingerprint): a fingerprint already encodes its kind; keying by both is belt and braces.
@@ -108,8 +110,8 @@ def group_leaks(leaks: Iterable[Leak], wrappers: AllocWrappers = NO_WRAPPERS) ->
 
 def group_errors(errors: Iterable[MemError], *, descriptions: bool = True,
                  wrappers: AllocWrappers = NO_WRAPPERS) -> dict[SiteKey, ErrorSite]:
-    """``descriptions=False`` leaves them out (baselines: they can carry addresses); ``wrappers`` as
-    for ``group_leaks``."""
+    """``descriptions=False`` leaves them and the related stacks out (baselines: descriptions can
+    carry addresses, and neither is part of a site's identity); ``wrappers`` as for ``group_leaks``."""
     groups: dict[SiteKey, _Group[MemError]] = {}
     for error in errors:
         key = (error.kind, error.fingerprint)
@@ -124,6 +126,12 @@ def group_errors(errors: Iterable[MemError], *, descriptions: bool = True,
             fingerprint=group.record.fingerprint, kind=group.record.kind, count=group.first,
             site=group.record.site, frames=top_frames(group.record.stack, wrappers),
             description=(group.record.description or None) if descriptions else None,
+            related=_top_related(group.record.related) if descriptions else None,
         )
         for key, group in groups.items()
     }
+
+
+def _top_related(related: Sequence[RelatedStack]) -> tuple[RelatedStack, ...] | None:
+    return tuple(RelatedStack(description=stack.description, stack=top_frames(stack.stack))
+                 for stack in related) or None

@@ -3,6 +3,8 @@ normalised, so that rebuilding, moving lines or cloning a function keeps a known
 
 from __future__ import annotations
 
+import pytest
+
 from memgate.fingerprint import (
     FRAMES_IN_FINGERPRINT,
     fingerprint,
@@ -63,3 +65,23 @@ def test_the_category_and_the_functions_do_change_it() -> None:
     assert fingerprint("leak:indirect", STACK) != fingerprint("leak:definite", STACK)
     renamed = (MALLOC, STACK[1].model_copy(update={"function": "make_leaf(int)"}), *STACK[2:])
     assert fingerprint("leak:definite", renamed) != fingerprint("leak:definite", STACK)
+
+NAMES = {
+    "foo(int, char*)": "foo",
+    "foo.constprop.0": "foo",
+    "main": "main",
+    "(below main)": "",  # as it always was: fingerprints of existing baselines stay
+    "operator new[](unsigned long)": "operator new[]",
+    "(anonymous namespace)::Streamer::operator<<(std::string const&)":
+        "(anonymous namespace)::Streamer::operator<<",
+    "make_holder(std::string&)::{lambda()#1}::operator()() const":
+        "make_holder(std::string&)::{lambda()#1}::operator()",
+    "std::vector<int>::push_back(int&&) &&": "std::vector<int>::push_back",
+    "Parser::parse(char const*&) const": "Parser::parse",
+    "operator&": "operator&",
+}
+
+
+@pytest.mark.parametrize(("name", "normalised"), NAMES.items(), ids=list(NAMES))
+def test_only_the_last_parameter_list_goes(name: str, normalised: str) -> None:
+    assert normalise_function(name) == normalised

@@ -181,6 +181,8 @@ def _new_site(site: SiteRow) -> str:
     summary = (f"{EMOJI[site.verdict]} new {escape_html(site_title(site), 100)} · {site_size(site)}"
                f"{description} · <code>{escape_html(site.site, 200)}</code>")
     frames = [frame.label() for frame in site.frames] or ["(no stack)"]
+    for related in site.related:  # where the block was freed, allocated: under the error's own stack
+        frames += ["", f"{related.description}:", *(f"  {frame.label()}" for frame in related.stack)]
     return _details(summary, code_block(frames), html_summary=True)
 
 

@@ -55,6 +55,7 @@ class _PhysicalLocation(TypedDict):
 
 
 class _Location(TypedDict, total=False):
+    id: int
     physicalLocation: _PhysicalLocation
     message: _Text
 
@@ -77,6 +78,7 @@ class _Result(TypedDict, total=False):
     level: Level
     message: _Text
     locations: list[_Location]
+    relatedLocations: list[_Location]
     partialFingerprints: dict[str, str]
     codeFlows: list[_CodeFlow]
     properties: dict[str, str | int]
@@ -218,7 +220,25 @@ def _result(site: SiteRow, rule_index: int, repo_root: Root, fallback: SourceLoc
     flow = _thread_flow(site, repo_root)
     if flow:
         result["codeFlows"] = [{"threadFlows": [{"locations": flow}]}]
+    related = _related_locations(site, repo_root)
+    if related:
+        result["relatedLocations"] = related
     return result
+
+
+def _related_locations(site: SiteRow, repo_root: Root) -> list[_Location]:
+    """An error's other stacks (where the block was freed, allocated), each at its first frame in
+    the repository; a stack with no frame there has no place to be shown."""
+    related: list[_Location] = []
+    for stack in site.related:
+        location = source_location(stack.stack, repo_root)
+        frame = next((frame for frame in stack.stack if repo_relative(frame.file, repo_root)), None)
+        if location is None or frame is None:
+            continue
+        text = f"{clean(stack.description, limit=300)}: {frame_text(frame, repo_root)}"
+        related.append({"id": len(related), "physicalLocation": _physical(location),
+                        "message": {"text": text}})
+    return related
 
 
 def _physical(location: SourceLocation) -> _PhysicalLocation:

@@ -84,6 +84,9 @@ def _site_lines(comparison: Comparison, status: str, max_sites: int, *, frames: 
             lines.append(_site_line(suite.suite, site))
             if frames:
                 lines.extend(f"        {clean(frame.label())}" for frame in site.frames)
+                for related in site.related:  # where the block was freed, allocated
+                    lines.append(f"      {clean(related.description)}:")
+                    lines.extend(f"        {clean(frame.label())}" for frame in related.stack)
         if len(sites) > max_sites:
             lines.append(f"  {clean(suite.suite)}: {len(sites) - max_sites:,} more (see the JSON report)")
     return lines

@@ -13,6 +13,7 @@ The comparison holds every case the reports must render:
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,13 @@ def source_line(snippet: str, source: Path = MEMPROG) -> int:
         if snippet in line:
             return number
     raise AssertionError(f"{snippet!r} is not in {source}")
+
+
+def line_in(function: str, snippet: str) -> int:
+    """The first line holding ``snippet`` in memprog.c's ``function``."""
+    lines = MEMPROG.read_text().splitlines()
+    start = source_line(f" {function}(void)")
+    return next(number for number in range(start, len(lines) + 1) if snippet in lines[number - 1])
 
 
 @dataclass(frozen=True)
@@ -93,3 +101,22 @@ def real_run_clang(build_program: BuildProgram, tmp_path_factory: pytest.TempPat
 def assert_no_absolute_paths(text: str) -> None:
     """No report may leak the machine's checkout path (reports are uploaded)."""
     assert os.fspath(REPO_ROOT) not in text
+
+
+@pytest.fixture(scope="session")
+def real_free_errors(build_program: BuildProgram, tmp_path_factory: pytest.TempPathFactory,
+                     _no_sanitizer_options: None) -> RealRun:
+    """A use after free under memcheck and under ASan, and a heap overflow under ASan, all new: each
+    error comes with the stacks where its block was freed and allocated."""
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (.ci/run installs it)")
+    plain = build_program("memprog.c")
+    asan = build_program("memprog.c", flags=("-fsanitize=address",))
+    workdir = tmp_path_factory.mktemp("report-free-errors")
+    config = Config(root=workdir, suite=[
+        SuiteConfig(name="uaf-memcheck", tool="memcheck", command=[str(plain), "use_after_free"]),
+        SuiteConfig(name="uaf-asan", tool="asan", command=[str(asan), "use_after_free"]),
+        SuiteConfig(name="overflow-asan", tool="asan", command=[str(asan), "invalid_write"]),
+    ])
+    records = {suite.name: run_suite(suite, config) for suite in config.suites}
+    return RealRun(compare(list(records.values()), {}, config), records, config)

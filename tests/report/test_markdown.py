@@ -21,6 +21,8 @@ from memgate.report.markdown import (
 )
 from memgate.thresholds import Verdict
 
+from .conftest import RealRun, line_in
+
 HEAP: dict[MetricName, int] = {"heap_peak_bytes": 1_000_000, "alloc_calls": 200}
 OUR_TAGS = re.compile(r"</?(details|summary|code|sub)>|<!-- memgate:report -->")
 FENCE = re.compile(r"^(`{3,})text\n.*?^\1$", re.MULTILINE | re.DOTALL)
@@ -211,3 +213,18 @@ def test_cut_notice_without_a_url_is_escaped() -> None:
 def test_max_chars_too_small_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 2000"):
         render_markdown(Comparison(verdict=Verdict.PASS), max_chars=500)
+
+
+def test_an_errors_details_show_where_its_block_was_freed_and_allocated(real_free_errors: RealRun) -> None:
+    text = render_markdown(real_free_errors.comparison)
+    freed, allocated = line_in("use_after_free", "free(a);"), line_in("use_after_free", "malloc(")
+    details = next(part for part in text.split("<details>") if "new heap-use-after-free error" in part)
+    body = details.splitlines()
+    free_at = body.index("freed by thread T0 here:")
+    assert body[free_at + 1].startswith("  use_after_free (")
+    assert body[free_at + 1].endswith(f"memprog.c:{freed})")
+    alloc_at = body.index("previously allocated by thread T0 here:")
+    assert body[alloc_at + 1].endswith(f"memprog.c:{allocated})")
+    assert body.index("```text") < free_at < alloc_at  # inside the code block, under the error's own stack
+    memcheck = next(part for part in text.split("<details>") if "new InvalidRead error" in part)
+    assert "Block was alloc'd at:" in memcheck and "free'd:" in memcheck

@@ -18,7 +18,7 @@ from memgate.comparison import compare
 from memgate.records import Frame
 from memgate.report.sarif import MAX_DESCRIPTION, SCHEMA_URI, render_sarif
 
-from .conftest import MEMPROG_PATH, REPO_ROOT, RealRun, assert_no_absolute_paths, source_line
+from .conftest import MEMPROG_PATH, REPO_ROOT, RealRun, assert_no_absolute_paths, line_in, source_line
 
 SCHEMAS = Path(__file__).parent / "schemas"
 SARIF_SCHEMA = json.loads((SCHEMAS / "sarif-schema-2.1.0.json").read_text())
@@ -177,3 +177,29 @@ def test_schemas_are_the_vendored_files() -> None:
         assert hashlib.sha256((SCHEMAS / name).read_bytes()).hexdigest() == digest, name
     assert SARIF_SCHEMA["id"] == ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
                                   "sarif-schema-2.1.0.json")
+
+
+def test_free_and_allocation_stacks_are_related_locations(real_free_errors: RealRun) -> None:
+    text = render_sarif(real_free_errors.comparison, REPO_ROOT)
+    assert_no_absolute_paths(text)
+    (run,) = sarif(text)["runs"]
+    related = {result["properties"]["suite"]: result.get("relatedLocations", []) for result in run["results"]}
+    seen = {suite: [(location["message"]["text"], location["physicalLocation"]["region"]["startLine"])
+                    for location in locations] for suite, locations in related.items()}
+    assert {location["physicalLocation"]["artifactLocation"]["uri"]
+            for locations in related.values() for location in locations} == {MEMPROG_PATH}
+    freed, allocated = line_in("use_after_free", "free(a);"), line_in("use_after_free", "malloc(")
+    assert seen["uaf-asan"] == [
+        (f"freed by thread T0 here: use_after_free ({MEMPROG_PATH}:{freed})", freed),
+        (f"previously allocated by thread T0 here: use_after_free ({MEMPROG_PATH}:{allocated})", allocated),
+    ]
+    (free_text, free_line), memcheck_alloc = seen["uaf-memcheck"]
+    assert free_text.startswith("Address 0x") and free_line == freed
+    assert free_text.endswith(
+        f"is 8 bytes inside a block of size 40 free'd: use_after_free ({MEMPROG_PATH}:{freed})")
+    assert memcheck_alloc == (f"Block was alloc'd at: use_after_free ({MEMPROG_PATH}:{allocated})", allocated)
+    overflow = line_in("invalid_write", "malloc(")
+    assert seen["overflow-asan"] == [
+        (f"allocated by thread T0 here: invalid_write ({MEMPROG_PATH}:{overflow})", overflow)]
+    assert all([location["id"] for location in locations] == list(range(len(locations)))
+               for locations in related.values())

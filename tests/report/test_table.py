@@ -8,6 +8,8 @@ from memgate.metrics import MetricName
 from memgate.records import Report, SuiteStatus
 from memgate.report.table import render_suites, render_table, verdict_line
 
+from .conftest import RealRun, line_in
+
 HEAP: dict[MetricName, int] = {"heap_peak_bytes": 1_000_000, "alloc_calls": 200}
 
 
@@ -93,3 +95,19 @@ def test_render_suites_for_run() -> None:
         "                                                    heap_peak_bytes  2.00 KiB",
         "broken   memcheck  incomplete (valgrind not found)  (no figures)     -",
     ])
+
+
+def test_an_error_shows_where_its_block_was_freed_and_allocated(real_free_errors: RealRun) -> None:
+    text = render_table(real_free_errors.comparison)
+    freed, allocated = line_in("use_after_free", "free(a);"), line_in("use_after_free", "malloc(")
+    lines = text.splitlines()
+    start = next(index for index, line in enumerate(lines) if "uaf-asan: heap-use-after-free error" in line)
+    block = lines[start:start + 12]
+    free_at = block.index("      freed by thread T0 here:")
+    assert block[free_at + 1].startswith("        use_after_free (") and block[free_at + 1].endswith(
+        f"memprog.c:{freed})")
+    alloc_at = block.index("      previously allocated by thread T0 here:")
+    assert block[alloc_at + 1].endswith(f"memprog.c:{allocated})")
+    assert free_at < alloc_at
+    memcheck = next(index for index, line in enumerate(lines) if "uaf-memcheck: InvalidRead error" in line)
+    assert any(line.startswith("      Block was alloc'd at:") for line in lines[memcheck:memcheck + 12])

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from conftest import BuildProgram
+from conftest import PROGRAMS, BuildProgram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memgate.errors import ConfigError, ParseError
 from memgate.proc import Outcome
-from memgate.records import Frame, Leak, ProcessRecord
+from memgate.records import Frame, Leak, MemError, ProcessRecord
+from memgate.sites import top_frames
 from memgate.tools import get_tool
 from memgate.tools.asan import ASAN, LSAN, SanitizerTool
 from memgate.tools.asan import frames as asan_frames
@@ -969,3 +970,109 @@ def test_the_parser_takes_any_lines(lines: list[str]) -> None:
     parser.feed(lines)
     findings = parser.finish()
     assert all(leak.bytes >= 0 for leak in findings.leaks)
+
+
+# -- several processes' reports in one stderr ------------------------------------------------------
+
+
+def _forked_stderr(binary: Path, tool: SanitizerTool, path: Path) -> Path:
+    """A program that forks, run as a user runs it: no log_path, so the child's report and then
+    the parent's go to the one stderr, each under its own ==PID==."""
+    with path.open("wb") as handle:
+        subprocess.run([str(binary), "fork_child_leak", "leak_small"], stderr=handle, timeout=60,
+                       env={**os.environ, tool.variable: "detect_leaks=1"})
+    return path
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_reports_of_a_forking_program_in_one_stderr_are_one_record_each(
+        build_program: BuildProgram, tmp_path: Path, name: str) -> None:
+    binary, tool = build(build_program, name)
+    stderr = _forked_stderr(binary, tool, tmp_path / "stderr.txt")
+    pids = [int(pid) for pid in re.findall(r"==(\d+)==ERROR: LeakSanitizer", stderr.read_text())]
+    assert len(set(pids)) == 2  # the child's report, then the parent's
+    child, parent = tool.parse([stderr])
+    assert (child.pid, parent.pid) == tuple(pids)
+    assert leak_rows(child) == [("definite", 200, 1, "child_work < fork_child_leak < main")]
+    assert leak_rows(parent) == [("definite", 16, 1, "leak_small < main")]
+    assert child.complete and parent.complete, (child.incomplete_reason, parent.incomplete_reason)
+    # the same records as each process's own log (log_path) gives
+    logged = run(tool, [str(binary), "fork_child_leak", "leak_small"], tmp_path / "logs")
+    assert sorted(leak_rows(record) for record in logged) == sorted([leak_rows(child), leak_rows(parent)])
+    assert len({record.pid for record in logged}) == 2
+
+
+def test_reports_written_at_the_same_time_are_refused(build_program: BuildProgram, tmp_path: Path) -> None:
+    """Two live processes' lines mixed: the frame lines carry no prefix, so whose they are cannot be
+    known. Made from a real stderr: the parent's report starts inside the child's."""
+    binary, tool = build(build_program, "gcc-asan")
+    lines = _forked_stderr(binary, tool, tmp_path / "stderr.txt").read_text().splitlines()
+    second = [index for index, line in enumerate(lines) if "ERROR: LeakSanitizer" in line][1]
+    first_record = next(index for index, line in enumerate(lines) if line.startswith("Direct leak"))
+    mixed = [*lines[:first_record + 2], *lines[second - 1:second + 1], *lines[first_record + 2:second - 1],
+             *lines[second + 1:]]
+    path = tmp_path / "mixed.txt"
+    path.write_text("\n".join(mixed) + "\n")
+    with pytest.raises(ParseError, match="written at the same time") as raised:
+        tool.parse([path])
+    assert raised.value.hint is not None and "log_path" in raised.value.hint
+    with pytest.raises(ParseError, match="several processes"):  # one process is asked for: refused
+        parse_log(tmp_path / "stderr.txt")
+
+
+def test_lines_before_the_first_report_go_with_the_first_process(tmp_path: Path) -> None:
+    source = (DATA / "gcc-lsan-leaks.log").read_text()
+    pid = re.search(r"==(\d+)==", source)
+    assert pid is not None
+    other = source.replace(f"=={pid[1]}==", "==4242==")
+    path = tmp_path / "two.txt"
+    path.write_text("the program's own output\n" + other + source)
+    first, second = ASAN.parse([path])
+    assert (first.pid, second.pid) == (4242, int(pid[1]))
+    alone = only(ASAN.parse([DATA / "gcc-lsan-leaks.log"]))
+    assert first.leaks == second.leaks == alone.leaks
+    assert first.metrics == second.metrics == alone.metrics
+
+
+# -- an error's other stacks: where its block was freed and allocated ------------------------------
+
+
+def _line_of(snippet: str, function: str, source: Path = PROGRAMS / "memprog.c") -> int:
+    """The line of ``snippet`` in ``function``'s body (tests name lines by their code)."""
+    lines = source.read_text().splitlines()
+    start = next(number for number, line in enumerate(lines) if f" {function}(" in line and "{" in line)
+    return next(number for number, line in enumerate(lines[start:], start=start + 1) if snippet in line)
+
+
+def _related_rows(error: MemError) -> list[tuple[str, str | None, int | None]]:
+    """Each related stack: its words, and the first frame of the program's own code in it."""
+    rows = []
+    for related in error.related:
+        own = top_frames(related.stack)[0]
+        rows.append((related.description, own.function, own.line))
+        assert own.file is not None and own.file.endswith("memprog.c")
+    return rows
+
+
+@pytest.mark.parametrize("name", ASAN_BUILDS)
+def test_use_after_free_keeps_the_free_and_allocation_stacks(
+        build_program: BuildProgram, tmp_path: Path, name: str) -> None:
+    binary, tool = build(build_program, name)
+    error = only(only(run(tool, [str(binary), "use_after_free"], tmp_path)).errors)
+    assert error.kind == "heap-use-after-free" and error.site == "use_after_free < main"
+    assert _related_rows(error) == [
+        ("freed by thread T0 here", "use_after_free", _line_of("free(a);", "use_after_free")),
+        ("previously allocated by thread T0 here", "use_after_free", _line_of("malloc(", "use_after_free")),
+    ]
+    assert [frame.function for frame in error.related[0].stack][1:3] == ["use_after_free", "main"]
+    assert [frame.function for frame in error.stack][:2] == ["use_after_free", "main"]  # the access
+
+
+@pytest.mark.parametrize("name", ASAN_BUILDS)
+def test_heap_overflow_keeps_the_allocation_stack(build_program: BuildProgram, tmp_path: Path,
+                                                  name: str) -> None:
+    binary, tool = build(build_program, name)
+    error = only(only(run(tool, [str(binary), "invalid_write"], tmp_path)).errors)
+    assert error.kind == "heap-buffer-overflow"
+    assert _related_rows(error) == [("allocated by thread T0 here", "invalid_write",
+                                     _line_of("malloc(", "invalid_write"))]

@@ -6,6 +6,7 @@ parser cases, and the edges: cut, empty, foreign and broken files."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from memgate.errors import ConfigError, ParseError, ToolError
 from memgate.metrics import METRIC_NAMES, MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
+from memgate.sites import top_frames
 from memgate.tools import get_tool
 from memgate.tools.base import Tool, ToolOptions
 from memgate.tools.memcheck import MEMCHECK, MEMCHECK_METRICS, xmlstream
@@ -874,6 +876,15 @@ def test_saved_fork_bug_output_is_refused_with_the_fix() -> None:
 # -- two independent readings of the XML agree ----------------------------------------------------
 
 
+def _changed_copy(case: str, old: bytes, new: bytes, tmp_path: Path, count: int = -1) -> tuple[Path, Path]:
+    """The saved XML of ``case`` and a copy of it with ``old`` replaced by ``new``."""
+    (source,) = (DATA / case).glob("*.xml")
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(old, new, count))
+    assert path.read_bytes() != source.read_bytes()
+    return source, path
+
+
 def _whole_tree_items(path: Path) -> Iterator[Item]:
     """The items of a (small, whole) XML file from a whole-tree parse and the element walk."""
     root = ElementTree.parse(path).getroot()
@@ -936,11 +947,8 @@ ODD_BUT_WELL_FORMED = {
 @pytest.mark.parametrize("change", ODD_BUT_WELL_FORMED.values(), ids=ODD_BUT_WELL_FORMED)
 def test_odd_but_well_formed_xml_reads_the_same_three_ways(change: tuple[bytes, bytes],
                                                            tmp_path: Path) -> None:
-    (source,) = (DATA / "leaks").glob("*.xml")
     old, new = change
-    path = tmp_path / source.name
-    path.write_bytes(source.read_bytes().replace(old, new, 1 if old != b"\n" else -1))
-    assert path.read_bytes() != source.read_bytes()
+    _, path = _changed_copy("leaks", old, new, tmp_path, 1 if old != b"\n" else -1)
     assert _summary(path, "expat") == _summary(path, "lxml") == _summary(path, "tree")
 
 
@@ -953,11 +961,7 @@ ODD_PAIRS = {
 
 @pytest.mark.parametrize("change", ODD_PAIRS.values(), ids=ODD_PAIRS)
 def test_pairs_in_another_shape_read_the_same_three_ways(change: tuple[bytes, bytes], tmp_path: Path) -> None:
-    (source,) = (DATA / "kinds").glob("*.xml")
-    old, new = change
-    path = tmp_path / source.name
-    path.write_bytes(source.read_bytes().replace(old, new, 1))
-    assert path.read_bytes() != source.read_bytes()
+    source, path = _changed_copy("kinds", *change, tmp_path, 1)
     assert _summary(path, "expat") == _summary(path, "lxml") == _summary(path, "tree")
     assert _summary(path, "expat") == _summary(source, "expat")  # the same figures as memcheck's own
 
@@ -1207,3 +1211,105 @@ def test_a_text_log_of_an_xml_run_alone_is_incomplete(tmp_path: Path) -> None:
     records = MEMCHECK.parse(logs)
     assert len(records) == 2 and not any(record.complete for record in records)
     assert all("empty" in (record.incomplete_reason or "") for record in records)
+
+
+# -- C++ frames: XML entities (&amp; &lt; &gt;) in function names and loss record texts ----------------
+
+_TEXT_SUMMARY = re.compile(r"==\d+==\s+(definitely|indirectly) lost: ([\d,]+) bytes in ([\d,]+) blocks")
+
+
+def _memchecks_own_summary(command: Sequence[str], logdir: Path) -> dict[str, tuple[int, int]]:
+    """memcheck's own LEAK SUMMARY of a text run: kind -> (bytes, blocks)."""
+    text = run_text_mode(command, logdir).read_text()
+    found = {kind: (int(size.replace(",", "")), int(blocks.replace(",", "")))
+             for kind, size, blocks in _TEXT_SUMMARY.findall(text)}
+    assert set(found) == {"definitely", "indirectly"}, text
+    return found
+
+
+def test_cxx_frames_with_entities_keep_the_direct_indirect_split(
+        build_program: BuildProgram, valgrind: str, tmp_path: Path) -> None:
+    """The loss records' texts hold "&amp;" (std::string&), "&lt;" (templates, operator<<): each one
+    is read like plain text, so a definite record owns its direct bytes only."""
+    program = build_program("cxxleaks.cpp")
+    record = only(run_memcheck([str(program)], tmp_path / "xml")[0])
+    (xml,) = (tmp_path / "xml").glob("*.xml")
+    assert b"&amp;" in xml.read_bytes() and b"&lt;" in xml.read_bytes()
+    truth = _memchecks_own_summary([str(program)], tmp_path / "text")
+    assert record.complete, record.incomplete_reason
+    metrics = record.metrics
+    assert (metrics["leak_definite_bytes"], metrics["leak_definite_blocks"]) == truth["definitely"]
+    assert (metrics["leak_indirect_bytes"], metrics["leak_indirect_blocks"]) == truth["indirectly"]
+    # the program's own blocks, whatever libstdc++ allocates for the strings
+    definite = {leak.site: leak.bytes for leak in record.leaks if leak.kind == "definite"}
+    assert definite["make_holder < main"] == 16
+    assert definite["leak_name < main"] == 13
+    assert definite["(anonymous namespace)::Streamer::operator<< < main"] == 7
+    assert sum(definite.values()) == 60 == truth["definitely"][0]
+    indirect = {leak.site: leak.bytes for leak in record.leaks if leak.kind == "indirect"}
+    assert indirect["make_holder < main"] == 40
+    string = "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >"
+    assert indirect[f"make_holder({string}&)::{{lambda()#1}}::operator() < make_holder < main"] == 24
+    assert _summary(xml, "expat") == _summary(xml, "lxml") == _summary(xml, "tree")
+
+
+# Character references and entities in every place the fast path reads text from.
+REFERENCES = {
+    "decimal and hexadecimal references in a function":
+        (b"<fn>main</fn>", b"<fn>m&#97;in&#x80;&#x1F600;</fn>"),
+    "entities in a function":
+        (b"<fn>main</fn>", b"<fn>operator&lt;&lt;(std::string&amp;, char&apos;&quot;&gt;)</fn>"),
+    "entities in a file name": (b"<file>", b"<file>a&amp;b&#47;"),
+    "entities in a loss record's text": (b"are definitely lost", b"are &#100;efinitely &amp; lost"),
+    "entities in an object": (b"<obj>", b"<obj>&#47;x&amp;"),
+}
+
+
+@pytest.mark.parametrize("change", REFERENCES.values(), ids=REFERENCES)
+def test_character_references_read_the_same_three_ways(change: tuple[bytes, bytes], tmp_path: Path) -> None:
+    _, path = _changed_copy("leaks", *change, tmp_path)
+    assert _summary(path, "expat") == _summary(path, "lxml") == _summary(path, "tree")
+
+
+# -- an error's other stacks: <auxwhat> and the <stack> after it ------------------------------------
+
+
+def _line_of(snippet: str, function: str) -> int:
+    """The line of ``snippet`` in ``function``'s body in memprog.c (tests name lines by their code)."""
+    lines = (PROGRAMS / "memprog.c").read_text().splitlines()
+    start = next(number for number, line in enumerate(lines) if f" {function}(" in line and "{" in line)
+    return next(number for number, line in enumerate(lines[start:], start=start + 1) if snippet in line)
+
+
+def _related_rows(record: ProcessRecord, site: str) -> list[tuple[str, str | None, int | None]]:
+    error = next(error for error in record.errors if error.site == site)
+    rows = []
+    for related in error.related:
+        own = top_frames(related.stack)[0]
+        assert own.file == str(PROGRAMS / "memprog.c")
+        rows.append((re.sub(r"0x[0-9a-fA-F]+", "0x…", related.description), own.function, own.line))
+    return rows
+
+
+def test_errors_keep_the_free_and_allocation_stacks(memprog: Path, tmp_path: Path) -> None:
+    logdir = tmp_path / "logs"
+    record = only(run_memcheck([str(memprog), "invalid_read", "use_after_free"], logdir)[0])
+    assert _related_rows(record, "use_after_free < main") == [
+        ("Address 0x… is 8 bytes inside a block of size 40 free'd", "use_after_free",
+         _line_of("free(a);", "use_after_free")),
+        ("Block was alloc'd at", "use_after_free", _line_of("malloc(", "use_after_free")),
+    ]
+    assert _related_rows(record, "invalid_read < main") == [
+        ("Address 0x… is 0 bytes after a block of size 40 alloc'd", "invalid_read",
+         _line_of("malloc(", "invalid_read")),
+    ]
+    (xml,) = logdir.glob("*.xml")
+    assert _summary(xml, "expat") == _summary(xml, "lxml") == _summary(xml, "tree")
+
+
+# xauxwhat (a variable's description, with --read-var-info) holds its words in <text>.
+def test_an_xauxwhat_names_the_stack_after_it_the_same_three_ways(tmp_path: Path) -> None:
+    xauxwhat = b"<xauxwhat><text>Block was alloc&apos;d at</text><file>x.c</file><line>3</line></xauxwhat>"
+    source, path = _changed_copy("errors", b"<auxwhat>Block was alloc'd at</auxwhat>", xauxwhat, tmp_path)
+    expat = _summary(path, "expat")
+    assert expat == _summary(path, "lxml") == _summary(path, "tree") == _summary(source, "expat")

@@ -13,7 +13,7 @@ from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools.asan.checks import Context, missing_output, to_record
 from memgate.tools.asan.frames import FrameCache
-from memgate.tools.asan.log import parse_log, pid_from_name
+from memgate.tools.asan.log import parse_processes, pid_from_name
 from memgate.tools.asan.options import (
     ASAN_DEFAULTS,
     LSAN_DEFAULTS,
@@ -71,12 +71,13 @@ class SanitizerTool:
         if not logs:
             return [missing_output(logdir, outcome, context, self.name)]
         cache = FrameCache(wrappers=options.alloc_wrappers)
-        return [to_record(parse_log(path, cache), context) for path in logs]
+        return [to_record(findings, context) for path in logs for findings in parse_processes(path, cache)]
 
     def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         context = Context(tool_label=self.label)
         cache = FrameCache(wrappers=options.alloc_wrappers)
-        return [to_record(parse_log(Path(path), cache), context) for path in paths]
+        return [to_record(findings, context)
+                for path in paths for findings in parse_processes(Path(path), cache)]
 
 
 @functools.lru_cache(maxsize=1)

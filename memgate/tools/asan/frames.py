@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from memgate.fingerprint import NO_WRAPPERS, AllocWrappers, fingerprint, site_of
 from memgate.metrics import LeakKind
-from memgate.records import Frame, Leak, MemError
+from memgate.records import Frame, Leak, MemError, RelatedStack
 from memgate.units import count_of
 
 _CACHE_LIMIT = 1 << 13  # frames (and stacks) remembered while parsing: a few MB at most
@@ -88,7 +88,7 @@ class FrameCache:
         self._identities: dict[tuple[str, str], _Identity] = {}
         self._leaks: dict[str, Leak] = {}
         self._runs: dict[str, tuple[Leak, ...]] = {}
-        self._errors: dict[tuple[str, str, str], MemError] = {}
+        self._errors: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], MemError] = {}
 
     def identify(self, category: str, frames: str) -> _Identity:
         """The stack, site and fingerprint of a record in ``category`` ("leak:definite", ...) whose
@@ -132,13 +132,18 @@ class FrameCache:
         self._remember(self._leaks, text, leak)
         return leak
 
-    def error(self, kind: str, description: str, frames: str) -> MemError:
+    def error(self, kind: str, description: str, frames: str,
+              related: tuple[tuple[str, str], ...] = ()) -> MemError:
+        """An error from its access stack's frame lines and its related stacks' (line, frame lines)."""
         identity = self.identify(f"error:{kind}", frames)
-        key = (kind, description, identity.key)
+        others = tuple((title, self.identify("related", lines)) for title, lines in related)
+        key = (kind, description, identity.key, tuple((title, other.key) for title, other in others))
         error = self._errors.get(key)
         if error is None:
             error = MemError(kind=kind, description=description, count=1, stack=identity.stack,
-                             fingerprint=identity.fingerprint, site=identity.site)
+                             fingerprint=identity.fingerprint, site=identity.site,
+                             related=tuple(RelatedStack(description=title, stack=other.stack)
+                                           for title, other in others))
             self._remember(self._errors, key, error)
         return error
 

@@ -38,6 +38,9 @@ _CALLS = re.compile(r"Stats: .* malloced .* by (\d+) calls")
 _TOP_LEAKS = re.compile(r"The (\d+) top leak\(s\):")
 # The lines of an error report kept for its description: the access, and where the address lies.
 _DETAIL = re.compile(r"(?:READ|WRITE|ACCESS) of size|The signal is caused|(?:Address )?0x\w+ is located ")
+# The lines that open an error report's other stacks: where the block was freed and allocated, and
+# where the thread was created. Each names the run of frames that follows it.
+_RELATED = re.compile(r"(?:(?:previously )?allocated|freed) by thread |Thread T\d+ .*created by ")
 # The registers an ERROR line ends with, "at pc ... sp ..." or "(pc ... sp ... T0)": they differ in every run.
 _REGISTERS = re.compile(r" (?:at |\()pc 0x[0-9a-fA-F]+ bp 0x[0-9a-fA-F]+ sp 0x[0-9a-fA-F]+(?: T\d+\))?")
 
@@ -87,6 +90,8 @@ class _PendingError:
     details: list[str] = field(default_factory=list)
     frames: str | None = None  # the first run of frames after the ERROR line: the access stack
     located: bool = False  # the "... is located ..." line is in details
+    related: list[tuple[str, str]] = field(default_factory=list)  # (its line, its frames)
+    related_title: str | None = None  # the line of the next run of frames ("freed by thread T0 here")
 
 
 @dataclass
@@ -142,7 +147,8 @@ _EVENT = re.compile(
     r"|S(?:UMMARY: |tats: \S+ malloced )"
     r"|A(?:ddressSanitizer exit stats:|ddress 0x[0-9a-fA-F]+ is located |CCESS of size )"
     r"|READ of size |WRITE of size |0x[0-9a-fA-F]+ is located "
-    r"|Omitting |T(?:oo many leaks|he \d+ top leak))[^\n]*))"
+    r"|Omitting |T(?:oo many leaks|he \d+ top leak|hread T\d)"
+    r"|freed by thread |previously allocated by thread |allocated by thread )[^\n]*))"
 )
 
 
@@ -178,6 +184,10 @@ class LogParser:
             else:
                 self._text_line(line)
 
+    def inside_report(self) -> bool:
+        """Between a report's ERROR line and its end (SUMMARY, ABORTING or the next report)."""
+        return self._state in (_LEAKS, _ERROR)
+
     def _recognise(self, text: str) -> None:
         """Whether the sanitizer wrote this (the events leave its chatter out), and its process id."""
         findings = self.findings
@@ -186,11 +196,16 @@ class LogParser:
             findings.pid = count_of(own[1])
 
     def _frames(self, frames: str) -> None:
-        """The first run of frames after an ERROR line is the access stack; the allocation and free
-        stacks that follow stay out of the record."""
+        """The first run of frames after an ERROR line is the access stack; the free and allocation
+        stacks that follow, each after its own line, are the error's related stacks."""
         error = self._error
-        if error is not None and error.frames is None:
+        if error is None:
+            return
+        if error.frames is None:
             error.frames = frames
+        elif error.related_title is not None:
+            error.related.append((error.related_title, frames))
+            error.related_title = None
 
     def _text_line(self, line: str) -> None:
         first = line[0]
@@ -298,6 +313,9 @@ class LogParser:
         kept for the description."""
         error = self._error
         assert error is not None
+        if _RELATED.match(text):
+            error.related_title = text.strip().rstrip(":")[:_MAX_DETAIL]
+            return
         if _DETAIL.match(text) and len(error.details) < 3:
             if " is located " in text:
                 if error.located:
@@ -326,7 +344,8 @@ class LogParser:
             return
         self._error = None
         description = "; ".join([error.message, *error.details])
-        self.findings.errors.append(self._cache.error(error.kind, description, error.frames or ""))
+        self.findings.errors.append(self._cache.error(error.kind, description, error.frames or "",
+                                                      tuple(error.related)))
         if error.kind in DEADLY_KINDS:
             self.findings.fatal_signal = self.findings.fatal_signal or error.kind
             self.findings.leak_check_done = False
@@ -407,20 +426,115 @@ def pid_from_name(path: Path) -> int | None:
 def parse_log(path: Path, cache: FrameCache | None = None) -> Findings:
     """One log, one process (the pid from the file name, else the ``==PID==`` prefix). An error's
     stack is its access stack (the first after the ERROR line), never the allocation or free stack.
-    Only the last leak report of a process counts (``LogParser._start_leak_report``)."""
+    Only the last leak report of a process counts (``LogParser._start_leak_report``). A log of
+    several processes is a ``ParseError`` here: ``parse_processes`` reads those."""
+    (findings,) = _parse_one_or_several(path, cache, split=False)
+    return findings
+
+
+def parse_processes(path: Path, cache: FrameCache | None = None) -> list[Findings]:
+    """The processes of one log: one, or several when reports under different ``==PID==`` prefixes
+    follow one another in it (a captured stderr of a program that forks or execs children without
+    ``log_path``). Each is read as a log of its own (``ProcessSplitter``), in the order they first
+    appear; reports of live processes interleaved line by line are a ``ParseError``."""
+    return _parse_one_or_several(path, cache, split=True)
+
+
+def _parse_one_or_several(path: Path, cache: FrameCache | None, *, split: bool) -> list[Findings]:
     parser = LogParser(path, cache)
-    with counts_read(path, not_a="this is not a sanitizer log",
-                     hint="give the files ASan/LSan wrote (log_path) or a captured stderr"):
+    with counts_read(path, not_a=_NOT_A_LOG, hint=_LOG_HINT):
         for chunk in read_chunks(path):
             parser.feed_text(chunk)
-    findings = parser.finish()
-    several = findings.several_processes()
-    if several:
-        # Frame and SUMMARY lines carry no process id, so the reports cannot be told apart safely;
-        # reading them as one process would lose all but the last leak report.
-        raise ParseError(
-            f"this file holds the output of several processes ({several}): they cannot be told apart",
-            path=path, hint="give each process its own log: ASAN_OPTIONS=log_path=<folder>/asan "
-            "(LSAN_OPTIONS for lsan) writes <folder>/asan.<pid>, as memgate check does")
-    findings.pid = pid_from_name(path) or findings.pid
-    return findings
+        findings = parser.finish()
+        several = findings.several_processes()
+        if several is None:
+            findings.pid = pid_from_name(path) or findings.pid
+            return [findings]
+        if not split:
+            raise _several_processes(path, several)
+        # A second reading, line by line: only logs of several processes pay for it.
+        splitter = ProcessSplitter(path, cache or FrameCache())
+        for chunk in read_chunks(path):
+            splitter.feed_text(chunk)
+        return splitter.finish()
+
+
+_NOT_A_LOG = "this is not a sanitizer log"
+_LOG_HINT = "give the files ASan/LSan wrote (log_path) or a captured stderr"
+_SPLIT_HINT = ("give each process its own log: ASAN_OPTIONS=log_path=<folder>/asan (LSAN_OPTIONS for lsan) "
+               "writes <folder>/asan.<pid>, as memgate check does")
+
+
+def _several_processes(path: Path, several: str) -> ParseError:
+    return ParseError(f"this file holds the output of several processes ({several}) that cannot be told "
+                      "apart", path=path, hint=_SPLIT_HINT)
+
+
+# A line under a process's own prefix; LSan's tracer writes under the id of its own task.
+_PROCESS_LINE = re.compile(r"==(\d+)==(?!Attached|Detached|Could not attach|Failed suspending)")
+_SEPARATOR_LINE = re.compile(r"={20,}$")
+
+
+class ProcessSplitter:
+    """Several processes' reports in one log, one after another: each run of lines from a line
+    under ``==PID==`` to the next line under another prefix is that process's (frame and SUMMARY
+    lines carry no prefix, but they come inside a report, after its ERROR line). The separator line
+    that opens a report goes with the report. Each process has its own ``LogParser``.
+
+    When the prefix changes while the process before is inside a report (after its ERROR line, before
+    its SUMMARY), the two wrote at the same time: which unprefixed line is whose cannot be known, so
+    that is a ``ParseError``, never a guess."""
+
+    def __init__(self, path: Path, cache: FrameCache) -> None:
+        self.path = path
+        self.cache = cache
+        self.parsers: dict[int, LogParser] = {}
+        self.current: int | None = None
+        self.lines: list[str] = []  # the current process's lines, not yet fed
+        self.held: list[str] = []  # separator lines: they go with the next line
+
+    def feed_text(self, text: str) -> None:
+        """Whole lines, each after a newline, as ``read_chunks`` gives them."""
+        for line in text.split("\n")[1:]:
+            process = _PROCESS_LINE.match(line)
+            if process is not None and count_of(process[1]) != self.current:
+                self._switch(count_of(process[1]))
+            if _SEPARATOR_LINE.match(line):
+                self.held.append(line)
+                continue
+            self.lines += self.held
+            self.held.clear()
+            self.lines.append(line)
+        self._flush()  # a chunk never ends inside a run of frames
+
+    def _switch(self, pid: int) -> None:
+        self._flush()
+        before = self.parsers.get(self.current) if self.current is not None else None
+        if before is not None and before.inside_report():
+            raise ParseError(
+                f"this file holds reports of processes {self.current} and {pid} written at the same time, "
+                "line by line: which lines are whose cannot be told", path=self.path, hint=_SPLIT_HINT)
+        if pid not in self.parsers:
+            self.parsers[pid] = LogParser(self.path, self.cache)
+        self.current = pid
+
+    def _flush(self) -> None:
+        if not self.lines:
+            return
+        if self.current is None:  # lines before any process's own line: the first process's
+            return
+        self.parsers[self.current].feed(self.lines)
+        self.lines = []
+
+    def finish(self) -> list[Findings]:
+        self.lines += self.held
+        self._flush()
+        processes: list[Findings] = []
+        for pid, parser in self.parsers.items():
+            findings = parser.finish()
+            several = findings.several_processes()
+            if several is not None:  # one pid, two sets of exit statistics: not two reports in turn
+                raise _several_processes(self.path, several)
+            findings.pid = pid
+            processes.append(findings)
+        return processes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -17,7 +17,7 @@ from memgate.fingerprint import (
     site_of,
 )
 from memgate.metrics import LEAK_KINDS, LeakKind
-from memgate.records import Frame, Leak, MemError
+from memgate.records import Frame, Leak, MemError, RelatedStack
 
 LeakCheck = Literal["full", "summary", "no"]
 
@@ -220,6 +220,7 @@ class _ErrorSite:
     stack: tuple[Frame, ...]
     site: str
     fingerprint: str
+    related: tuple[RelatedStack, ...] = ()
     count: int = 0
 
 
@@ -233,13 +234,18 @@ class ErrorTally:
         self._sites_of = sites
         self._sites: dict[ErrorKey, _ErrorSite] = {}
 
-    def key(self, kind: str, description: str, stack: Stack) -> ErrorKey:
-        """Register a site (count 0 so far) and return its key, for counts that come later."""
+    def key(self, kind: str, description: str, stack: Stack,
+            related: Sequence[tuple[str, Iterable[RawFrame]]] = ()) -> ErrorKey:
+        """Register a site (count 0 so far) and return its key, for counts that come later. The
+        first error of a site gives its description and its related stacks (free, allocation)."""
         key = (kind, self._sites_of.site(stack))
         if key not in self._sites:
             frames, site_text, print_ = identify(f"error:{kind}", stack, self._sites_of.frame,
-                                                     self._sites_of.wrappers)
-            self._sites[key] = _ErrorSite(kind, " ".join(description.split()), frames, site_text, print_)
+                                                 self._sites_of.wrappers)
+            others = tuple(RelatedStack(description=title, stack=tuple(map(self._sites_of.frame, other)))
+                           for title, other in related)
+            self._sites[key] = _ErrorSite(kind, " ".join(description.split()), frames, site_text, print_,
+                                          others)
         return key
 
     def count(self, key: ErrorKey, occurrences: int) -> None:
@@ -254,7 +260,7 @@ class ErrorTally:
     def errors(self) -> tuple[MemError, ...]:
         return tuple(
             MemError(kind=site.kind, description=site.description, count=site.count, stack=site.stack,
-                     fingerprint=site.fingerprint, site=site.site)
+                     fingerprint=site.fingerprint, site=site.site, related=site.related)
             for site in self._sites.values()
             if site.count > 0
         )

@@ -250,7 +250,7 @@ class XmlReader:
         if leak_kind is not None:
             self._leak(leak_kind, error)
             return
-        key = self.output.errors.key(kind or "Unknown", error.what or "", error.stack)
+        key = self.output.errors.key(kind or "Unknown", error.what or "", error.stack, error.related)
         unique = _int(error.unique)
         if unique is None:
             self.output.errors.count(key, 1)

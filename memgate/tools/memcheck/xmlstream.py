@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import codecs
 import functools
-import html
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,9 @@ class XmlError:
     leaked_bytes: str | None = None
     leaked_blocks: str | None = None
     stack: Stack = ()  # the first <stack>: where it happened
+    # the <stack>s after it, each with the <auxwhat> (or <xauxwhat><text>) before it: "Address ...
+    # is 8 bytes inside a block of size 40 free'd" and where, "Block was alloc'd at" and where
+    related: list[tuple[str, Iterable[RawFrame]]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -111,10 +113,28 @@ _FRAME = re.compile(
 )
 
 
+# XML's five entities and its character references; nothing else (the parser refuses any other
+# "&" in the file). Not html.unescape: HTML reads "&#x80;" as "\u20ac", XML as U+0080.
+_REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#x([0-9a-fA-F]+)|#([0-9]+));")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+def _referenced(match: re.Match[str]) -> str:
+    name, hexadecimal, decimal = match.groups()
+    if name:
+        return _ENTITIES[name]
+    return chr(int(hexadecimal, 16) if hexadecimal else int(decimal))
+
+
 def _unescape(text: str) -> str:
+    """The text an XML parser gives for ``text`` as written between tags."""
     if "&" not in text:
         return text
-    return html.unescape(text)
+    return _REFERENCE.sub(_referenced, text)
+
+
+def _unescape_some(text: str | None) -> str | None:
+    return None if text is None else _unescape(text)
 
 
 # The <ip> of a frame that has a function or a source file: a site does not depend on it (see
@@ -124,19 +144,13 @@ _SITE_FREE_IP = re.compile(
 )
 
 
-class StackText:
-    """The frames of a ``<stack>``, read from its text only as far as they are asked for: a site
-    needs the first few frames, and the whole stack is kept once per site.
+class FramesText:
+    """The frames of a ``<stack>``, read from its text only as far as they are asked for."""
 
-    ``site_key`` is the text without the addresses a site does not depend on: stacks with equal
-    keys have the same site, so the site is worked out once for all of them."""
-
-    __slots__ = ("text", "weight", "site_key")
+    __slots__ = ("text",)
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.weight = len(text)
-        self.site_key = _SITE_FREE_IP.sub("", text)
 
     def __iter__(self) -> Iterator[RawFrame]:
         text, position = self.text, 0
@@ -160,14 +174,54 @@ class StackText:
             yield _raw_frame({part.tag: part.text or "" for part in frame})
 
 
+class StackText(FramesText):
+    """An error's own stack: a site needs its first few frames, and the whole stack is kept once per
+    site.
+
+    ``site_key`` is the text without the addresses a site does not depend on: stacks with equal
+    keys have the same site, so the site is worked out once for all of them."""
+
+    __slots__ = ("weight", "site_key")
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.weight = len(text)
+        self.site_key = _SITE_FREE_IP.sub("", text)
+
+
+# What may follow an error's first stack: the text of another stack, and that stack.
+_RELATED = re.compile(r"<auxwhat>([^<]*)</auxwhat>|<xauxwhat>\s*<text>([^<]*)</text>|<stack>")
+
+
+def _related_stacks(text: str, start: int) -> list[tuple[str, Iterable[RawFrame]]] | None:
+    """The stacks after an error's first one (from ``start``), each with the text before it; None
+    when a stack has no end (another shape: parsed as XML)."""
+    related: list[tuple[str, Iterable[RawFrame]]] = []
+    title: str | None = None
+    position = start
+    while (match := _RELATED.search(text, position)) is not None:
+        position = match.end()
+        if match[0] != "<stack>":
+            title = match[1] if match[1] is not None else match[2]
+            continue
+        end = text.find("</stack>", position)
+        if end < 0:
+            return None
+        if title is not None:
+            related.append((" ".join(_unescape(title).split()), FramesText(text[position:end])))
+            title = None
+        position = end + 8
+    return related
+
+
 def _text_error(text: str) -> XmlError | None:
     """An <error> from its XML text, or None when it has another shape."""
     head = _HEAD.match(text)
     if head is None:
         return None
     unique, kind, what, xwhat, leaked_bytes, leaked_blocks = head.groups()
-    if "&" in text:
-        what, xwhat = _unescape(what or ""), _unescape(xwhat or "")
+    if "&" in text:  # an absent <what> stays absent: the loss record's text is <xwhat>'s
+        what, xwhat = _unescape_some(what), _unescape_some(xwhat)
     error = XmlError(kind=kind, unique=unique, what=what if what is not None else xwhat or "",
                      leaked_bytes=leaked_bytes or None, leaked_blocks=leaked_blocks or None)
     start = text.find("<stack>", head.end())
@@ -176,16 +230,31 @@ def _text_error(text: str) -> XmlError | None:
         if end < 0:
             return None
         error.stack = StackText(text[start + 7:end])
+        if "auxwhat>" in text:
+            related = _related_stacks(text, end + 8)
+            if related is None:
+                return None
+            error.related = related
     return error
 
 
 def _walk_error(element: Any) -> XmlError:
     error = XmlError()
+    title: str | None = None
+    first_stack = True
     for child in element:
         tag = child.tag
         if tag == "stack":
-            if not error.stack:
-                error.stack = tuple(_raw_frame({part.tag: part.text for part in frame}) for frame in child)
+            frames = tuple(_raw_frame({part.tag: part.text for part in frame}) for frame in child)
+            if first_stack:
+                error.stack, first_stack, title = frames, False, None
+            elif title is not None:
+                error.related.append((" ".join(title.split()), frames))
+                title = None
+        elif tag == "auxwhat":
+            title = child.text or ""
+        elif tag == "xauxwhat":
+            title = next((part.text or "" for part in child if part.tag == "text"), "")
         elif tag == "kind":
             error.kind = child.text
         elif tag == "unique":

@@ -3,7 +3,9 @@ program under ASan, real baselines, and the results they return. The CLI end to 
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,47 @@ def test_a_comment_outside_ci_is_not_posted_and_says_so(tmp_path: Path,
     result = comment(CommentOptions(markdown=markdown))
     assert (result.exit_code, result.url) == (ExitCode.TOOL, None)
     assert "no comment posted" in capsys.readouterr().err
+
+
+_REAL_OUTPUTS = [("asan", [path]) for path in sorted((DATA / "asan").glob("*.log"))] + [
+    ("asan", sorted((DATA / "asan").glob("clang-asan-*.log"))[:3]),  # several processes
+    *(("memcheck", [path]) for path in sorted((DATA / "memcheck").glob("*/memcheck.*.xml"))
+      if path.parent.name != "user-fork-log-bug"),  # refused: two processes' XML in one file
+    ("massif", [DATA / "massif" / "massif.out.4242"]),
+]
+
+
+@pytest.mark.parametrize(("tool", "files"), _REAL_OUTPUTS, ids=lambda value: str(value)[-40:])
+def test_parse_prints_the_records_json_byte_for_byte(tool: str, files: list[Path],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The JSON is written piece by piece (write_record_json), and is still exactly the record's
+    ``model_dump_json(indent=2)``: leaks, errors, several processes, empty lists."""
+    result = parse(ParseOptions(tool=tool, files=tuple(files)))
+    assert capsys.readouterr().out == result.record.model_dump_json(indent=2) + "\n"
+
+
+class _LargestWrite(io.StringIO):
+    largest = 0
+
+    def write(self, text: str) -> int:
+        self.largest = max(self.largest, len(text))
+        return super().write(text)
+
+
+def test_parse_streams_its_json_never_holding_the_whole_text(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report of 12,000 leak records (3,000 distinct sites) prints about 10 MB of JSON: no single
+    write holds more than one record's text, so the whole text is never built in memory."""
+    text = (DATA / "asan" / "clang-asan-leaks.log").read_text()
+    start, end = text.index("Direct leak of"), text.index("SUMMARY:")
+    records = "".join(re.sub(r" in (leak_\w+|main) ", rf" in \1_{copy} ", text[start:end])
+                      for copy in range(3000))
+    log = tmp_path / "asan.1234"
+    log.write_text(f"{text[:start]}{records}SUMMARY: AddressSanitizer: {412 * 3000} byte(s) leaked in "
+                   f"{6 * 3000} allocation(s).\n")
+    out = _LargestWrite()
+    monkeypatch.setattr("sys.stdout", out)
+    result = parse(ParseOptions(tool="asan", files=(log,)))
+    assert result.exit_code == ExitCode.PASS and len(result.record.leaks) == 12_000
+    assert out.getvalue() == result.record.model_dump_json(indent=2) + "\n"
+    assert len(out.getvalue()) > 8_000_000 and out.largest < 4_000

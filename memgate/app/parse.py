@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from memgate.errors import ExitCode, UsageError, printable
 
 if TYPE_CHECKING:
-    from memgate.records import SuiteRecord
+    from pydantic import BaseModel
+
+    from memgate.records import ProcessRecord, SuiteRecord
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ def parse(options: ParseOptions) -> ParseResult:
     with collector_paused():
         processes = get_tool(options.tool).parse(list(options.files), ToolOptions(alloc_wrappers=wrappers))
     record = SuiteRecord.from_processes(options.name, options.tool, processes, alloc_wrappers=wrappers.globs)
-    print(record.model_dump_json(indent=2))
+    write_record_json(record, sys.stdout)
+    sys.stdout.write("\n")
     incomplete = [p for p in processes if not p.complete]
     if incomplete:
         first = incomplete[0]
@@ -55,3 +59,62 @@ def parse(options: ParseOptions) -> ParseResult:
                         "the figures above are partial"), file=sys.stderr)
         return ParseResult(int(ExitCode.TOOL), record)
     return ParseResult(int(ExitCode.PASS), record)
+
+
+# A model's JSON with a tuple field left empty holds this line, where the streamed items go.
+_EMPTY_LIST = '\n{indent}"{field}": []'
+_ITEMS_CACHED = 1 << 13  # JSON texts of records kept for records repeated (by object) in a process
+
+
+def write_record_json(record: SuiteRecord, out: TextIO) -> None:
+    """``record.model_dump_json(indent=2)``, byte for byte, written piece by piece: one leak or error
+    record at a time, so that memory holds the records (one object per distinct record: the parsers
+    share them) but never the whole text, which is several times the log's size."""
+    _write_with_items(record.model_copy(update={"processes": ()}), out, 0,
+                      {"processes": lambda: _write_processes(record.processes, out)})
+
+
+def _write_processes(processes: Sequence[ProcessRecord], out: TextIO) -> bool:
+    for index, process in enumerate(processes):
+        out.write(",\n    " if index else "\n    ")
+        _write_process(process, out)
+    return bool(processes)
+
+
+def _write_process(process: ProcessRecord, out: TextIO) -> None:
+    shell = process.model_copy(update={"leaks": (), "errors": ()})
+    texts: dict[int, str] = {}  # id -> JSON of a record: the tuples keep every object alive
+    _write_with_items(shell, out, 4, {
+        "leaks": lambda: _write_items(process.leaks, out, 8, texts),
+        "errors": lambda: _write_items(process.errors, out, 8, texts),
+    })
+
+
+def _write_with_items(shell: BaseModel, out: TextIO, indent: int,
+                      items: dict[str, Callable[[], bool]]) -> None:
+    """``shell``'s JSON (its ``items`` fields empty) indented by ``indent`` spaces, each of those
+    fields' items written in place of its ``[]`` by the function given for it."""
+    text = shell.model_dump_json(indent=2).replace("\n", "\n" + " " * indent)
+    for field, write_items in items.items():
+        marker = _EMPTY_LIST.format(indent=" " * (indent + 2), field=field)
+        head, found, text = text.partition(marker)
+        assert found, f"{field} is a top-level list of {type(shell).__name__}"
+        out.write(head + marker[:-1])
+        out.write(("\n" + " " * (indent + 2) + "]") if write_items() else "]")
+    out.write(text)
+
+
+def _write_items(records: Sequence[BaseModel], out: TextIO, indent: int, texts: dict[int, str]) -> bool:
+    """The records as the items of a JSON list indented by ``indent``; False when there are none."""
+    if not records:
+        return False
+    newline = "\n" + " " * indent
+    for index, record in enumerate(records):
+        text = texts.get(id(record))
+        if text is None:
+            text = record.model_dump_json(indent=2).replace("\n", newline)
+            if len(texts) >= _ITEMS_CACHED:
+                texts.clear()
+            texts[id(record)] = text
+        out.write(("," if index else "") + newline + text)
+    return True

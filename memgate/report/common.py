@@ -9,12 +9,15 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
 from memgate.metrics import MetricName, format_value
 from memgate.records import Frame
 from memgate.thresholds import Verdict
 from memgate.units import format_bytes, format_percent_change
+
+if TYPE_CHECKING:  # annotations only: `memgate run` prints its table without the comparison's models
+    from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
 
 #: Longest tool-provided string shown (C++ template names run to kilobytes); reports keep the rest.
 MAX_TEXT = 300

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
-from memgate.comparison import Comparison
 from memgate.errors import MemgateError
 from memgate.files import write_requested_file
-from memgate.records import Report
+
+if TYPE_CHECKING:  # annotations only: `memgate run` writes its report without the comparison's models
+    from memgate.comparison import Comparison
+    from memgate.records import Report
 
 
 def render_report(report: Report) -> str:

@@ -3,10 +3,8 @@ then the verdict line. Every tool-provided string is cleaned (no escape sequence
 
 from __future__ import annotations
 
-from tabulate import tabulate
+from typing import TYPE_CHECKING
 
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
-from memgate.records import Report
 from memgate.report.common import (
     VERDICT_WORD,
     clean,
@@ -18,6 +16,12 @@ from memgate.report.common import (
     status_word,
 )
 from memgate.thresholds import Verdict
+
+# The comparison (and its baseline models) only in annotations, tabulate only when a table is printed:
+# ``memgate run`` prints its table without either, and pays neither import.
+if TYPE_CHECKING:
+    from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
+    from memgate.records import Report
 
 #: New sites listed per suite; the JSON and Markdown reports keep the rest.
 MAX_SITES = 20
@@ -60,6 +64,8 @@ def _metrics_table(comparison: Comparison) -> str:
             rows[first][0] += " (nondeterministic)"
     if not rows:
         return "no suites were compared"
+    from tabulate import tabulate
+
     return tabulate(rows, headers=HEADERS, tablefmt="simple", disable_numparse=True)
 
 
@@ -124,5 +130,7 @@ def render_suites(report: Report) -> str:
             rows.append([*(head if index == 0 else ["", "", ""]), metric, format_figure(metric, value)])
     if not rows:
         return "no suites were run"
+    from tabulate import tabulate
+
     return tabulate(rows, headers=("suite", "tool", "status", "metric", "value"), tablefmt="simple",
                     disable_numparse=True)

@@ -17,7 +17,11 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from memgate.metrics import LEAK_KINDS, METRIC_NAMES, LeakKind, MetricName, combine, leak_metrics
 from memgate.tools import canonical_tool_name
 
-REPORT_SCHEMA_VERSION = 1
+#: 2: a report written by ``check`` or ``compare --json`` carries its comparison and exit code
+#: (``memgate.comparison.ComparedReport``); version 1 reports (the run only) are still read.
+REPORT_SCHEMA_VERSION = 2
+#: The keys a version 2 report adds to the run: they are recomputed, never read back.
+COMPARISON_KEYS = ("comparison", "exit_code")
 
 #: Figures that vary between runs of the same program by nature: their differences are noise (see
 #: the noise floors of ``memgate.config``), not nondeterminism.

@@ -11,6 +11,8 @@ What is reported, and how severe (decisions):
 - new leak or error site that fails the gate: ``critical`` for a memory error (it can corrupt
   memory or crash), ``major`` for a leak;
 - new site of a kind that is not gated (e.g. a possible leak): ``minor``;
+- grown site (known, larger than in the baseline): as a new one when its growth made its metric fail
+  or warn, else ``info``;
 - known site (in the baseline, accepted): ``info``, so it stays visible in the full report while the
   widget, comparing with the target branch, does not show it as new; fixed sites are gone from the
   code, so they are not issues;
@@ -137,7 +139,7 @@ def _site_issue(site: SiteRow, repo_root: Root, fallback: SourceLocation) -> _Is
 
 
 def _site_severity(site: SiteRow) -> Severity:
-    if site.status == "known":
+    if site.status == "known" or (site.status == "grown" and not site.verdict.severity):
         return "info"
     if site.verdict is Verdict.FAIL:
         return "critical" if site.category == "error" else "major"

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, signed_bytes
 from memgate.metrics import MetricName, format_value
 from memgate.records import Frame
 from memgate.thresholds import Verdict
@@ -64,6 +64,35 @@ def _s(count: int) -> str:
     return "" if count == 1 else "s"
 
 
+def suites_in_order(comparison: Comparison) -> list[SuiteComparison]:
+    """Failing suites first, then incomplete, then warned, then the rest, each group in run order:
+    what needs attention is at the top of a long list."""
+    def rank(suite: SuiteComparison) -> int:
+        if suite.verdict is Verdict.FAIL:
+            return 0
+        return 1 if suite.incomplete else 2 if suite.verdict is Verdict.WARN else 3
+
+    return sorted(comparison.suites, key=rank)
+
+
+def site_growth(site: SiteRow) -> str:
+    """"+32 B, +2 blocks (48 B in 3 blocks, was 16 B in 1 block)" for a grown leak site."""
+    if site.category == "leak":
+        blocks = site.delta_blocks or 0
+        change = f"{signed_bytes(site.delta_bytes or 0)}, {blocks:+,} block{_s(abs(blocks))}"
+        before = site.model_copy(update={"bytes": site.baseline_bytes, "blocks": site.baseline_blocks})
+    else:
+        count = site.delta_count or 0
+        change = f"{count:+,} occurrence{_s(abs(count))}"
+        before = site.model_copy(update={"count": site.baseline_count})
+    return f"{change} ({site_size(site)}, was {site_size(before)})"
+
+
+def moved_text(site: SiteRow) -> str:
+    """" (was possible in the baseline)" for a site memcheck classified differently; "" otherwise."""
+    return f" (was {site.moved_from} in the baseline)" if site.moved_from else ""
+
+
 def status_word(suite: SuiteComparison) -> str:
     return "incomplete" if suite.incomplete else suite.status.value
 
@@ -95,9 +124,11 @@ def changes_summary(suite: SuiteComparison) -> str:
     parts = []
     new_leaks = sum(1 for s in suite.sites if s.status == "new" and s.category == "leak")
     new_errors = sum(1 for s in suite.sites if s.status == "new" and s.category == "error")
+    grown = sum(1 for s in suite.sites if s.status == "grown")
     fixed = sum(1 for s in suite.sites if s.status == "fixed")
     changed = sum(1 for r in suite.rows if r.changed)
-    for count, what in ((new_leaks, "new leak site"), (new_errors, "new error site"), (fixed, "fixed site"),
+    for count, what in ((new_leaks, "new leak site"), (new_errors, "new error site"), (grown, "grown site"),
+                        (fixed, "fixed site"),
                         (changed, "metric changed" if changed == 1 else "metrics changed")):
         if count:
             parts.append(f"{count:,} {what}{_s(count) if 'site' in what else ''}")
@@ -202,9 +233,11 @@ def site_id(site: SiteRow) -> str:
 
 
 def site_summary(site: SiteRow) -> str:
-    """"new definite leak: 16 B in 1 block at leak_small < main" (one line)."""
+    """"new definite leak: 16 B in 1 block at leak_small < main" (one line); a grown site says by how
+    much it grew."""
     description = f" ({site.description})" if site.description else ""
-    return clean(f"{site.status} {site_title(site)}: {site_size(site)}{description} at {site.site}",
+    size = site_growth(site) if site.status == "grown" else site_size(site)
+    return clean(f"{site.status} {site_title(site)}: {size}{description} at {site.site}{moved_text(site)}",
                  limit=1000)
 
 
@@ -217,4 +250,10 @@ def metric_summary(row: MetricRow) -> str:
         text = f"{row.metric}: {now}, no baseline"
     else:
         text = f"{row.metric}: {now}, {format_delta(row)} from {format_figure(row.metric, row.baseline)}"
-    return clean(f"{text} (limit {row.limit})" if row.limit else text, limit=1000)
+    text = f"{text} (limit {row.limit})" if row.limit else text
+    if row.reclassified:
+        moved = format_figure(row.metric, abs(row.reclassified))
+        text += f"; {moved} of it only moved between definite and possible (not judged)"
+    if row.causes:
+        text += f"; caused by: {'; '.join(row.causes)}"
+    return clean(text, limit=2000)

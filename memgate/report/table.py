@@ -13,9 +13,12 @@ from memgate.report.common import (
     format_delta,
     format_figure,
     headline,
+    moved_text,
+    site_growth,
     site_size,
     site_title,
     status_word,
+    suites_in_order,
 )
 from memgate.thresholds import Verdict
 
@@ -26,9 +29,15 @@ HEADERS = ("suite", "metric", "baseline", "current", "delta", "verdict")
 
 def render_table(comparison: Comparison, *, max_sites: int = MAX_SITES) -> str:
     sections = [_metrics_table(comparison)]
+    causes = _cause_lines(comparison)
+    if causes:
+        sections.append("Why:\n" + "\n".join(causes))
     new_sites = _site_lines(comparison, "new", max_sites)
     if new_sites:
         sections.append("New leak and error sites:\n" + "\n".join(new_sites))
+    grown = _site_lines(comparison, "grown", max_sites)
+    if grown:
+        sections.append("Grown (known sites with more than their baseline):\n" + "\n".join(grown))
     fixed = _site_lines(comparison, "fixed", max_sites, frames=False)
     if fixed:
         sections.append("Fixed:\n" + "\n".join(fixed))
@@ -45,7 +54,7 @@ def verdict_line(comparison: Comparison) -> str:
 
 def _metrics_table(comparison: Comparison) -> str:
     rows: list[list[str]] = []
-    for suite in comparison.suites:
+    for suite in suites_in_order(comparison):
         first = len(rows)
         rows.extend(_status_rows(suite))
         rows.extend(
@@ -76,9 +85,15 @@ def _status_rows(suite: SuiteComparison) -> list[list[str]]:
     return [["", "status", "ok", status_word(suite), "-", verdict]]
 
 
+def _cause_lines(comparison: Comparison) -> list[str]:
+    """Each failing or warning metric with the sites whose growth made it so."""
+    return [f"  {clean(suite.suite)}: {row.metric} {VERDICT_WORD[row.verdict]}: {clean(cause, limit=1000)}"
+            for suite in suites_in_order(comparison) for row in suite.rows for cause in row.causes]
+
+
 def _site_lines(comparison: Comparison, status: str, max_sites: int, *, frames: bool = True) -> list[str]:
     lines: list[str] = []
-    for suite in comparison.suites:
+    for suite in suites_in_order(comparison):
         sites = [site for site in suite.sites if site.status == status]
         for site in sites[:max_sites]:
             lines.append(_site_line(suite.suite, site))
@@ -91,12 +106,13 @@ def _site_lines(comparison: Comparison, status: str, max_sites: int, *, frames: 
 
 def _site_line(suite: str, site: SiteRow) -> str:
     description = f" ({clean(site.description)})" if site.description else ""
-    return (f"  {VERDICT_WORD[site.verdict]:<8} {clean(suite)}: {clean(site_title(site))}, {site_size(site)}"
-            f"{description} at {clean(site.site)}")
+    size = site_growth(site) if site.status == "grown" else site_size(site)
+    return (f"  {VERDICT_WORD[site.verdict]:<8} {clean(suite)}: {clean(site_title(site))}, {size}"
+            f"{description} at {clean(site.site)}{moved_text(site)}")
 
 
 def _notes(comparison: Comparison) -> list[str]:
-    lines = [f"  {clean(suite.suite)}: {clean(note, limit=2000)}" for suite in comparison.suites
+    lines = [f"  {clean(suite.suite)}: {clean(note, limit=2000)}" for suite in suites_in_order(comparison)
              for note in suite.notes]
     if comparison.unmatched_baselines:
         names = ", ".join(clean(name) for name in comparison.unmatched_baselines)

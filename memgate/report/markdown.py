@@ -198,7 +198,7 @@ def _new_site(site: SiteRow) -> str:
 
 def _grown_site(site: SiteRow) -> str:
     summary = (f"{EMOJI[site.verdict]} grown {escape_html(site_title(site), 100)} · "
-               f"{escape_html(site_growth(site), 200)}{escape_html(moved_text(site), 100)} · "
+               f"{site_growth(site)}{moved_text(site)} · "  # memgate's own figures and kind names
                f"<code>{escape_html(site.site, 200)}</code>")
     return _site_details(summary, site)
 

@@ -96,3 +96,22 @@ def test_render_suites_for_run() -> None:
         "                                                    heap_peak_bytes  2.00 KiB",
         "broken   memcheck  incomplete (valgrind not found)  (no figures)     -",
     ])
+
+
+def test_suites_are_listed_failing_first_then_warned_then_passed_in_table_and_comment() -> None:
+    from memgate.report.markdown import render_markdown
+
+    names = ("passes", "warns", "fails", "passes-too")
+    before = {name: suite(name, metrics=HEAP) for name in names}
+    now = [suite("passes", metrics=HEAP), suite("warns", metrics={**HEAP, "heap_peak_bytes": 1_060_000}),
+           suite("fails", leaks=[leak("definite", 8, 1, "oops", "main")], metrics=HEAP),
+           suite("passes-too", metrics=HEAP)]
+    comparison = compare(now, {name: Baseline.from_suite(record) for name, record in before.items()})
+    table = render_table(comparison)
+    first_column = [line.split()[0] for line in table.splitlines()[2:] if line and not line.startswith(" ")]
+    assert first_column[:4] == ["fails", "warns", "passes", "passes-too"]
+
+    markdown = render_markdown(comparison)
+    overview = [line.split("|")[1].strip() for line in markdown.split("\n\n")[2].splitlines()[2:]]
+    headings = [line.split()[-1] for line in markdown.splitlines() if line.startswith("### ")]
+    assert overview == headings == ["fails", "warns", "passes", "passes-too"]

@@ -1,0 +1,129 @@
+"""``memgate check`` on real memcheck runs: no false alarm from memcheck's definite/possible flip, a
+grown known site named as the cause, and the JSON report carrying the comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memgate.cli import main
+from tests.cli.test_check import check, write_config
+from tests.conftest import BuildProgram
+
+MOVED = "64 bytes moved from {0} to {1} at make_table < main: memcheck's classification, not a new leak"
+
+
+def flip_builds(build_program: BuildProgram) -> dict[str, Path]:
+    """The same 64-byte leak: definitely lost (plain), possibly lost (-DINTERIOR), and possibly lost
+    next to a real new 24-byte leak (-DINTERIOR -DEXTRA)."""
+    return {"definite": build_program("flip.c"),
+            "possible": build_program("flip.c", flags=("-DINTERIOR",)),
+            "possible+new": build_program("flip.c", flags=("-DINTERIOR", "-DEXTRA")),
+            "definite+new": build_program("flip.c", flags=("-DEXTRA",))}
+
+
+@pytest.mark.parametrize(("before", "after"), [("definite", "possible"), ("possible", "definite")])
+def test_a_leak_memcheck_classifies_the_other_way_passes_with_a_note(
+    tmp_path: Path, build_program: BuildProgram, capsys: pytest.CaptureFixture[str], before: str, after: str
+) -> None:
+    builds = flip_builds(build_program)
+    config = write_config(tmp_path, builds[before], "memcheck")
+    assert main(["baseline", "update", "--config", str(config), "--jobs", "1"]) == 0
+    baseline = json.loads((tmp_path / "baselines" / "unit.json").read_text())
+    assert [(site["kind"], site["bytes"]) for site in baseline["leaks"]] == [(before, 64)]
+
+    write_config(tmp_path, builds[after], "memcheck")
+    capsys.readouterr()
+    assert check(config, "--json", str(tmp_path / "report.json")) == 0
+    out = capsys.readouterr().out
+    assert MOVED.format(before, after) in out and "memgate: PASS" in out
+    suite = json.loads((tmp_path / "report.json").read_text())["comparison"]["suites"][0]
+    assert [(s["status"], s["kind"], s["moved_from"]) for s in suite["sites"]] == [("known", after, before)]
+    rows = {row["metric"]: row for row in suite["rows"]}
+    assert rows[f"leak_{after}_bytes"]["delta"] == 64 and rows[f"leak_{after}_bytes"]["reclassified"] == 64
+    assert rows[f"leak_{before}_bytes"]["reclassified"] == -64
+    assert {row["verdict"] for row in rows.values()} == {"pass"}
+
+
+@pytest.mark.parametrize("after", ["possible+new", "definite+new"])
+def test_a_real_new_leak_next_to_the_flip_still_fails(
+    tmp_path: Path, build_program: BuildProgram, capsys: pytest.CaptureFixture[str], after: str
+) -> None:
+    builds = flip_builds(build_program)
+    config = write_config(tmp_path, builds["possible" if after == "definite+new" else "definite"], "memcheck")
+    assert main(["baseline", "update", "--config", str(config), "--jobs", "1"]) == 0
+    write_config(tmp_path, builds[after], "memcheck")
+    capsys.readouterr()
+    assert check(config) == 1
+    out = capsys.readouterr().out
+    assert "leak_definite_bytes FAIL: new definite leak at extra_leak < main: 24 B in 1 block" in out
+    assert "memgate: FAIL" in out
+
+
+def test_a_known_site_that_grew_is_named_as_the_cause_in_every_report(
+    tmp_path: Path, build_program: BuildProgram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, build_program("memprog.c"), "memcheck", "leak_small", "leak_many")
+    assert main(["baseline", "update", "--config", str(config), "--jobs", "1"]) == 0
+    write_config(tmp_path, build_program("memprog.c"), "memcheck", "leak_small", "leak_many", "leak_many")
+    capsys.readouterr()
+    reports = {name: tmp_path / f"report.{name}" for name in ("md", "xml", "sarif", "cq", "json")}
+    assert check(config, "--markdown", str(reports["md"]), "--junit", str(reports["xml"]),
+                 "--sarif", str(reports["sarif"]), "--codequality", str(reports["cq"]),
+                 "--json", str(reports["json"])) == 1
+    cause = "grown definite leak at leak_many < main: +300 B, +3 blocks"
+    out = capsys.readouterr().out
+    assert f"leak_definite_bytes FAIL: {cause}" in out
+    assert "FAIL     unit: definite leak, +300 B, +3 blocks (600 B in 6 blocks, was 300 B in 3 blocks)" in out
+    markdown = reports["md"].read_text()
+    assert "grown definite leak · +300 B, +3 blocks (600 B in 6 blocks, was 300 B in 3 blocks)" in markdown
+    assert "already in the baseline" not in markdown
+    assert cause.replace("<", "&lt;") in reports["xml"].read_text()
+    results = json.loads(reports["sarif"].read_text())["runs"][0]["results"]
+    assert [(r["properties"]["status"], r["level"]) for r in results] == [("grown", "error")]
+    issues = json.loads(reports["cq"].read_text())
+    assert ("memgate/leak/definite", "major") in [(i["check_name"], i["severity"]) for i in issues]
+    document = json.loads(reports["json"].read_text())
+    assert document["schema_version"] == 2 and document["exit_code"] == 1
+    assert document["comparison"]["outcome"] == "fail"
+    (suite,) = document["comparison"]["suites"]
+    sites = {(s["status"], s["site"]): s for s in suite["sites"]}
+    grown = sites[("grown", "leak_many < main")]
+    assert (grown["delta_bytes"], grown["delta_blocks"], grown["verdict"]) == (300, 3, "fail")
+    assert ("known", "leak_small < main") in sites
+    bytes_row = next(row for row in suite["rows"] if row["metric"] == "leak_definite_bytes")
+    assert (bytes_row["baseline"], bytes_row["current"], bytes_row["delta"]) == (316, 616, 300)
+    assert (bytes_row["crossed"], bytes_row["verdict"], bytes_row["causes"]) == ("fail +0", "fail", [cause])
+
+
+def test_compare_writes_the_comparison_and_reads_reports_of_both_schema_versions(
+    tmp_path: Path, build_program: BuildProgram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    builds = flip_builds(build_program)
+    config = write_config(tmp_path, builds["definite"], "memcheck")
+    assert main(["run", "--config", str(config), "--jobs", "1", "--json", str(tmp_path / "before.json")]) == 0
+    write_config(tmp_path, builds["definite+new"], "memcheck")
+    assert check(config, "--json", str(tmp_path / "after.json")) == 1  # no baseline: a new suite's leak fails
+    after = json.loads((tmp_path / "after.json").read_text())
+    assert after["schema_version"] == 2 and after["comparison"]["suites"][0]["has_baseline"] is False
+    # A report of schema version 1 (the run only, as memgate wrote it before) is read as it was.
+    old = json.loads((tmp_path / "before.json").read_text())
+    old["schema_version"] = 1
+    (tmp_path / "before-v1.json").write_text(json.dumps(old))
+
+    code = main(["compare", "--json", str(tmp_path / "compared.json"), str(tmp_path / "before-v1.json"),
+                 str(tmp_path / "after.json")])
+    assert code == 1
+    compared = json.loads((tmp_path / "compared.json").read_text())
+    assert compared["exit_code"] == 1 and compared["comparison"]["outcome"] == "fail"
+    assert compared["suites"] == after["suites"]  # the run, as it was read
+    (suite,) = compared["comparison"]["suites"]
+    assert [(s["status"], s["site"]) for s in suite["sites"]] == [
+        ("new", "extra_leak < main"), ("known", "make_table < main")]
+    # A report that carries a comparison is a baseline source as well.
+    assert main(["baseline", "update", "--config", str(config), "--from-report",
+                 str(tmp_path / "compared.json")]) == 0
+    baseline = json.loads((tmp_path / "baselines" / "unit.json").read_text())
+    assert baseline["metrics"]["leak_definite_bytes"] == 88

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import posixpath
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, signed_bytes
 from memgate.metrics import MetricName, format_value
@@ -199,6 +203,42 @@ def _inside(path: str, root: str) -> str | None:
             if candidate.startswith(prefix) and len(candidate) > len(prefix):
                 return candidate[len(prefix):]
     return None
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def with_repo_relative_frames(record: _Model, repo_root: str | os.PathLike[str]) -> _Model:
+    """``record`` with the file and object of every frame in it (leaks, errors, any stack a record
+    holds) made relative to the repository root when they lie under it: memcheck records absolute paths, the
+    sanitizers what the compiler was given, and a report or baseline must not depend on the folder
+    the repository was cloned into. Files outside the repository are kept as the tool gave them."""
+    relative = functools.cache(lambda path: repo_relative(path, repo_root))
+
+    def frame(old: Frame) -> Frame:
+        # The binary or library of a frame too: a program built in the repository is under it.
+        update = {name: path for name in ("file", "object")
+                  if (value := getattr(old, name)) and (path := relative(value)) is not None and path != value}
+        return old.model_copy(update=update) if update else old
+
+    mapped = _map_frames(record, frame)
+    assert isinstance(mapped, type(record))
+    return mapped
+
+
+def _map_frames(value: object, frame: Callable[[Frame], Frame]) -> object:
+    """``value`` with ``frame`` applied to every Frame within it; unchanged parts are kept as they
+    are (the same objects), so a record without frames costs one walk."""
+    if isinstance(value, Frame):
+        return frame(value)
+    if isinstance(value, tuple):
+        items = tuple(_map_frames(item, frame) for item in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if isinstance(value, BaseModel):
+        changed = {name: new for name in type(value).model_fields
+                   if (new := _map_frames(getattr(value, name), frame)) is not getattr(value, name)}
+        return value.model_copy(update=changed) if changed else value
+    return value
 
 
 def source_location(frames: Sequence[Frame], repo_root: str | os.PathLike[str]) -> SourceLocation | None:

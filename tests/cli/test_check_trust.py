@@ -127,3 +127,56 @@ def test_compare_writes_the_comparison_and_reads_reports_of_both_schema_versions
                  str(tmp_path / "compared.json")]) == 0
     baseline = json.loads((tmp_path / "baselines" / "unit.json").read_text())
     assert baseline["metrics"]["leak_definite_bytes"] == 88
+
+
+def clone_and_check(folder: Path) -> tuple[dict[str, object], dict[str, object], str]:
+    """tests/programs/memprog.c in a git repository at ``folder``, built there for ASan and for
+    memcheck and checked (no baseline yet): the JSON report, the SARIF log, the baseline it writes."""
+    import shutil
+    import subprocess
+
+    from tests.cli.test_check import git_in
+    from tests.conftest import PROGRAMS
+
+    (folder / "src").mkdir(parents=True)
+    shutil.copy(PROGRAMS / "memprog.c", folder / "src" / "memprog.c")
+    git_in(folder)("init", "-q")
+    for name, flags in (("plain", []), ("asan", ["-fsanitize=address"])):
+        # A relative source path, as a build system in the repository gives it: ASan records it as is.
+        subprocess.run(["gcc", "-g", "-O0", "-fno-omit-frame-pointer", *flags, "-o", f"memprog-{name}",
+                        "src/memprog.c"], cwd=folder, check=True)
+    (folder / "memgate.toml").write_text(
+        f'[[suite]]\nname = "vg"\ncommand = ["{folder}/memprog-plain", "leak_small", "invalid_read"]\n'
+        'tool = "memcheck"\n\n'
+        f'[[suite]]\nname = "asan"\ncommand = ["{folder}/memprog-asan", "leak_small"]\ntool = "asan"\n')
+    config = str(folder / "memgate.toml")
+    assert main(["check", "--config", config, "--jobs", "1", "--json", str(folder / "r.json"),
+                 "--sarif", str(folder / "r.sarif")]) == 1  # new suites with a leak
+    assert main(["baseline", "update", "--config", config, "--jobs", "1"]) == 0
+    baselines = "".join(path.read_text() for path in sorted((folder / "baselines").glob("*.json")))
+    return (json.loads((folder / "r.json").read_text()), json.loads((folder / "r.sarif").read_text()),
+            baselines)
+
+
+def test_frames_reports_and_sarif_are_the_same_whichever_folder_the_repository_is_in(
+    tmp_path: Path, build_program: BuildProgram
+) -> None:
+    build_program("memprog.c", flags=("-fsanitize=address",))  # skips without the compiler
+    first = clone_and_check(tmp_path / "a" / "repo")
+    second = clone_and_check(tmp_path / "b" / "other-name")
+
+    def findings(report: dict[str, object]) -> list[object]:
+        suites = report["suites"]
+        assert isinstance(suites, list)
+        return [(suite["name"], process["leaks"], process["errors"]) for suite in suites
+                for process in suite["processes"]]
+
+    assert findings(first[0]) == findings(second[0])
+    leaks = [leak for _, found, _ in findings(first[0]) for leak in found]
+    assert {leak["stack"][1]["file"] for leak in leaks} == {"src/memprog.c"}  # memcheck and ASan alike
+    assert first[0]["comparison"] == second[0]["comparison"]
+    assert first[1]["runs"][0]["results"] == second[1]["runs"][0]["results"]
+    uris = {location["physicalLocation"]["artifactLocation"]["uri"]
+            for result in first[1]["runs"][0]["results"] for location in result["locations"]}
+    assert uris == {"src/memprog.c"}
+    assert first[2] == second[2] and "src/memprog.c" in first[2] and str(tmp_path) not in first[2]

@@ -100,6 +100,32 @@ def _difference(current: int | None, baseline: int | None) -> int | None:
     return current - baseline if current is not None and baseline is not None else None
 
 
+class HeapGrowth(Record):
+    """An allocation stack whose bytes grew, named when a heap figure warned or failed (heap profilers
+    that record stacks: DHAT). ``baseline_*`` are None when the stack is not among the ones the
+    baseline kept (the 100 that allocated most): then all its figures are growth as far as is known."""
+
+    fingerprint: str
+    site: str
+    frames: tuple[Frame, ...] = ()
+    bytes: int
+    blocks: int
+    peak_bytes: int | None = None
+    baseline_bytes: int | None = None
+    baseline_blocks: int | None = None
+    baseline_peak_bytes: int | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta_bytes(self) -> int:
+        return self.bytes - (self.baseline_bytes or 0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta_blocks(self) -> int:
+        return self.blocks - (self.baseline_blocks or 0)
+
+
 class SuiteComparison(Record):
     suite: str
     tool: str
@@ -111,6 +137,9 @@ class SuiteComparison(Record):
     verdict: Verdict
     incomplete: bool = False
     notes: tuple[str, ...] = ()
+    #: When heap_peak_bytes, heap_total_bytes or alloc_calls warned or failed: the allocation stacks
+    #: whose bytes grew most (at most 5), of a tool that records them.
+    heap_growth: tuple[HeapGrowth, ...] = ()
     runs: int = 1  # how many runs the figures combine (repeat)
     #: Exact metrics that differed between the runs: the suite is nondeterministic.
     nondeterministic: tuple[MetricName, ...] = ()
@@ -244,6 +273,7 @@ def compare_suite(
         verdict=worst(verdicts),
         incomplete=incomplete,
         notes=tuple(notes),
+        heap_growth=_heap_growth(record, baseline, rows),
         runs=max(1, len(record.runs)),
         nondeterministic=tuple(spread.metric for spread in record.nondeterministic),
     )
@@ -321,6 +351,33 @@ def _row(suite: str, metric: MetricName, baseline: int | None, current: int | No
 def _crossed(threshold: Threshold, verdict: Verdict) -> str | None:
     limit = {Verdict.FAIL: threshold.fail, Verdict.WARN: threshold.warn}.get(verdict)
     return f"{verdict.value} {limit.text}" if limit is not None else None
+
+
+# --- heap growth: the allocation stacks behind it ---------------------------------------------------
+
+HEAP_GROWTH_SHOWN = 5
+_HEAP_METRICS: frozenset[MetricName] = frozenset({"heap_peak_bytes", "heap_total_bytes", "alloc_calls"})
+
+
+def _heap_growth(record: SuiteRecord, baseline: Baseline | None, rows: Sequence[MetricRow]
+                 ) -> tuple[HeapGrowth, ...]:
+    """The stacks whose bytes grew most, when a heap figure grew enough to warn or fail."""
+    grew = any(row.metric in _HEAP_METRICS and row.verdict.severity and (row.delta or 0) > 0 for row in rows)
+    if baseline is None or not grew:
+        return ()
+    before = {site.fingerprint: site for site in baseline.heap_sites}
+    growth = []
+    for site in record.heap_sites:
+        known = before.get(site.fingerprint)
+        item = HeapGrowth(fingerprint=site.fingerprint, site=site.site, frames=site.frames, bytes=site.bytes,
+                          blocks=site.blocks, peak_bytes=site.peak_bytes,
+                          baseline_bytes=known.bytes if known else None,
+                          baseline_blocks=known.blocks if known else None,
+                          baseline_peak_bytes=known.peak_bytes if known else None)
+        if item.delta_bytes > 0:
+            growth.append(item)
+    growth.sort(key=lambda item: (-item.delta_bytes, item.site, item.fingerprint))
+    return tuple(growth[:HEAP_GROWTH_SHOWN])
 
 
 # --- memcheck's definite/possible flip --------------------------------------------------------------

@@ -97,6 +97,37 @@ class MemError(Record):
     site: ToolText
 
 
+#: Allocation stacks a heap profiler's record keeps per process and suite: the ones that allocated most.
+HEAP_SITES_KEPT = 100
+
+
+class HeapSite(Record):
+    """One allocation stack of a heap profiler (DHAT): what it allocated over the run. Heap growth is
+    traced to the stacks whose bytes grew most (``memgate.comparison``)."""
+
+    fingerprint: str
+    site: ToolText
+    frames: tuple[Frame, ...] = ()
+    bytes: int = Field(description="Bytes allocated at this stack over the run.")
+    blocks: int = Field(description="Blocks allocated at this stack (allocation calls).")
+    peak_bytes: int | None = Field(default=None, description="Of them, bytes live at the heap's peak.")
+
+
+def top_heap_sites(sites: Iterable[HeapSite]) -> tuple[HeapSite, ...]:
+    """Sites of one fingerprint summed, the ``HEAP_SITES_KEPT`` that allocated most bytes kept."""
+    summed: dict[str, HeapSite] = {}
+    for site in sites:
+        seen = summed.get(site.fingerprint)
+        if seen is not None:
+            peaks = (seen.peak_bytes, site.peak_bytes)
+            peak = None if None in peaks else sum(peak for peak in peaks if peak is not None)
+            site = seen.model_copy(update={"bytes": seen.bytes + site.bytes,
+                                           "blocks": seen.blocks + site.blocks, "peak_bytes": peak})
+        summed[site.fingerprint] = site
+    ranked = sorted(summed.values(), key=lambda site: (-site.bytes, site.site, site.fingerprint))
+    return tuple(ranked[:HEAP_SITES_KEPT])
+
+
 class ProcessRecord(Record):
     """What one process of a suite measured (one log or output file of the tool)."""
 
@@ -107,6 +138,9 @@ class ProcessRecord(Record):
     leaks: tuple[Leak, ...] = ()
     errors: tuple[MemError, ...] = ()
     leak_check: bool = Field(default=True, description="False when the tool did not look for leaks.")
+    heap_sites: tuple[HeapSite, ...] = Field(
+        default=(), description="Of a heap profiler that records stacks (DHAT): the allocation stacks that "
+                                "allocated most bytes, at most 100.")
     complete: bool = True
     incomplete_reason: ToolText | None = None
     fatal_signal: ToolText | None = Field(default=None, description="The signal or crash the tool reported.")
@@ -185,6 +219,15 @@ class SuiteRecord(Record):
     @property
     def errors(self) -> tuple[MemError, ...]:
         return _first_seen_sites(self.processes, lambda process: process.errors)
+
+    @property
+    def heap_sites(self) -> tuple[HeapSite, ...]:
+        """The allocation stacks that allocated most, summed over the processes (of several runs,
+        those of the first run: a sum over runs would double every figure)."""
+        runs = {process.run for process in self.processes}
+        first = min((run for run in runs if run is not None), default=None)
+        return top_heap_sites(site for process in self.processes if process.run == first
+                              for site in process.heap_sites)
 
     @property
     def incomplete_reasons(self) -> tuple[str, ...]:

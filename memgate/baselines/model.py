@@ -11,7 +11,7 @@ from memgate import __version__
 from memgate.errors import BaselineError
 from memgate.gcpause import collector_paused
 from memgate.metrics import MetricName
-from memgate.records import Record, Report, SuiteRecord, SuiteStatus, ToolName
+from memgate.records import HeapSite, Record, Report, SuiteRecord, SuiteStatus, ToolName
 from memgate.sites import ErrorSite, LeakSite, group_errors, group_leaks
 
 BASELINE_SCHEMA_VERSION = 1
@@ -27,6 +27,8 @@ class Baseline(Record):
     metrics: dict[MetricName, int] = Field(default_factory=dict)
     leaks: tuple[LeakSite, ...] = ()
     errors: tuple[ErrorSite, ...] = ()
+    #: Of a heap profiler that records stacks: the stacks that allocated most (growth is traced to them).
+    heap_sites: tuple[HeapSite, ...] = ()
     source_commit: str | None = None
     memgate_version: str = __version__
     #: Where the baseline was read from, for error messages; never written.
@@ -48,6 +50,7 @@ class Baseline(Record):
             metrics=dict(record.metrics),
             leaks=tuple(leaks),
             errors=tuple(errors),
+            heap_sites=record.heap_sites,
             source_commit=commit,
         )
 
@@ -55,6 +58,8 @@ class Baseline(Record):
         """The stable file text: sorted keys, indent 2 (one item per line), ASCII only (any symbol name
         round-trips) and a trailing newline, so that a baseline update reads well as a diff in review."""
         data = self.model_dump(mode="json", exclude_none=True)
+        if not data["heap_sites"]:  # only heap profilers have them: other baselines stay as they were
+            del data["heap_sites"]
         return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, signed_bytes
+from memgate.comparison import Comparison, HeapGrowth, MetricRow, SiteRow, SuiteComparison, signed_bytes
 from memgate.metrics import MetricName, format_value
 from memgate.records import Frame
 from memgate.thresholds import Verdict
@@ -90,6 +90,14 @@ def site_growth(site: SiteRow) -> str:
         change = f"{count:+,} occurrence{_s(abs(count))}"
         before = site.model_copy(update={"count": site.baseline_count})
     return f"{change} ({site_size(site)}, was {site_size(before)})"
+
+
+def heap_growth_text(item: HeapGrowth) -> str:
+    """"+1.50 MiB, +3 blocks at grow < main (2.00 MiB allocated, was 512.00 KiB)"."""
+    was = (f"was {format_bytes(item.baseline_bytes)}" if item.baseline_bytes is not None
+           else "not among the baseline's largest stacks")
+    return (f"{signed_bytes(item.delta_bytes)}, {item.delta_blocks:+,} block{_s(abs(item.delta_blocks))} at "
+            f"{item.site} ({format_bytes(item.bytes)} allocated, {was})")
 
 
 def moved_text(site: SiteRow) -> str:
@@ -218,7 +226,7 @@ def with_repo_relative_frames(record: _Model, repo_root: str | os.PathLike[str])
     def frame(old: Frame) -> Frame:
         # The binary or library of a frame too: a program built in the repository is under it.
         update = {name: path for name in ("file", "object")
-                  if (value := getattr(old, name)) and (path := relative(value)) is not None and path != value}
+                  if (value := getattr(old, name)) and (path := relative(value)) not in (None, value)}
         return old.model_copy(update=update) if update else old
 
     mapped = _map_frames(record, frame)

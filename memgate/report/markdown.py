@@ -20,6 +20,7 @@ from memgate.report.common import (
     format_delta,
     format_figure,
     headline,
+    heap_growth_text,
     moved_text,
     site_growth,
     site_size,
@@ -154,6 +155,9 @@ def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
                   for row in changed for cause in row.causes]
         if causes:
             first.append("Caused by:\n" + "\n".join(causes))
+        if suite.heap_growth:
+            first.append("The allocation stacks whose bytes grew most:\n" + "\n".join(
+                f"- {escape_text(heap_growth_text(item), limit=500)}" for item in suite.heap_growth))
     elif suite.rows:
         first.append("No metric changed.")
     sections = ["\n\n".join(first)]

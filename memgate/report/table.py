@@ -13,6 +13,7 @@ from memgate.report.common import (
     format_delta,
     format_figure,
     headline,
+    heap_growth_text,
     moved_text,
     site_growth,
     site_size,
@@ -35,6 +36,10 @@ def render_table(comparison: Comparison, *, max_sites: int = MAX_SITES) -> str:
     new_sites = _site_lines(comparison, "new", max_sites)
     if new_sites:
         sections.append("New leak and error sites:\n" + "\n".join(new_sites))
+    heap = [f"  {clean(suite.suite)}: {clean(heap_growth_text(item), limit=1000)}"
+            for suite in suites_in_order(comparison) for item in suite.heap_growth]
+    if heap:
+        sections.append("Heap growth, the allocation stacks whose bytes grew most:\n" + "\n".join(heap))
     grown = _site_lines(comparison, "grown", max_sites)
     if grown:
         sections.append("Grown (known sites with more than their baseline):\n" + "\n".join(grown))

@@ -36,9 +36,11 @@ from pathlib import Path
 from typing import TextIO
 
 from memgate.errors import ParseError
+from memgate.fingerprint import fingerprint, site_of
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
-from memgate.records import ProcessRecord
+from memgate.records import Frame, HeapSite, ProcessRecord, top_heap_sites
+from memgate.sites import top_frames
 from memgate.tools._outputs import incomplete
 from memgate.tools._valgrind import (
     collect_valgrind_outputs,
@@ -47,6 +49,8 @@ from memgate.tools._valgrind import (
     valgrind_version,
 )
 from memgate.tools.base import Appetite, Launch, ToolOptions
+from memgate.tools.memcheck.model import to_frame
+from memgate.tools.memcheck.textlog import parse_frame
 from memgate.units import MAX_COUNT_DIGITS
 
 SUPPORTED_FILE_VERSIONS = frozenset({2})
@@ -178,6 +182,7 @@ class DhatProfile:
     command: str | None
     totals: dict[MetricName, int]
     program_points: int
+    heap_sites: tuple[HeapSite, ...] = ()
 
 
 def read_profile(path: Path) -> DhatProfile:
@@ -203,6 +208,8 @@ def _read(stream: _JsonStream, path: Path) -> DhatProfile:
     header: dict[str, object] = {}
     totals: dict[MetricName, int] = dict.fromkeys(_SUMMED.values(), 0)
     points: int | None = None
+    stacks: list[_PointFigures] = []
+    frame_table: list[object] = []
     for key in stream.object_keys():
         if key == "pps":
             # DHAT writes the header fields first: check them before summing anything.
@@ -210,10 +217,10 @@ def _read(stream: _JsonStream, path: Path) -> DhatProfile:
             points = 0
             for point in stream.array():
                 _add_point(point, totals)
+                stacks.append(_figures(point))
                 points += 1
         elif key == "ftbl":
-            for _frame in stream.array():
-                pass
+            frame_table = list(stream.array())
         else:
             header[key] = stream.value()
     if any(type(total) is not int for total in totals.values()):
@@ -228,7 +235,47 @@ def _read(stream: _JsonStream, path: Path) -> DhatProfile:
     command = header.get("cmd")
     return DhatProfile(pid=pid if isinstance(pid, int) else None,
                        command=command if isinstance(command, str) else None,
-                       totals=totals, program_points=points)
+                       totals=totals, program_points=points, heap_sites=_heap_sites(stacks, frame_table))
+
+
+# A program point's frame indexes (into "ftbl"), bytes and blocks allocated, and bytes at the peak.
+_PointFigures = tuple[tuple[int, ...], int, int, int]
+
+
+def _figures(point: object) -> _PointFigures:
+    assert isinstance(point, dict)  # _add_point checked it
+    frames = point.get("fs", [])
+    if not isinstance(frames, list) or any(type(index) is not int or index < 0 for index in frames):
+        raise _Malformed("a program point whose frames (fs) are not a list of frame-table indexes")
+    return tuple(frames), point["tb"], point["tbk"], point["gb"]
+
+
+def _heap_sites(points: list[_PointFigures], frame_table: list[object]) -> tuple[HeapSite, ...]:
+    """The program points as allocation sites (``memgate.fingerprint``, as leaks are): DHAT's frame
+    table holds each frame as Valgrind prints it, "0x10919E: grow (prog.c:10)"; a point lists its
+    frames innermost first."""
+    frames: dict[int, Frame] = {}
+
+    def frame(index: int) -> Frame:
+        if index not in frames:
+            if index >= len(frame_table) or not isinstance(frame_table[index], str):
+                raise _Malformed(f"a program point names frame {index}, which the frame table (ftbl) lacks")
+            frames[index] = _frame(str(frame_table[index]))
+        return frames[index]
+
+    sites: list[HeapSite] = []
+    for indexes, total, blocks, peak in points:
+        stack = tuple(frame(index) for index in indexes)
+        site = site_of(stack)
+        sites.append(HeapSite(fingerprint=fingerprint("heap", stack, site), site=site,
+                              frames=top_frames(stack), bytes=total, blocks=blocks, peak_bytes=peak))
+    return top_heap_sites(sites)
+
+
+def _frame(text: str) -> Frame:
+    """A frame-table entry: Valgrind's frame text without its "at"/"by"."""
+    raw = parse_frame(f"   at {text}")
+    return to_frame(raw) if raw is not None else Frame(function=text)
 
 
 def _shown(value: object) -> str:
@@ -280,6 +327,7 @@ def profile_record(path: Path, *, pid: int | None = None, log: Path | None = Non
         metrics=profile.totals,
         leak_check=False,
         fatal_signal=fatal,
+        heap_sites=profile.heap_sites,
     )
 
 

@@ -180,3 +180,26 @@ def test_frames_reports_and_sarif_are_the_same_whichever_folder_the_repository_i
             for result in first[1]["runs"][0]["results"] for location in result["locations"]}
     assert uris == {"src/memprog.c"}
     assert first[2] == second[2] and "src/memprog.c" in first[2] and str(tmp_path) not in first[2]
+
+
+def test_heap_growth_names_the_dhat_stacks_whose_bytes_grew_most(
+    tmp_path: Path, build_program: BuildProgram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = build_program("heapprog.c")
+    config = write_config(tmp_path, binary, "dhat", "peak", "calls")
+    assert main(["baseline", "update", "--config", str(config), "--jobs", "1"]) == 0
+    baseline = json.loads((tmp_path / "baselines" / "unit.json").read_text())
+    kept = {site["site"]: (site["bytes"], site["blocks"]) for site in baseline["heap_sites"]}
+    assert kept["peak < main"] == (8_389_608, 3) and kept["calls < main"] == (3_900, 20)
+
+    # peak twice: alloc_calls +3 (+13%, over its warn limit), and a new 4 KiB stack.
+    write_config(tmp_path, binary, "dhat", "peak", "peak", "calls", "leak")
+    capsys.readouterr()
+    assert check(config, "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")) == 0
+    out = capsys.readouterr().out
+    assert ("unit: +8.00 MiB, +3 blocks at peak < main (16.00 MiB allocated, was 8.00 MiB)" in out)
+    assert "unit: +4.00 KiB, +1 block at leak < main (4.00 KiB allocated, not among the baseline's" in out
+    (suite,) = json.loads((tmp_path / "r.json").read_text())["comparison"]["suites"]
+    assert [(item["site"], item["delta_bytes"], item["delta_blocks"]) for item in suite["heap_growth"]] == [
+        ("peak < main", 8_389_608, 3), ("leak < main", 4_096, 1)]
+    assert "peak &lt; main" in (tmp_path / "r.md").read_text()

@@ -39,7 +39,7 @@ from memgate.errors import ParseError
 from memgate.fingerprint import fingerprint, site_of
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
-from memgate.records import Frame, HeapSite, ProcessRecord, top_heap_sites
+from memgate.records import HEAP_SITES_KEPT, Frame, HeapSite, ProcessRecord
 from memgate.sites import top_frames
 from memgate.tools._outputs import incomplete
 from memgate.tools._valgrind import (
@@ -263,13 +263,34 @@ def _heap_sites(points: list[_PointFigures], frame_table: list[object]) -> tuple
             frames[index] = _frame(str(frame_table[index]))
         return frames[index]
 
-    sites: list[HeapSite] = []
+    # Summed by site first: only the few kept become records (a compiler run has 25,000 points).
+    by_site: dict[str, _SiteSum] = {}
     for indexes, total, blocks, peak in points:
         stack = tuple(frame(index) for index in indexes)
         site = site_of(stack)
-        sites.append(HeapSite(fingerprint=fingerprint("heap", stack, site), site=site,
-                              frames=top_frames(stack), bytes=total, blocks=blocks, peak_bytes=peak))
-    return top_heap_sites(sites)
+        summed = by_site.get(site)
+        if summed is None:
+            by_site[site] = _SiteSum(stack, total, blocks, peak)
+        else:
+            summed.add(total, blocks, peak)
+    kept = sorted(by_site.items(), key=lambda item: (-item[1].bytes, item[0]))[:HEAP_SITES_KEPT]
+    return tuple(HeapSite(fingerprint=fingerprint("heap", summed.stack, site), site=site,
+                          frames=top_frames(summed.stack), bytes=summed.bytes, blocks=summed.blocks,
+                          peak_bytes=summed.peak_bytes)
+                 for site, summed in kept)
+
+
+@dataclass
+class _SiteSum:
+    stack: tuple[Frame, ...]  # the first stack of the site in the profile
+    bytes: int
+    blocks: int
+    peak_bytes: int
+
+    def add(self, total: int, blocks: int, peak: int) -> None:
+        self.bytes += total
+        self.blocks += blocks
+        self.peak_bytes += peak
 
 
 def _frame(text: str) -> Frame:

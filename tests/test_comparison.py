@@ -12,7 +12,7 @@ from memgate.baselines.model import Baseline
 from memgate.comparison import Comparison, MetricRow, SuiteComparison, compare, compare_report
 from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError
-from memgate.metrics import LEAK_KINDS, MetricName
+from memgate.metrics import LEAK_KINDS, LeakKind, MetricName
 from memgate.records import Leak, MemError, Report, SuiteRecord, SuiteStatus
 from memgate.thresholds import Verdict
 
@@ -148,10 +148,13 @@ def test_a_site_flipped_from_possible_to_definite_is_known_and_its_bytes_moved()
     assert result.verdict is Verdict.PASS
 
 
+def table_leak(kind: LeakKind, size: int, blocks: int = 1) -> Leak:
+    return leak(kind, size, blocks, "make_table", "main")
+
+
 def test_a_site_flipped_from_definite_to_possible_is_no_improvement_and_no_new_site() -> None:
-    before = suite(leaks=[leak("definite", 64, 1, "make_table", "main")])
-    after = suite(leaks=[leak("possible", 64, 1, "make_table", "main")])
-    result = run(after, baseline_of(before))
+    before = baseline_of(suite(leaks=[table_leak("definite", 64)]))
+    result = run(suite(leaks=[table_leak("possible", 64)]), before)
 
     assert sites(result) == [("known", "possible", "make_table < main", Verdict.PASS)]
     assert row(result, "leak_definite_bytes").verdict is Verdict.PASS  # not "improved": it moved
@@ -159,9 +162,8 @@ def test_a_site_flipped_from_definite_to_possible_is_no_improvement_and_no_new_s
 
 
 def test_a_flipped_site_that_also_grew_fails_by_its_growth_only() -> None:
-    before = suite(leaks=[leak("possible", 64, 1, "make_table", "main")])
-    after = suite(leaks=[leak("definite", 96, 2, "make_table", "main")])
-    result = run(after, baseline_of(before))
+    before = baseline_of(suite(leaks=[table_leak("possible", 64)]))
+    result = run(suite(leaks=[table_leak("definite", 96, 2)]), before)
 
     assert sites(result) == [("grown", "definite", "make_table < main", Verdict.FAIL)]
     definite = row(result, "leak_definite_bytes")

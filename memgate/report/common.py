@@ -222,12 +222,18 @@ def with_repo_relative_frames(record: _Model, repo_root: str | os.PathLike[str])
     sanitizers what the compiler was given, and a report or baseline must not depend on the folder
     the repository was cloned into. Files outside the repository are kept as the tool gave them."""
     relative = functools.cache(lambda path: repo_relative(path, repo_root))
+    # Parsers share one Frame between the stacks that hold it: each is rewritten once. (The record
+    # keeps every frame alive, so an id is not reused while this runs.)
+    done: dict[int, Frame] = {}
 
     def frame(old: Frame) -> Frame:
-        # The binary or library of a frame too: a program built in the repository is under it.
-        update = {name: path for name in ("file", "object")
-                  if (value := getattr(old, name)) and (path := relative(value)) not in (None, value)}
-        return old.model_copy(update=update) if update else old
+        new = done.get(id(old))
+        if new is None:
+            # The binary or library of a frame too: a program built in the repository is under it.
+            update = {name: path for name in ("file", "object")
+                      if (value := getattr(old, name)) and (path := relative(value)) not in (None, value)}
+            new = done[id(old)] = old.model_copy(update=update) if update else old
+        return new
 
     mapped = _map_frames(record, frame)
     assert isinstance(mapped, type(record))
@@ -237,10 +243,12 @@ def with_repo_relative_frames(record: _Model, repo_root: str | os.PathLike[str])
 def _map_frames(value: object, frame: Callable[[Frame], Frame]) -> object:
     """``value`` with ``frame`` applied to every Frame within it; unchanged parts are kept as they
     are (the same objects), so a record without frames costs one walk."""
+    if value is None or isinstance(value, (str, int, float)):  # most fields: first, and cheap
+        return value
     if isinstance(value, Frame):
         return frame(value)
     if isinstance(value, tuple):
-        items = tuple(_map_frames(item, frame) for item in value)
+        items = tuple(frame(item) if isinstance(item, Frame) else _map_frames(item, frame) for item in value)
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     if isinstance(value, BaseModel):
         changed = {name: new for name in type(value).model_fields

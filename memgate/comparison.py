@@ -109,7 +109,7 @@ class HeapGrowth(Record):
     site: str
     frames: tuple[Frame, ...] = ()
     bytes: int
-    blocks: int
+    blocks: int | None = None
     peak_bytes: int | None = None
     baseline_bytes: int | None = None
     baseline_blocks: int | None = None
@@ -122,8 +122,8 @@ class HeapGrowth(Record):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def delta_blocks(self) -> int:
-        return self.blocks - (self.baseline_blocks or 0)
+    def delta_blocks(self) -> int | None:
+        return None if self.blocks is None else self.blocks - (self.baseline_blocks or 0)
 
 
 class SuiteComparison(Record):

@@ -102,15 +102,16 @@ HEAP_SITES_KEPT = 100
 
 
 class HeapSite(Record):
-    """One allocation stack of a heap profiler (DHAT): what it allocated over the run. Heap growth is
-    traced to the stacks whose bytes grew most (``memgate.comparison``)."""
+    """One allocation stack of a heap profiler: what it allocated. Heap growth is traced to the stacks
+    whose bytes grew most (``memgate.comparison``)."""
 
     fingerprint: str
     site: ToolText
     frames: tuple[Frame, ...] = ()
-    bytes: int = Field(description="Bytes allocated at this stack over the run.")
-    blocks: int = Field(description="Blocks allocated at this stack (allocation calls).")
-    peak_bytes: int | None = Field(default=None, description="Of them, bytes live at the heap's peak.")
+    bytes: int = Field(description="DHAT: bytes allocated at this stack over the run. massif (which "
+                                   "keeps no totals): bytes live at the heap's peak.")
+    blocks: int | None = Field(default=None, description="Blocks allocated at this stack (DHAT).")
+    peak_bytes: int | None = Field(default=None, description="Bytes live at the heap's peak.")
 
 
 def top_heap_sites(sites: Iterable[HeapSite]) -> tuple[HeapSite, ...]:
@@ -119,13 +120,16 @@ def top_heap_sites(sites: Iterable[HeapSite]) -> tuple[HeapSite, ...]:
     for site in sites:
         seen = summed.get(site.fingerprint)
         if seen is not None:
-            peaks = (seen.peak_bytes, site.peak_bytes)
-            peak = None if None in peaks else sum(peak for peak in peaks if peak is not None)
             site = seen.model_copy(update={"bytes": seen.bytes + site.bytes,
-                                           "blocks": seen.blocks + site.blocks, "peak_bytes": peak})
+                                           "blocks": _sum_known(seen.blocks, site.blocks),
+                                           "peak_bytes": _sum_known(seen.peak_bytes, site.peak_bytes)})
         summed[site.fingerprint] = site
     ranked = sorted(summed.values(), key=lambda site: (-site.bytes, site.site, site.fingerprint))
     return tuple(ranked[:HEAP_SITES_KEPT])
+
+
+def _sum_known(first: int | None, second: int | None) -> int | None:
+    return None if first is None or second is None else first + second
 
 
 class ProcessRecord(Record):

@@ -93,11 +93,13 @@ def site_growth(site: SiteRow) -> str:
 
 
 def heap_growth_text(item: HeapGrowth) -> str:
-    """"+1.50 MiB, +3 blocks at grow < main (2.00 MiB allocated, was 512.00 KiB)"."""
+    """"+1.50 MiB, +3 blocks at grow < main (2.00 MiB, was 512.00 KiB)": bytes allocated (DHAT) or
+    live at the peak (massif, which counts no blocks)."""
     was = (f"was {format_bytes(item.baseline_bytes)}" if item.baseline_bytes is not None
            else "not among the baseline's largest stacks")
-    return (f"{signed_bytes(item.delta_bytes)}, {item.delta_blocks:+,} block{_s(abs(item.delta_blocks))} at "
-            f"{item.site} ({format_bytes(item.bytes)} allocated, {was})")
+    change = item.delta_blocks
+    blocks = "" if change is None else f", {change:+,} block{_s(abs(change))}"
+    return f"{signed_bytes(item.delta_bytes)}{blocks} at {item.site} ({format_bytes(item.bytes)}, {was})"
 
 
 def moved_text(site: SiteRow) -> str:

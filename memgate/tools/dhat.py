@@ -36,21 +36,20 @@ from pathlib import Path
 from typing import TextIO
 
 from memgate.errors import ParseError
-from memgate.fingerprint import fingerprint, site_of
+from memgate.fingerprint import site_of
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import HEAP_SITES_KEPT, Frame, HeapSite, ProcessRecord
-from memgate.sites import top_frames
 from memgate.tools._outputs import incomplete
 from memgate.tools._valgrind import (
     collect_valgrind_outputs,
+    frame_of_text,
+    heap_site,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
 )
 from memgate.tools.base import Appetite, Launch, ToolOptions
-from memgate.tools.memcheck.model import to_frame
-from memgate.tools.memcheck.textlog import parse_frame
 from memgate.units import MAX_COUNT_DIGITS
 
 SUPPORTED_FILE_VERSIONS = frozenset({2})
@@ -260,7 +259,7 @@ def _heap_sites(points: list[_PointFigures], frame_table: list[object]) -> tuple
         if index not in frames:
             if index >= len(frame_table) or not isinstance(frame_table[index], str):
                 raise _Malformed(f"a program point names frame {index}, which the frame table (ftbl) lacks")
-            frames[index] = _frame(str(frame_table[index]))
+            frames[index] = frame_of_text(str(frame_table[index]))
         return frames[index]
 
     # Summed by site first: only the few kept become records (a compiler run has 25,000 points).
@@ -274,10 +273,8 @@ def _heap_sites(points: list[_PointFigures], frame_table: list[object]) -> tuple
         else:
             summed.add(total, blocks, peak)
     kept = sorted(by_site.items(), key=lambda item: (-item[1].bytes, item[0]))[:HEAP_SITES_KEPT]
-    return tuple(HeapSite(fingerprint=fingerprint("heap", summed.stack, site), site=site,
-                          frames=top_frames(summed.stack), bytes=summed.bytes, blocks=summed.blocks,
-                          peak_bytes=summed.peak_bytes)
-                 for site, summed in kept)
+    return tuple(heap_site(summed.stack, site, bytes=summed.bytes, blocks=summed.blocks,
+                           peak_bytes=summed.peak_bytes) for site, summed in kept)
 
 
 @dataclass
@@ -293,10 +290,7 @@ class _SiteSum:
         self.peak_bytes += peak
 
 
-def _frame(text: str) -> Frame:
-    """A frame-table entry: Valgrind's frame text without its "at"/"by"."""
-    raw = parse_frame(f"   at {text}")
-    return to_frame(raw) if raw is not None else Frame(function=text)
+
 
 
 def _shown(value: object) -> str:

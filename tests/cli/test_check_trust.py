@@ -197,9 +197,28 @@ def test_heap_growth_names_the_dhat_stacks_whose_bytes_grew_most(
     capsys.readouterr()
     assert check(config, "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")) == 0
     out = capsys.readouterr().out
-    assert ("unit: +8.00 MiB, +3 blocks at peak < main (16.00 MiB allocated, was 8.00 MiB)" in out)
-    assert "unit: +4.00 KiB, +1 block at leak < main (4.00 KiB allocated, not among the baseline's" in out
+    assert "unit: +8.00 MiB, +3 blocks at peak < main (16.00 MiB, was 8.00 MiB)" in out
+    assert "unit: +4.00 KiB, +1 block at leak < main (4.00 KiB, not among the baseline's" in out
     (suite,) = json.loads((tmp_path / "r.json").read_text())["comparison"]["suites"]
     assert [(item["site"], item["delta_bytes"], item["delta_blocks"]) for item in suite["heap_growth"]] == [
         ("peak < main", 8_389_608, 3), ("leak < main", 4_096, 1)]
     assert "peak &lt; main" in (tmp_path / "r.md").read_text()
+
+
+def test_heap_growth_names_the_massif_stacks_that_grew_at_the_peak(
+    tmp_path: Path, build_program: BuildProgram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = build_program("sizeprog.c")
+    config = write_config(tmp_path, binary, "massif", "peak=1000000")
+    assert main(["baseline", "update", "--config", str(config), "--jobs", "1"]) == 0
+    baseline = json.loads((tmp_path / "baselines" / "unit.json").read_text())
+    assert [(site["site"], site["bytes"], site["peak_bytes"]) for site in baseline["heap_sites"]] == [
+        ("peak < main", 1_000_000, 1_000_000)]
+
+    write_config(tmp_path, binary, "massif", "peak=1500000")
+    capsys.readouterr()
+    assert check(config, "--json", str(tmp_path / "r.json")) == 1  # heap_peak_bytes +50%
+    assert "unit: +488.28 KiB at peak < main (1.43 MiB, was 976.56 KiB)" in capsys.readouterr().out
+    (suite,) = json.loads((tmp_path / "r.json").read_text())["comparison"]["suites"]
+    assert [(item["site"], item["delta_bytes"], item["delta_blocks"]) for item in suite["heap_growth"]] == [
+        ("peak < main", 500_000, None)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import os
 import posixpath
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from pydantic import BaseModel
 
@@ -250,13 +251,31 @@ def _map_frames(value: object, frame: Callable[[Frame], Frame]) -> object:
     if isinstance(value, Frame):
         return frame(value)
     if isinstance(value, tuple):
-        items = tuple(frame(item) if isinstance(item, Frame) else _map_frames(item, frame) for item in value)
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        items: tuple[object, ...]
+        if value and isinstance(value[0], Frame):  # a stack (tuple[Frame, ...]): the usual tuple
+            items = tuple(map(frame, value))
+        else:
+            items = tuple(_map_frames(item, frame) for item in value)
+        return value if all(map(operator.is_, items, value)) else items
     if isinstance(value, BaseModel):
-        changed = {name: new for name in type(value).model_fields
+        changed = {name: new for name in _frame_fields(type(value))
                    if (new := _map_frames(getattr(value, name), frame)) is not getattr(value, name)}
         return value.model_copy(update=changed) if changed else value
     return value
+
+
+@functools.cache
+def _frame_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` whose type can hold a Frame: only those are walked."""
+    return tuple(name for name, field in model.model_fields.items() if _may_hold_frames(field.annotation))
+
+
+def _may_hold_frames(annotation: object) -> bool:
+    if annotation is Frame:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return bool(_frame_fields(annotation))
+    return any(_may_hold_frames(argument) for argument in get_args(annotation))
 
 
 def source_location(frames: Sequence[Frame], repo_root: str | os.PathLike[str]) -> SourceLocation | None:

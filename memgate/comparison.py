@@ -241,7 +241,9 @@ def compare_suite(
     0). Each metric's verdict is its threshold's (``Threshold.verdict``), each site's its status's. A
     crashed, timed-out or failed suite fails; an incomplete one makes the comparison incomplete. Runs
     that disagreed on an exact metric add a note with each metric's range; that alone does not change
-    the verdict."""
+    the verdict. A leak site memcheck classified definite in one and possible in the other is known,
+    and the bytes that only moved between the two kinds are left out of their metrics' verdicts; a
+    grown site takes the verdict of the metric it made fail or warn, which names it as the cause."""
     notes: list[str] = []
     if baseline is not None:
         _check_same_tool(record, baseline, notes)

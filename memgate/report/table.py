@@ -91,9 +91,17 @@ def _status_rows(suite: SuiteComparison) -> list[list[str]]:
 
 
 def _cause_lines(comparison: Comparison) -> list[str]:
-    """Each failing or warning metric with the sites whose growth made it so."""
-    return [f"  {clean(suite.suite)}: {row.metric} {VERDICT_WORD[row.verdict]}: {clean(cause, limit=1000)}"
-            for suite in suites_in_order(comparison) for row in suite.rows for cause in row.causes]
+    """Each site whose growth made metrics fail or warn, with those metrics (a leak's bytes and blocks
+    on one line)."""
+    lines: list[str] = []
+    for suite in suites_in_order(comparison):
+        metrics: dict[tuple[str, str], list[str]] = {}
+        for row in suite.rows:
+            for cause in row.causes:
+                metrics.setdefault((cause, VERDICT_WORD[row.verdict]), []).append(row.metric)
+        lines += [f"  {clean(suite.suite)}: {', '.join(names)} {verdict}: {clean(cause, limit=1000)}"
+                  for (cause, verdict), names in metrics.items()]
+    return lines
 
 
 def _site_lines(comparison: Comparison, status: str, max_sites: int, *, frames: bool = True) -> list[str]:

@@ -58,7 +58,8 @@ def test_a_real_new_leak_next_to_the_flip_still_fails(
     capsys.readouterr()
     assert check(config) == 1
     out = capsys.readouterr().out
-    assert "leak_definite_bytes FAIL: new definite leak at extra_leak < main: 24 B in 1 block" in out
+    assert ("leak_definite_bytes, leak_definite_blocks FAIL: new definite leak at extra_leak < main: 24 B in "
+            "1 block") in out
     assert "memgate: FAIL" in out
 
 
@@ -75,7 +76,7 @@ def test_a_known_site_that_grew_is_named_as_the_cause_in_every_report(
                  "--json", str(reports["json"])) == 1
     cause = "grown definite leak at leak_many < main: +300 B, +3 blocks"
     out = capsys.readouterr().out
-    assert f"leak_definite_bytes FAIL: {cause}" in out
+    assert f"unit: leak_definite_bytes, leak_definite_blocks FAIL: {cause}" in out
     assert "FAIL     unit: definite leak, +300 B, +3 blocks (600 B in 6 blocks, was 300 B in 3 blocks)" in out
     markdown = reports["md"].read_text()
     assert "grown definite leak · +300 B, +3 blocks (600 B in 6 blocks, was 300 B in 3 blocks)" in markdown

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="thresholds from this config (default: built-in defaults, or memgate.toml "
                               "when one is found)")
     compare.add_argument("--markdown", metavar="PATH", type=Path, help="write the Markdown summary here")
+    compare.add_argument("--json", metavar="PATH", type=Path,
+                         help="write the current report with the comparison (verdict, exit code, per "
+                              "metric and site) here")
     compare.set_defaults(handler=cmd_compare)
 
     baseline = _command(commands, "baseline", "manage the baselines kept in the repository")
@@ -240,7 +243,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from memgate.app.compare import CompareOptions, compare
 
     return compare(CompareOptions(baseline=args.baseline, current=args.current, config=args.config,
-                                  markdown=args.markdown)).exit_code
+                                  markdown=args.markdown, json=args.json)).exit_code
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:

@@ -8,14 +8,14 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Literal, TypeVar
 
-from pydantic import computed_field
+from pydantic import Field, computed_field
 
 from memgate.baselines.model import Baseline, alloc_wrappers_note
 from memgate.config import Config
 from memgate.errors import BaselineError, ExitCode, UsageError
-from memgate.fingerprint import AllocWrappers
+from memgate.fingerprint import AllocWrappers, fingerprint
 from memgate.gcpause import collector_paused
-from memgate.metrics import METRIC_NAMES, LeakKind, MetricName, format_value
+from memgate.metrics import LEAK_KINDS, METRIC_NAMES, LeakKind, MetricName, format_value, leak_metrics
 from memgate.records import (
     FINDING_METRICS,
     Frame,
@@ -28,6 +28,7 @@ from memgate.records import (
 )
 from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks
 from memgate.thresholds import Threshold, Thresholds, Verdict, worst
+from memgate.units import format_bytes, signed_bytes
 
 _DEFAULT_CONFIG = Config()
 _Site = TypeVar("_Site", LeakSite, ErrorSite)
@@ -43,6 +44,13 @@ class MetricRow(Record):
     verdict: Verdict
     limit: str = ""  # the thresholds that applied, e.g. "warn 5% / fail 10% / noise 1MiB"
     noise_floor: int = 0  # the largest change that counts as noise, in the metric's units
+    #: The limit this change crossed ("fail +0", "warn 5%"); None when it crossed none.
+    crossed: str | None = None
+    #: The part of the change that only moved between the definite and possible leak kinds (memcheck's
+    #: classification of one site flipped): left out of the verdict, which judges current - reclassified.
+    reclassified: int = 0
+    #: The new and grown sites that made a failing or warning metric grow, one line each.
+    causes: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -54,12 +62,13 @@ class MetricRow(Record):
         return self.delta is not None and self.delta != 0 and abs(self.delta) <= self.noise_floor
 
 
-SiteStatusName = Literal["new", "known", "fixed"]
+SiteStatusName = Literal["new", "grown", "known", "fixed"]
 
 
 class SiteRow(Record):
     """A leak or error site: ``bytes``/``blocks`` (leaks) or ``count`` (errors) are the current figures,
-    or the baseline's for a fixed site."""
+    or the baseline's for a fixed site. A "grown" site is a known one with more bytes, blocks or
+    occurrences than its baseline: its verdict is that of the metric its growth made fail or warn."""
 
     suite: str
     category: Literal["leak", "error"]
@@ -78,6 +87,54 @@ class SiteRow(Record):
     #: An error's other stacks (where its block was freed, allocated), a few frames each.
     related: tuple[RelatedStack, ...] = ()
     verdict: Verdict
+    #: The leak kind the baseline has this site under when memcheck's classification flipped between
+    #: definite and possible (same stack): the site is known, not new.
+    moved_from: LeakKind | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta_bytes(self) -> int | None:
+        return _difference(self.bytes, self.baseline_bytes) if self.status != "fixed" else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta_blocks(self) -> int | None:
+        return _difference(self.blocks, self.baseline_blocks) if self.status != "fixed" else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta_count(self) -> int | None:
+        return _difference(self.count, self.baseline_count) if self.status != "fixed" else None
+
+
+def _difference(current: int | None, baseline: int | None) -> int | None:
+    return current - baseline if current is not None and baseline is not None else None
+
+
+class HeapGrowth(Record):
+    """An allocation stack whose bytes grew, named when a heap figure warned or failed (heap profilers
+    that record stacks: DHAT). ``baseline_*`` are None when the stack is not among the ones the
+    baseline kept (the 100 that allocated most): then all its figures are growth as far as is known."""
+
+    fingerprint: str
+    site: str
+    frames: tuple[Frame, ...] = ()
+    bytes: int
+    blocks: int | None = None
+    peak_bytes: int | None = None
+    baseline_bytes: int | None = None
+    baseline_blocks: int | None = None
+    baseline_peak_bytes: int | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta_bytes(self) -> int:
+        return self.bytes - (self.baseline_bytes or 0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta_blocks(self) -> int | None:
+        return None if self.blocks is None else self.blocks - (self.baseline_blocks or 0)
 
 
 class SuiteComparison(Record):
@@ -91,6 +148,9 @@ class SuiteComparison(Record):
     verdict: Verdict
     incomplete: bool = False
     notes: tuple[str, ...] = ()
+    #: When heap_peak_bytes, heap_total_bytes or alloc_calls warned or failed: the allocation stacks
+    #: whose bytes grew most (at most 5), of a tool that records them.
+    heap_growth: tuple[HeapGrowth, ...] = ()
     runs: int = 1  # how many runs the figures combine (repeat)
     #: Exact metrics that differed between the runs: the suite is nondeterministic.
     nondeterministic: tuple[MetricName, ...] = ()
@@ -126,6 +186,19 @@ class Comparison(Record):
         if outcome == "fail" or (outcome == "warn" and fail_on_warn):
             return ExitCode.GATE_FAILED
         return ExitCode.TOOL if outcome == "incomplete" else ExitCode.PASS
+
+
+class ComparedReport(Report):
+    """A run's report with its comparison: what ``check --json`` and ``compare --json`` write. The
+    comparison holds the overall verdict and, per suite and metric, baseline, current, delta, the
+    limit crossed and the verdict, and the new, grown, known and fixed sites."""
+
+    comparison: Comparison | None = None
+    exit_code: int | None = Field(default=None, description="The exit code memgate gave this verdict.")
+
+    @classmethod
+    def of(cls, report: Report, comparison: Comparison, exit_code: int) -> ComparedReport:
+        return cls(**dict(report), comparison=comparison, exit_code=exit_code)
 
 
 def compare(
@@ -179,7 +252,9 @@ def compare_suite(
     0). Each metric's verdict is its threshold's (``Threshold.verdict``), each site's its status's. A
     crashed, timed-out or failed suite fails; an incomplete one makes the comparison incomplete. Runs
     that disagreed on an exact metric add a note with each metric's range; that alone does not change
-    the verdict."""
+    the verdict. A leak site memcheck classified definite in one and possible in the other is known,
+    and the bytes that only moved between the two kinds are left out of their metrics' verdicts; a
+    grown site takes the verdict of the metric it made fail or warn, which names it as the cause."""
     notes: list[str] = []
     if baseline is not None:
         _check_same_tool(record, baseline, notes)
@@ -190,11 +265,13 @@ def compare_suite(
             baseline = baseline.with_alloc_wrappers(record.alloc_wrappers)
     else:
         notes.append("no baseline yet: this suite is new (relative thresholds do not apply)")
-    rows = _metric_rows(record, baseline, thresholds, notes)
-    if record.nondeterministic:
-        notes.append(nondeterminism_note(record.nondeterministic, len(record.runs)))
     incomplete = record.status is SuiteStatus.INCOMPLETE or bool(record.incomplete_reasons)
     sites = _site_rows(record, baseline, fail_on_new_leak_kinds, fail_on_new_errors, incomplete, notes)
+    notes.extend(_move_note(site) for site in sites if site.moved_from is not None)
+    rows = _metric_rows(record, baseline, thresholds, notes, _reclassified(sites))
+    if record.nondeterministic:
+        notes.append(nondeterminism_note(record.nondeterministic, len(record.runs)))
+    rows, sites = _with_causes(rows, sites)
     verdicts = [row.verdict for row in rows] + [site.verdict for site in sites]
     if record.status.fails_gate:
         detail = f": {record.status_detail}" if record.status_detail else ""
@@ -214,6 +291,7 @@ def compare_suite(
         verdict=worst(verdicts),
         incomplete=incomplete,
         notes=tuple(notes),
+        heap_growth=_heap_growth(record, baseline, rows),
         runs=max(1, len(record.runs)),
         nondeterministic=tuple(spread.metric for spread in record.nondeterministic),
     )
@@ -250,7 +328,8 @@ def _check_same_tool(record: SuiteRecord, baseline: Baseline, notes: list[str]) 
 
 
 def _metric_rows(
-    record: SuiteRecord, baseline: Baseline | None, thresholds: Thresholds, notes: list[str]
+    record: SuiteRecord, baseline: Baseline | None, thresholds: Thresholds, notes: list[str],
+    reclassified: Mapping[MetricName, int],
 ) -> tuple[MetricRow, ...]:
     before = baseline.metrics if baseline is not None else {}
     rows: list[MetricRow] = []
@@ -264,8 +343,10 @@ def _metric_rows(
             missing.append(metric)
             rows.append(_row(record.name, metric, previous, None, Verdict.WARN, threshold))
         else:
-            rows.append(_row(record.name, metric, previous, current, threshold.verdict(previous, current),
-                             threshold))
+            moved = reclassified.get(metric, 0) if previous is not None else 0
+            row = _row(record.name, metric, previous, current, threshold.verdict(previous, current - moved),
+                       threshold)
+            rows.append(row.model_copy(update={"reclassified": moved}) if moved else row)
     if missing:
         notes.append(f"in the baseline but not measured in this run: {', '.join(missing)}")
     return tuple(rows)
@@ -281,7 +362,150 @@ def _row(suite: str, metric: MetricName, baseline: int | None, current: int | No
         delta_pct = 0.0
     noise = threshold.noise_floor(baseline) if baseline is not None else 0
     return MetricRow(suite=suite, metric=metric, baseline=baseline, current=current, delta=delta,
-                     delta_pct=delta_pct, verdict=verdict, limit=threshold.limit_text(), noise_floor=noise)
+                     delta_pct=delta_pct, verdict=verdict, limit=threshold.limit_text(), noise_floor=noise,
+                     crossed=_crossed(threshold, verdict) if current is not None else None)
+
+
+def _crossed(threshold: Threshold, verdict: Verdict) -> str | None:
+    limit = {Verdict.FAIL: threshold.fail, Verdict.WARN: threshold.warn}.get(verdict)
+    return f"{verdict.value} {limit.text}" if limit is not None else None
+
+
+# --- heap growth: the allocation stacks behind it ---------------------------------------------------
+
+HEAP_GROWTH_SHOWN = 5
+_HEAP_METRICS: frozenset[MetricName] = frozenset({"heap_peak_bytes", "heap_total_bytes", "alloc_calls"})
+
+
+def _heap_growth(record: SuiteRecord, baseline: Baseline | None, rows: Sequence[MetricRow]
+                 ) -> tuple[HeapGrowth, ...]:
+    """The stacks whose bytes grew most, when a heap figure grew enough to warn or fail."""
+    grew = any(row.metric in _HEAP_METRICS and row.verdict.severity and (row.delta or 0) > 0 for row in rows)
+    if baseline is None or not grew:
+        return ()
+    before = {site.fingerprint: site for site in baseline.heap_sites}
+    growth = []
+    for site in record.heap_sites:
+        known = before.get(site.fingerprint)
+        item = HeapGrowth(fingerprint=site.fingerprint, site=site.site, frames=site.frames, bytes=site.bytes,
+                          blocks=site.blocks, peak_bytes=site.peak_bytes,
+                          baseline_bytes=known.bytes if known else None,
+                          baseline_blocks=known.blocks if known else None,
+                          baseline_peak_bytes=known.peak_bytes if known else None)
+        if item.delta_bytes > 0:
+            growth.append(item)
+    growth.sort(key=lambda item: (-item.delta_bytes, item.site, item.fingerprint))
+    return tuple(growth[:HEAP_GROWTH_SHOWN])
+
+
+# --- memcheck's definite/possible flip --------------------------------------------------------------
+
+#: memcheck calls a lost block "possibly lost" when some register or stack slot still held a pointer
+#: into its middle at exit, "definitely lost" when none did: the same leak flips between runs and
+#: builds of unchanged code. A site found under the other of the two kinds is the same known site.
+_FLIPS: dict[str, LeakKind] = {"definite": "possible", "possible": "definite"}
+
+
+def _flipped_key(site: LeakSite) -> SiteKey | None:
+    """The key the same site has under the other of definite and possible (its fingerprint hashes
+    the kind with the site's frames, so it is made again from the site)."""
+    other = _FLIPS.get(site.kind)
+    if other is None:
+        return None
+    return other, fingerprint(f"leak:{other}", (), site=site.site)
+
+
+def _flip_aliases(current: Mapping[SiteKey, LeakSite], known: Mapping[SiteKey, LeakSite]
+                  ) -> dict[SiteKey, SiteKey]:
+    """Current leak sites the baseline has only under the other kind -> the baseline's key."""
+    aliases: dict[SiteKey, SiteKey] = {}
+    for key, site in current.items():
+        other = _flipped_key(site) if key not in known else None
+        if other is not None and other in known and other not in current:
+            aliases[key] = other
+    return aliases
+
+
+def _moved(site: SiteRow) -> tuple[int, int]:
+    """Bytes and blocks of a flipped site that were already in the baseline under the other kind."""
+    return min(site.bytes or 0, site.baseline_bytes or 0), min(site.blocks or 0, site.baseline_blocks or 0)
+
+
+def _reclassified(sites: Sequence[SiteRow]) -> dict[MetricName, int]:
+    """Per leak metric, how much of its change only moved from or to the other kind."""
+    moved: Counter[MetricName] = Counter()
+    for site in sites:
+        if site.moved_from is None:
+            continue
+        into, out_of = leak_metrics(_leak_kind(site.kind)), leak_metrics(site.moved_from)
+        for index, amount in enumerate(_moved(site)):
+            moved[into[index]] += amount
+            moved[out_of[index]] -= amount
+    return dict(moved)
+
+
+def _leak_kind(kind: str) -> LeakKind:
+    return next(known for known in LEAK_KINDS if known == kind)
+
+
+def _move_note(site: SiteRow) -> str:
+    moved_bytes, _ = _moved(site)
+    return (f"{moved_bytes:,} bytes moved from {site.moved_from} to {site.kind} at {site.site}: "
+            "memcheck's classification, not a new leak")
+
+
+# --- causes: which sites made a metric fail or warn -------------------------------------------------
+
+MAX_CAUSES = 5
+
+
+def _with_causes(rows: tuple[MetricRow, ...], sites: tuple[SiteRow, ...]
+                 ) -> tuple[tuple[MetricRow, ...], tuple[SiteRow, ...]]:
+    """Each failing or warning metric that grew names the new and grown sites of its kind; a grown
+    site takes the worst verdict of the metrics its growth is part of."""
+    verdict_of: dict[str, list[Verdict]] = {}
+    named: list[MetricRow] = []
+    for row in rows:
+        growing = [site for site in sites
+                   if site.status in ("new", "grown") and row.metric in _metrics_of(site)]
+        if row.verdict.severity and (row.delta or 0) - row.reclassified > 0 and growing:
+            causes = [_cause(site) for site in growing[:MAX_CAUSES]]
+            if len(growing) > MAX_CAUSES:
+                causes.append(f"and {len(growing) - MAX_CAUSES:,} more sites")
+            row = row.model_copy(update={"causes": tuple(causes)})
+            for site in growing:
+                verdict_of.setdefault(site.fingerprint, []).append(row.verdict)
+        named.append(row)
+    judged = tuple(
+        site.model_copy(update={"verdict": worst(verdict_of.get(site.fingerprint, []))})
+        if site.status == "grown" else site
+        for site in sites
+    )
+    return tuple(named), judged
+
+
+def _metrics_of(site: SiteRow) -> tuple[MetricName, ...]:
+    if site.category == "error":
+        return ("errors",)
+    return leak_metrics(_leak_kind(site.kind))
+
+
+def _cause(site: SiteRow) -> str:
+    """"grown definite leak at leak_more < main: +32 B, +1 block"; "new ...: 16 B in 2 blocks"."""
+    what = f"{site.status} {site.kind} {site.category} at {site.site}"
+    if site.status == "new":
+        if site.category == "leak":
+            return f"{what}: {format_bytes(site.bytes or 0)} in {_counted(site.blocks or 0, 'block')}"
+        return f"{what}: {_counted(site.count or 0, 'occurrence')}"
+    if site.category == "leak":
+        blocks = _counted(site.delta_blocks or 0, "block", "+")
+        return f"{what}: {signed_bytes(site.delta_bytes or 0)}, {blocks}"
+    return f"{what}: {_counted(site.delta_count or 0, 'occurrence', '+')}"
+
+
+def _counted(count: int, noun: str, sign: str = "") -> str:
+    """"1 block", "+3 blocks" (``sign="+"`` shows the sign of a change)."""
+    return f"{count:{sign},} {noun}{'' if abs(count) == 1 else 's'}"
 
 
 # --- sites -----------------------------------------------------------------------------------------
@@ -307,10 +531,11 @@ def _site_rows(
     known_errors = _by_key(baseline.errors) if baseline is not None else {}
     new_error = Verdict.FAIL if fail_on_new_errors else Verdict.NEW
     wrappers = AllocWrappers(record.alloc_wrappers)
-    rows = _rows_of_sites(group_leaks(record.leaks, wrappers), known_leaks,
-                          functools.partial(_leak_row, record.name),
+    current_leaks = group_leaks(record.leaks, wrappers)
+    rows = _rows_of_sites(current_leaks, known_leaks, functools.partial(_leak_row, record.name),
                           lambda site: Verdict.FAIL if site.kind in fail_on_new_leak_kinds else Verdict.NEW,
-                          report_fixed=reliable and leaks_checked)
+                          report_fixed=reliable and leaks_checked,
+                          aliases=_flip_aliases(current_leaks, known_leaks))
     rows += _rows_of_sites(group_errors(record.errors, wrappers=wrappers), known_errors,
                            functools.partial(_error_row, record.name), lambda _site: new_error,
                            report_fixed=reliable)
@@ -328,19 +553,30 @@ def _rows_of_sites(
     new_verdict: Callable[[_Site], Verdict],
     *,
     report_fixed: bool,
+    aliases: Mapping[SiteKey, SiteKey] | None = None,
 ) -> list[SiteRow]:
-    """Known sites pass, new ones get ``new_verdict``, fixed ones (when they can be told) improve."""
+    """Known sites pass (grown ones are judged with their metric later), new ones get
+    ``new_verdict``, fixed ones (when they can be told) improve. ``aliases`` maps a current key to
+    the baseline key the same site has there (memcheck's definite/possible flip)."""
+    aliases = aliases or {}
     rows: list[SiteRow] = []
     for key, site in current.items():
-        before = known.get(key)
+        before = known.get(key) or known.get(aliases.get(key, key))
         if before is not None:
-            rows.append(row(site, "known", Verdict.PASS, before))
+            rows.append(row(site, "grown" if _grew(site, before) else "known", Verdict.PASS, before))
         else:
             rows.append(row(site, "new", new_verdict(site), None))
     if report_fixed:
+        matched = set(aliases.values())
         rows += [row(site, "fixed", Verdict.IMPROVED, site)
-                 for key, site in known.items() if key not in current]
+                 for key, site in known.items() if key not in current and key not in matched]
     return rows
+
+
+def _grew(site: LeakSite | ErrorSite, before: LeakSite | ErrorSite) -> bool:
+    if isinstance(site, LeakSite) and isinstance(before, LeakSite):
+        return site.bytes > before.bytes or site.blocks > before.blocks
+    return isinstance(site, ErrorSite) and isinstance(before, ErrorSite) and site.count > before.count
 
 
 def _leak_row(suite: str, site: LeakSite, status: SiteStatusName, verdict: Verdict,
@@ -349,7 +585,7 @@ def _leak_row(suite: str, site: LeakSite, status: SiteStatusName, verdict: Verdi
         suite=suite, category="leak", status=status, kind=site.kind, fingerprint=site.fingerprint,
         site=site.site, frames=site.frames, bytes=site.bytes, blocks=site.blocks,
         baseline_bytes=before.bytes if before else None, baseline_blocks=before.blocks if before else None,
-        verdict=verdict,
+        verdict=verdict, moved_from=before.kind if before is not None and before.kind != site.kind else None,
     )
 
 
@@ -362,7 +598,7 @@ def _error_row(suite: str, site: ErrorSite, status: SiteStatusName, verdict: Ver
     )
 
 
-_STATUS_ORDER = {"new": 0, "known": 1, "fixed": 2}
+_STATUS_ORDER = {"new": 0, "grown": 1, "known": 2, "fixed": 3}
 
 
 def _site_order(row: SiteRow) -> tuple[int, int, int, str, str, str]:

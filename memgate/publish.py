@@ -101,19 +101,19 @@ def github_job_outputs(comparison: Comparison, markdown: str, *, repo_root: Path
 
 
 def annotation_lines(comparison: Comparison, repo_root: Path) -> list[str]:
-    """``::error`` workflow commands for new leak and error sites, at most ``MAX_ANNOTATIONS``, each at
-    its first frame in the repository when there is one."""
+    """``::error`` workflow commands for new leak and error sites, and grown ones that fail, at most
+    ``MAX_ANNOTATIONS``, each at its first frame in the repository when there is one."""
     from memgate.report.common import source_location
 
     lines: list[str] = []
     new_sites = [site for suite in comparison.suites for site in suite.sites
-                 if site.status == "new" and site.verdict is Verdict.FAIL]
+                 if site.status in ("new", "grown") and site.verdict is Verdict.FAIL]
     for site in new_sites[:MAX_ANNOTATIONS]:
         place = source_location(site.frames, repo_root)
         where = ""
         if place is not None:
             where = f"file={_property(place.path)}," + (f"line={place.line}," if place.line else "")
-        title = f"memgate: new {site.category} in suite {site.suite}"
+        title = f"memgate: {site.status} {site.category} in suite {site.suite}"
         message = f"{site.kind}: {site.site}"
         lines.append(f"::error {where}title={_property(title)}::{_data(message)}")
     if len(new_sites) > MAX_ANNOTATIONS:

@@ -20,7 +20,11 @@ from memgate.metrics import (
 )
 from memgate.tools import canonical_tool_name
 
-REPORT_SCHEMA_VERSION = 1
+#: 2: a report written by ``check`` or ``compare --json`` carries its comparison and exit code
+#: (``memgate.comparison.ComparedReport``); version 1 reports (the run only) are still read.
+REPORT_SCHEMA_VERSION = 2
+#: The keys a version 2 report adds to the run: they are recomputed, never read back.
+COMPARISON_KEYS = ("comparison", "exit_code")
 
 #: Figures that vary between runs of the same program by nature: their differences are noise (see
 #: the noise floors of ``memgate.config``), not nondeterminism.
@@ -108,6 +112,41 @@ class MemError(Record):
                                 "never part of its identity.")
 
 
+#: Allocation stacks a heap profiler's record keeps per process and suite: the ones that allocated most.
+HEAP_SITES_KEPT = 100
+
+
+class HeapSite(Record):
+    """One allocation stack of a heap profiler: what it allocated. Heap growth is traced to the stacks
+    whose bytes grew most (``memgate.comparison``)."""
+
+    fingerprint: str
+    site: ToolText
+    frames: tuple[Frame, ...] = ()
+    bytes: int = Field(description="DHAT: bytes allocated at this stack over the run. massif (which "
+                                   "keeps no totals): bytes live at the heap's peak.")
+    blocks: int | None = Field(default=None, description="Blocks allocated at this stack (DHAT).")
+    peak_bytes: int | None = Field(default=None, description="Bytes live at the heap's peak.")
+
+
+def top_heap_sites(sites: Iterable[HeapSite]) -> tuple[HeapSite, ...]:
+    """Sites of one fingerprint summed, the ``HEAP_SITES_KEPT`` that allocated most bytes kept."""
+    summed: dict[str, HeapSite] = {}
+    for site in sites:
+        seen = summed.get(site.fingerprint)
+        if seen is not None:
+            site = seen.model_copy(update={"bytes": seen.bytes + site.bytes,
+                                           "blocks": _sum_known(seen.blocks, site.blocks),
+                                           "peak_bytes": _sum_known(seen.peak_bytes, site.peak_bytes)})
+        summed[site.fingerprint] = site
+    ranked = sorted(summed.values(), key=lambda site: (-site.bytes, site.site, site.fingerprint))
+    return tuple(ranked[:HEAP_SITES_KEPT])
+
+
+def _sum_known(first: int | None, second: int | None) -> int | None:
+    return None if first is None or second is None else first + second
+
+
 class ProcessRecord(Record):
     """What one process of a suite measured (one log or output file of the tool)."""
 
@@ -118,6 +157,9 @@ class ProcessRecord(Record):
     leaks: tuple[Leak, ...] = ()
     errors: tuple[MemError, ...] = ()
     leak_check: bool = Field(default=True, description="False when the tool did not look for leaks.")
+    heap_sites: tuple[HeapSite, ...] = Field(
+        default=(), description="Of a heap profiler that records stacks (DHAT): the allocation stacks that "
+                                "allocated most bytes, at most 100.")
     complete: bool = True
     incomplete_reason: ToolText | None = None
     fatal_signal: ToolText | None = Field(default=None, description="The signal or crash the tool reported.")
@@ -202,6 +244,15 @@ class SuiteRecord(Record):
     @property
     def errors(self) -> tuple[MemError, ...]:
         return _first_seen_sites(self.processes, lambda process: process.errors)
+
+    @property
+    def heap_sites(self) -> tuple[HeapSite, ...]:
+        """The allocation stacks that allocated most, summed over the processes (of several runs,
+        those of the first run: a sum over runs would double every figure)."""
+        runs = {process.run for process in self.processes}
+        first = min((run for run in runs if run is not None), default=None)
+        return top_heap_sites(site for process in self.processes if process.run == first
+                              for site in process.heap_sites)
 
     @property
     def incomplete_reasons(self) -> tuple[str, ...]:

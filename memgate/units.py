@@ -83,6 +83,11 @@ def format_bytes(value: int) -> str:
     raise AssertionError("unreachable")
 
 
+def signed_bytes(value: int) -> str:
+    """"+32 B", "-1.50 KiB", "0 B"."""
+    return ("+" if value > 0 else "") + format_bytes(value)
+
+
 def format_count(value: int) -> str:
     """A count with thousands separators: "1,234,567"."""
     return f"{value:,}"

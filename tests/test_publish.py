@@ -61,6 +61,13 @@ def test_annotations_are_one_per_new_site_up_to_the_limit() -> None:
     assert lines[-1] == "::notice::2 more new sites: see the job summary"
 
 
+def test_a_grown_site_that_fails_is_annotated_as_grown() -> None:
+    before = suite(leaks=[leak("definite", 16, 1, "leaky")])
+    now = suite(leaks=[leak("definite", 48, 3, "leaky")])
+    lines = publish.annotation_lines(compare([now], {"unit": Baseline.from_suite(before)}), Path("/repo"))
+    assert lines == ["::error title=memgate%3A grown leak in suite unit::definite: leaky"]
+
+
 def test_job_outputs_only_under_github_actions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     outputs, summary = tmp_path / "output", tmp_path / "summary"
     env = {"GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(summary)}

@@ -49,8 +49,9 @@ class CheckResult:
 def check(options: CheckOptions) -> CheckResult:
     from memgate import publish
     from memgate.baselines.target import local_target, target_at
-    from memgate.comparison import compare_report
+    from memgate.comparison import ComparedReport, compare_report
     from memgate.forges import ci
+    from memgate.report.json import write_report
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
 
@@ -72,13 +73,16 @@ def check(options: CheckOptions) -> CheckResult:
     _write_reports(options, comparison, markdown, repo_root, config)
     if stop.requested:  # the partial reports are written; no comment or outputs for a cancelled job
         print_problems(report)
-        return CheckResult(interrupted(stop, report_json), report, comparison, report_json)
+        code = interrupted(stop, report_json)
+        write_report(report_json, ComparedReport.of(report, comparison, code))
+        return CheckResult(code, report, comparison, report_json)
     comment_url = publish.post_comment(markdown) if options.comment else None
     if ci.on_github_actions():  # outside GitHub, spare the import of requests
         publish.github_job_outputs(comparison, markdown, repo_root=repo_root(), report_json=report_json,
                                    markdown_path=options.reports.markdown, comment_url=comment_url)
     print_problems(report)
     code = int(comparison.exit_code(fail_on_warn=options.fail_on == "warn"))
+    write_report(report_json, ComparedReport.of(report, comparison, code))  # the run, now with its verdict
     return CheckResult(code, report, comparison, report_json)
 
 

@@ -18,6 +18,7 @@ class CompareOptions:
     current: Path  # the current JSON report
     config: Path | None = None  # thresholds from this config; None: the built-in defaults
     markdown: Path | None = None  # the Markdown summary, when asked for
+    json: Path | None = None  # the current report with the comparison (ComparedReport), when asked for
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,20 @@ class CompareResult:
 
 def compare(options: CompareOptions) -> CompareResult:
     from memgate.baselines.files import load_baseline_side, read_report
-    from memgate.comparison import compare_report
+    from memgate.comparison import ComparedReport, compare_report
     from memgate.config import Config
     from memgate.publish import write_text
+    from memgate.report.json import write_report
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
 
     config = load_config(options.config) if options.config else Config()
-    comparison = compare_report(read_report(options.current), load_baseline_side(options.baseline), config)
+    current = read_report(options.current)
+    comparison = compare_report(current, load_baseline_side(options.baseline), config)
     print(render_table(comparison))
+    code = int(comparison.exit_code())
     if options.markdown:
         write_text(options.markdown, render_markdown(comparison))
-    return CompareResult(int(comparison.exit_code()), comparison)
+    if options.json:
+        write_report(options.json, ComparedReport.of(current, comparison, code))
+    return CompareResult(code, comparison)

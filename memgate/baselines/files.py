@@ -12,7 +12,7 @@ from memgate.baselines.model import BASELINE_SCHEMA_VERSION, Baseline, baselines
 from memgate.config import SUITE_NAME
 from memgate.errors import BaselineError
 from memgate.files import write_atomically
-from memgate.records import REPORT_SCHEMA_VERSION, Report
+from memgate.records import COMPARISON_KEYS, REPORT_SCHEMA_VERSION, Report
 from memgate.units import NumberTooLong, count_of
 
 REGENERATE = "regenerate it with `memgate baseline update`"
@@ -118,8 +118,11 @@ def read_report(path: Path) -> Report:
         raise BaselineError("the file is not a memgate JSON report (not a JSON object)", path=path,
                             hint="pass a report written by `memgate run --json`")
     _check_schema_version(data.get("schema_version"), REPORT_SCHEMA_VERSION, path)
+    # The comparison a report of `check` carries is the one of its own baselines: the run is what
+    # is read back, and compared again.
+    run = {key: value for key, value in data.items() if key not in COMPARISON_KEYS}
     try:
-        return Report.model_validate(data)
+        return Report.model_validate(run)
     except ValidationError as error:
         raise BaselineError(
             f"the file is not a memgate JSON report: {_first_problem(error)}",

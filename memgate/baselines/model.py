@@ -13,7 +13,7 @@ from memgate.errors import BaselineError
 from memgate.fingerprint import AllocWrappers, fingerprint, site_of
 from memgate.gcpause import collector_paused
 from memgate.metrics import MetricName
-from memgate.records import Record, Report, SuiteRecord, SuiteStatus, ToolName
+from memgate.records import HeapSite, Record, Report, SuiteRecord, SuiteStatus, ToolName
 from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks, top_frames
 
 BASELINE_SCHEMA_VERSION = 1
@@ -31,6 +31,8 @@ class Baseline(Record):
     metrics: dict[MetricName, int] = Field(default_factory=dict)
     leaks: tuple[LeakSite, ...] = ()
     errors: tuple[ErrorSite, ...] = ()
+    #: Of a heap profiler that records stacks: the stacks that allocated most (growth is traced to them).
+    heap_sites: tuple[HeapSite, ...] = ()
     source_commit: str | None = None
     alloc_wrappers: tuple[str, ...] = ()
     memgate_version: str = __version__
@@ -53,6 +55,7 @@ class Baseline(Record):
             metrics=dict(record.metrics),
             leaks=tuple(leaks),
             errors=tuple(errors),
+            heap_sites=record.heap_sites,
             source_commit=commit,
             alloc_wrappers=record.alloc_wrappers,
         )
@@ -75,6 +78,8 @@ class Baseline(Record):
         data = self.model_dump(mode="json", exclude_none=True)
         if not data["alloc_wrappers"]:
             del data["alloc_wrappers"]
+        if not data["heap_sites"]:  # only heap profilers have them: other baselines stay as they were
+            del data["heap_sites"]
         return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 

@@ -129,7 +129,7 @@ def _site_issue(site: SiteRow, repo_root: Root, fallback: SourceLocation) -> _Is
 
 
 def _site_severity(site: SiteRow) -> Severity:
-    if site.status == "known":
+    if site.status == "known" or (site.status == "grown" and not site.verdict.severity):
         return "info"
     if site.verdict is Verdict.FAIL:
         return "critical" if site.category == "error" else "major"

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 import os
 import posixpath
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, get_args
+
+from pydantic import BaseModel
 
 from memgate.metrics import MetricName, format_value
 from memgate.records import Frame
 from memgate.thresholds import Verdict
-from memgate.units import format_bytes, format_percent_change
+from memgate.units import format_bytes, format_percent_change, signed_bytes
 
 if TYPE_CHECKING:  # annotations only: `memgate run` prints its table without the comparison's models
-    from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
+    from memgate.comparison import Comparison, HeapGrowth, MetricRow, SiteRow, SuiteComparison
 
 #: Longest tool-provided string shown (C++ template names run to kilobytes); reports keep the rest.
 MAX_TEXT = 300
@@ -67,6 +71,45 @@ def _s(count: int) -> str:
     return "" if count == 1 else "s"
 
 
+def suites_in_order(comparison: Comparison) -> list[SuiteComparison]:
+    """Failing suites first, then incomplete, then warned, then the rest, each group in run order:
+    what needs attention is at the top of a long list."""
+    def rank(suite: SuiteComparison) -> int:
+        if suite.verdict is Verdict.FAIL:
+            return 0
+        return 1 if suite.incomplete else 2 if suite.verdict is Verdict.WARN else 3
+
+    return sorted(comparison.suites, key=rank)
+
+
+def site_growth(site: SiteRow) -> str:
+    """"+32 B, +2 blocks (48 B in 3 blocks, was 16 B in 1 block)" for a grown leak site."""
+    if site.category == "leak":
+        blocks = site.delta_blocks or 0
+        change = f"{signed_bytes(site.delta_bytes or 0)}, {blocks:+,} block{_s(abs(blocks))}"
+        before = site.model_copy(update={"bytes": site.baseline_bytes, "blocks": site.baseline_blocks})
+    else:
+        count = site.delta_count or 0
+        change = f"{count:+,} occurrence{_s(abs(count))}"
+        before = site.model_copy(update={"count": site.baseline_count})
+    return f"{change} ({site_size(site)}, was {site_size(before)})"
+
+
+def heap_growth_text(item: HeapGrowth) -> str:
+    """"+1.50 MiB, +3 blocks at grow < main (2.00 MiB, was 512.00 KiB)": bytes allocated (DHAT) or
+    live at the peak (massif, which counts no blocks)."""
+    was = (f"was {format_bytes(item.baseline_bytes)}" if item.baseline_bytes is not None
+           else "not among the baseline's largest stacks")
+    change = item.delta_blocks
+    blocks = "" if change is None else f", {change:+,} block{_s(abs(change))}"
+    return f"{signed_bytes(item.delta_bytes)}{blocks} at {item.site} ({format_bytes(item.bytes)}, {was})"
+
+
+def moved_text(site: SiteRow) -> str:
+    """" (was possible in the baseline)" for a site memcheck classified differently; "" otherwise."""
+    return f" (was {site.moved_from} in the baseline)" if site.moved_from else ""
+
+
 def status_word(suite: SuiteComparison) -> str:
     return "incomplete" if suite.incomplete else suite.status.value
 
@@ -98,9 +141,11 @@ def changes_summary(suite: SuiteComparison) -> str:
     parts = []
     new_leaks = sum(1 for s in suite.sites if s.status == "new" and s.category == "leak")
     new_errors = sum(1 for s in suite.sites if s.status == "new" and s.category == "error")
+    grown = sum(1 for s in suite.sites if s.status == "grown")
     fixed = sum(1 for s in suite.sites if s.status == "fixed")
     changed = sum(1 for r in suite.rows if r.changed)
-    for count, what in ((new_leaks, "new leak site"), (new_errors, "new error site"), (fixed, "fixed site"),
+    for count, what in ((new_leaks, "new leak site"), (new_errors, "new error site"), (grown, "grown site"),
+                        (fixed, "fixed site"),
                         (changed, "metric changed" if changed == 1 else "metrics changed")):
         if count:
             parts.append(f"{count:,} {what}{_s(count) if 'site' in what else ''}")
@@ -173,6 +218,68 @@ def _inside(path: str, root: str) -> str | None:
     return None
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def with_repo_relative_frames(record: _Model, repo_root: str | os.PathLike[str]) -> _Model:
+    """``record`` with the file and object of every frame in it (leaks, errors, any stack a record
+    holds) made relative to the repository root when they lie under it: memcheck records absolute paths, the
+    sanitizers what the compiler was given, and a report or baseline must not depend on the folder
+    the repository was cloned into. Files outside the repository are kept as the tool gave them."""
+    relative = functools.cache(lambda path: repo_relative(path, repo_root))
+    # Parsers share one Frame between the stacks that hold it: each is rewritten once. (The record
+    # keeps every frame alive, so an id is not reused while this runs.)
+    done: dict[int, Frame] = {}
+
+    def frame(old: Frame) -> Frame:
+        new = done.get(id(old))
+        if new is None:
+            # The binary or library of a frame too: a program built in the repository is under it.
+            update = {name: path for name in ("file", "object")
+                      if (value := getattr(old, name)) and (path := relative(value)) not in (None, value)}
+            new = done[id(old)] = old.model_copy(update=update) if update else old
+        return new
+
+    mapped = _map_frames(record, frame)
+    assert isinstance(mapped, type(record))
+    return mapped
+
+
+def _map_frames(value: object, frame: Callable[[Frame], Frame]) -> object:
+    """``value`` with ``frame`` applied to every Frame within it; unchanged parts are kept as they
+    are (the same objects), so a record without frames costs one walk."""
+    if value is None or isinstance(value, (str, int, float)):  # most fields: first, and cheap
+        return value
+    if isinstance(value, Frame):
+        return frame(value)
+    if isinstance(value, tuple):
+        items: tuple[object, ...]
+        if value and isinstance(value[0], Frame):  # a stack (tuple[Frame, ...]): the usual tuple
+            items = tuple(map(frame, value))
+        else:
+            items = tuple(_map_frames(item, frame) for item in value)
+        return value if all(map(operator.is_, items, value)) else items
+    if isinstance(value, BaseModel):
+        changed = {name: new for name in _frame_fields(type(value))
+                   if (new := _map_frames(getattr(value, name), frame)) is not getattr(value, name)}
+        return value.model_copy(update=changed) if changed else value
+    return value
+
+
+@functools.cache
+def _frame_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` whose type can hold a Frame: only those are walked."""
+    return tuple(name for name, field in model.model_fields.items() if _may_hold_frames(field.annotation))
+
+
+def _may_hold_frames(annotation: object) -> bool:
+    if annotation is Frame:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return bool(_frame_fields(annotation))
+    return any(_may_hold_frames(argument) for argument in get_args(annotation))
+
+
 def source_location(frames: Sequence[Frame], repo_root: str | os.PathLike[str]) -> SourceLocation | None:
     """The first frame in the repository: where a leak or error is shown in a review. Frames are
     innermost first, so this is the project's own code closest to the allocation or the fault."""
@@ -205,9 +312,11 @@ def site_id(site: SiteRow) -> str:
 
 
 def site_summary(site: SiteRow) -> str:
-    """"new definite leak: 16 B in 1 block at leak_small < main" (one line)."""
+    """"new definite leak: 16 B in 1 block at leak_small < main" (one line); a grown site says by how
+    much it grew."""
     description = f" ({site.description})" if site.description else ""
-    return clean(f"{site.status} {site_title(site)}: {site_size(site)}{description} at {site.site}",
+    size = site_growth(site) if site.status == "grown" else site_size(site)
+    return clean(f"{site.status} {site_title(site)}: {size}{description} at {site.site}{moved_text(site)}",
                  limit=1000)
 
 
@@ -220,4 +329,10 @@ def metric_summary(row: MetricRow) -> str:
         text = f"{row.metric}: {now}, no baseline"
     else:
         text = f"{row.metric}: {now}, {format_delta(row)} from {format_figure(row.metric, row.baseline)}"
-    return clean(f"{text} (limit {row.limit})" if row.limit else text, limit=1000)
+    text = f"{text} (limit {row.limit})" if row.limit else text
+    if row.reclassified:
+        moved = format_figure(row.metric, abs(row.reclassified))
+        text += f"; {moved} of it only moved between definite and possible (not judged)"
+    if row.causes:
+        text += f"; caused by: {'; '.join(row.causes)}"
+    return clean(text, limit=2000)

@@ -177,6 +177,8 @@ def _site_note(site: SiteRow) -> str:
         before = site_size(site.model_copy(update={
             "bytes": site.baseline_bytes, "blocks": site.baseline_blocks, "count": site.baseline_count}))
         return f"in the baseline ({before}): accepted, it does not fail the gate"
+    if site.status == "grown":
+        return "grown since the baseline, within the limits of its metric"
     if site.status == "fixed":
         return "in the baseline and gone from this run: fixed"
     if site.category == "leak":

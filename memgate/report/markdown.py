@@ -13,9 +13,13 @@ from memgate.report.common import (
     format_delta,
     format_figure,
     headline,
+    heap_growth_text,
+    moved_text,
+    site_growth,
     site_size,
     site_title,
     status_word,
+    suites_in_order,
 )
 from memgate.thresholds import Verdict
 
@@ -108,7 +112,7 @@ def render_markdown(
     sections = [escape_text(headline(comparison), limit=2000)]
     sections += [f"> {escape_text(note, limit=1000)}" for note in notes]
     sections.append(_overview(comparison))
-    for suite in comparison.suites:
+    for suite in suites_in_order(comparison):
         sections.extend(_suite_sections(suite, max_sites))
     if comparison.unmatched_baselines:
         names = ", ".join(escape_text(name, 100) for name in comparison.unmatched_baselines[:50])
@@ -118,8 +122,7 @@ def render_markdown(
 
 def _overview(comparison: Comparison, max_rows: int = 200) -> str:
     lines = ["| suite | tool | status | verdict | changes |", "|---|---|---|---|---|"]
-    # Failing suites first so that a long list still shows them.
-    ordered = sorted(comparison.suites, key=lambda suite: -suite.verdict.severity - suite.incomplete)
+    ordered = suites_in_order(comparison)  # failing first, so that a long list still shows them
     for suite in ordered[:max_rows]:
         new = " (new)" if suite.is_new else ""
         lines.append(f"| {escape_text(suite.suite, 100)}{new} | {escape_text(suite.tool, 50)} | "
@@ -146,6 +149,13 @@ def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
     unchanged = [row for row in suite.rows if not row.changed]
     if changed:
         first.append(_metric_table(changed))
+        causes = [f"- `{row.metric}` {_verdict(row.verdict)}: {escape_text(cause, limit=1000)}"
+                  for row in changed for cause in row.causes]
+        if causes:
+            first.append("Caused by:\n" + "\n".join(causes))
+        if suite.heap_growth:
+            first.append("The allocation stacks whose bytes grew most:\n" + "\n".join(
+                f"- {escape_text(heap_growth_text(item), limit=500)}" for item in suite.heap_growth))
     elif suite.rows:
         first.append("No metric changed.")
     sections = ["\n\n".join(first)]
@@ -156,13 +166,18 @@ def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
     sections.extend(_new_site(site) for site in new[:max_sites])
     if len(new) > max_sites:
         sections.append(f"… and {len(new) - max_sites:,} more new sites in this suite (see the full report).")
+    grown = suite.sites_with("grown")
+    sections.extend(_grown_site(site) for site in grown[:max_sites])
+    if len(grown) > max_sites:
+        sections.append(f"… and {len(grown) - max_sites:,} more grown sites in this suite "
+                        "(see the full report).")
     fixed = suite.sites_with("fixed")
     if fixed:
         sections.append(_fixed_sites(fixed, max_sites))
     known = suite.sites_with("known")
     if known:
-        sections.append(f"{len(known):,} known leak or error site{'s' if len(known) != 1 else ''} "
-                        "(already in the baseline, so not failing the gate).")
+        sections.append(f"{len(known):,} known leak or error site{'s' if len(known) != 1 else ''}, "
+                        "no larger than in the baseline.")
     return sections
 
 
@@ -180,6 +195,17 @@ def _new_site(site: SiteRow) -> str:
     description = f" · {escape_html(site.description, 150)}" if site.description else ""
     summary = (f"{EMOJI[site.verdict]} new {escape_html(site_title(site), 100)} · {site_size(site)}"
                f"{description} · <code>{escape_html(site.site, 200)}</code>")
+    return _site_details(summary, site)
+
+
+def _grown_site(site: SiteRow) -> str:
+    summary = (f"{EMOJI[site.verdict]} grown {escape_html(site_title(site), 100)} · "
+               f"{site_growth(site)}{moved_text(site)} · "  # memgate's own figures and kind names
+               f"<code>{escape_html(site.site, 200)}</code>")
+    return _site_details(summary, site)
+
+
+def _site_details(summary: str, site: SiteRow) -> str:
     frames = [frame.label() for frame in site.frames] or ["(no stack)"]
     for related in site.related:  # where the block was freed, allocated: under the error's own stack
         frames += ["", f"{related.description}:", *(f"  {frame.label()}" for frame in related.stack)]

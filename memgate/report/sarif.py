@@ -131,7 +131,7 @@ def render_sarif(comparison: Comparison, repo_root: Root, *, fallback_path: str 
     """The SARIF log as JSON text (one run). ``fallback_path`` (absolute, or relative to the
     repository root) is where results without a frame in the repository are placed."""
     fallback = SourceLocation(repo_relative(fallback_path, repo_root) or DEFAULT_FALLBACK_PATH, 1)
-    sites = sorted((site for suite in comparison.suites for site in suite.sites_with("new")),
+    sites = sorted((site for suite in comparison.suites for site in suite.sites if _is_finding(site)),
                    key=lambda site: -site.verdict.severity)  # stable: compare's order within a level
     kept, left_out = sites[:max_results], len(sites) - min(len(sites), max_results)
     rule_ids = sorted({_rule_id(site) for site in kept})
@@ -155,6 +155,11 @@ def render_sarif(comparison: Comparison, repo_root: Root, *, fallback_path: str 
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
 
 
+def _is_finding(site: SiteRow) -> bool:
+    """New sites, and grown ones whose growth made their metric fail or warn."""
+    return site.status == "new" or (site.status == "grown" and bool(site.verdict.severity))
+
+
 def _rule_id(site: SiteRow) -> str:
     kind = _RULE_UNSAFE.sub("_", site.kind)[:100]
     return f"memgate/{site.category}/{kind}"
@@ -166,16 +171,17 @@ _RULE_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 def _rule(site: SiteRow) -> _Rule:
     kind = clean(site.kind, limit=100)
     if site.category == "leak":
-        short = f"New {kind} memory leak"
+        short = f"New or grown {kind} memory leak"
         meaning = _LEAK_MEANING.get(site.kind, "leaked")
         full = (f"Memory allocated at this stack was {meaning} when the program exited, and this site "
-                "is not in the suite's memgate baseline.")
+                "is not in the suite's memgate baseline, or leaks more than it did there.")
         tags = ["memory", "leak"]
         level: Level = "error" if site.kind in LOST_LEAK_KINDS else "warning"
     else:
-        short = f"New memory error: {kind}"
+        short = f"New or more frequent memory error: {kind}"
         full = (f"The memory tool reported a {kind} error at this stack, and this site is not in the "
-                "suite's memgate baseline. Memory errors can corrupt data or crash the program.")
+                "suite's memgate baseline, or occurs more often than there. Memory errors can corrupt "
+                "data or crash the program.")
         tags = ["memory", "memory-error"]
         level = "error"
     return {
@@ -263,7 +269,7 @@ def _thread_flow(site: SiteRow, repo_root: Root) -> list[_ThreadFlowLocation]:
 
 def _site_properties(site: SiteRow) -> dict[str, str | int]:
     properties: dict[str, str | int] = {"suite": clean(site.suite), "kind": clean(site.kind),
-                                        "fingerprint": clean(site.fingerprint)}
+                                        "fingerprint": clean(site.fingerprint), "status": site.status}
     for name, value in (("bytes", site.bytes), ("blocks", site.blocks), ("count", site.count)):
         if value is not None:
             properties[name] = value

@@ -11,9 +11,13 @@ from memgate.report.common import (
     format_delta,
     format_figure,
     headline,
+    heap_growth_text,
+    moved_text,
+    site_growth,
     site_size,
     site_title,
     status_word,
+    suites_in_order,
 )
 from memgate.thresholds import Verdict
 
@@ -30,9 +34,19 @@ HEADERS = ("suite", "metric", "baseline", "current", "delta", "verdict")
 
 def render_table(comparison: Comparison, *, max_sites: int = MAX_SITES) -> str:
     sections = [_metrics_table(comparison)]
+    causes = _cause_lines(comparison)
+    if causes:
+        sections.append("Why:\n" + "\n".join(causes))
     new_sites = _site_lines(comparison, "new", max_sites)
     if new_sites:
         sections.append("New leak and error sites:\n" + "\n".join(new_sites))
+    heap = [f"  {clean(suite.suite)}: {clean(heap_growth_text(item), limit=1000)}"
+            for suite in suites_in_order(comparison) for item in suite.heap_growth]
+    if heap:
+        sections.append("Heap growth, the allocation stacks whose bytes grew most:\n" + "\n".join(heap))
+    grown = _site_lines(comparison, "grown", max_sites)
+    if grown:
+        sections.append("Grown (known sites with more than their baseline):\n" + "\n".join(grown))
     fixed = _site_lines(comparison, "fixed", max_sites, frames=False)
     if fixed:
         sections.append("Fixed:\n" + "\n".join(fixed))
@@ -49,7 +63,7 @@ def verdict_line(comparison: Comparison) -> str:
 
 def _metrics_table(comparison: Comparison) -> str:
     rows: list[list[str]] = []
-    for suite in comparison.suites:
+    for suite in suites_in_order(comparison):
         first = len(rows)
         rows.extend(_status_rows(suite))
         rows.extend(
@@ -82,9 +96,23 @@ def _status_rows(suite: SuiteComparison) -> list[list[str]]:
     return [["", "status", "ok", status_word(suite), "-", verdict]]
 
 
+def _cause_lines(comparison: Comparison) -> list[str]:
+    """Each site whose growth made metrics fail or warn, with those metrics (a leak's bytes and blocks
+    on one line)."""
+    lines: list[str] = []
+    for suite in suites_in_order(comparison):
+        metrics: dict[tuple[str, str], list[str]] = {}
+        for row in suite.rows:
+            for cause in row.causes:
+                metrics.setdefault((cause, VERDICT_WORD[row.verdict]), []).append(row.metric)
+        lines += [f"  {clean(suite.suite)}: {', '.join(names)} {verdict}: {clean(cause, limit=1000)}"
+                  for (cause, verdict), names in metrics.items()]
+    return lines
+
+
 def _site_lines(comparison: Comparison, status: str, max_sites: int, *, frames: bool = True) -> list[str]:
     lines: list[str] = []
-    for suite in comparison.suites:
+    for suite in suites_in_order(comparison):
         sites = [site for site in suite.sites if site.status == status]
         for site in sites[:max_sites]:
             lines.append(_site_line(suite.suite, site))
@@ -100,12 +128,13 @@ def _site_lines(comparison: Comparison, status: str, max_sites: int, *, frames: 
 
 def _site_line(suite: str, site: SiteRow) -> str:
     description = f" ({clean(site.description)})" if site.description else ""
-    return (f"  {VERDICT_WORD[site.verdict]:<8} {clean(suite)}: {clean(site_title(site))}, {site_size(site)}"
-            f"{description} at {clean(site.site)}")
+    size = site_growth(site) if site.status == "grown" else site_size(site)
+    return (f"  {VERDICT_WORD[site.verdict]:<8} {clean(suite)}: {clean(site_title(site))}, {size}"
+            f"{description} at {clean(site.site)}{moved_text(site)}")
 
 
 def _notes(comparison: Comparison) -> list[str]:
-    lines = [f"  {clean(suite.suite)}: {clean(note, limit=2000)}" for suite in comparison.suites
+    lines = [f"  {clean(suite.suite)}: {clean(note, limit=2000)}" for suite in suites_in_order(comparison)
              for note in suite.notes]
     if comparison.unmatched_baselines:
         names = ", ".join(clean(name) for name in comparison.unmatched_baselines)

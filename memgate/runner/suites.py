@@ -62,6 +62,13 @@ def _not_run(suite: SuiteConfig, why: str) -> SuiteRecord:
 
 
 def make_report(suites: Sequence[SuiteRecord], root: Path | None = None) -> Report:
+    """The report of ``suites``; with ``root`` (the config's folder), frame paths under its git work
+    tree are made relative to it (``memgate.report.common.with_repo_relative_frames``)."""
+    if root is not None:
+        from memgate.report.common import with_repo_relative_frames
+
+        repo_root = _first_line(["git", "-C", str(root), "rev-parse", "--show-toplevel"]) or root
+        suites = [with_repo_relative_frames(suite, repo_root) for suite in suites]
     return Report(
         memgate_version=__version__,
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

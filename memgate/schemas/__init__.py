@@ -13,9 +13,9 @@ FOLDER = Path(__file__).parent
 
 def schemas() -> dict[str, type[BaseModel]]:
     from memgate.baselines.model import Baseline
-    from memgate.records import Report
+    from memgate.comparison import ComparedReport
 
-    return {"report.schema.json": Report, "baseline.schema.json": Baseline}
+    return {"report.schema.json": ComparedReport, "baseline.schema.json": Baseline}
 
 
 def render(model: type[BaseModel]) -> str:

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memgate.errors import ConfigError
+from memgate.fingerprint import fingerprint, site_of
 from memgate.proc import Outcome
-from memgate.records import ProcessRecord
+from memgate.records import Frame, HeapSite, ProcessRecord
 from memgate.tools._outputs import files_by_pid, incomplete, no_output_reason
 from memgate.tools._programs import program_version, require_program, tool_env
 from memgate.tools.base import Launch, ToolOptions
@@ -109,3 +110,24 @@ def collect_valgrind_outputs(logdir: Path, outcome: Outcome, tool: str, label: s
     if not records:
         records.append(incomplete(no_output_reason(label, logdir, outcome)))
     return records
+
+
+def frame_of_text(text: str) -> Frame:
+    """A frame as DHAT's frame table and massif's heap tree write it, Valgrind's frame text without
+    its "at"/"by": "0x10919E: grow (prog.c:10)", "0x4005A3: ??? (in /lib/libx.so)"."""
+    from memgate.tools.memcheck.model import to_frame
+    from memgate.tools.memcheck.textlog import parse_frame
+
+    raw = parse_frame(f"   at {text}")
+    return to_frame(raw) if raw is not None else Frame(function=text)
+
+
+def heap_site(stack: tuple[Frame, ...], site: str | None = None, *, bytes: int, blocks: int | None,
+              peak_bytes: int) -> HeapSite:
+    """An allocation stack of a heap profiler, fingerprinted as leaks are (``site``: its
+    ``site_of(stack)`` when already known)."""
+    from memgate.sites import top_frames
+
+    site = site_of(stack) if site is None else site
+    return HeapSite(fingerprint=fingerprint("heap", stack, site), site=site, frames=top_frames(stack),
+                    bytes=bytes, blocks=blocks, peak_bytes=peak_bytes)

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import TextIO
 
 from memgate.errors import ParseError
+from memgate.fingerprint import site_of
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
-from memgate.records import ProcessRecord
+from memgate.records import HEAP_SITES_KEPT, Frame, HeapSite, ProcessRecord
 from memgate.tools._outputs import incomplete
 from memgate.tools._valgrind import (
     collect_valgrind_outputs,
+    frame_of_text,
+    heap_site,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
@@ -156,6 +159,7 @@ class DhatProfile:
     command: str | None
     totals: dict[MetricName, int]
     program_points: int
+    heap_sites: tuple[HeapSite, ...] = ()
 
 
 def read_profile(path: Path) -> DhatProfile:
@@ -181,6 +185,8 @@ def _read(stream: _JsonStream, path: Path) -> DhatProfile:
     header: dict[str, object] = {}
     totals: dict[MetricName, int] = dict.fromkeys(_SUMMED.values(), 0)
     points: int | None = None
+    stacks: list[_PointFigures] = []
+    frame_table: list[object] = []
     for key in stream.object_keys():
         if key == "pps":
             # DHAT writes the header fields first: check them before summing anything.
@@ -188,10 +194,10 @@ def _read(stream: _JsonStream, path: Path) -> DhatProfile:
             points = 0
             for point in stream.array():
                 _add_point(point, totals)
+                stacks.append(_figures(point))
                 points += 1
         elif key == "ftbl":
-            for _frame in stream.array():
-                pass
+            frame_table = list(stream.array())
         else:
             header[key] = stream.value()
     if any(type(total) is not int for total in totals.values()):
@@ -206,7 +212,63 @@ def _read(stream: _JsonStream, path: Path) -> DhatProfile:
     command = header.get("cmd")
     return DhatProfile(pid=pid if isinstance(pid, int) else None,
                        command=command if isinstance(command, str) else None,
-                       totals=totals, program_points=points)
+                       totals=totals, program_points=points, heap_sites=_heap_sites(stacks, frame_table))
+
+
+# A program point's frame indexes (into "ftbl"), bytes and blocks allocated, and bytes at the peak.
+_PointFigures = tuple[tuple[int, ...], int, int, int]
+
+
+def _figures(point: object) -> _PointFigures:
+    assert isinstance(point, dict)  # _add_point checked it
+    frames = point.get("fs", [])
+    if not isinstance(frames, list) or any(type(index) is not int or index < 0 for index in frames):
+        raise _Malformed("a program point whose frames (fs) are not a list of frame-table indexes")
+    return tuple(frames), point["tb"], point["tbk"], point["gb"]
+
+
+def _heap_sites(points: list[_PointFigures], frame_table: list[object]) -> tuple[HeapSite, ...]:
+    """The program points as allocation sites (``memgate.fingerprint``, as leaks are): DHAT's frame
+    table holds each frame as Valgrind prints it, "0x10919E: grow (prog.c:10)"; a point lists its
+    frames innermost first."""
+    frames: dict[int, Frame] = {}
+
+    def frame(index: int) -> Frame:
+        if index not in frames:
+            if index >= len(frame_table) or not isinstance(frame_table[index], str):
+                raise _Malformed(f"a program point names frame {index}, which the frame table (ftbl) lacks")
+            frames[index] = frame_of_text(str(frame_table[index]))
+        return frames[index]
+
+    # Summed by site first: only the few kept become records (a compiler run has 25,000 points).
+    by_site: dict[str, _SiteSum] = {}
+    for indexes, total, blocks, peak in points:
+        stack = tuple(frame(index) for index in indexes)
+        site = site_of(stack)
+        summed = by_site.get(site)
+        if summed is None:
+            by_site[site] = _SiteSum(stack, total, blocks, peak)
+        else:
+            summed.add(total, blocks, peak)
+    kept = sorted(by_site.items(), key=lambda item: (-item[1].bytes, item[0]))[:HEAP_SITES_KEPT]
+    return tuple(heap_site(summed.stack, site, bytes=summed.bytes, blocks=summed.blocks,
+                           peak_bytes=summed.peak_bytes) for site, summed in kept)
+
+
+@dataclass
+class _SiteSum:
+    stack: tuple[Frame, ...]  # the first stack of the site in the profile
+    bytes: int
+    blocks: int
+    peak_bytes: int
+
+    def add(self, total: int, blocks: int, peak: int) -> None:
+        self.bytes += total
+        self.blocks += blocks
+        self.peak_bytes += peak
+
+
+
 
 
 def _shown(value: object) -> str:
@@ -273,6 +335,7 @@ def profile_record(path: Path, *, pid: int | None = None, log: Path | None = Non
         metrics=profile.totals,
         leak_check=False,
         fatal_signal=fatal,
+        heap_sites=profile.heap_sites,
     )
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 from memgate.errors import ParseError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
-from memgate.records import ProcessRecord
+from memgate.records import Frame, HeapSite, ProcessRecord, top_heap_sites
 from memgate.tools._outputs import capped_lines, incomplete, pid_in_name
 from memgate.tools._valgrind import (
     collect_valgrind_outputs,
+    frame_of_text,
+    heap_site,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
@@ -37,6 +39,7 @@ class MassifProfile:
     snapshots: int
     peak_heap_bytes: int
     peak_extra_bytes: int  # mem_heap_extra_B at the peak: allocator overhead, not a metric
+    heap_sites: tuple[HeapSite, ...] = ()  # the allocation stacks of the peak snapshot's tree
 
 
 @dataclass
@@ -44,6 +47,7 @@ class _Snapshot:
     fields: dict[str, int]
     tree: str | None = None
     pending_nodes: int = 0  # tree nodes announced but not read yet
+    lines: list[str] | None = None  # the tree's lines, kept for the peak snapshot only
 
 
 # The file is read line by line; a snapshot's tree is checked only for completeness (its node counts),
@@ -55,6 +59,7 @@ class _Reader:
         self.count = 0
         self.peak = -1
         self.peak_extra = 0
+        self.peak_tree: list[str] = []
         self.current: _Snapshot | None = None
 
     def feed(self, lines: Iterator[str]) -> MassifProfile:
@@ -65,7 +70,7 @@ class _Reader:
         if self.count == 0:
             raise _Truncated("no snapshot")
         return MassifProfile(command=self.command, snapshots=self.count, peak_heap_bytes=self.peak,
-                             peak_extra_bytes=self.peak_extra)
+                             peak_extra_bytes=self.peak_extra, heap_sites=_tree_sites(self.peak_tree))
 
     def _header(self, lines: Iterator[str]) -> None:
         first = next(lines, None)
@@ -92,6 +97,7 @@ class _Reader:
         elif snapshot is not None and line.startswith("heap_tree="):
             snapshot.tree = line.removeprefix("heap_tree=").strip()
             snapshot.pending_nodes = 0 if snapshot.tree == "empty" else 1
+            snapshot.lines = [] if snapshot.tree == "peak" else None
         elif snapshot is not None and "=" in line:
             name, _, value = line.partition("=")
             if name in _SNAPSHOT_FIELDS:
@@ -103,6 +109,8 @@ class _Reader:
             raise ParseError(f"a heap tree line massif does not write: {line[:80]!r}", path=self.path,
                              hint=_HINT_NOT_MASSIF)
         snapshot.pending_nodes += count_of(match[1]) - 1
+        if snapshot.lines is not None:
+            snapshot.lines.append(line)
 
     def _integer(self, name: str, value: str) -> int:
         """A count of bytes or instructions: digits only (``int()`` would also take "-1", "+1_0")."""
@@ -124,8 +132,36 @@ class _Reader:
         heap = snapshot.fields["mem_heap_B"]
         if heap > self.peak:
             self.peak, self.peak_extra = heap, snapshot.fields["mem_heap_extra_B"]
+        if snapshot.lines is not None:  # massif marks one snapshot "peak"
+            self.peak_tree = snapshot.lines
         self.count += 1
         self.current = None
+
+
+_TREE_ENTRY = re.compile(r"^( *)n(\d+): (\d+) (.*)$")
+_BELOW_THRESHOLD = re.compile(r"^in \d+ places?, (all )?below massif's threshold")
+
+
+def _tree_sites(lines: list[str]) -> tuple[HeapSite, ...]:
+    """The leaves of the peak snapshot's heap tree as allocation stacks: under the root (the
+    allocation functions) each node is a caller, one space of indent per level, so a leaf's path is
+    its stack, innermost first, and its bytes are the bytes live at the peak through that stack.
+    Leaves that massif merged below its threshold (--threshold, 1% by default) name no stack."""
+    path: list[Frame] = []
+    sites: list[HeapSite] = []
+    for line in lines:
+        entry = _TREE_ENTRY.match(line)
+        if entry is None or not entry[1]:  # the root, or a line cut at 64 KiB before its figures
+            continue
+        depth, children, size, text = len(entry[1]), entry[2], count_of(entry[3]), entry[4]
+        del path[depth - 1:]
+        if _BELOW_THRESHOLD.match(text):
+            continue
+        path.append(frame_of_text(text))
+        if children == "0" and size:
+            sites.append(heap_site(tuple(path), bytes=size, blocks=None, peak_bytes=size))
+    return top_heap_sites(sites)
+
 
 
 def read_profile(path: Path) -> MassifProfile:
@@ -171,7 +207,7 @@ def profile_record(path: Path, *, pid: int | None, log: Path | None = None) -> P
                           "killed while writing it", pid=pid, log_files=logs, fatal_signal=fatal)
     metrics: dict[MetricName, int] = {"heap_peak_bytes": profile.peak_heap_bytes}
     return ProcessRecord(pid=pid, command=profile.command, log_files=tuple(str(p) for p in logs),
-                         metrics=metrics, leak_check=False, fatal_signal=fatal)
+                         metrics=metrics, leak_check=False, fatal_signal=fatal, heap_sites=profile.heap_sites)
 
 
 # ``launch`` runs ``valgrind --tool=massif --trace-children=yes --peak-inaccuracy=0`` with one output

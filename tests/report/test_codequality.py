@@ -60,7 +60,8 @@ def test_real_runs_give_gitlabs_fields_and_exact_issues(real_run: RealRun) -> No
     ]
     descriptions = [issue["description"] for issue in data]
     assert descriptions[0] == ("[unit] over its fail threshold: leak_indirect_bytes: 64 B, +64 B from 0 B "
-                               "(limit fail +0)")
+                               "(limit fail +0); caused by: new indirect leak at leak_tree < main: 64 B in "
+                               "1 block")
     assert descriptions[2].startswith("[unit] over its warn threshold: alloc_calls: ")
     assert descriptions[3] == "[unit] new indirect leak: 64 B in 1 block at leak_tree < main"
     assert descriptions[5] == "[unit] known definite leak: 16 B in 1 block at leak_small < main"
@@ -108,7 +109,8 @@ def test_severity_of_each_kind_of_finding() -> None:
     data = issues(render_codequality(compare([now], {"unit": Baseline.from_suite(before)}), REPO_ROOT))
     assert [(i["check_name"], i["severity"], i["description"]) for i in data] == [
         ("memgate/metric/errors", "major",
-         "[unit] over its fail threshold: errors: 1, +1 from 0 (limit fail +0)"),
+         "[unit] over its fail threshold: errors: 1, +1 from 0 (limit fail +0); caused by: new InvalidRead "
+         "error at read < main: 1 occurrence"),
         ("memgate/metric/heap_peak_bytes", "minor",
          "[unit] over its warn threshold: heap_peak_bytes: 1.04 KiB, +60 B (+6.0%) from 1000 B "
          "(limit warn 5% / fail 10%)"),

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from memgate.records import Frame
-from memgate.report.common import SourceLocation, finding_id, repo_relative, source_location
+from memgate.records import Frame, Leak, MemError, ProcessRecord, SuiteRecord
+from memgate.report.common import (
+    SourceLocation,
+    finding_id,
+    repo_relative,
+    source_location,
+    with_repo_relative_frames,
+)
 
 from .conftest import MEMPROG_PATH, REPO_ROOT
 
@@ -74,3 +80,26 @@ def test_clean_makes_one_printable_line_of_tool_text() -> None:
     long = clean("x" * (MAX_TEXT + 50))
     assert len(long) == MAX_TEXT and long.endswith("\u2026")
     assert clean("abcdef", limit=4) == "abc\u2026"
+
+
+def test_frames_under_the_root_become_relative_and_the_rest_stay_as_given(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.c").write_text("int main(void) { return 0; }\n")
+    inside = Frame(function="f", file=f"{tmp_path}/src/a.c", line=3, object=f"{tmp_path}/build/prog")
+    outside = Frame(function="malloc", file="/usr/include/stdlib.h", object="/lib/libc.so.6")
+    relative = Frame(function="g", file="./src/a.c", line=4)
+    leak = Leak(kind="definite", bytes=8, blocks=1, stack=(outside, inside, relative), fingerprint="0" * 16,
+                site="f")
+    error = MemError(kind="InvalidRead", stack=(inside,), fingerprint="1" * 16, site="f")
+    record = SuiteRecord(name="unit", tool="memcheck",
+                         processes=(ProcessRecord(leaks=(leak,), errors=(error,)),))
+
+    rewritten = with_repo_relative_frames(record, tmp_path)
+    process = rewritten.processes[0]
+    assert [(frame.file, frame.object) for frame in process.leaks[0].stack] == [
+        ("/usr/include/stdlib.h", "/lib/libc.so.6"), ("src/a.c", "build/prog"), ("src/a.c", None)]
+    assert process.errors[0].stack[0] is process.leaks[0].stack[1]  # one shared Frame, rewritten once
+    assert process.leaks[0].stack[0] is outside
+    untouched = record.model_copy(update={"processes": (ProcessRecord(leaks=(leak.model_copy(
+        update={"stack": (outside,)}),)),)})
+    assert with_repo_relative_frames(untouched, tmp_path) is untouched  # nothing to change: no copy

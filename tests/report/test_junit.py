@@ -114,7 +114,8 @@ def test_real_runs_validate_and_every_row_and_site_is_a_testcase(real_run: RealR
     assert unit["leak_definite_bytes"].outcome == "pass"
     assert unit["leak_definite_bytes"].output == (
         "improved: leak_definite_bytes: 48 B, -268 B (-84.8%) from 316 B (limit fail +0)")
-    message = "leak_indirect_bytes: 64 B, +64 B from 0 B (limit fail +0)"
+    message = ("leak_indirect_bytes: 64 B, +64 B from 0 B (limit fail +0); caused by: new indirect leak at "
+               "leak_tree < main: 64 B in 1 block")
     assert unit["leak_indirect_bytes"] == Case("failure", "MemoryRegression", message, message,
                                                None, None, None)
     assert unit["errors"].output == "pass: errors: 0, 0 from 0 (limit fail +0)"

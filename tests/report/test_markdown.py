@@ -48,7 +48,7 @@ def test_unchanged_run_is_short_and_collapsed() -> None:
     assert "1 suite compared, no regression" in text
     assert "No metric changed." in text
     assert "<details><summary>11 unchanged metrics</summary>\n\n| metric |" in text
-    assert "1 known leak or error site (already in the baseline, so not failing the gate)." in text
+    assert "1 known leak or error site, no larger than in the baseline." in text
     assert "new definite leak" not in text
     assert text.endswith("<sub>memgate 0.1.0</sub>\n")
 

@@ -91,6 +91,7 @@ def test_real_runs_validate_and_show_the_new_sites_only(real_run: RealRun) -> No
     assert results[0]["message"]["text"] == (
         "new indirect leak: 64 B in 1 block at leak_tree < main (suite unit)")
     assert results[0]["properties"] == {"suite": "unit", "kind": "indirect", "bytes": 64, "blocks": 1,
+                                        "status": "new",
                                         "fingerprint": real_run.comparison.suites[0].sites[0].fingerprint}
     main_calls_tree = source_line('"leak_tree")) leak_tree();')
     assert [(step["message"]["text"], step["physicalLocation"]["region"]["startLine"])

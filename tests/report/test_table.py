@@ -39,6 +39,9 @@ def test_table_rows_sites_and_verdict() -> None:
         "crashy (new)  status                 ok          crashed    -                   FAIL",
         "              heap_peak_bytes        -           10 B       -                   new",
         "",
+        "Why:",
+        "  unit: errors FAIL: new InvalidRead error at invalid_read < main: 1 occurrence",
+        "",
         "New leak and error sites:",
         "  FAIL     unit: definite leak, 16 B in 1 block at new_site < main",
         "        new_site (prog.c:10)",
@@ -111,3 +114,22 @@ def test_an_error_shows_where_its_block_was_freed_and_allocated(real_free_errors
     assert free_at < alloc_at
     memcheck = next(index for index, line in enumerate(lines) if "uaf-memcheck: InvalidRead error" in line)
     assert any(line.startswith("      Block was alloc'd at:") for line in lines[memcheck:memcheck + 12])
+
+
+def test_suites_are_listed_failing_first_then_warned_then_passed_in_table_and_comment() -> None:
+    from memgate.report.markdown import render_markdown
+
+    names = ("passes", "warns", "fails", "passes-too")
+    before = {name: suite(name, metrics=HEAP) for name in names}
+    now = [suite("passes", metrics=HEAP), suite("warns", metrics={**HEAP, "heap_peak_bytes": 1_060_000}),
+           suite("fails", leaks=[leak("definite", 8, 1, "oops", "main")], metrics=HEAP),
+           suite("passes-too", metrics=HEAP)]
+    comparison = compare(now, {name: Baseline.from_suite(record) for name, record in before.items()})
+    table = render_table(comparison)
+    first_column = [line.split()[0] for line in table.splitlines()[2:] if line and not line.startswith(" ")]
+    assert first_column[:4] == ["fails", "warns", "passes", "passes-too"]
+
+    markdown = render_markdown(comparison)
+    overview = [line.split("|")[1].strip() for line in markdown.split("\n\n")[2].splitlines()[2:]]
+    headings = [line.split()[-1] for line in markdown.splitlines() if line.startswith("### ")]
+    assert overview == headings == ["fails", "warns", "passes", "passes-too"]

@@ -37,7 +37,7 @@ class BaselineUpdateResult:
 
 def update_baselines(options: BaselineUpdateOptions) -> BaselineUpdateResult:
     from memgate.baselines.commit import refuse_off_default_branch
-    from memgate.baselines.files import read_report, write_baseline
+    from memgate.baselines.files import baseline_path, holds_same_figures, read_report, write_baseline
     from memgate.baselines.model import Baseline
     from memgate.forges import ci
 
@@ -62,9 +62,15 @@ def update_baselines(options: BaselineUpdateOptions) -> BaselineUpdateResult:
     if refused is not None:
         return BaselineUpdateResult(refused)
     commit = report.environment.git_commit
-    written = [write_baseline(config.baseline_path, Baseline.from_suite(suite, commit)) for suite in suites]
-    for path in written:
-        print(f"memgate: wrote {path}")
+    written: list[Path] = []
+    for suite in suites:
+        baseline = Baseline.from_suite(suite, commit)
+        if holds_same_figures(config.baseline_path, baseline):
+            print(f"memgate: {baseline_path(config.baseline_path, suite.name)} unchanged (the same figures "
+                  "and sites)")
+            continue
+        written.append(write_baseline(config.baseline_path, baseline))
+        print(f"memgate: wrote {written[-1]}")
     if options.commit:
         _commit_baselines(options, config.root, written, commit, facts)
     return BaselineUpdateResult(int(ExitCode.PASS), tuple(written))

@@ -49,6 +49,24 @@ def write_baseline(directory: Path, baseline: Baseline) -> Path:
     return path
 
 
+#: What a baseline says of where it came from, not of the suite: a new run that differs only in these
+#: leaves the file as it is, so that a `baseline update` on every merge commits nothing new.
+_PROVENANCE = frozenset({"source_commit", "memgate_version"})
+
+
+def holds_same_figures(directory: Path, baseline: Baseline) -> bool:
+    """True when ``<directory>/<suite>.json`` already holds ``baseline``'s figures and sites (only the
+    commit and memgate version that made it may differ); an unreadable file holds nothing."""
+    path = baseline_path(directory, baseline.suite)
+    if not path.is_file():
+        return False
+    try:
+        existing = read_baseline(path)
+    except BaselineError:
+        return False
+    return existing.model_dump(exclude=set(_PROVENANCE)) == baseline.model_dump(exclude=set(_PROVENANCE))
+
+
 def load_baseline(directory: Path, suite: str) -> Baseline | None:
     """The suite's baseline, or None when it has none yet (the suite then shows as new)."""
     path = baseline_path(directory, suite)

@@ -209,3 +209,33 @@ def test_version_answers_without_loading_the_cli(capsys: pytest.CaptureFixture[s
     version, loaded = result.stdout.splitlines()
     assert version + "\n" == from_argparse
     assert loaded == "['memgate', 'memgate.entry']"
+
+
+def test_a_baseline_update_that_changes_no_figure_leaves_the_files_alone(
+    tmp_path: Path, asan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the default branch `baseline update --commit` runs after every merge: a merge that changed
+    no figure must not rewrite every baseline for its new commit id (a commit of nothing but ids)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = git_in(repo)
+    git("init", "-q", "-b", "main")
+    config = write_config(repo, asan, "asan", "leak_many")
+    assert main(["baseline", "update", "--config", str(config)]) == 0
+    git("add", "memgate.toml", "baselines")
+    git("commit", "-q", "-m", "baselines")
+    written = (repo / "baselines" / "unit.json").read_bytes()
+    (repo / "README").write_text("an edit that changes no figure\n")
+    git("add", "README")
+    git("commit", "-q", "-m", "docs")
+    capsys.readouterr()
+
+    assert main(["baseline", "update", "--config", str(config)]) == 0
+    assert "unit.json unchanged (the same figures and sites)" in capsys.readouterr().out
+    assert (repo / "baselines" / "unit.json").read_bytes() == written
+    assert git("status", "--porcelain", "--", "baselines") == ""
+
+    write_config(repo, asan, "asan", "leak_many", "leak_small")  # a real change is written
+    assert main(["baseline", "update", "--config", str(config)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert json.loads((repo / "baselines" / "unit.json").read_text())["metrics"]["leak_definite_bytes"] == 316

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from memgate.errors import ParseError
@@ -223,8 +223,7 @@ class MassifTool:
 
     def launch(self, command: Sequence[str], logdir: Path, options: ToolOptions) -> Launch:
         if not any(arg.startswith("--peak-inaccuracy") for arg in options.extra_args):
-            options = ToolOptions(extra_args=("--peak-inaccuracy=0", *options.extra_args),
-                                  env=options.env)
+            options = replace(options, extra_args=("--peak-inaccuracy=0", *options.extra_args))
         return valgrind_launch("massif", "--massif-out-file", "out", command, logdir, options)
 
     def collect(self, logdir: Path, outcome: Outcome,

@@ -3,10 +3,10 @@ commit, the branch, the default branch, the commit built. Nothing here talks to 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Provider = Literal["github", "gitlab"]
@@ -78,13 +78,18 @@ def _github(env: Mapping[str, str]) -> CiFacts:
 
 
 def _event(path: str | None) -> dict[str, object]:
+    """The GitHub event file. One that is set but cannot be read is an error, not "no event": read as
+    none, a pull request's gate would come from its own working tree instead of its base commit."""
     if not path:
         return {}
+    from memgate.errors import UsageError
+    from memgate.files import read_json
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return {}
+        data = read_json(Path(path), error=UsageError, hint="")
+    except UsageError as error:
+        raise UsageError(f"GITHUB_EVENT_PATH: {error.message}", path=path,
+                         hint="it must name the event JSON file the runner wrote") from None
     return data if isinstance(data, dict) else {}
 
 

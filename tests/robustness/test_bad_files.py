@@ -190,6 +190,13 @@ def _long_figure(real: bytes, digits: int) -> bytes:
     return edited
 
 
+def _nested_figure(real: bytes) -> bytes:
+    """The real baseline with its peak RSS 5,000 arrays deep."""
+    edited = re.sub(rb'("rss_peak_bytes": )\d+', rb"\g<1>" + b"[" * 5000 + b"1" + b"]" * 5000, real, count=1)
+    assert edited != real
+    return edited
+
+
 # case -> (the file's bytes from the real baseline, words of the error)
 BAD_BASELINES = {
     "not JSON": (lambda real: b"{not json", "not valid JSON (line 1, column 2"),
@@ -204,7 +211,23 @@ BAD_BASELINES = {
     "a memgate report": (lambda real: b'{"schema_version": 1, "suites": [], "memgate_version": "0.1.0"}',
                          "not a memgate baseline"),
     "another suite's": (lambda real: _edited(real, suite="other"), "baseline of suite 'other', not 'unit'"),
-    "newer schema": (lambda real: _edited(real, schema_version=99), "schema version 99, newer than"),
+    "newer schema": (lambda real: _edited(real, schema_version=99),
+                     "schema version 99, newer than this memgate reads (1): it was made by a newer memgate"),
+    # pydantic's lax mode read these as version 1 (or 999) without a word
+    "schema version as a string": (lambda real: _edited(real, schema_version="1"),
+                                   'its schema_version is "1" (a string), not a whole number'),
+    "newer schema version as a string": (lambda real: _edited(real, schema_version="999"),
+                                         'its schema_version is "999" (a string), not a whole number'),
+    "schema version as a decimal": (lambda real: _edited(real, schema_version=1.0),
+                                    "its schema_version is 1.0 (a decimal number), not a whole number"),
+    "schema version as a boolean": (lambda real: _edited(real, schema_version=True),
+                                    "its schema_version is true (a boolean), not a whole number"),
+    "schema version 0": (lambda real: _edited(real, schema_version=0), "schema version 0, which no memgate"),
+    # json recursed once per "[": a RecursionError, exit 4
+    "nested thousands deep": (lambda real: b"[" * 100_000 + b"]" * 100_000,
+                              "the file nests JSON arrays or objects thousands deep"),
+    "a figure nested thousands deep": (lambda real: _nested_figure(real),
+                                       "the file nests JSON arrays or objects thousands deep"),
     "a figure that is text": (lambda real: _edited(real, metrics={"rss_peak_bytes": "lots"}),
                               "rss_peak_bytes"),
     "an unknown metric": (lambda real: _edited(real, metrics={"bogus": 1}), "metrics.bogus"),
@@ -236,6 +259,52 @@ def test_a_bad_baseline_file_is_exit_2_naming_it_before_any_suite_runs(
                                   "created_at": "2024-01-01T00:00:00+00:00", "suites": []}))
     compare = memgate(capsys, "compare", tmp_path / "baselines", report)
     compare.one_error(2, words, f"({path})")
+
+
+def _report(**changes: object) -> bytes:
+    data: dict[str, object] = {"schema_version": 1, "memgate_version": "0.1.0",
+                               "created_at": "2024-01-01T00:00:00+00:00", "suites": []}
+    return json.dumps({**data, **changes}).encode()
+
+
+# case -> (the JSON report's bytes, words of the error)
+BAD_REPORTS = {
+    "nested thousands deep": (b"[" * 100_000 + b"]" * 100_000, "nests JSON arrays or objects thousands deep"),
+    "suites nested thousands deep": (
+        _report().replace(b'"suites": []', b'"suites": ' + b"[" * 5000 + b"]" * 5000),
+        "nests JSON arrays or objects thousands deep"),
+    "schema version as a string": (_report(schema_version="1"), 'its schema_version is "1" (a string)'),
+    "newer schema version as a string": (_report(schema_version="999"),
+                                         'its schema_version is "999" (a string)'),
+    "schema version as a decimal": (_report(schema_version=1.0),
+                                    "its schema_version is 1.0 (a decimal number)"),
+    "schema version as a boolean": (_report(schema_version=False), "its schema_version is false (a boolean)"),
+    "schema version as a list": (_report(schema_version=[1]), "its schema_version is [1] (a list)"),
+    "newer schema": (_report(schema_version=2), "schema version 2, newer than this memgate reads (1): it was "
+                                                "made by a newer memgate"),
+    "schema version -1": (_report(schema_version=-1), "schema version -1, which no memgate wrote"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REPORTS))
+@pytest.mark.parametrize("side", ["current", "baseline"])
+def test_a_bad_report_given_to_compare_is_exit_2_naming_it(
+    case: str, side: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad, good = tmp_path / "bad.json", tmp_path / "good.json"
+    bad.write_bytes(BAD_REPORTS[case][0])
+    good.write_bytes(_report())
+    run = memgate(capsys, "compare", *((good, bad) if side == "current" else (bad, good)))
+    run.one_error(2, BAD_REPORTS[case][1], f"({bad})")
+
+
+def test_the_report_the_bad_ones_are_made_from_is_compared(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.json"
+    good.write_bytes(_report())
+    run = memgate(capsys, "compare", good, good)
+    run.assert_clean()
+    assert run.code == 0, run.err
 
 
 def test_the_real_baseline_is_read(real_baseline: bytes) -> None:

@@ -16,6 +16,7 @@ from memgate.baselines.model import Baseline
 from memgate.config import Config, SuiteConfig, parse_config
 from memgate.errors import ConfigError
 from memgate.thresholds import Threshold
+from tests.baselines.conftest import Remote, git
 from tests.conftest import BuildProgram
 
 from .clikit import memgate, suite_config, tree_snapshot
@@ -528,3 +529,188 @@ def test_every_boolean_key_takes_a_toml_boolean_only(where: str, key: str, value
         config = parse_config(text, path)
         setting = config if where == "top" else config.suites[0]
         assert getattr(setting, key) is (boolean == "true")
+
+
+# --------------------------------------------------------------------------------------------------
+# `baseline update --commit` in the checkouts CI makes: everything committing and pushing need is
+# checked before the suites run (they take minutes), and --branch puts a detached HEAD's commit on a
+# branch. A real clone of a bare remote, the real CLI, a real suite.
+
+
+@pytest.fixture
+def ci_clone(remote: Remote, clean_program: list[str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clone whose memgate.toml runs memprog under rusage, pushed; then detached at main's tip with
+    no local branch, as GitLab CI (and GitHub's checkout of a commit) leaves it."""
+    for variable in ("GITHUB_ACTIONS", "GITLAB_CI", "MEMGATE_BRANCH"):
+        monkeypatch.delenv(variable, raising=False)
+    clone = remote.clone("ci")
+    suite_config(clone, clean_program, "rusage")
+    (clone / ".gitignore").write_text(".memgate/\n")
+    git(clone, "add", "-A")
+    git(clone, "commit", "--quiet", "-m", "run memprog")
+    git(clone, "push", "--quiet", "origin", "main")
+    git(clone, "checkout", "--quiet", "--detach", "HEAD")
+    git(clone, "branch", "--quiet", "-D", "main")
+    return clone
+
+
+def _nothing_ran(clone: Path) -> bool:
+    return not (clone / ".memgate").exists() and git(clone, "status", "--porcelain") == ""
+
+
+@pytest.mark.usefixtures("isolated_git")
+def test_a_detached_head_is_refused_before_the_suites_run(
+    ci_clone: Path, remote: Remote, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = memgate(capsys, "baseline", "update", "--config", ci_clone / "memgate.toml", "--commit", "--push")
+    run.one_error(2, "HEAD is detached and no branch to update was given", "pass --branch NAME")
+    assert _nothing_ran(ci_clone), "the check comes before the suites run, not after"
+    assert remote.main_sha() == git(ci_clone, "rev-parse", "HEAD")
+
+
+@pytest.mark.usefixtures("isolated_git")
+def test_no_origin_remote_is_refused_before_the_suites_run(
+    ci_clone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(ci_clone, "remote", "remove", "origin")
+    run = memgate(capsys, "baseline", "update", "--config", ci_clone / "memgate.toml", "--commit",
+                  "--branch", "main")
+    run.one_error(2, "no git remote named 'origin'", "git remote -v")
+    assert _nothing_ran(ci_clone)
+
+
+@pytest.mark.usefixtures("isolated_git")
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_branch_puts_a_detached_heads_baseline_commit_on_the_remotes_main(
+    how: str, ci_clone: Path, remote: Remote, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tip = remote.main_sha()
+    branch: tuple[str, ...] = ("--branch", "main")
+    if how == "env":
+        monkeypatch.setenv("MEMGATE_BRANCH", "main")
+        branch = ()
+    run = memgate(capsys, "baseline", "update", "--config", ci_clone / "memgate.toml", "--jobs", "1",
+                  "--commit", "--push", *branch)
+    run.assert_clean()
+    assert run.code == 0, run.err
+    assert f"pushed {remote.main_sha()[:12]} to origin/main" in run.out
+    assert git(remote.bare, "rev-parse", "main~1") == tip
+    assert "[skip ci]" in git(remote.bare, "log", "-1", "--format=%s", "main")
+    assert git(remote.bare, "diff", "--name-only", "main~1", "main") == "baselines/unit.json"
+    assert json.loads(remote.file("baselines/unit.json"))["tool"] == "rusage"
+    assert git(ci_clone, "symbolic-ref", "--short", "HEAD") == "main"
+    assert git(ci_clone, "rev-parse", "HEAD") == remote.main_sha()
+
+
+@pytest.mark.parametrize("value", ["-main", "a..b", "feature branch", "main.lock", "refs/heads/"])
+def test_a_branch_that_is_no_branch_name_is_a_usage_error(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "memgate.toml"
+    config.write_text(_config_text(None, None))
+    with pytest.raises(SystemExit) as flag:  # argparse's own usage error
+        memgate(capsys, "baseline", "update", "--config", config, "--commit", f"--branch={value}")
+    assert flag.value.code == 2 and f"--branch: {value!r} is not a branch name" in capsys.readouterr().err
+    monkeypatch.setenv("MEMGATE_BRANCH", value)
+    env = memgate(capsys, "baseline", "update", "--config", config, "--commit")
+    env.one_error(2, "environment variable MEMGATE_BRANCH", "is not a branch name", "as --branch")
+    assert not (tmp_path / ".memgate").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Every MEMGATE_* variable with a bad value: validated as the flag it stands for, one error line naming
+# the variable, exit 2, before anything runs. MEMGATE_JOBS=abc was a traceback when the parser was
+# built (exit 1, for every command, --help too); MEMGATE_FAIL_ON=warning was taken without a word.
+
+# (variable, bad value, the command, words of the error)
+BAD_ENVIRONMENT: list[tuple[str, str, tuple[str, ...], str]] = [
+    ("MEMGATE_JOBS", "abc", ("run",), "'abc' is not a whole number"),
+    ("MEMGATE_JOBS", "0", ("check",), "'0' must be 1 or more"),
+    ("MEMGATE_JOBS", "-2", ("baseline", "update"), "'-2' must be 1 or more"),
+    ("MEMGATE_JOBS", "1.5", ("run",), "'1.5' is not a whole number"),
+    ("MEMGATE_FAIL_ON", "warning", ("check",), "'warning' is not one of fail, warn"),
+    ("MEMGATE_FAIL_ON", "FAIL", ("check",), "'FAIL' is not one of fail, warn"),
+    ("MEMGATE_BASE_REF", "--output=/tmp/x", ("check",), "'--output=/tmp/x' is not a commit or ref name"),
+    ("MEMGATE_BASE_REF", "main branch", ("check",), "'main branch' is not a commit or ref name"),
+    ("MEMGATE_BRANCH", "a..b", ("baseline", "update", "--commit"), "'a..b' is not a branch name"),
+    ("MEMGATE_FORGE_MAX_WAIT", "soon", ("check", "--comment"), "'soon' is not a number of seconds"),
+    ("MEMGATE_FORGE_MAX_WAIT", "inf", ("check", "--comment"), "'inf' is not a number of seconds"),
+    ("MEMGATE_FORGE_MAX_WAIT", "-5", ("check", "--comment"), "'-5' is not a number of seconds"),
+    ("MEMGATE_GITHUB_BOT_LOGIN", "my bot", ("check", "--comment"), "'my bot' is not a GitHub login"),
+    ("MEMGATE_GITHUB_BOT_LOGIN", "bot\x1b[2K", ("check", "--comment"), "is not a GitHub login"),
+    ("MEMGATE_GITLAB_TOKEN", "glpat-abc def", ("check", "--comment"), "its value is not a token"),
+    ("MEMGATE_GITLAB_TOKEN", "glpat-é", ("check", "--comment"), "its value is not a token"),
+]
+#: Read elsewhere and checked there: a path is taken as the flag takes it (and a missing file is the
+#: same error as for --config), the git identity by git itself before the suites run.
+CHECKED_ELSEWHERE = {"MEMGATE_CONFIG", "MEMGATE_JSON", "MEMGATE_GIT_AUTHOR_NAME", "MEMGATE_GIT_AUTHOR_EMAIL"}
+
+
+@pytest.mark.parametrize(("variable", "value", "command", "words"), BAD_ENVIRONMENT,
+                         ids=[f"{variable}={value!r}" for variable, value, _, _ in BAD_ENVIRONMENT])
+def test_every_memgate_variable_with_a_bad_value_is_exit_2_naming_it(
+    variable: str, value: str, command: tuple[str, ...], words: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "memgate.toml"
+    config.write_text(_config_text(None, None))
+    monkeypatch.setenv(variable, value)
+    run = memgate(capsys, *command, "--config", config)
+    line = run.one_error(2, f"environment variable {variable}: ", words, "or unset it")
+    assert not (tmp_path / ".memgate").exists(), "nothing ran"
+    if variable == "MEMGATE_GITLAB_TOKEN":
+        assert value not in run.err, "a token is never printed"
+    assert "\x1b" not in line
+
+
+@pytest.mark.parametrize(("variable", "flag", "good"), [
+    ("MEMGATE_JOBS", "--jobs", "1"), ("MEMGATE_FAIL_ON", "--fail-on", "fail"),
+    ("MEMGATE_BASE_REF", "--base-ref", "HEAD"),
+])
+def test_the_flag_beats_its_variable(variable: str, flag: str, good: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad variable is not read when the flag is given; the flag's own check is the same."""
+    config = tmp_path / "memgate.toml"
+    config.write_text(_config_text(None, None))
+    bad = {"MEMGATE_JOBS": "0", "MEMGATE_FAIL_ON": "sometimes", "MEMGATE_BASE_REF": "-x"}[variable]
+    monkeypatch.setenv(variable, bad)
+    run = memgate(capsys, "check", "--config", config, flag, good)
+    assert f"environment variable {variable}" not in run.err
+    with pytest.raises(SystemExit):
+        memgate(capsys, "check", "--config", config, flag, bad)
+
+
+def test_memgate_runs_with_every_variable_unset_or_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty variable (a CI input left blank) is the built-in default, as an unset one."""
+    config = tmp_path / "memgate.toml"
+    config.write_text(_config_text(None, None))
+    for variable in _memgate_variables():
+        monkeypatch.setenv(variable, "")
+    run = memgate(capsys, "run", "--config", config)
+    run.assert_clean()
+    assert run.code == 0, run.err
+
+
+def _memgate_variables() -> set[str]:
+    package = Path(__file__).parents[2] / "memgate"
+    return {name for path in package.rglob("*.py")
+            for name in re.findall(r"MEMGATE_[A-Z][A-Z_]*[A-Z]", path.read_text())}
+
+
+def test_the_table_covers_every_memgate_variable() -> None:
+    """A MEMGATE_* variable added to memgate needs its rows above."""
+    assert _memgate_variables() - CHECKED_ELSEWHERE - {row[0] for row in BAD_ENVIRONMENT} == set()
+
+
+@pytest.mark.usefixtures("isolated_git")
+def test_an_author_identity_git_refuses_is_found_before_the_suites_run(
+    ci_clone: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMGATE_GIT_AUTHOR_NAME", "<>")
+    run = memgate(capsys, "baseline", "update", "--config", ci_clone / "memgate.toml", "--commit",
+                  "--branch", "main")
+    run.one_error(2, "git refuses the identity '<>'", "MEMGATE_GIT_AUTHOR_NAME")
+    assert _nothing_ran(ci_clone)

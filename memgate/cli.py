@@ -267,8 +267,6 @@ ENVIRONMENT = (
     EnvDefault("MEMGATE_GITHUB_BOT_LOGIN", _login, "the login of the bot that posts, such as my-app[bot]"),
     EnvDefault("MEMGATE_GITLAB_TOKEN", _token, "the project access token as GitLab shows it", secret=True),
 )
-#: The variables read when memgate comments (check --comment, comment): checked before anything runs.
-_FORGE_VARIABLES = ("MEMGATE_FORGE_MAX_WAIT", "MEMGATE_GITHUB_BOT_LOGIN", "MEMGATE_GITLAB_TOKEN")
 _BUILT_IN: dict[str, Callable[[], object]] = {"jobs": lambda: os.cpu_count() or 1, "fail_on": lambda: "fail"}
 
 
@@ -278,8 +276,8 @@ def _defaults_from_environment(args: argparse.Namespace, env: Mapping[str, str])
     variables memgate reads when it comments are checked when it will comment."""
     comments = getattr(args, "comment", False) or args.handler is cmd_comment
     for entry in ENVIRONMENT:
-        if entry.dest is None:
-            if comments and entry.variable in _FORGE_VARIABLES:
+        if entry.dest is None:  # read when memgate comments (check --comment, comment)
+            if comments:
                 _from_environment(entry, env)
         elif entry.dest in vars(args) and getattr(args, entry.dest) is None:
             value = _from_environment(entry, env)

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memgate import __version__
-from memgate.errors import ExitCode, MemgateError
+from memgate.errors import ExitCode, MemgateError, UsageError
 from memgate.streams import readers_may_leave
 
 # Heavy modules (pydantic, the tools, the reports) are imported inside the subcommands, so that
@@ -55,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _handle(args: argparse.Namespace) -> int:
     try:
+        _defaults_from_environment(args, os.environ)
         code: int = args.handler(args)
         return code
     except MemgateError as error:
@@ -93,13 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     reports = check.add_argument_group("reports (each written only when asked for)")
     for flag, what in REPORT_FLAGS.items():
         reports.add_argument(f"--{flag}", metavar="PATH", type=Path, help=what)
-    check.add_argument("--fail-on", choices=("fail", "warn"),
-                       default=os.environ.get("MEMGATE_FAIL_ON", "fail"),
+    check.add_argument("--fail-on", choices=FAIL_ON,
                        help="exit 1 on fail verdicts only (default) or on warnings too (env MEMGATE_FAIL_ON)")
     check.add_argument("--comment", action="store_true",
                        help="post or update the one memgate comment on the GitHub pull request or GitLab "
                             "merge request; a comment that cannot be posted is a warning, never a verdict")
-    check.add_argument("--base-ref", metavar="REF", default=os.environ.get("MEMGATE_BASE_REF") or None,
+    check.add_argument("--base-ref", metavar="REF", type=_git_ref,
                        help="read baselines and thresholds from this commit (the target branch), not from "
                             "the working tree; default in CI: the pull/merge request's base commit "
                             "(env MEMGATE_BASE_REF)")
@@ -132,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", type=Path, metavar="BASELINE",
                          help="a JSON report, a baselines folder, or one baseline file")
     compare.add_argument("current", type=Path, metavar="CURRENT", help="the current JSON report")
-    compare.add_argument("--config", type=Path, metavar="PATH", default=_env_path("MEMGATE_CONFIG"),
+    compare.add_argument("--config", type=Path, metavar="PATH",
                          help="thresholds from this config (default: built-in defaults, or memgate.toml "
                               "when one is found)")
     compare.add_argument("--markdown", metavar="PATH", type=Path, help="write the Markdown summary here")
@@ -144,22 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
     baseline = _command(commands, "baseline", "manage the baselines kept in the repository")
     baseline_commands = baseline.add_subparsers(title="commands", metavar="COMMAND", required=True)
     update = _command(baseline_commands, "update", "write baselines/ from a run or from a JSON report")
-    update.add_argument("--config", type=Path, metavar="PATH", default=_env_path("MEMGATE_CONFIG"),
-                        help="memgate.toml or pyproject.toml (default: found from the current folder)")
+    update.add_argument("--config", type=Path, metavar="PATH",
+                        help="memgate.toml or pyproject.toml (default: found from the current folder; "
+                             "env MEMGATE_CONFIG)")
     update.add_argument("--suite", action="append", default=[], metavar="NAME",
                         help="only this suite (repeatable)")
     update.add_argument("--from-report", type=Path, metavar="PATH",
                         help="take the figures from this JSON report instead of running the suites")
-    update.add_argument("--jobs", type=_positive_int, default=_default_jobs(), metavar="N")
+    update.add_argument("--jobs", type=_positive_int, metavar="N",
+                        help="suites run at once (default: the number of cores; env MEMGATE_JOBS)")
     update.add_argument("--commit", action="store_true",
                         help="commit the changed baseline files (only those), tagged [skip ci]")
     update.add_argument("--push", action="store_true",
                         help="push that commit; a rejected push is rebased and retried, never forced")
     update.add_argument("--force", action="store_true",
                         help="allow --commit on a branch other than the default branch")
-    update.add_argument("--allow-errors", action="store_true",
+    update.add_argument("--allow-errors", action="store_true", default=None,
                         help="write the baseline even when the run has memory errors, which makes them known "
                              "and lets them pass (env MEMGATE_ALLOW_ERRORS=1); leaks are always allowed")
+    update.add_argument("--branch", metavar="NAME", type=_branch_name,
+                        help="the branch the baseline commit goes onto (default: the checked-out one, or "
+                             "the CI's branch); for CI checkouts that start on a detached HEAD, as "
+                             "GitHub's and GitLab's do (env MEMGATE_BRANCH)")
     update.set_defaults(handler=cmd_baseline_update)
     return parser
 
@@ -171,26 +180,17 @@ def _command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="PATH", default=_env_path("MEMGATE_CONFIG"),
+    parser.add_argument("--config", type=Path, metavar="PATH",
                         help="memgate.toml or pyproject.toml with [tool.memgate] (default: found "
                              "from the current folder upwards; env MEMGATE_CONFIG)")
     parser.add_argument("--suite", action="append", default=[], metavar="NAME",
                         help="run only this suite (repeatable; default: all)")
-    parser.add_argument("--json", type=Path, metavar="PATH", default=_env_path("MEMGATE_JSON"),
-                        help="write the JSON report here (default: <artifacts_dir>/report.json)")
-    parser.add_argument("--jobs", type=_positive_int, default=_default_jobs(), metavar="N",
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="write the JSON report here (default: <artifacts_dir>/report.json; env "
+                             "MEMGATE_JSON)")
+    parser.add_argument("--jobs", type=_positive_int, metavar="N",
                         help="suites run at once (default: the number of cores; env MEMGATE_JOBS); fewer "
                              "when their tools' expected memory exceeds the memory available")
-
-
-def _env_path(variable: str) -> Path | None:
-    value = os.environ.get(variable)
-    return Path(value) if value else None
-
-
-def _default_jobs() -> int:
-    value = os.environ.get("MEMGATE_JOBS")
-    return _positive_int(value) if value else (os.cpu_count() or 1)
 
 
 def _positive_int(text: str) -> int:
@@ -201,6 +201,126 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
     return value
+
+
+def _switch(text: str) -> bool:
+    """A yes/no environment variable: 1, true or yes is on; 0, false or no is off."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError("is neither on nor off")
+
+
+def _git_ref(text: str) -> str:
+    """A commit, branch or tag as given; never one git could read as an option."""
+    if not text.strip() or text.startswith("-") or re.search(r"[\s\x00-\x1f\x7f]", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a commit or ref name")
+    return text
+
+
+def _branch_name(text: str) -> str:
+    """A branch name as ``git check-ref-format --branch`` takes it (the commit checks it with git)."""
+    name = text.removeprefix("refs/heads/")
+    if not name or re.search(r"[\s\x00-\x1f\x7f~^:?*\\[]|\.\.|@\{|^[-/.]|[/.]$|\.lock$|//", name):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a branch name")
+    return name
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def chosen(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+    return chosen
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
+
+
+def _login(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*(?:\[bot\])?", text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a GitHub login (such as my-app[bot])")
+    return text
+
+
+def _token(text: str) -> str:
+    # A token pasted with a space or a line break inside would go into an HTTP header as it is.
+    if not re.fullmatch(r"[\x21-\x7e]+", text.strip()):
+        raise argparse.ArgumentTypeError("its value is not a token: it holds spaces, line breaks or "
+                                         "non-ASCII characters inside")
+    return text
+
+
+FAIL_ON = ("fail", "warn")
+
+
+@dataclass(frozen=True)
+class EnvDefault:
+    """A ``MEMGATE_*`` variable: the default of a flag (``dest``), or read by memgate itself
+    (``dest`` None, checked where it is used). ``parse`` is the flag's own ``type``: the variable is
+    validated as the flag is, and a bad value is a usage error naming the variable (exit 2)."""
+
+    variable: str
+    parse: Callable[[str], object]
+    takes: str  # what a good value is, for the error's fix
+    dest: str | None = None
+    secret: bool = False  # never shown in an error
+
+
+ENVIRONMENT = (
+    EnvDefault("MEMGATE_CONFIG", Path, "a config file path, as --config", "config"),
+    EnvDefault("MEMGATE_JSON", Path, "a file path, as --json", "json"),
+    EnvDefault("MEMGATE_JOBS", _positive_int, "a whole number of 1 or more, as --jobs", "jobs"),
+    EnvDefault("MEMGATE_FAIL_ON", _choice(*FAIL_ON), f"{' or '.join(FAIL_ON)}, as --fail-on", "fail_on"),
+    EnvDefault("MEMGATE_BASE_REF", _git_ref, "a commit or ref name, as --base-ref", "base_ref"),
+    EnvDefault("MEMGATE_BRANCH", _branch_name, "a branch name, as --branch", "branch"),
+    EnvDefault("MEMGATE_ALLOW_ERRORS", _switch,
+               "1, true or yes (on), or 0, false or no (off), as --allow-errors", "allow_errors"),
+    EnvDefault("MEMGATE_FORGE_MAX_WAIT", _seconds, "a number of seconds such as 60"),
+    EnvDefault("MEMGATE_GITHUB_BOT_LOGIN", _login, "the login of the bot that posts, such as my-app[bot]"),
+    EnvDefault("MEMGATE_GITLAB_TOKEN", _token, "the project access token as GitLab shows it", secret=True),
+)
+_BUILT_IN: dict[str, Callable[[], object]] = {"jobs": lambda: os.cpu_count() or 1, "fail_on": lambda: "fail",
+                                              "allow_errors": lambda: False}
+
+
+def _defaults_from_environment(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """Each flag left out takes its ``MEMGATE_*`` variable (unset or empty: the built-in default). A
+    bad value stops memgate before anything runs, as the same value given to the flag would; the
+    variables memgate reads when it comments are checked when it will comment."""
+    comments = getattr(args, "comment", False) or args.handler is cmd_comment
+    for entry in ENVIRONMENT:
+        if entry.dest is None:  # read when memgate comments (check --comment, comment)
+            if comments:
+                _from_environment(entry, env)
+        elif entry.dest in vars(args) and getattr(args, entry.dest) is None:
+            value = _from_environment(entry, env)
+            if value is None and entry.dest in _BUILT_IN:
+                value = _BUILT_IN[entry.dest]()
+            setattr(args, entry.dest, value)
+
+
+def _from_environment(entry: EnvDefault, env: Mapping[str, str]) -> object:
+    text = env.get(entry.variable, "")
+    if not text:
+        return None
+    try:
+        return entry.parse(text)
+    except (argparse.ArgumentTypeError, ValueError) as error:
+        reason = str(error)
+        if not reason.startswith(repr(text)) and not entry.secret:
+            reason = f"{text!r} {reason}"
+        raise UsageError(f"environment variable {entry.variable}: {reason}",
+                         hint=f"set it to {entry.takes}, or unset it") from None
 
 
 # --- subcommands: each builds its use case's options (memgate.app) and returns its exit code ---------
@@ -251,19 +371,6 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
 
     return update_baselines(BaselineUpdateOptions(
         config=args.config, suites=tuple(args.suite), from_report=args.from_report, jobs=args.jobs,
-        commit=args.commit, push=args.push, force=args.force,
-        allow_errors=args.allow_errors or _env_switch("MEMGATE_ALLOW_ERRORS"),
+        commit=args.commit, push=args.push, force=args.force, branch=args.branch,
+        allow_errors=args.allow_errors,
     )).exit_code
-
-
-def _env_switch(variable: str) -> bool:
-    """A yes/no environment variable: 1, true or yes; unset, empty, 0, false or no is off."""
-    value = os.environ.get(variable, "").strip().lower()
-    if value in ("1", "true", "yes"):
-        return True
-    if value in ("", "0", "false", "no"):
-        return False
-    from memgate.errors import UsageError
-
-    raise UsageError(f"{variable}={os.environ[variable]!r} is neither on nor off",
-                     hint=f"set {variable} to 1 (or true, yes) or to 0, or unset it")

@@ -209,11 +209,15 @@ def parse_config(text: str, path: Path) -> Config:
     except ValueError:  # int() refuses a number of thousands of digits
         raise ConfigError(f"invalid TOML: {_longest_number(text)}", path=path,
                           hint="no setting takes a number that long: fix it") from None
+    except RecursionError:  # tomllib reads nested arrays and tables by recursion
+        raise ConfigError("invalid TOML: arrays or tables nested thousands deep", path=path,
+                          hint="no setting nests more than a few levels: fix the file") from None
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("memgate")
         if data is None:
             raise ConfigError("pyproject.toml has no [tool.memgate] table", path=path,
                               hint="add one, or pass --config memgate.toml")
+    _refuse_nul_bytes(data, path)
     try:
         config = Config.model_validate({**data, "root": path.parent.resolve(), "source": str(path)})
     except ValidationError as error:
@@ -223,6 +227,31 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError("no [[suite]] defined", path=path,
                           hint="add a [[suite]] with name, command and tool")
     return config
+
+
+def _refuse_nul_bytes(data: Any, path: Path) -> None:
+    """No key or value may hold a NUL byte (TOML's ``"\\u0000"``): no argument, path or environment
+    variable can carry one, so a suite's command, cwd or env with it could never run as written, and a
+    folder setting with it could not be opened (read as no baselines, every suite passed as new)."""
+    where = _nul_byte_at(data, ())
+    if where is not None:
+        shown = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in where).lstrip(".")
+        raise ConfigError(f"{shown}: holds a NUL byte (\\u0000), which no command, path or environment "
+                          "variable can carry", path=path, hint="remove the \\u0000 from that key")
+
+
+def _nul_byte_at(value: Any, where: tuple[int | str, ...]) -> tuple[int | str, ...] | None:
+    """The key path of the first key or string under ``value`` that holds a NUL byte, else None."""
+    if isinstance(value, str):
+        return where if "\0" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\0" in key:
+            return (*where, key.replace("\0", "\\u0000"))
+        found = _nul_byte_at(item, (*where, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _longest_number(text: str) -> str:

@@ -1,13 +1,17 @@
-"""Writing the files memgate leaves behind (baselines, reports): one way, atomic, with the user's umask."""
+"""Writing the files memgate leaves behind (baselines, reports): one way, atomic, with the user's umask;
+and reading the JSON files it is given (baselines, reports, the CI's event file): one way, fail closed."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
-from memgate.errors import UsageError
+from memgate.errors import MemgateError, UsageError
+from memgate.units import NumberTooLong
 
 #: Permissions before the umask, as ``open()`` and the shell give: 0644 under the usual umask 022.
 _NEW_FILE_MODE = 0o666
@@ -71,3 +75,34 @@ def _create_beside(path: Path) -> tuple[Path, int]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def read_json(path: Path, *, error: type[MemgateError], hint: str,
+              parse_int: Callable[[str], object] | None = None) -> object:
+    """The JSON value in ``path``; ``error`` naming the file when it cannot be read or is not JSON,
+    with ``hint`` as the fix for a file whose content is wrong. ``parse_int`` reads the integers
+    (``units.count_of`` refuses numbers longer than any count). Every JSON file memgate is given is read
+    here: ``json`` recurses once per ``[`` or ``{``, and a file nested thousands deep raised a bare
+    ``RecursionError`` (an internal error, exit 4) instead of saying which file was wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error("file not found", path=path, hint="check the path") from None
+    except UnicodeDecodeError:
+        raise error("the file is not UTF-8 JSON", path=path, hint=hint) from None
+    except OSError as problem:
+        raise error(f"cannot read the file: {problem.strerror or problem}", path=path,
+                    hint="check its permissions") from None
+    try:
+        value: object = json.loads(text, parse_int=parse_int)
+    except json.JSONDecodeError as problem:
+        raise error(f"the file is not valid JSON (line {problem.lineno}, column {problem.colno}: "
+                    f"{problem.msg})", path=path, hint=hint) from None
+    except RecursionError:
+        raise error("the file nests JSON arrays or objects thousands deep, which no file memgate reads "
+                    "does", path=path, hint=hint) from None
+    except NumberTooLong as problem:
+        raise error(f"the file holds {problem.message}", path=path, hint=hint) from None
+    except ValueError:  # int() refuses more than 4,300 digits when no parse_int is given
+        raise error("the file holds a number too long to read", path=path, hint=hint) from None
+    return value

@@ -59,6 +59,9 @@ class Limit(BaseModel):
             if value < 0:
                 raise ValueError("a limit cannot be negative")
             return {"absolute": value, "text": f"+{value}"}
+        if isinstance(value, float):  # TOML's nan, inf and 1e999 among them
+            raise ValueError(f"{value!r} is not a limit: write a string such as \"10%\" or \"+64KiB\", "
+                             "or a whole number of units")
         if not isinstance(value, str):
             return value
         return _limit_fields(value)

@@ -3,6 +3,7 @@ durations and percentages."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -109,6 +110,9 @@ def format_percent_change(percent: float) -> str:
 
 # --- durations -------------------------------------------------------------------------------------
 
+#: The longest duration memgate takes: no CI job runs a week, and waiting on a larger one (infinity
+#: among them) overflows the clocks of ``threading`` and ``select`` or never ends.
+MAX_DURATION = 7 * 86400.0
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)")
 _SECONDS_IN = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
@@ -126,8 +130,13 @@ def parse_duration(value: Any) -> float:
         seconds = _seconds_of_text(value)
     else:
         raise ValueError("a duration is a number of seconds or a string such as \"10m\"")
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise ValueError(f"{value!r} is no duration: give a number of seconds such as 600, or \"10m\"")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration of {seconds:.4g} s is longer than any job runs: give at most "
+                         f"7 days ({MAX_DURATION:.0f} s)")
     return seconds
 
 

@@ -81,7 +81,8 @@ def test_format_percent_change(percent: float, shown: str) -> None:
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [(600, 600.0), (0.5, 0.5), ("90", 90.0), ("2.5", 2.5), ("90s", 90.0), ("10m", 600.0), ("1h", 3600.0),
-     ("1h30m", 5400.0), ("1h 30m 15s", 5415.0), ("500ms", 0.5), (" 2M ", 120.0), ("1.5m", 90.0)],
+     ("1h30m", 5400.0), ("1h 30m 15s", 5415.0), ("500ms", 0.5), (" 2M ", 120.0), ("1.5m", 90.0),
+     ("168h", 604800.0)],
 )
 def test_parse_duration(value: Any, seconds: float) -> None:
     assert parse_duration(value) == pytest.approx(seconds)
@@ -99,6 +100,10 @@ def test_parse_duration(value: Any, seconds: float) -> None:
         ("0s", "a duration must be greater than zero"),
         (-5, "a duration must be greater than zero"),
         (int("9" * 400), "a duration of 400 digits is no timeout"),
+        (float("nan"), "nan is no duration"),
+        (float("inf"), "inf is no duration"),
+        (1e300, "a duration of 1e+300 s is longer than any job runs: give at most 7 days (604800 s)"),
+        ("169h", "a duration of 6.084e+05 s is longer than any job runs"),
     ],
 )
 def test_what_is_not_a_duration(value: Any, message: str) -> None:

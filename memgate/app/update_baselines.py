@@ -27,6 +27,7 @@ class BaselineUpdateOptions:
     push: bool = False  # push that commit (needs commit)
     force: bool = False  # allow commit on a branch other than the default branch
     allow_errors: bool = False  # write baselines from runs with memory errors (they become known)
+    branch: str | None = None  # with commit: the branch to commit onto (default: checked out, or the CI's)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class BaselineUpdateResult:
 
 
 def update_baselines(options: BaselineUpdateOptions) -> BaselineUpdateResult:
-    from memgate.baselines.commit import refuse_off_default_branch
+    from memgate.baselines.commit import check_can_commit
     from memgate.baselines.files import baseline_path, holds_same_figures, read_report, write_baseline
     from memgate.baselines.model import Baseline
     from memgate.forges import ci
@@ -45,9 +46,10 @@ def update_baselines(options: BaselineUpdateOptions) -> BaselineUpdateResult:
         raise UsageError("--push needs --commit", hint="add --commit, or leave out --push")
     config = load_config(options.config)
     facts = ci.detect()
-    if options.commit and not options.force:
-        # Before the suites run, not after: baselines are committed on the default branch only.
-        refuse_off_default_branch(config.root, branch=facts.branch, default_branch=facts.default_branch)
+    if options.commit:
+        # Before the suites run (minutes), not after: all that committing and pushing need.
+        check_can_commit(config.root, push=options.push, branch=options.branch or facts.branch,
+                         default_branch=facts.default_branch, allow_non_default=options.force)
     if options.from_report:
         report = read_report(options.from_report)
     else:
@@ -133,7 +135,7 @@ def _commit_baselines(options: BaselineUpdateOptions, root: Path, written: list[
 
     result = commit_baselines(
         root, written, "memgate: update baselines", commit or resolve_commit(root, "HEAD"),
-        push=options.push, branch=facts.branch, allow_non_default=options.force,
+        push=options.push, branch=options.branch or facts.branch, allow_non_default=options.force,
         default_branch=facts.default_branch,
     )
     print(f"memgate: {result.detail}")

@@ -65,19 +65,24 @@ class CommitResult:
 # ------------------------------------------------------------------------------ the default branch
 
 
-def refuse_off_default_branch(repo_dir: Path | str, *, branch: str | None = None,
-                              default_branch: str | None = None, remote: str = "origin") -> None:
-    """Refuse, before anything runs, to update baselines on a branch other than the default one.
-
-    ``branch`` and ``default_branch`` are the CI's word (they beat the clone's); without them the
-    checked-out branch and ``refs/remotes/<remote>/HEAD`` are used. When either stays unknown nothing
-    is refused here: ``commit_baselines`` then says what it needs.
-    """
+def check_can_commit(repo_dir: Path | str, *, push: bool, branch: str | None = None,
+                     default_branch: str | None = None, allow_non_default: bool = False,
+                     remote: str = "origin", env: Mapping[str, str] | None = None) -> None:
+    """Check, before the suites run (they take minutes), everything ``commit_baselines`` will need
+    with the same arguments: a checkout with no rebase or merge under way, a branch to commit onto (a
+    detached HEAD needs ``branch``, which it can be moved onto), the remote, the default-branch rule,
+    an identity git accepts, and with ``push`` that the remote branch can be fetched and already holds
+    HEAD. Each raises the error the commit would have raised after the run."""
     with open_repository(repo_dir) as repo:
-        current = _branch_name(branch) or checked_out_branch(repo)
-        default = _default_branch(repo, default_branch, remote)
-        if current is not None and default is not None:
-            _refuse_other_than_default(repo, current, default)
+        _require_checkout(repo)
+        target = _target_branch(repo, branch)
+        _check_remote_name(repo, remote)
+        _check_default_branch(repo, target, remote, default_branch, allow_non_default)
+        _check_identity(repo, identity_from(repo, os.environ if env is None else env))
+        if checked_out_branch(repo) is None:
+            _check_attachable(repo, target)
+        if push:
+            _require_only_baselines_unpushed(repo, _fetch(repo, remote, target), remote, target)
 
 
 def _refuse_other_than_default(repo: git.Repo, branch: str, default: str) -> None:
@@ -125,11 +130,13 @@ def commit_baselines(
     onto the remote tip) and retried a bounded number of times.
 
     ``branch`` is the branch to update (default: the checked-out one; required on a detached HEAD,
-    GitLab's ``$CI_COMMIT_BRANCH``). ``default_branch`` comes from the CI (``$CI_DEFAULT_BRANCH``, the
-    GitHub event's ``repository.default_branch``), else from ``refs/remotes/<remote>/HEAD``; off it the
-    run is refused unless ``allow_non_default``. ``env`` is where MEMGATE_GIT_AUTHOR_NAME/EMAIL are
-    read (default ``os.environ``). A rejected push is fetched, rebased (our files win over a merge
-    of the same file) and retried up to ``max_attempts`` pushes with jittered exponential backoff.
+    GitLab's ``$CI_COMMIT_BRANCH`` or ``--branch``: HEAD is then moved onto it, so that the commit
+    goes onto that branch, not onto a detached HEAD). ``default_branch`` comes from the CI
+    (``$CI_DEFAULT_BRANCH``, the GitHub event's ``repository.default_branch``), else from
+    ``refs/remotes/<remote>/HEAD``; off it the run is refused unless ``allow_non_default``. ``env``
+    is where MEMGATE_GIT_AUTHOR_NAME/EMAIL are read (default ``os.environ``). A rejected push is
+    fetched, rebased (our files win over a merge of the same file) and retried up to ``max_attempts``
+    pushes with jittered exponential backoff.
     """
     if max_attempts < 1:
         raise VcsError("max_attempts must be at least 1")
@@ -139,6 +146,9 @@ def commit_baselines(
         _check_remote_name(repo, remote)
         _check_default_branch(repo, target, remote, default_branch, allow_non_default)
         who = identity or identity_from(repo, os.environ if env is None else env)
+        _check_identity(repo, who)
+        if checked_out_branch(repo) is None:
+            _attach(repo, target)
         full_message = _commit_message(message, _source_sha(repo, source_commit))
         tree_paths = sorted({path_in_tree(repo, repo_dir, path) for path in paths})
         snapshot = _snapshot(repo, tree_paths)
@@ -180,10 +190,46 @@ def _target_branch(repo: git.Repo, branch: str | None) -> str:
     target = _branch_name(branch) or checked_out_branch(repo)
     if target is None:
         raise VcsError("HEAD is detached and no branch to update was given", path=location(repo),
-                       hint="name the branch to push to (GitLab CI: $CI_COMMIT_BRANCH)")
+                       hint="pass --branch NAME (GitLab CI: $CI_COMMIT_BRANCH; GitHub: the branch built)")
     if run_git(repo, "check-ref-format", "--branch", target).status != 0:
         raise VcsError(f"{target!r} is not a valid branch name", hint="name the branch to push to")
     return target
+
+
+def _check_attachable(repo: git.Repo, branch: str) -> None:
+    """A detached HEAD can be moved onto ``branch`` when the local branch does not exist, or holds
+    nothing that HEAD does not (it is then moved forward to HEAD): nothing of it is lost."""
+    local = f"refs/heads/{branch}"
+    if run_git(repo, "rev-parse", "--verify", "--quiet", local).status != 0:
+        return
+    if run_git(repo, "merge-base", "--is-ancestor", local, "HEAD").status != 0:
+        raise VcsError(
+            f"HEAD is detached, and the local branch {branch!r} has commits that HEAD does not: "
+            "the baseline commit cannot go onto it",
+            path=location(repo),
+            hint=f"check out {branch} and run again, or delete the local branch (git branch -D {branch})",
+        )
+
+
+def _attach(repo: git.Repo, branch: str) -> None:
+    """Move the detached HEAD onto ``branch``, created at HEAD or moved forward to it; the working
+    tree (the baselines just written) is left as it is."""
+    _check_attachable(repo, branch)
+    check_git(repo, "checkout", "--quiet", "-B", branch, "HEAD", what="checkout")
+
+
+def _check_identity(repo: git.Repo, who: GitIdentity) -> None:
+    """git refuses some names and addresses only when it commits (an empty name, one of only
+    ``<>``, a line break): ask it first, with the identity the commit will use."""
+    result = run_git(repo, "var", "GIT_COMMITTER_IDENT", env=who.env())
+    if result.status != 0 or any(char in who.name + who.email for char in "<>\n"):
+        raise VcsError(
+            f"git refuses the identity {who.name!r} <{who.email!r}> for the baseline commit"
+            + (f": {git_reason(result.stderr)}" if result.status != 0 else ""),
+            path=location(repo),
+            hint="set MEMGATE_GIT_AUTHOR_NAME and MEMGATE_GIT_AUTHOR_EMAIL (or git's user.name and "
+                 "user.email) to a name and an address",
+        )
 
 
 def _check_remote_name(repo: git.Repo, remote: str) -> None:

@@ -11,12 +11,13 @@ from pydantic import ValidationError
 from memgate.baselines.model import BASELINE_SCHEMA_VERSION, Baseline, baselines_from_report
 from memgate.config import SUITE_NAME
 from memgate.errors import BaselineError
-from memgate.files import write_atomically
+from memgate.files import read_json, write_atomically
 from memgate.records import COMPARISON_KEYS, REPORT_SCHEMA_VERSION, Report
-from memgate.units import NumberTooLong, count_of
+from memgate.units import count_of
 
 REGENERATE = "regenerate it with `memgate baseline update`"
 UPGRADE = "upgrade memgate (pip install -U memgate)"
+_REPORT_HINT = "pass a report written by `memgate run --json`"
 
 
 def baseline_path(directory: Path, suite: str) -> Path:
@@ -119,7 +120,7 @@ def read_baseline(path: Path) -> Baseline:
     if not isinstance(data, dict):
         raise BaselineError("the file is not a memgate baseline (not a JSON object)", path=path,
                             hint=REGENERATE)
-    _check_schema_version(data.get("schema_version"), BASELINE_SCHEMA_VERSION, path)
+    _check_schema_version(data, BASELINE_SCHEMA_VERSION, path, "memgate baseline", REGENERATE)
     try:
         baseline = Baseline.model_validate(data)
     except ValidationError as error:
@@ -134,8 +135,8 @@ def read_report(path: Path) -> Report:
     data = _read_json(path)
     if not isinstance(data, dict):
         raise BaselineError("the file is not a memgate JSON report (not a JSON object)", path=path,
-                            hint="pass a report written by `memgate run --json`")
-    _check_schema_version(data.get("schema_version"), REPORT_SCHEMA_VERSION, path)
+                            hint=_REPORT_HINT)
+    _check_schema_version(data, REPORT_SCHEMA_VERSION, path, "memgate JSON report", _REPORT_HINT)
     # The comparison a report of `check` carries is the one of its own baselines: the run is what
     # is read back, and compared again.
     run = {key: value for key, value in data.items() if key not in COMPARISON_KEYS}
@@ -145,7 +146,7 @@ def read_report(path: Path) -> Report:
         raise BaselineError(
             f"the file is not a memgate JSON report: {_first_problem(error)}",
             path=path,
-            hint="pass a report written by `memgate run --json`",
+            hint=_REPORT_HINT,
         ) from None
 
 
@@ -171,35 +172,39 @@ def load_baseline_side(path: Path) -> dict[str, Baseline]:
 
 
 def _read_json(path: Path) -> object:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError("file not found", path=path, hint="check the path") from None
-    except UnicodeDecodeError:
-        raise BaselineError("the file is not UTF-8 JSON", path=path, hint=REGENERATE) from None
-    except OSError as error:
-        raise BaselineError(f"cannot read the file: {error.strerror or error}", path=path,
-                            hint="check its permissions") from None
-    try:
-        data: object = json.loads(text, parse_int=count_of)  # every figure is a tool's count
-    except json.JSONDecodeError as error:
-        raise BaselineError(
-            f"the file is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})",
-            path=path,
-            hint=f"{REGENERATE}, or fix the merge conflict in it",
-        ) from None
-    except NumberTooLong as error:
-        raise BaselineError(f"the file holds {error.message}", path=path, hint=REGENERATE) from None
-    return data
+    # every figure is a tool's count: no more than 20 digits
+    return read_json(path, error=BaselineError, hint=f"{REGENERATE}, or fix the merge conflict in it",
+                     parse_int=count_of)
 
 
-def _check_schema_version(version: object, supported: int, path: Path) -> None:
-    if isinstance(version, int) and not isinstance(version, bool) and version > supported:
-        raise BaselineError(
-            f"the file has schema version {version}, newer than this memgate reads ({supported})",
-            path=path,
-            hint=UPGRADE,
-        )
+def _check_schema_version(data: dict[str, object], supported: int, path: Path, what: str, hint: str) -> None:
+    """Accept exactly a whole-number ``schema_version`` this memgate reads (1 to ``supported``):
+    pydantic's lax mode took "1", 1.0 and true as 1, and "999" as 999 without a word. A file without
+    one is read as version 1, the first (pydantic's default for the field)."""
+    if "schema_version" not in data:
+        return
+    version = data["schema_version"]
+    if isinstance(version, int) and not isinstance(version, bool):
+        if version > supported:
+            raise BaselineError(f"the file has schema version {version}, newer than this memgate reads "
+                                f"({supported}): it was made by a newer memgate", path=path, hint=UPGRADE)
+        if version < 1:
+            readable = "1" if supported == 1 else f"1 to {supported}"
+            raise BaselineError(f"the file has schema version {version}, which no memgate wrote (this one "
+                                f"reads {readable})", path=path, hint=hint)
+        return
+    raise BaselineError(f"the file is not a {what}: its schema_version is {_json_kind(version)}, not a "
+                        "whole number", path=path, hint=hint)
+
+
+def _json_kind(value: object) -> str:
+    """``value`` as JSON shows it, and what kind of JSON value it is: '"1" (a string)'."""
+    shown = json.dumps(value)
+    shown = f"{shown[:20]}..." if len(shown) > 23 else shown
+    kind = ("a boolean" if isinstance(value, bool) else "a string" if isinstance(value, str)
+            else "a decimal number" if isinstance(value, float) else "null" if value is None
+            else "a list" if isinstance(value, list) else "an object")
+    return shown if value is None else f"{shown} ({kind})"
 
 
 def _first_problem(error: ValidationError) -> str:

@@ -3,7 +3,6 @@ event, the pull/merge request and its base commit, the branches, the commit buil
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -107,13 +106,18 @@ def _github(env: Mapping[str, str]) -> CiFacts:
 
 
 def _event(path: str | None) -> dict[str, object]:
+    """The GitHub event file. One that is set but cannot be read is an error, not "no event": read as
+    none, a pull request's gate would come from its own working tree instead of its base commit."""
     if not path:
         return {}
+    from memgate.errors import UsageError
+    from memgate.files import read_json
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return {}
+        data = read_json(Path(path), error=UsageError, hint="")
+    except UsageError as error:
+        raise UsageError(f"GITHUB_EVENT_PATH: {error.message}", path=path,
+                         hint="it must name the event JSON file the runner wrote") from None
     return data if isinstance(data, dict) else {}
 
 

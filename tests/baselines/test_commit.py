@@ -14,8 +14,8 @@ from memgate.baselines.commit import (
     CommitResult,
     NotDefaultBranchError,
     PushError,
+    check_can_commit,
     commit_baselines,
-    refuse_off_default_branch,
 )
 from memgate.baselines.repository import (
     DEFAULT_AUTHOR_EMAIL,
@@ -128,24 +128,67 @@ def test_refuses_to_run_off_the_default_branch(remote: Remote) -> None:
 
 
 def test_the_check_before_the_suites_run_is_the_same_rule(remote: Remote) -> None:
-    """``baseline update --commit`` refuses before running anything, with the message the commit gives;
-    what it cannot tell yet (a detached HEAD, an unknown default) is left to the commit."""
+    """``baseline update --commit`` refuses before running anything, with the message the commit gives,
+    and now for everything the commit needs: a detached HEAD without a branch and an unknown default
+    branch were found only after the suites had run."""
     clone = remote.clone("c")
-    refuse_off_default_branch(clone)  # on main: nothing to refuse
+    check_can_commit(clone, push=True)  # on main: nothing to refuse
     git(clone, "checkout", "--quiet", "-b", "feature")
     with pytest.raises(NotDefaultBranchError) as error:
-        refuse_off_default_branch(clone)
+        check_can_commit(clone, push=False)
     assert error.value.message == (
         "refusing to commit baselines on branch 'feature': the default branch is 'main'")
     assert "--force" in error.value.hint
-    refuse_off_default_branch(clone, branch="refs/heads/main")  # the CI's word beats the clone's
+    check_can_commit(clone, push=False, branch="refs/heads/main")  # the CI's word beats the clone's
+    check_can_commit(clone, push=False, allow_non_default=True)
     with pytest.raises(NotDefaultBranchError):
-        refuse_off_default_branch(clone, branch="main", default_branch="trunk")
+        check_can_commit(clone, push=False, branch="main", default_branch="trunk")
 
     git(clone, "symbolic-ref", "--delete", "refs/remotes/origin/HEAD")
-    refuse_off_default_branch(clone)  # the default branch is unknown here
+    with pytest.raises(NotDefaultBranchError, match="cannot tell the default branch of 'origin'"):
+        check_can_commit(clone, push=False)
     git(clone, "checkout", "--quiet", "--detach", "HEAD")
-    refuse_off_default_branch(clone, default_branch="main")  # so is the branch
+    with pytest.raises(VcsError, match="HEAD is detached and no branch to update was given") as detached:
+        check_can_commit(clone, push=False, default_branch="main")
+    assert "--branch" in detached.value.hint
+    check_can_commit(clone, push=True, branch="main", default_branch="main")
+
+    git(clone, "remote", "remove", "origin")
+    with pytest.raises(VcsError, match="no git remote named 'origin'"):
+        check_can_commit(clone, push=True, branch="main", default_branch="main")
+    assert git(clone, "status", "--porcelain") == ""  # the checks changed nothing
+
+
+def test_a_push_that_cannot_happen_is_found_before_the_run(remote: Remote) -> None:
+    clone = remote.clone("c")
+    write(clone, "src.c", "int main(void) { return 9; }\n")
+    commit_all(clone, "unpushed work")
+    with pytest.raises(PushError, match="memgate pushes only baseline commits"):
+        check_can_commit(clone, push=True)
+    check_can_commit(clone, push=False)  # committing alone needs no fetch
+    git(clone, "remote", "set-url", "origin", str(remote.root / "nowhere.git"))
+    with pytest.raises(PushError, match="could not fetch origin/main"):
+        check_can_commit(clone, push=True)
+
+
+@pytest.mark.parametrize(("name", "email", "words"), [
+    ("<>", "dev@example.test", "name consists only of disallowed characters"),
+    ("...", "dev@example.test", "name consists only of disallowed characters"),
+    ("Dev\nEloper", "dev@example.test", "'Dev\\nEloper'"),
+    ("Dev", "dev@example.test>", "git refuses the identity"),
+])
+def test_an_identity_git_refuses_is_found_before_the_run(
+    name: str, email: str, words: str, remote: Remote
+) -> None:
+    clone = remote.clone("c")
+    env = {"MEMGATE_GIT_AUTHOR_NAME": name, "MEMGATE_GIT_AUTHOR_EMAIL": email}
+    with pytest.raises(VcsError) as error:
+        check_can_commit(clone, push=False, env=env)
+    assert words in error.value.message and "MEMGATE_GIT_AUTHOR_NAME" in error.value.hint
+    write(clone, "baselines/unit.json", baseline("unit", 1))
+    with pytest.raises(VcsError):
+        commit_baselines(clone, ["baselines/unit.json"], "Update", "HEAD", push=False, env=env)
+    assert git(clone, "rev-parse", "HEAD") == remote.seed_sha
 
 
 def test_detached_head_needs_the_branch_name(remote: Remote) -> None:
@@ -159,6 +202,35 @@ def test_detached_head_needs_the_branch_name(remote: Remote) -> None:
     result = commit_baselines(clone, ["baselines/unit.json"], "Update", "HEAD", push=True,
                               branch="main", default_branch="main")
     assert result.pushed and remote.main_sha() == result.commit
+    assert current_branch(clone) == "main", "the commit went onto the branch, not a detached HEAD"
+    assert git(clone, "rev-parse", "main") == result.commit
+
+
+def test_a_detached_head_is_moved_onto_the_branch_only_when_nothing_is_lost(remote: Remote) -> None:
+    clone = remote.clone("c")
+    git(clone, "checkout", "--quiet", "--detach", "HEAD")
+    git(clone, "branch", "--quiet", "-D", "main")  # a GitLab checkout has no local branch
+    write(clone, "baselines/unit.json", baseline("unit", 1100))
+    result = commit_baselines(clone, ["baselines/unit.json"], "Update", "HEAD", push=False,
+                              branch="main", default_branch="main")
+    assert current_branch(clone) == "main" and git(clone, "rev-parse", "main") == result.commit
+    assert git(clone, "rev-parse", "main~1") == remote.seed_sha
+
+    other = remote.clone("o")
+    git(other, "checkout", "--quiet", "--detach", "HEAD")
+    git(other, "checkout", "--quiet", "main")
+    write(other, "src.c", "int main(void) { return 5; }\n")
+    local_work = commit_all(other, "local work on main")
+    git(other, "checkout", "--quiet", "--detach", remote.seed_sha)
+    with pytest.raises(VcsError, match="the local branch 'main' has commits that HEAD does not"):
+        check_can_commit(other, push=False, branch="main", default_branch="main")
+    write(other, "baselines/unit.json", baseline("unit", 1200))
+    with pytest.raises(VcsError, match="has commits that HEAD does not"):
+        commit_baselines(other, ["baselines/unit.json"], "Update", "HEAD", push=False,
+                         branch="main", default_branch="main")
+    assert git(other, "rev-parse", "main") == local_work
+
+
 
 
 def test_refuses_to_push_commits_that_are_not_baselines(remote: Remote) -> None:

@@ -71,7 +71,8 @@ def test_the_environment_variable_allows_errors_and_a_wrong_value_is_a_usage_err
     config = config_for(tmp_path, program, tool, "invalid_read")
     monkeypatch.setenv("MEMGATE_ALLOW_ERRORS", "perhaps")
     memgate(capsys, "baseline", "update", "--config", config, "--jobs", "1").one_error(
-        2, "MEMGATE_ALLOW_ERRORS='perhaps' is neither on nor off", "set MEMGATE_ALLOW_ERRORS to 1")
+        2, "environment variable MEMGATE_ALLOW_ERRORS: 'perhaps' is neither on nor off",
+        "set it to 1, true or yes (on), or 0, false or no (off)")
     monkeypatch.setenv("MEMGATE_ALLOW_ERRORS", "1")
     assert memgate(capsys, "baseline", "update", "--config", config, "--jobs", "1").code == 0
     assert (tmp_path / "baselines" / "unit.json").is_file()

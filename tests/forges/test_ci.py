@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fakeforge import FakeForge, github_env, gitlab_env
 
-from memgate.errors import ExitCode
+from memgate.errors import ExitCode, UsageError
 from memgate.forges import ci
 from memgate.forges.base import ForgeConfigError
 from memgate.forges.ci import GitHubContext, GitLabContext
@@ -53,13 +53,32 @@ def test_a_pull_request_in_the_event_of_another_event_is_not_a_base(tmp_path: Pa
     assert ci.detect(env).base_ref is None
 
 
-def test_a_missing_or_broken_event_file_gives_no_facts_from_it(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.json"
-    broken.write_text("{not json")
-    for path in (str(broken), str(tmp_path / "missing.json"), ""):
-        env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": path}
-        assert ci.detect(env) == ci.CiFacts(provider="github", base_ref=None, branch=None,
-                                            default_branch=None)
+def test_no_event_file_gives_no_facts_from_it() -> None:
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": ""}
+    assert ci.detect(env) == ci.CiFacts(provider="github", base_ref=None, branch=None, default_branch=None)
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (None, "file not found"),
+    (b"{not json", "the file is not valid JSON (line 1, column 2"),
+    (b"\xff\xfe{}", "the file is not UTF-8 JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "nests JSON arrays or objects thousands deep"),
+    (b'{"pull_request": {"base": {"sha": ' + b"[" * 5_000 + b"]" * 5_000 + b"}}}",
+     "nests JSON arrays or objects thousands deep"),
+])
+def test_an_event_file_that_cannot_be_read_is_a_usage_error_naming_it(
+    content: bytes | None, words: str, tmp_path: Path
+) -> None:
+    """Read as "no event" (as it was), a pull request's gate came from its own working tree instead of
+    its base commit; and json's RecursionError on thousands of "[" was an internal error (exit 4)."""
+    path = tmp_path / "event.json"
+    if content is not None:
+        path.write_bytes(content)
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(path)}
+    with pytest.raises(UsageError) as raised:
+        ci.detect(env)
+    assert words in raised.value.message and raised.value.path == str(path)
+    assert raised.value.message.startswith("GITHUB_EVENT_PATH: ") and raised.value.exit_code == 2
 
 
 def test_gitlab_merge_request_and_branch_pipeline() -> None:

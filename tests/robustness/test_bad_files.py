@@ -16,6 +16,7 @@ from memgate.baselines.model import Baseline
 from memgate.config import Config, SuiteConfig, parse_config
 from memgate.errors import ConfigError
 from memgate.thresholds import Threshold
+from tests.baselines.conftest import Remote, git
 from tests.conftest import BuildProgram
 
 from .clikit import memgate, suite_config, tree_snapshot
@@ -190,6 +191,13 @@ def _long_figure(real: bytes, digits: int) -> bytes:
     return edited
 
 
+def _nested_figure(real: bytes) -> bytes:
+    """The real baseline with its peak RSS 5,000 arrays deep."""
+    edited = re.sub(rb'("rss_peak_bytes": )\d+', rb"\g<1>" + b"[" * 5000 + b"1" + b"]" * 5000, real, count=1)
+    assert edited != real
+    return edited
+
+
 # case -> (the file's bytes from the real baseline, words of the error)
 BAD_BASELINES = {
     "not JSON": (lambda real: b"{not json", "not valid JSON (line 1, column 2"),
@@ -204,7 +212,23 @@ BAD_BASELINES = {
     "a memgate report": (lambda real: b'{"schema_version": 1, "suites": [], "memgate_version": "0.1.0"}',
                          "not a memgate baseline"),
     "another suite's": (lambda real: _edited(real, suite="other"), "baseline of suite 'other', not 'unit'"),
-    "newer schema": (lambda real: _edited(real, schema_version=99), "schema version 99, newer than"),
+    "newer schema": (lambda real: _edited(real, schema_version=99),
+                     "schema version 99, newer than this memgate reads (1): it was made by a newer memgate"),
+    # pydantic's lax mode read these as version 1 (or 999) without a word
+    "schema version as a string": (lambda real: _edited(real, schema_version="1"),
+                                   'its schema_version is "1" (a string), not a whole number'),
+    "newer schema version as a string": (lambda real: _edited(real, schema_version="999"),
+                                         'its schema_version is "999" (a string), not a whole number'),
+    "schema version as a decimal": (lambda real: _edited(real, schema_version=1.0),
+                                    "its schema_version is 1.0 (a decimal number), not a whole number"),
+    "schema version as a boolean": (lambda real: _edited(real, schema_version=True),
+                                    "its schema_version is true (a boolean), not a whole number"),
+    "schema version 0": (lambda real: _edited(real, schema_version=0), "schema version 0, which no memgate"),
+    # json recursed once per "[": a RecursionError, exit 4
+    "nested thousands deep": (lambda real: b"[" * 100_000 + b"]" * 100_000,
+                              "the file nests JSON arrays or objects thousands deep"),
+    "a figure nested thousands deep": (lambda real: _nested_figure(real),
+                                       "the file nests JSON arrays or objects thousands deep"),
     "a figure that is text": (lambda real: _edited(real, metrics={"rss_peak_bytes": "lots"}),
                               "rss_peak_bytes"),
     "an unknown metric": (lambda real: _edited(real, metrics={"bogus": 1}), "metrics.bogus"),
@@ -236,6 +260,52 @@ def test_a_bad_baseline_file_is_exit_2_naming_it_before_any_suite_runs(
                                   "created_at": "2024-01-01T00:00:00+00:00", "suites": []}))
     compare = memgate(capsys, "compare", tmp_path / "baselines", report)
     compare.one_error(2, words, f"({path})")
+
+
+def _report(**changes: object) -> bytes:
+    data: dict[str, object] = {"schema_version": 1, "memgate_version": "0.1.0",
+                               "created_at": "2024-01-01T00:00:00+00:00", "suites": []}
+    return json.dumps({**data, **changes}).encode()
+
+
+# case -> (the JSON report's bytes, words of the error)
+BAD_REPORTS = {
+    "nested thousands deep": (b"[" * 100_000 + b"]" * 100_000, "nests JSON arrays or objects thousands deep"),
+    "suites nested thousands deep": (
+        _report().replace(b'"suites": []', b'"suites": ' + b"[" * 5000 + b"]" * 5000),
+        "nests JSON arrays or objects thousands deep"),
+    "schema version as a string": (_report(schema_version="1"), 'its schema_version is "1" (a string)'),
+    "newer schema version as a string": (_report(schema_version="999"),
+                                         'its schema_version is "999" (a string)'),
+    "schema version as a decimal": (_report(schema_version=1.0),
+                                    "its schema_version is 1.0 (a decimal number)"),
+    "schema version as a boolean": (_report(schema_version=False), "its schema_version is false (a boolean)"),
+    "schema version as a list": (_report(schema_version=[1]), "its schema_version is [1] (a list)"),
+    "newer schema": (_report(schema_version=2), "schema version 2, newer than this memgate reads (1): it was "
+                                                "made by a newer memgate"),
+    "schema version -1": (_report(schema_version=-1), "schema version -1, which no memgate wrote"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REPORTS))
+@pytest.mark.parametrize("side", ["current", "baseline"])
+def test_a_bad_report_given_to_compare_is_exit_2_naming_it(
+    case: str, side: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad, good = tmp_path / "bad.json", tmp_path / "good.json"
+    bad.write_bytes(BAD_REPORTS[case][0])
+    good.write_bytes(_report())
+    run = memgate(capsys, "compare", *((good, bad) if side == "current" else (bad, good)))
+    run.one_error(2, BAD_REPORTS[case][1], f"({bad})")
+
+
+def test_the_report_the_bad_ones_are_made_from_is_compared(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.json"
+    good.write_bytes(_report())
+    run = memgate(capsys, "compare", good, good)
+    run.assert_clean()
+    assert run.code == 0, run.err
 
 
 def test_the_real_baseline_is_read(real_baseline: bytes) -> None:
@@ -303,6 +373,42 @@ BAD_VALUES: list[tuple[str, str | None, str | None, str]] = [
      "its number has 400 characters"),
     ("thresholds.heap_peak_bytes.warn", f'[thresholds]\nheap_peak_bytes = {{warn = "{"9" * 5000}%"}}', None,
      "its number has 5,000 characters"),
+    # TOML's nan, inf and huge numbers: a timeout that never ends (or overflows the clock)
+    ("suite[0].timeout", None, "timeout = nan", "nan is no duration"),
+    ("suite[0].timeout", None, "timeout = inf", "inf is no duration"),
+    ("suite[0].timeout", None, "timeout = -inf", "-inf is no duration"),
+    ("suite[0].timeout", None, "timeout = 1e999", "inf is no duration"),
+    ("suite[0].timeout", None, "timeout = -1", "greater than zero"),
+    ("suite[0].timeout", None, "timeout = 1e300", "longer than any job runs"),
+    ("suite[0].timeout", None, 'timeout = "99999999999999999999999h"', "longer than any job runs"),
+    ("suite[0].timeout", None, 'timeout = "nan"', "'nan' is not a duration"),
+    ("suite[0].timeout", None, 'timeout = "inf"', "'inf' is not a duration"),
+    ("thresholds.heap_peak_bytes.fail", '[thresholds]\nheap_peak_bytes = {fail = "nan%"}', None,
+     "'nan%' is not a limit"),
+    ("thresholds.heap_peak_bytes.fail", '[thresholds]\nheap_peak_bytes = {fail = "+inf"}', None,
+     "'+inf' is not a limit"),
+    ("thresholds.heap_peak_bytes.fail", '[thresholds]\nheap_peak_bytes = {fail = "1e999%"}', None,
+     "'1e999%' is not a limit"),
+    ("thresholds.heap_peak_bytes.warn", '[thresholds]\nheap_peak_bytes = {warn = "+nan"}', None,
+     "'+nan' is not a limit"),
+    ("thresholds.heap_peak_bytes.fail", "[thresholds]\nheap_peak_bytes = {fail = nan}", None,
+     "nan is not a limit"),
+    ("thresholds.heap_peak_bytes.fail", "[thresholds]\nheap_peak_bytes = {fail = inf}", None,
+     "inf is not a limit"),
+    ("thresholds.heap_peak_bytes.noise[0]", "[thresholds]\nheap_peak_bytes = {noise = 1.5}", None,
+     "1.5 is not a limit"),
+    # a NUL byte: no argument, path or environment variable can carry one (ValueError: exit 4), and a
+    # baseline_dir holding one was read as "no baselines": every suite passed as new
+    ("suite[0].command[0]", None, 'command = ["/bin/tr\\u0000ue"]', "holds a NUL byte"),
+    ("suite[0].command[1]", None, 'command = ["/bin/true", "a\\u0000b"]', "holds a NUL byte"),
+    ("suite[0].cwd", None, 'cwd = "sub\\u0000dir"', "holds a NUL byte"),
+    ("suite[0].env.A", None, 'env = {A = "x\\u0000y"}', "holds a NUL byte"),
+    ("suite[0].env.A\\u0000B", None, 'env = {"A\\u0000B" = "x"}', "holds a NUL byte"),
+    ("suite[0].tool_args[0]", None, 'tool_args = ["-\\u0000"]', "holds a NUL byte"),
+    ("baseline_dir", 'baseline_dir = "base\\u0000lines"', None, "holds a NUL byte"),
+    ("artifacts_dir", 'artifacts_dir = "a\\u0000x"', None, "holds a NUL byte"),
+    ("invalid TOML: arrays or tables nested thousands deep", "deep = " + "[" * 5000 + "]" * 5000, None,
+     "no setting nests more than a few levels"),
     ("suite[0].cwd", None, "cwd = 5", "valid string"),
     ("suite 'unit': cwd", None, 'cwd = "no/such/folder"', "is not a folder"),
     ("suite[0].env", None, 'env = ["A=1"]', "valid dictionary"),
@@ -427,3 +533,188 @@ def test_every_boolean_key_takes_a_toml_boolean_only(where: str, key: str, value
         config = parse_config(text, path)
         setting = config if where == "top" else config.suites[0]
         assert getattr(setting, key) is (boolean == "true")
+
+
+# --------------------------------------------------------------------------------------------------
+# `baseline update --commit` in the checkouts CI makes: everything committing and pushing need is
+# checked before the suites run (they take minutes), and --branch puts a detached HEAD's commit on a
+# branch. A real clone of a bare remote, the real CLI, a real suite.
+
+
+@pytest.fixture
+def ci_clone(remote: Remote, clean_program: list[str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clone whose memgate.toml runs memprog under rusage, pushed; then detached at main's tip with
+    no local branch, as GitLab CI (and GitHub's checkout of a commit) leaves it."""
+    for variable in ("GITHUB_ACTIONS", "GITLAB_CI", "MEMGATE_BRANCH"):
+        monkeypatch.delenv(variable, raising=False)
+    clone = remote.clone("ci")
+    suite_config(clone, clean_program, "rusage")
+    (clone / ".gitignore").write_text(".memgate/\n")
+    git(clone, "add", "-A")
+    git(clone, "commit", "--quiet", "-m", "run memprog")
+    git(clone, "push", "--quiet", "origin", "main")
+    git(clone, "checkout", "--quiet", "--detach", "HEAD")
+    git(clone, "branch", "--quiet", "-D", "main")
+    return clone
+
+
+def _nothing_ran(clone: Path) -> bool:
+    return not (clone / ".memgate").exists() and git(clone, "status", "--porcelain") == ""
+
+
+@pytest.mark.usefixtures("isolated_git")
+def test_a_detached_head_is_refused_before_the_suites_run(
+    ci_clone: Path, remote: Remote, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = memgate(capsys, "baseline", "update", "--config", ci_clone / "memgate.toml", "--commit", "--push")
+    run.one_error(2, "HEAD is detached and no branch to update was given", "pass --branch NAME")
+    assert _nothing_ran(ci_clone), "the check comes before the suites run, not after"
+    assert remote.main_sha() == git(ci_clone, "rev-parse", "HEAD")
+
+
+@pytest.mark.usefixtures("isolated_git")
+def test_no_origin_remote_is_refused_before_the_suites_run(
+    ci_clone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(ci_clone, "remote", "remove", "origin")
+    run = memgate(capsys, "baseline", "update", "--config", ci_clone / "memgate.toml", "--commit",
+                  "--branch", "main")
+    run.one_error(2, "no git remote named 'origin'", "git remote -v")
+    assert _nothing_ran(ci_clone)
+
+
+@pytest.mark.usefixtures("isolated_git")
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_branch_puts_a_detached_heads_baseline_commit_on_the_remotes_main(
+    how: str, ci_clone: Path, remote: Remote, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tip = remote.main_sha()
+    branch: tuple[str, ...] = ("--branch", "main")
+    if how == "env":
+        monkeypatch.setenv("MEMGATE_BRANCH", "main")
+        branch = ()
+    run = memgate(capsys, "baseline", "update", "--config", ci_clone / "memgate.toml", "--jobs", "1",
+                  "--commit", "--push", *branch)
+    run.assert_clean()
+    assert run.code == 0, run.err
+    assert f"pushed {remote.main_sha()[:12]} to origin/main" in run.out
+    assert git(remote.bare, "rev-parse", "main~1") == tip
+    assert "[skip ci]" in git(remote.bare, "log", "-1", "--format=%s", "main")
+    assert git(remote.bare, "diff", "--name-only", "main~1", "main") == "baselines/unit.json"
+    assert json.loads(remote.file("baselines/unit.json"))["tool"] == "rusage"
+    assert git(ci_clone, "symbolic-ref", "--short", "HEAD") == "main"
+    assert git(ci_clone, "rev-parse", "HEAD") == remote.main_sha()
+
+
+@pytest.mark.parametrize("value", ["-main", "a..b", "feature branch", "main.lock", "refs/heads/"])
+def test_a_branch_that_is_no_branch_name_is_a_usage_error(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "memgate.toml"
+    config.write_text(_config_text(None, None))
+    with pytest.raises(SystemExit) as flag:  # argparse's own usage error
+        memgate(capsys, "baseline", "update", "--config", config, "--commit", f"--branch={value}")
+    assert flag.value.code == 2 and f"--branch: {value!r} is not a branch name" in capsys.readouterr().err
+    monkeypatch.setenv("MEMGATE_BRANCH", value)
+    env = memgate(capsys, "baseline", "update", "--config", config, "--commit")
+    env.one_error(2, "environment variable MEMGATE_BRANCH", "is not a branch name", "as --branch")
+    assert not (tmp_path / ".memgate").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Every MEMGATE_* variable with a bad value: validated as the flag it stands for, one error line naming
+# the variable, exit 2, before anything runs. MEMGATE_JOBS=abc was a traceback when the parser was
+# built (exit 1, for every command, --help too); MEMGATE_FAIL_ON=warning was taken without a word.
+
+# (variable, bad value, the command, words of the error)
+BAD_ENVIRONMENT: list[tuple[str, str, tuple[str, ...], str]] = [
+    ("MEMGATE_JOBS", "abc", ("run",), "'abc' is not a whole number"),
+    ("MEMGATE_JOBS", "0", ("check",), "'0' must be 1 or more"),
+    ("MEMGATE_JOBS", "-2", ("baseline", "update"), "'-2' must be 1 or more"),
+    ("MEMGATE_JOBS", "1.5", ("run",), "'1.5' is not a whole number"),
+    ("MEMGATE_FAIL_ON", "warning", ("check",), "'warning' is not one of fail, warn"),
+    ("MEMGATE_FAIL_ON", "FAIL", ("check",), "'FAIL' is not one of fail, warn"),
+    ("MEMGATE_BASE_REF", "--output=/tmp/x", ("check",), "'--output=/tmp/x' is not a commit or ref name"),
+    ("MEMGATE_BASE_REF", "main branch", ("check",), "'main branch' is not a commit or ref name"),
+    ("MEMGATE_BRANCH", "a..b", ("baseline", "update", "--commit"), "'a..b' is not a branch name"),
+    ("MEMGATE_FORGE_MAX_WAIT", "soon", ("check", "--comment"), "'soon' is not a number of seconds"),
+    ("MEMGATE_FORGE_MAX_WAIT", "inf", ("check", "--comment"), "'inf' is not a number of seconds"),
+    ("MEMGATE_FORGE_MAX_WAIT", "-5", ("check", "--comment"), "'-5' is not a number of seconds"),
+    ("MEMGATE_GITHUB_BOT_LOGIN", "my bot", ("check", "--comment"), "'my bot' is not a GitHub login"),
+    ("MEMGATE_GITHUB_BOT_LOGIN", "bot\x1b[2K", ("check", "--comment"), "is not a GitHub login"),
+    ("MEMGATE_GITLAB_TOKEN", "glpat-abc def", ("check", "--comment"), "its value is not a token"),
+    ("MEMGATE_GITLAB_TOKEN", "glpat-é", ("check", "--comment"), "its value is not a token"),
+]
+#: Read elsewhere and checked there: a path is taken as the flag takes it (and a missing file is the
+#: same error as for --config), the git identity by git itself before the suites run.
+CHECKED_ELSEWHERE = {"MEMGATE_CONFIG", "MEMGATE_JSON", "MEMGATE_GIT_AUTHOR_NAME", "MEMGATE_GIT_AUTHOR_EMAIL"}
+
+
+@pytest.mark.parametrize(("variable", "value", "command", "words"), BAD_ENVIRONMENT,
+                         ids=[f"{variable}={value!r}" for variable, value, _, _ in BAD_ENVIRONMENT])
+def test_every_memgate_variable_with_a_bad_value_is_exit_2_naming_it(
+    variable: str, value: str, command: tuple[str, ...], words: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "memgate.toml"
+    config.write_text(_config_text(None, None))
+    monkeypatch.setenv(variable, value)
+    run = memgate(capsys, *command, "--config", config)
+    line = run.one_error(2, f"environment variable {variable}: ", words, "or unset it")
+    assert not (tmp_path / ".memgate").exists(), "nothing ran"
+    if variable == "MEMGATE_GITLAB_TOKEN":
+        assert value not in run.err, "a token is never printed"
+    assert "\x1b" not in line
+
+
+@pytest.mark.parametrize(("variable", "flag", "good"), [
+    ("MEMGATE_JOBS", "--jobs", "1"), ("MEMGATE_FAIL_ON", "--fail-on", "fail"),
+    ("MEMGATE_BASE_REF", "--base-ref", "HEAD"),
+])
+def test_the_flag_beats_its_variable(variable: str, flag: str, good: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad variable is not read when the flag is given; the flag's own check is the same."""
+    config = tmp_path / "memgate.toml"
+    config.write_text(_config_text(None, None))
+    bad = {"MEMGATE_JOBS": "0", "MEMGATE_FAIL_ON": "sometimes", "MEMGATE_BASE_REF": "-x"}[variable]
+    monkeypatch.setenv(variable, bad)
+    run = memgate(capsys, "check", "--config", config, flag, good)
+    assert f"environment variable {variable}" not in run.err
+    with pytest.raises(SystemExit):
+        memgate(capsys, "check", "--config", config, flag, bad)
+
+
+def test_memgate_runs_with_every_variable_unset_or_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty variable (a CI input left blank) is the built-in default, as an unset one."""
+    config = tmp_path / "memgate.toml"
+    config.write_text(_config_text(None, None))
+    for variable in _memgate_variables():
+        monkeypatch.setenv(variable, "")
+    run = memgate(capsys, "run", "--config", config)
+    run.assert_clean()
+    assert run.code == 0, run.err
+
+
+def _memgate_variables() -> set[str]:
+    package = Path(__file__).parents[2] / "memgate"
+    return {name for path in package.rglob("*.py")
+            for name in re.findall(r"MEMGATE_[A-Z][A-Z_]*[A-Z]", path.read_text())}
+
+
+def test_the_table_covers_every_memgate_variable() -> None:
+    """A MEMGATE_* variable added to memgate needs its rows above."""
+    assert _memgate_variables() - CHECKED_ELSEWHERE - {row[0] for row in BAD_ENVIRONMENT} == set()
+
+
+@pytest.mark.usefixtures("isolated_git")
+def test_an_author_identity_git_refuses_is_found_before_the_suites_run(
+    ci_clone: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMGATE_GIT_AUTHOR_NAME", "<>")
+    run = memgate(capsys, "baseline", "update", "--config", ci_clone / "memgate.toml", "--commit",
+                  "--branch", "main")
+    run.one_error(2, "git refuses the identity '<>'", "MEMGATE_GIT_AUTHOR_NAME")
+    assert _nothing_ran(ci_clone)

@@ -327,10 +327,10 @@ def test_a_budget_that_never_ends_is_refused(
     value: str, forge: FakeForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Checked as every MEMGATE_* variable is, before anything runs: a usage error (exit 2) naming it."""
     monkeypatch.setenv("MEMGATE_FORGE_MAX_WAIT", value)
     run = memgate(capsys, "comment", "--markdown", report_file(tmp_path))
-    assert run.code == 3
-    assert f"no comment posted: MEMGATE_FORGE_MAX_WAIT='{value}' is not a number of seconds" in run.err
+    run.one_error(2, f"environment variable MEMGATE_FORGE_MAX_WAIT: '{value}' is not a number of seconds")
     assert forge.requests == []
 
 

@@ -236,6 +236,51 @@ def test_fingerprints_are_the_same_for_every_compiler_and_sanitizer(
     assert len(fingerprints) == 1 and len(next(iter(fingerprints))) == 4
 
 
+def build_in(folder: Path, name: str) -> tuple[Path, SanitizerTool]:
+    """memprog.c copied into ``folder`` and built there: ASan then prints its frames with that path."""
+    spec = BUILDS[name]
+    if shutil.which(spec.compiler) is None:
+        pytest.skip(f"{spec.compiler} is not installed")
+    source = folder / "src" / "memprog.c"
+    source.parent.mkdir(parents=True)
+    shutil.copy(PROGRAMS / "memprog.c", source)
+    binary = folder / "memprog"
+    subprocess.run([spec.compiler, "-g", "-O0", "-fno-omit-frame-pointer", *spec.flags, "-o", str(binary),
+                    str(source)], check=True, capture_output=True)
+    return binary, spec.tool
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_source_folder_with_spaces_changes_no_fingerprint(tmp_path: Path, name: str) -> None:
+    """The frames of a program built in "my project" were split at the path's space: the function was
+    "leak_many /tmp/.../my", so the fingerprints depended on the checkout folder's name."""
+    records = {}
+    for folder in ("plain", "my project", "two  spaces here"):
+        binary, tool = build_in(tmp_path / folder, name)
+        records[folder] = only(run(tool, [str(binary), *LEAKS], tmp_path / f"logs-{folder}"))
+    spaced = records["my project"]
+    assert leak_rows(spaced) == LEAK_RECORDS
+    many = next(leak for leak in spaced.leaks if leak.site == "leak_many < main")
+    top = next(frame for frame in many.stack if frame.function == "leak_many")
+    assert top.file == str(tmp_path / "my project" / "src" / "memprog.c") and top.line == 29
+    assert all(" " not in (frame.function or "") for leak in spaced.leaks for frame in leak.stack
+               if frame.file and "memprog.c" in frame.file)
+    fingerprints = {folder: sorted((leak.kind, leak.fingerprint, leak.site) for leak in record.leaks)
+                    for folder, record in records.items()}
+    assert fingerprints["my project"] == fingerprints["plain"] == fingerprints["two  spaces here"]
+
+
+@pytest.mark.parametrize("name", [param for param in ALL if "gcc" in str(param.values[0])])
+def test_a_program_in_a_folder_with_spaces_keeps_its_module_unsymbolized(tmp_path: Path, name: str) -> None:
+    """``symbolize=0``: frames are ``(module+0xoffset)``, and the module's path has the space."""
+    binary, tool = build_in(tmp_path / "my project", name)
+    record = only(run(tool, [str(binary), *LEAKS], tmp_path / "logs", extra_args=("symbolize=0",)))
+    objects = {frame.object for leak in record.leaks for frame in leak.stack}
+    assert str(binary) in objects
+    assert all(frame.address and frame.address.startswith("0x") for leak in record.leaks
+               for frame in leak.stack if frame.object == str(binary))
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_parse_of_the_files_gives_what_collect_gave(
     build_program: BuildProgram, tmp_path: Path, name: str
@@ -914,6 +959,29 @@ def test_very_long_lines_are_cut_not_held(tmp_path: Path) -> None:
                 file="/usr/include/c++/12/bits/stl_vector.h",
                 line=1281,
             ),
+        ),
+        # a path with spaces is one path: its folder's name is no part of the function's
+        (
+            "    #1 0x55d2a1 in main /home/me/my project/src/a.c:12:5",
+            Frame(function="main", file="/home/me/my project/src/a.c", line=12),
+        ),
+        (
+            "    #1 0x55d2a1 in operator delete(void*, unsigned long) /home/me/my project/a b.cpp:7",
+            Frame(function="operator delete(void*, unsigned long)", file="/home/me/my project/a b.cpp",
+                  line=7),
+        ),
+        (
+            "    #1 0x55d2a1 in main /home/me/a:1 b/c.c:3:4",
+            Frame(function="main", file="/home/me/a:1 b/c.c", line=3),
+        ),
+        ("    #1 0x55d2a1 in /home/me/x y/a.c:3", Frame(file="/home/me/x y/a.c", line=3)),
+        (
+            "    #1 0x55d2a1 in main (/home/me/my project/a.out+0x1234) (BuildId: 28f75dd8)",
+            Frame(function="main", object="/home/me/my project/a.out", address="0x1234"),
+        ),
+        (
+            "    #1 0x55d2a1  (/opt/my libs/libx.so+0x1234)",
+            Frame(object="/opt/my libs/libx.so", address="0x1234"),
         ),
         ("not a frame", None),
     ],

@@ -18,7 +18,7 @@ _RUNS_LIMIT, _RUN_CHARS = 1 << 8, 1 << 14  # runs of leak records remembered who
 
 _BUILD_ID = re.compile(r"\s+\(BuildId: [0-9a-fA-F]+\)$")
 _MODULE = re.compile(r"(?P<object>[^()]*?)(?:\+(?P<offset>0x[0-9a-fA-F]+))?\)")  # after the "("
-_LOCATION = re.compile(r"(?P<file>\S+?):(?P<line>\d+)(?::\d+)?")
+_LOCATION = re.compile(r"(?P<file>.+?):(?P<line>\d+)(?::\d+)?")
 
 
 _FRAME_PREFIX = re.compile(r"#\d+ 0x[0-9a-fA-F]+ +")  # what frame_text drops, for a whole run of frames
@@ -56,11 +56,25 @@ def frame_of(text: str) -> Frame:
         if where:
             return Frame(function=function.rstrip() or None, object=where["object"] or None,
                          address=where["offset"])
-    function, _, location = text.rpartition(" ")
-    source = _LOCATION.fullmatch(location)
+    function, source = _source_location(text)
     if source:
         return Frame(function=function.rstrip() or None, file=source["file"], line=count_of(source["line"]))
     return Frame(function=text or None)
+
+
+def _source_location(text: str) -> tuple[str, re.Match[str] | None]:
+    """``function file:line[:column]`` split into the function and the location's match. A space
+    separates them, but a path may hold spaces too ("/home/me/my project/a.c": the folder's name would
+    then end up in the function's, and in the fingerprint) and a C++ function name does ("operator
+    delete(void*, unsigned long)"). A demangled name never holds " /", so an absolute path starts at
+    the first one; a relative path is taken to have no space (ASan writes it as the compiler got it)."""
+    absolute = text.find(" /") + 1 or (0 if text.startswith("/") else -1)  # where the path starts
+    if absolute >= 0:
+        source = _LOCATION.fullmatch(text, absolute)
+        if source:
+            return text[:absolute], source
+    function, _, location = text.rpartition(" ")
+    return function, _LOCATION.fullmatch(location)
 
 
 _LEAK_CATEGORY: dict[LeakKind, str] = {"definite": "leak:definite", "indirect": "leak:indirect"}

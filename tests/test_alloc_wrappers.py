@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from memgate.baselines.files import read_report
 from memgate.baselines.model import Baseline
 from memgate.comparison import compare_suite
 from memgate.config import parse_config
 from memgate.errors import ConfigError
 from memgate.fingerprint import AllocWrappers, is_runtime_frame, site_of
-from memgate.records import Frame, Report, SuiteRecord
+from memgate.records import Frame, SuiteRecord
 from tests.conftest import PROGRAMS
 from tests.robustness.clikit import memgate, suite_config
 
@@ -52,7 +53,7 @@ def run_suite(capsys: pytest.CaptureFixture[str], project: Path, tool: str, top:
     config = suite_config(project, [str(project / "wrappers"), "leaks"], tool, top=top)
     run = memgate(capsys, "run", "--config", config, "--jobs", "1", "--json", project / "report.json")
     assert run.code == 0, run.err
-    (suite,) = Report.model_validate_json((project / "report.json").read_text()).suites
+    (suite,) = read_report(project / "report.json").suites
     return suite
 
 
@@ -82,7 +83,7 @@ def test_alloc_wrappers_name_and_locate_each_leak_by_its_caller(
     run = memgate(capsys, "check", "--config", config, "--jobs", "1", "--json", project / "report.json",
                   "--sarif", project / "out.sarif", "--codequality", project / "cq.json")
     assert run.code == 1, run.err  # two new definite leaks
-    (suite,) = Report.model_validate_json((project / "report.json").read_text()).suites
+    (suite,) = read_report(project / "report.json").suites
     assert definite_sites(suite) == BY_CALLER
     assert suite.alloc_wrappers == ("x*dup", "xmalloc")
 

@@ -19,7 +19,7 @@ from memgate.interrupt import StopRequest
 from memgate.records import Environment, Report, SuiteRecord, SuiteStatus
 from memgate.runner.schedule import MemoryBudget, run_scheduled
 from memgate.runner.suite import LOGDIR_MARK, run_suite
-from memgate.tools.base import MEMGATE_FILE_PREFIX
+from memgate.tools.base import OWN_FILE_PREFIX
 
 
 def select_suites(config: Config, names: Sequence[str]) -> list[SuiteConfig]:
@@ -131,7 +131,7 @@ def _holds_output(folder: Path) -> bool:
     anything in it; stops at the first one."""
     for parent, _, names in os.walk(folder):
         for name in names:
-            if name == LOGDIR_MARK or name.startswith(MEMGATE_FILE_PREFIX):  # memgate's, not printed
+            if name == LOGDIR_MARK or name.startswith(OWN_FILE_PREFIX):  # memgate's, not printed
                 continue
             try:
                 if os.stat(os.path.join(parent, name)).st_size > 0:

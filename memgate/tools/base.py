@@ -16,7 +16,7 @@ from memgate.records import ProcessRecord
 #: How the files memgate itself writes into a suite's log folder begin (a tool's own notes for
 #: ``collect``, such as the effective sanitizer options): the runner, which knows no tool by name,
 #: tells them from what the tool or the program printed by this prefix.
-MEMGATE_FILE_PREFIX = "memgate-"
+OWN_FILE_PREFIX = "memgate-"
 
 
 @dataclass(frozen=True)

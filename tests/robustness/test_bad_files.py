@@ -281,7 +281,7 @@ BAD_REPORTS = {
                                     "its schema_version is 1.0 (a decimal number)"),
     "schema version as a boolean": (_report(schema_version=False), "its schema_version is false (a boolean)"),
     "schema version as a list": (_report(schema_version=[1]), "its schema_version is [1] (a list)"),
-    "newer schema": (_report(schema_version=2), "schema version 2, newer than this memgate reads (1): it was "
+    "newer schema": (_report(schema_version=3), "schema version 3, newer than this memgate reads (2): it was "
                                                 "made by a newer memgate"),
     "schema version -1": (_report(schema_version=-1), "schema version -1, which no memgate wrote"),
 }
@@ -638,6 +638,7 @@ BAD_ENVIRONMENT: list[tuple[str, str, tuple[str, ...], str]] = [
     ("MEMGATE_BASE_REF", "--output=/tmp/x", ("check",), "'--output=/tmp/x' is not a commit or ref name"),
     ("MEMGATE_BASE_REF", "main branch", ("check",), "'main branch' is not a commit or ref name"),
     ("MEMGATE_BRANCH", "a..b", ("baseline", "update", "--commit"), "'a..b' is not a branch name"),
+    ("MEMGATE_ALLOW_ERRORS", "perhaps", ("baseline", "update"), "'perhaps' is neither on nor off"),
     ("MEMGATE_FORGE_MAX_WAIT", "soon", ("check", "--comment"), "'soon' is not a number of seconds"),
     ("MEMGATE_FORGE_MAX_WAIT", "inf", ("check", "--comment"), "'inf' is not a number of seconds"),
     ("MEMGATE_FORGE_MAX_WAIT", "-5", ("check", "--comment"), "'-5' is not a number of seconds"),

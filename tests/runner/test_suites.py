@@ -56,14 +56,14 @@ def test_files_a_tool_writes_for_memgate_are_not_what_it_printed(tmp_path: Path)
     """The runner knows no tool by name: the sanitizer options ASan's launch keeps in the log folder
     (non-empty) are skipped by their prefix, so the folder still counts as empty."""
     from memgate.tools import get_tool
-    from memgate.tools.base import MEMGATE_FILE_PREFIX, ToolOptions
+    from memgate.tools.base import OWN_FILE_PREFIX, ToolOptions
 
     folder = tmp_path / "asan"
     folder.mkdir()
     (folder / LOGDIR_MARK).touch()
     get_tool("asan").launch(["true"], folder, ToolOptions())
     written = [path for path in folder.iterdir() if path.name != LOGDIR_MARK]
-    assert [path.name.startswith(MEMGATE_FILE_PREFIX) for path in written] == [True]
+    assert [path.name.startswith(OWN_FILE_PREFIX) for path in written] == [True]
     assert written[0].stat().st_size > 0
     record = suite("asan", status=SuiteStatus.INCOMPLETE).model_copy(update={"artifacts_dir": str(folder)})
     (problem,) = suite_problems(make_report([record]))

@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from memgate.errors import ConfigError, ToolError
-from memgate.tools.base import MEMGATE_FILE_PREFIX, ToolOptions
+from memgate.tools.base import OWN_FILE_PREFIX, ToolOptions
 
 #: The effective options of a run, written by ``launch`` so that ``collect`` knows when the user
 #: turned leak detection off (the records then say ``leak_check=False``, and no leak metric is
 #: reported).
-OPTIONS_FILE = f"{MEMGATE_FILE_PREFIX}sanitizer-options"
+OPTIONS_FILE = f"{OWN_FILE_PREFIX}sanitizer-options"
 # Defaults, and why:
 #
 # - ``detect_leaks=1``: leaks are half of what this tool gates on.

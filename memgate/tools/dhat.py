@@ -268,9 +268,6 @@ class _SiteSum:
         self.peak_bytes += peak
 
 
-
-
-
 def _shown(value: object) -> str:
     """A value from the file in a message: a word as it is, anything else quoted (one line)."""
     text = str(value)

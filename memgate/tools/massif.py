@@ -163,7 +163,6 @@ def _tree_sites(lines: list[str]) -> tuple[HeapSite, ...]:
     return top_heap_sites(sites)
 
 
-
 def read_profile(path: Path) -> MassifProfile:
     """Stream a massif output file. ``ParseError`` for a file that is not one; ``_Truncated`` (caught
     by the callers) for one cut short."""

@@ -114,9 +114,12 @@ def run_memcheck(
     *,
     options: ToolOptions | None = None,
     kill_after: float | None = None,
+    kill_once_written: str | None = None,
     kill_with: int = signal.SIGKILL,
 ) -> tuple[list[ProcessRecord], Outcome]:
-    """Run ``command`` under ``MEMCHECK.launch``'s command line, the way the runner does; collect."""
+    """Run ``command`` under ``MEMCHECK.launch``'s command line, the way the runner does; collect.
+    ``kill_after`` seconds, or once the XML holds ``kill_once_written`` (not a fixed time, which a
+    loaded machine may not reach the point in), ``kill_with`` is sent to valgrind."""
     logdir.mkdir(parents=True, exist_ok=True)
     launch = MEMCHECK.launch(list(command), logdir, options or ToolOptions())
     started = time.monotonic()
@@ -126,6 +129,9 @@ def run_memcheck(
     if kill_after is not None:
         time.sleep(kill_after)
         process.send_signal(kill_with)
+    if kill_once_written is not None:
+        _wait_for_xml(logdir, kill_once_written, deadline=started + 120)
+        process.send_signal(kill_with)
     process.communicate(timeout=120)
     code = process.returncode
     outcome = Outcome(
@@ -134,6 +140,12 @@ def run_memcheck(
         duration_seconds=time.monotonic() - started,
     )
     return MEMCHECK.collect(logdir, outcome), outcome
+
+
+def _wait_for_xml(logdir: Path, text: str, *, deadline: float) -> None:
+    while not any(text in path.read_text(errors="replace") for path in logdir.glob("memcheck.*.xml")):
+        assert time.monotonic() < deadline, f"memcheck never wrote {text!r}"
+        time.sleep(0.05)
 
 
 def run_text_mode(command: Sequence[str], logdir: Path, *valgrind_options: str) -> Path:
@@ -421,9 +433,8 @@ def test_crash_after_leaking(memprog: Path, tmp_path: Path) -> None:
 
 
 def test_killed_valgrind_leaves_an_incomplete_record(memprog: Path, tmp_path: Path) -> None:
-    records, outcome = run_memcheck(
-        [str(memprog), "invalid_read", "leak_small", "hang"], tmp_path / "logs", kill_after=3.0
-    )
+    records, outcome = run_memcheck([str(memprog), "invalid_read", "leak_small", "hang"], tmp_path / "logs",
+                                     kill_once_written="<kind>InvalidRead</kind>")
     record = only(records)
     assert outcome.signal == signal.SIGKILL
     assert not record.complete

@@ -74,15 +74,16 @@ def check(options: CheckOptions) -> CheckResult:
     if stop.requested:  # the partial reports are written; no comment or outputs for a cancelled job
         print_problems(report)
         code = interrupted(stop, report_json)
-        write_report(report_json, ComparedReport.of(report, comparison, code))
-        return CheckResult(code, report, comparison, report_json)
-    comment_url = publish.post_comment(markdown) if options.comment else None
-    if ci.on_github_actions():  # outside GitHub, spare the import of requests
-        publish.github_job_outputs(comparison, markdown, repo_root=repo_root(), report_json=report_json,
-                                   markdown_path=options.reports.markdown, comment_url=comment_url)
-    print_problems(report)
-    code = int(comparison.exit_code(fail_on_warn=options.fail_on == "warn"))
-    write_report(report_json, ComparedReport.of(report, comparison, code))  # the run, now with its verdict
+    else:
+        comment_url = publish.post_comment(markdown) if options.comment else None
+        if ci.on_github_actions():  # outside GitHub, spare the import of requests
+            publish.github_job_outputs(comparison, markdown, repo_root=repo_root(), report_json=report_json,
+                                       markdown_path=options.reports.markdown, comment_url=comment_url)
+        print_problems(report)
+        code = int(comparison.exit_code(fail_on_warn=options.fail_on == "warn"))
+    # The run's report was written before the comparison (a baseline error loses no figures); now it
+    # gets its verdict.
+    write_report(report_json, ComparedReport.of(report, comparison, code))
     return CheckResult(code, report, comparison, report_json)
 
 

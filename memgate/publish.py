@@ -10,7 +10,6 @@ from pathlib import Path
 
 from memgate.comparison import Comparison
 from memgate.errors import MemgateError, UsageError
-from memgate.files import write_requested_file
 from memgate.forges import ci
 from memgate.thresholds import Verdict
 
@@ -20,10 +19,6 @@ MAX_ANNOTATIONS = 10
 
 def warn(message: str) -> None:
     print(f"memgate: warning: {message}", file=sys.stderr)
-
-
-def write_text(path: Path, text: str) -> None:
-    write_requested_file(path, text, what=str(path))
 
 
 def post_comment(markdown: str, *, number: int | None = None) -> str | None:

@@ -12,8 +12,8 @@ from recordkit import suite
 
 from memgate.baselines.files import write_baseline
 from memgate.baselines.model import Baseline
-from memgate.files import write_atomically
-from memgate.publish import write_text
+from memgate.errors import UsageError
+from memgate.files import write_atomically, write_requested_file
 from memgate.records import Report
 from memgate.report.json import write_report
 
@@ -41,7 +41,7 @@ def write_a_json_report(folder: Path) -> Path:
 
 
 def write_markdown(folder: Path) -> Path:
-    write_text(folder / "comment.md", "# memgate\n")
+    write_requested_file(folder / "comment.md", "# memgate\n", what="the Markdown")
     return folder / "comment.md"
 
 
@@ -109,8 +109,6 @@ def test_a_pipe_or_a_terminal_is_written_in_place(tmp_path: Path) -> None:
 
 
 def test_a_requested_file_gets_its_folders_and_a_bad_path_says_what_was_written(tmp_path: Path) -> None:
-    from memgate.errors import UsageError
-    from memgate.files import write_requested_file
 
     target = tmp_path / "reports" / "deep" / "report.md"
     write_requested_file(target, "# memgate\n", what="the Markdown report")
@@ -119,3 +117,12 @@ def test_a_requested_file_gets_its_folders_and_a_bad_path_says_what_was_written(
     with pytest.raises(UsageError, match="^cannot write the Markdown report: File exists$") as caught:
         write_requested_file(tmp_path / "plain" / "report.md", "x", what="the Markdown report")
     assert caught.value.hint == "choose a writable path"
+
+def test_a_requested_file_makes_the_folder_and_says_when_it_cannot(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "report.md"
+    write_requested_file(path, "text", what=str(path))
+    assert path.read_text() == "text"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="cannot write") as raised:
+        write_requested_file(tmp_path / "file" / "report.md", "text", what="the report")
+    assert raised.value.hint == "choose a writable path"

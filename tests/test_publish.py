@@ -22,15 +22,6 @@ def new_leaks(count: int) -> Comparison:
     return compare([suite(leaks=leaks)], {"unit": Baseline.from_suite(suite())})
 
 
-def test_write_text_makes_the_folder_and_says_when_it_cannot(tmp_path: Path) -> None:
-    path = tmp_path / "deep" / "er" / "report.md"
-    publish.write_text(path, "text")
-    assert path.read_text() == "text"
-    (tmp_path / "file").write_text("")
-    with pytest.raises(UsageError, match="cannot write") as raised:
-        publish.write_text(tmp_path / "file" / "report.md", "text")
-    assert raised.value.hint == "choose a writable path"
-
 
 def test_the_comment_body_has_one_marker_at_the_top_and_no_live_mentions(tmp_path: Path) -> None:
     path = tmp_path / "report.md"

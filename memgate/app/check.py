@@ -90,7 +90,7 @@ def check(options: CheckOptions) -> CheckResult:
 def _write_reports(options: CheckOptions, comparison: Comparison, markdown: str,
                    repo_root: Callable[[], Path], config: Config) -> None:
     """Each report asked for, rendered (and its module imported) only when asked for."""
-    from memgate import publish
+    from memgate.files import write_requested_file
 
     def junit() -> str:
         from memgate.report.junit import render_junit
@@ -119,4 +119,4 @@ def _write_reports(options: CheckOptions, comparison: Comparison, markdown: str,
     for name, render in renderers.items():
         path: Path | None = getattr(options.reports, name)
         if path is not None:
-            publish.write_text(path, render())
+            write_requested_file(path, render(), what=str(path))

@@ -31,7 +31,7 @@ def compare(options: CompareOptions) -> CompareResult:
     from memgate.baselines.files import load_baseline_side, read_report
     from memgate.comparison import ComparedReport, compare_report
     from memgate.config import Config
-    from memgate.publish import write_text
+    from memgate.files import write_requested_file
     from memgate.report.json import write_report
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
@@ -42,7 +42,7 @@ def compare(options: CompareOptions) -> CompareResult:
     print(render_table(comparison))
     code = int(comparison.exit_code())
     if options.markdown:
-        write_text(options.markdown, render_markdown(comparison))
+        write_requested_file(options.markdown, render_markdown(comparison), what=str(options.markdown))
     if options.json:
         write_report(options.json, ComparedReport.of(current, comparison, code))
     return CompareResult(code, comparison)

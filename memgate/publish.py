@@ -1,4 +1,4 @@
-"""Where a comparison goes besides the terminal: report files, the one PR/MR comment, GitHub's job
+"""Where a comparison goes besides the terminal: the one PR/MR comment, GitHub's job
 summary, step outputs and annotations; none of them changes the verdict (a failure is a warning)."""
 
 from __future__ import annotations

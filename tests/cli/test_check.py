@@ -44,6 +44,20 @@ def write_config(folder: Path, binary: Path, tool: str, *args: str, name: str = 
     return path
 
 
+def repo_with_baselines(tmp_path: Path, binary: Path, tool: str) -> tuple[Path, Callable[..., str], Path]:
+    """A git repository on main whose one commit holds the config (``binary leak_many`` under ``tool``)
+    and the baselines memgate wrote for it: the repository, its ``git`` and the config's path."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = git_in(repo)
+    git("init", "-q", "-b", "main")
+    config = write_config(repo, binary, tool, "leak_many")
+    assert main(["baseline", "update", "--config", str(config)]) == 0
+    git("add", "memgate.toml", "baselines")
+    git("commit", "-q", "-m", "baselines")
+    return repo, git, config
+
+
 def check(config: Path, *extra: str) -> int:
     return main(["check", "--config", str(config), "--jobs", "1", *extra])
 
@@ -161,14 +175,7 @@ def test_config_errors_are_exit_2_naming_file_and_key(tmp_path: Path, text: str,
 
 def test_pull_request_cannot_loosen_its_own_gate(tmp_path: Path, plain: Path) -> None:
     """The PR raises the leak baseline in its own tree; the gate still reads the target's."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = git_in(repo)
-    git("init", "-q", "-b", "main")
-    config = write_config(repo, plain, "valgrind", "leak_many")
-    assert main(["baseline", "update", "--config", str(config)]) == 0
-    git("add", "memgate.toml", "baselines")
-    git("commit", "-q", "-m", "baselines")
+    repo, git, config = repo_with_baselines(tmp_path, plain, "valgrind")
     target = git("rev-parse", "HEAD")
 
     # The PR adds a leak and "accepts" it by editing the baseline and loosening the threshold.
@@ -216,14 +223,7 @@ def test_a_baseline_update_that_changes_no_figure_leaves_the_files_alone(
 ) -> None:
     """On the default branch `baseline update --commit` runs after every merge: a merge that changed
     no figure must not rewrite every baseline for its new commit id (a commit of nothing but ids)."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = git_in(repo)
-    git("init", "-q", "-b", "main")
-    config = write_config(repo, asan, "asan", "leak_many")
-    assert main(["baseline", "update", "--config", str(config)]) == 0
-    git("add", "memgate.toml", "baselines")
-    git("commit", "-q", "-m", "baselines")
+    repo, git, config = repo_with_baselines(tmp_path, asan, "asan")
     written = (repo / "baselines" / "unit.json").read_bytes()
     (repo / "README").write_text("an edit that changes no figure\n")
     git("add", "README")

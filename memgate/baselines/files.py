@@ -116,11 +116,11 @@ def _file_in_the_way(directory: Path) -> Path | None:
 
 
 def read_baseline(path: Path) -> Baseline:
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise BaselineError("the file is not a memgate baseline (not a JSON object)", path=path,
-                            hint=REGENERATE)
-    _check_schema_version(data, BASELINE_SCHEMA_VERSION, path, "memgate baseline", REGENERATE)
+    return _baseline_from(_read_json(path), path)
+
+
+def _baseline_from(value: object, path: Path) -> Baseline:
+    data = _versioned_object(value, path, "memgate baseline", BASELINE_SCHEMA_VERSION, REGENERATE)
     try:
         baseline = Baseline.model_validate(data)
     except ValidationError as error:
@@ -132,11 +132,11 @@ def read_baseline(path: Path) -> Baseline:
 
 def read_report(path: Path) -> Report:
     """A JSON report written by ``memgate check --json`` or ``memgate run``."""
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise BaselineError("the file is not a memgate JSON report (not a JSON object)", path=path,
-                            hint=_REPORT_HINT)
-    _check_schema_version(data, REPORT_SCHEMA_VERSION, path, "memgate JSON report", _REPORT_HINT)
+    return _report_from(_read_json(path), path)
+
+
+def _report_from(value: object, path: Path) -> Report:
+    data = _versioned_object(value, path, "memgate JSON report", REPORT_SCHEMA_VERSION, _REPORT_HINT)
     # The comparison a report of `check` carries is the one of its own baselines: the run is what
     # is read back, and compared again.
     run = {key: value for key, value in data.items() if key not in COMPARISON_KEYS}
@@ -160,15 +160,24 @@ def load_baseline_side(path: Path) -> dict[str, Baseline]:
         detail = f": {blocker} is a file, not a folder" if blocker is not None else ""
         raise BaselineError(f"no such baseline file or folder{detail}", path=path,
                             hint="pass a baselines folder or a JSON report")
-    data = _read_json(path)
+    data = _read_json(path)  # read once, whichever it is
     if isinstance(data, dict) and "suites" in data:
-        report = read_report(path)
+        report = _report_from(data, path)
         try:
             return baselines_from_report(report)
         except BaselineError as error:
             raise BaselineError(error.message, path=path, hint=error.hint) from None
-    baseline = read_baseline(path)
+    baseline = _baseline_from(data, path)
     return {baseline.suite: baseline}
+
+
+def _versioned_object(data: object, path: Path, what: str, supported: int, hint: str) -> dict[str, object]:
+    """``data``, read from one of memgate's files, as a JSON object whose ``schema_version`` this
+    memgate reads."""
+    if not isinstance(data, dict):
+        raise BaselineError(f"the file is not a {what} (not a JSON object)", path=path, hint=hint)
+    _check_schema_version(data, supported, path, what, hint)
+    return data
 
 
 def _read_json(path: Path) -> object:

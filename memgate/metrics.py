@@ -26,6 +26,10 @@ MetricName = Literal[
     "rss_peak_bytes",
     "page_faults_minor",
     "page_faults_major",
+    "allocs_per_op",
+    "bytes_per_op",
+    "gc_cycles",
+    "gc_pause_total_ns",
 ]
 METRIC_NAMES: tuple[MetricName, ...] = get_args(MetricName)
 
@@ -47,7 +51,7 @@ def aggregate_of(metric: MetricName) -> Aggregate:
 
 
 def is_bytes(metric: MetricName) -> bool:
-    return metric.endswith("_bytes")
+    return metric.endswith("_bytes") or metric == "bytes_per_op"
 
 
 def leak_metrics(kind: LeakKind) -> tuple[MetricName, MetricName]:

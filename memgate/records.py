@@ -28,7 +28,8 @@ COMPARISON_KEYS = ("comparison", "exit_code")
 
 #: Figures that vary between runs of the same program by nature: their differences are noise (see
 #: the noise floors of ``memgate.config``), not nondeterminism.
-NOISY_METRICS: frozenset[MetricName] = frozenset({"rss_peak_bytes", "page_faults_minor", "page_faults_major"})
+NOISY_METRICS: frozenset[MetricName] = frozenset(
+    {"rss_peak_bytes", "page_faults_minor", "page_faults_major", "gc_cycles", "gc_pause_total_ns"})
 #: Findings: of several runs, the largest figure of any run counts.
 FINDING_METRICS: frozenset[MetricName] = frozenset(
     {"errors", *(name for kind in LEAK_KINDS for name in leak_metrics(kind))})
@@ -63,6 +64,12 @@ class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+_TEST_OF_FINDING = ("The test this finding belongs to: a GoogleTest test (Suite.Name) whose TestBody is "
+                    "on its stack, else its process's test; absent when not known.")
+#: A suite's figures per test: test name -> metrics.
+TestFigures = dict[str, dict[MetricName, int]]
+
+
 class Frame(Record):
     """One stack frame as the tool printed it; any part may be unknown (no debug info, symbolize=0)."""
 
@@ -88,6 +95,7 @@ class Leak(Record):
     stack: tuple[Frame, ...] = ()
     fingerprint: str
     site: ToolText = Field(description="Readable identity: the frames the fingerprint is made of.")
+    test: ToolText | None = Field(default=None, description=_TEST_OF_FINDING)
 
 
 class RelatedStack(Record):
@@ -110,6 +118,7 @@ class MemError(Record):
     related: tuple[RelatedStack, ...] = Field(
         default=(), description="The error's other stacks, in the tool's order (free, allocation); "
                                 "never part of its identity.")
+    test: ToolText | None = Field(default=None, description=_TEST_OF_FINDING)
 
 
 #: Allocation stacks a heap profiler's record keeps per process and suite: the ones that allocated most.
@@ -165,6 +174,10 @@ class ProcessRecord(Record):
     fatal_signal: ToolText | None = Field(default=None, description="The signal or crash the tool reported.")
     run: int | None = Field(default=None, description="Which run (1, 2, ...) of a suite run several "
                             "times (repeat) this process belongs to; absent for a suite run once.")
+    test: ToolText | None = Field(default=None, description="The test this process ran for, in a suite "
+                                  "of several processes: its CTest test name, else its command.")
+    tests: TestFigures = Field(default_factory=dict, description="Figures the tool measured per test "
+                               "(Go: per benchmark): test name -> metrics.")
 
     @property
     def has_findings(self) -> bool:
@@ -234,6 +247,11 @@ class SuiteRecord(Record):
     alloc_wrappers: tuple[str, ...] = Field(
         default=(), description="The allocator wrappers (function-name globs) whose frames were skipped "
                                 "when the sites were fingerprinted.")
+    tests: TestFigures = Field(
+        default_factory=dict, description="The suite's figures per test (test name -> metrics), combined "
+                                          "like the suite's: what the tool measured per test (Go "
+                                          "benchmarks), each process's figures under its test, and the "
+                                          "leak and error figures of the findings that name a test.")
 
     @property
     def leaks(self) -> tuple[Leak, ...]:
@@ -283,7 +301,7 @@ class SuiteRecord(Record):
             name=name, tool=tool, tool_version=tool_version, command=command, status=status,
             status_detail=status_detail, exit_code=exit_code, duration_seconds=duration_seconds,
             artifacts_dir=artifacts_dir, processes=tuple(processes), metrics=combine_processes(processes),
-            notes=notes,
+            tests=combine_tests(processes), notes=notes,
             alloc_wrappers=alloc_wrappers,
         )
 
@@ -299,6 +317,26 @@ def output_status(processes: Iterable[ProcessRecord]) -> tuple[SuiteStatus, str 
 
 def combine_processes(processes: Iterable[ProcessRecord]) -> dict[MetricName, int]:
     return combine(process.metrics for process in processes)
+
+
+def combine_tests(processes: Sequence[ProcessRecord]) -> TestFigures:
+    """Per-test figures of one run: each test's tool-measured figures, the non-finding figures of the
+    processes that ran for it, and the leak and error figures of the findings that name it."""
+    parts: dict[str, list[Mapping[MetricName, int]]] = {}
+    for process in processes:
+        for name, metrics in process.tests.items():
+            parts.setdefault(name, []).append(metrics)
+        if process.test is not None:
+            parts.setdefault(process.test, []).append(
+                {metric: value for metric, value in process.metrics.items() if metric not in FINDING_METRICS})
+        for leak in process.leaks:
+            if leak.test is not None:
+                bytes_metric, blocks_metric = leak_metrics(leak.kind)
+                parts.setdefault(leak.test, []).append({bytes_metric: leak.bytes, blocks_metric: leak.blocks})
+        for error in process.errors:
+            if error.test is not None:
+                parts.setdefault(error.test, []).append({"errors": error.count})
+    return {name: combine(parts[name]) for name in sorted(parts)}
 
 
 def combine_run_metrics(

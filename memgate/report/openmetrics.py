@@ -28,6 +28,10 @@ HELP: dict[MetricName, str] = {
     "rss_peak_bytes": "Peak resident set size (largest of the suite's processes).",
     "page_faults_minor": "Minor page faults.",
     "page_faults_major": "Major page faults.",
+    "allocs_per_op": "Heap allocations per operation of a Go benchmark.",
+    "bytes_per_op": "Heap bytes allocated per operation of a Go benchmark.",
+    "gc_cycles": "Garbage collection cycles (Go runtime).",
+    "gc_pause_total_ns": "Stop-the-world garbage collection pauses, in nanoseconds (Go runtime).",
 }
 
 

@@ -60,12 +60,16 @@ class BaselineHistory:
         """No history (git could not give it), and the note that says why."""
         return cls(ref=ref, tip="", limit=limit, commits=(), complete=False, notes=(note,))
 
-    def only(self, suites: Sequence[str]) -> BaselineHistory:
-        """The history of these suites alone."""
-        kept = tuple(replace(commit, metrics={suite: metrics for suite, metrics in commit.metrics.items()
-                                              if suite in suites})
-                     for commit in self.commits)
-        return replace(self, commits=kept)
+    def only(self, suites: Sequence[str] = (), metrics: Sequence[str] = ()) -> BaselineHistory:
+        """The history of these suites and metrics alone (empty: all of them)."""
+        def kept(figures: Mapping[MetricName, int]) -> dict[MetricName, int]:
+            return {metric: value for metric, value in figures.items() if not metrics or metric in metrics}
+
+        commits = tuple(replace(commit, metrics={suite: kept(figures)
+                                                 for suite, figures in commit.metrics.items()
+                                                 if not suites or suite in suites})
+                        for commit in self.commits)
+        return replace(self, commits=commits)
 
     def suites(self) -> list[str]:
         return sorted({suite for commit in self.commits for suite in commit.metrics})

@@ -151,7 +151,8 @@ def test_a_baseline_folder_below_the_top_of_the_repository(tmp_path: Path) -> No
     repo = new_repo(tmp_path)
     project = repo / "project"
     for peak in (1000, 1100):
-        write_baseline(project / "memory", Baseline.from_suite(suite("unit", metrics={"heap_peak_bytes": peak})))
+        record = suite("unit", metrics={"heap_peak_bytes": peak})
+        write_baseline(project / "memory", Baseline.from_suite(record))
         commit_all(repo, f"peak {peak}")
     history = read_history(project, "HEAD", "memory")
     assert values(history) == [1000, 1100]

@@ -31,7 +31,8 @@ def history_of(figures: Mapping[str, list[Mapping[MetricName, int]]], ref: str =
 def compared(before: Mapping[str, Mapping[MetricName, int]],
              now: Mapping[str, Mapping[MetricName, int]]) -> Comparison:
     return compare([suite(name, metrics=metrics) for name, metrics in now.items()],
-                   {name: Baseline.from_suite(suite(name, metrics=metrics)) for name, metrics in before.items()})
+                   {name: Baseline.from_suite(suite(name, metrics=metrics))
+                    for name, metrics in before.items()})
 
 
 def test_a_changed_metric_gets_its_chart_with_this_change_last() -> None:

@@ -5,16 +5,16 @@ blobs. An old or broken baseline file in that history is skipped with a note, ne
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memgate.errors import BaselineError
 from memgate.metrics import METRIC_NAMES, MetricName
 
 if TYPE_CHECKING:
-    import git
+    from memgate.baselines.repository import FileAt
 
 DEFAULT_LIMIT = 20
 #: Unreadable files named one by one in the notes; the rest are counted.
@@ -106,90 +106,68 @@ def read_history(repo_dir: Path, ref: str, baseline_dir: str, limit: int = DEFAU
     with repository.open_repository(repo_dir) as repo:
         tip = repository.resolve_ref(repo, ref)
         folder = repository.path_in_tree(repo, repo_dir, baseline_dir)
-        boundary = _shallow_boundary(repo)
+        boundary = repository.shallow_boundary(repo)
         # A shallow clone's oldest commit looks like a root that added every baseline: not a change.
-        wanted = limit + (1 if boundary else 0)
-        log = repository.check_git(repo, "log", "--first-parent", f"--max-count={wanted}",
-                                   "--format=%H %cI %s", tip, "--", f":(top,literal){folder or '.'}",
-                                   what="log")
-        found = [line.split(" ", 2) for line in log.stdout.splitlines() if line.strip()]
-        found = [entry for entry in found if entry[0] not in boundary][:limit]
-        reader = _BlobReader(folder)
-        commits = [BaselineCommit(commit=sha, date=date, subject=rest[0] if rest else "",
-                                  metrics=reader.metrics_at(repo.commit(sha)))
-                   for sha, date, *rest in reversed(found)]
+        logged = repository.first_parent_log(repo, tip, folder, limit + (1 if boundary else 0))
+        found = [entry for entry in logged if entry.sha not in boundary][:limit]
+        reader = _BaselineReader()
+        commits = []
+        for entry in reversed(found):
+            files = repository.files_in_folder_at(repo, entry.sha, folder)
+            commits.append(BaselineCommit(commit=entry.sha, date=entry.date, subject=entry.subject,
+                                          metrics=reader.metrics_in(files, entry.sha)))
         complete = not boundary or len(commits) >= limit
         notes = reader.notes()
         if not complete:
-            notes.insert(0, _shallow_note(repo, tip, ref, len(commits), limit))
+            count = repository.run_git(repo, "rev-list", "--first-parent", "--count", tip).stdout.strip()
+            notes.insert(0, _shallow_note(ref, int(count or 0), len(commits), limit))
     return BaselineHistory(ref=ref, tip=tip, limit=limit, commits=tuple(commits), complete=complete,
                            notes=tuple(notes))
 
 
-def _shallow_boundary(repo: git.Repo) -> frozenset[str]:
-    """The commits a shallow clone stops at (``.git/shallow``); empty for a full clone."""
-    shallow = Path(repo.common_dir) / "shallow"
-    try:
-        return frozenset(shallow.read_text(encoding="ascii").split())
-    except FileNotFoundError:
-        return frozenset()
+def _shallow_note(ref: str, depth: int, found: int, limit: int) -> str:
+    """How deep to fetch: the clone's ``depth`` commits of ``ref`` held ``found`` baseline commits; at
+    the same rate, ``limit`` of them take proportionally more (at least ``limit`` commits)."""
+    from memgate.baselines.repository import FULL_HISTORY_HINT
 
-
-def _shallow_note(repo: git.Repo, tip: str, ref: str, found: int, limit: int) -> str:
-    """How deep to fetch: the clone's commits of ``ref`` held ``found`` baseline commits; at the same
-    rate, ``limit`` of them take proportionally more (at least ``limit`` commits)."""
-    from memgate.baselines import repository
-
-    depth = int(repository.run_git(repo, "rev-list", "--first-parent", "--count", tip).stdout.strip() or 0)
     needed = max(limit, math.ceil(depth * limit / found) if found else depth * limit)
     branch = ref.removeprefix("refs/heads/").removeprefix("refs/remotes/").removeprefix("origin/")
     return (f"this clone is shallow: its {depth} commit{'s' if depth != 1 else ''} of {ref} hold "
             f"{found} of the last {limit} baseline commits; fetch about {needed} commits of history "
-            f"(git fetch --no-tags --depth={needed} origin {branch}), {repository.FULL_HISTORY_HINT}")
+            f"(git fetch --no-tags --depth={needed} origin {branch}), {FULL_HISTORY_HINT}")
 
 
-class _BlobReader:
-    """Reads the baselines of ``folder`` at commits, each distinct file (blob) once, and remembers the
-    files it skipped."""
+class _BaselineReader:
+    """Reads baseline files, each distinct content (blob) once, and remembers the files it skipped."""
 
-    def __init__(self, folder: str) -> None:
-        self._folder = folder
+    def __init__(self) -> None:
         self._parsed: dict[str, tuple[str, Mapping[MetricName, int]] | None] = {}
         self._skipped: list[str] = []
 
-    def metrics_at(self, commit: git.Commit) -> dict[str, Mapping[MetricName, int]]:
+    def metrics_in(self, files: Sequence[FileAt], commit: str) -> dict[str, Mapping[MetricName, int]]:
+        """Each suite's metrics in the ``*.json`` files of a baseline folder at ``commit``."""
         metrics: dict[str, Mapping[MetricName, int]] = {}
-        for blob in self._baseline_blobs(commit):
-            if blob.hexsha not in self._parsed:
-                self._parsed[blob.hexsha] = self._parse(blob, commit.hexsha)
-            parsed = self._parsed[blob.hexsha]
+        for file in files:
+            if not file.name.endswith(".json"):
+                continue
+            if file.blob_id not in self._parsed:
+                self._parsed[file.blob_id] = self._parse(file, commit)
+            parsed = self._parsed[file.blob_id]
             if parsed is not None:
                 metrics[parsed[0]] = parsed[1]
         return metrics
 
-    def _baseline_blobs(self, commit: git.Commit) -> Iterator[git.Blob]:
-        import git
-
-        try:
-            tree = commit.tree[self._folder] if self._folder else commit.tree
-        except KeyError:
-            return  # no baselines yet at this commit
-        if not isinstance(tree, git.Tree):
-            return
-        # The files directly in the folder, as load_baselines reads them; symbolic links are skipped.
-        yield from (blob for blob in tree.blobs if blob.name.endswith(".json") and blob.mode != 0o120000)
-
-    def _parse(self, blob: git.Blob, commit: str) -> tuple[str, Mapping[MetricName, int]] | None:
+    def _parse(self, file: FileAt, commit: str) -> tuple[str, Mapping[MetricName, int]] | None:
         from memgate.baselines.files import baseline_from_bytes
 
-        shown = PurePosixPath(str(blob.path))
         try:
-            baseline = baseline_from_bytes(blob.data_stream.read(), Path(shown))
+            baseline = baseline_from_bytes(file.read(), Path(file.path))
         except BaselineError as error:
-            self._skipped.append(f"{shown} at {commit[:12]} ({error.message})")
+            self._skipped.append(f"{file.path} at {commit[:12]} ({error.message})")
             return None
-        if f"{baseline.suite}.json" != blob.name:
-            self._skipped.append(f"{shown} at {commit[:12]} (it is the baseline of suite {baseline.suite!r})")
+        if f"{baseline.suite}.json" != file.name:
+            self._skipped.append(f"{file.path} at {commit[:12]} (it is the baseline of suite "
+                                 f"{baseline.suite!r})")
             return None
         return baseline.suite, dict(baseline.metrics)
 

@@ -83,6 +83,7 @@ def _internal_error() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from memgate.metrics import METRIC_NAMES
     from memgate.tools import TOOL_NAMES, canonical_tool_name
 
     parser = argparse.ArgumentParser(
@@ -143,6 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write the current report with the comparison (verdict, exit code, per "
                               "metric and site) here")
     compare.set_defaults(handler=cmd_compare)
+
+    history = _command(commands, "history", "print the baselines of the default branch over its last "
+                                            "baseline commits, per suite and metric, with commit and date")
+    history.add_argument("--config", type=Path, metavar="PATH",
+                         help="memgate.toml or pyproject.toml (default: found from the current folder; "
+                              "env MEMGATE_CONFIG)")
+    history.add_argument("--ref", metavar="REF", type=_git_ref,
+                         help="the branch or commit whose history is read (default: the default branch, "
+                              "origin's when this clone has it, else HEAD)")
+    history.add_argument("--limit", type=_positive_int, metavar="N",
+                         help="the last N commits that changed the baselines, first parent only (default: "
+                              "history_limit of the config, 20)")
+    history.add_argument("--suite", action="append", default=[], metavar="NAME",
+                         help="only this suite (repeatable)")
+    history.add_argument("--metric", action="append", default=[], metavar="NAME", choices=METRIC_NAMES,
+                         help="only this metric, such as heap_peak_bytes (repeatable)")
+    history.add_argument("--json", action="store_true", dest="as_json",
+                         help="print the same as JSON data: the commits, then per suite and metric the "
+                              "values with commit and date")
+    history.set_defaults(handler=cmd_history)
 
     baseline = _command(commands, "baseline", "manage the baselines kept in the repository")
     baseline_commands = baseline.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -364,6 +385,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     return compare(CompareOptions(baseline=args.baseline, current=args.current, config=args.config,
                                   markdown=args.markdown, json=args.json)).exit_code
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from memgate.app.history import HistoryOptions, history
+
+    return history(HistoryOptions(config=args.config, ref=args.ref, limit=args.limit,
+                                  suites=tuple(args.suite), metrics=tuple(args.metric),
+                                  as_json=args.as_json)).exit_code
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:

@@ -135,6 +135,10 @@ class Config(BaseModel):
     alloc_wrappers: list[str] = Field(
         default_factory=list, description="Function-name globs of the project's allocator wrappers: their "
                                           "frames are skipped like malloc's when a site is named.")
+    history_limit: int = Field(
+        default=20, ge=0, le=500, strict=True,
+        description="Baseline commits of the target branch charted in the comment (0: no chart) and read by "
+                    "`memgate history`.")
     suites: list[SuiteConfig] = Field(default_factory=list, alias="suite")
     #: The folder relative paths are taken from (the config file's folder).
     root: Path = Field(default=Path("."), exclude=True)

@@ -93,6 +93,13 @@ def read_json(path: Path, *, error: type[MemgateError], hint: str,
     except OSError as problem:
         raise error(f"cannot read the file: {problem.strerror or problem}", path=path,
                     hint="check its permissions") from None
+    return json_from_text(text, path, error=error, hint=hint, parse_int=parse_int)
+
+
+def json_from_text(text: str, path: Path | str, *, error: type[MemgateError], hint: str,
+                   parse_int: Callable[[str], object] | None = None) -> object:
+    """The JSON value in ``text``, read from ``path`` (a file, or a file at a commit of git's history);
+    the same errors as ``read_json``."""
     try:
         value: object = json.loads(text, parse_int=parse_int)
     except json.JSONDecodeError as problem:

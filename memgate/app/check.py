@@ -48,6 +48,7 @@ class CheckResult:
 
 def check(options: CheckOptions) -> CheckResult:
     from memgate import publish
+    from memgate.app.history import comment_history
     from memgate.baselines.target import local_target, target_at
     from memgate.comparison import ComparedReport, compare_report
     from memgate.forges import ci
@@ -66,7 +67,8 @@ def check(options: CheckOptions) -> CheckResult:
     print(render_table(comparison))
     for note in target.notes:
         print(f"note: {note}")
-    markdown = render_markdown(comparison, notes=target.notes, full_report=ci.run_url())
+    history = comment_history(target.config, comparison, base_ref)
+    markdown = render_markdown(comparison, notes=target.notes, full_report=ci.run_url(), history=history)
     # The work tree's root needs git (GitPython takes ~50 ms to import): only for the reports that
     # show source paths and GitHub's annotations.
     repo_root = functools.cache(lambda: publish.repository_root(config.root))

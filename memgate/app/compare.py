@@ -28,10 +28,12 @@ class CompareResult:
 
 
 def compare(options: CompareOptions) -> CompareResult:
+    from memgate.app.history import comment_history
     from memgate.baselines.files import load_baseline_side, read_report
     from memgate.comparison import ComparedReport, compare_report
     from memgate.config import Config
     from memgate.files import write_requested_file
+    from memgate.forges import ci
     from memgate.report.json import write_report
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
@@ -42,7 +44,10 @@ def compare(options: CompareOptions) -> CompareResult:
     print(render_table(comparison))
     code = int(comparison.exit_code())
     if options.markdown:
-        write_requested_file(options.markdown, render_markdown(comparison), what=str(options.markdown))
+        # The trend needs the project's repository: known only from its config.
+        history = comment_history(config, comparison, ci.detect().base_ref) if options.config else None
+        write_requested_file(options.markdown, render_markdown(comparison, history=history),
+                             what=str(options.markdown))
     if options.json:
         write_report(options.json, ComparedReport.of(current, comparison, code))
     return CompareResult(code, comparison)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from memgate.baselines.model import BASELINE_SCHEMA_VERSION, Baseline, baselines_from_report
 from memgate.config import SUITE_NAME
 from memgate.errors import BaselineError
-from memgate.files import read_json, write_atomically
+from memgate.files import json_from_text, read_json, write_atomically
 from memgate.records import COMPARISON_KEYS, REPORT_SCHEMA_VERSION, Report
 from memgate.units import count_of
 
@@ -117,6 +117,17 @@ def _file_in_the_way(directory: Path) -> Path | None:
 
 def read_baseline(path: Path) -> Baseline:
     return _baseline_from(_read_json(path), path)
+
+
+def baseline_from_bytes(data: bytes, shown: Path) -> Baseline:
+    """A baseline file's content as git keeps it (a blob at some commit); errors name ``shown``."""
+    hint = REGENERATE
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BaselineError("the file is not UTF-8 JSON", path=shown, hint=hint) from None
+    return _baseline_from(json_from_text(text, shown, error=BaselineError, hint=hint, parse_int=count_of),
+                          shown)
 
 
 def _baseline_from(value: object, path: Path) -> Baseline:

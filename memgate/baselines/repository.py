@@ -371,6 +371,61 @@ def _write_inside(dest: Path, relative: str, data: bytes) -> None:
     write_atomically(target, data)
 
 
+@dataclass(frozen=True)
+class LoggedCommit:
+    sha: str
+    date: str  # the committer date, ISO 8601 with its offset
+    subject: str
+
+
+def first_parent_log(repo: git.Repo, tip: str, tree_path: str, max_count: int) -> list[LoggedCommit]:
+    """The last ``max_count`` commits from ``tip`` that changed ``tree_path`` (from the top of the
+    repository), first parent only, newest first: one ``git log``."""
+    log = check_git(repo, "log", "--first-parent", f"--max-count={max_count}", "--format=%H %cI %s", tip,
+                    "--", f":(top,literal){tree_path or '.'}", what="log")
+    entries = [line.split(" ", 2) for line in log.stdout.splitlines() if line.strip()]
+    return [LoggedCommit(sha, date, rest[0] if rest else "") for sha, date, *rest in entries]
+
+
+def shallow_boundary(repo: git.Repo) -> frozenset[str]:
+    """The commits a shallow clone stops at (``shallow`` in the git folder); empty for a full clone.
+    Each looks like a root commit that added every file."""
+    try:
+        return frozenset((Path(repo.common_dir) / "shallow").read_text(encoding="ascii").split())
+    except FileNotFoundError:
+        return frozenset()
+
+
+@dataclass(frozen=True)
+class FileAt:
+    """A regular file directly in a folder at some commit: its blob is read only when asked."""
+
+    path: str  # from the top of the repository
+    blob_id: str  # the same content has the same id at every commit
+    blob: git.Blob
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+    def read(self) -> bytes:
+        data: bytes = self.blob.data_stream.read()
+        return data
+
+
+def files_in_folder_at(repo: git.Repo, sha: str, tree_path: str) -> list[FileAt]:
+    """The regular files directly in ``tree_path`` at commit ``sha`` (not its subfolders, symbolic
+    links or submodules); empty when the commit has no such folder."""
+    commit = repo.commit(sha)
+    try:
+        tree = commit.tree[tree_path] if tree_path else commit.tree
+    except KeyError:
+        return []
+    if not isinstance(tree, git.Tree):
+        return []
+    return [FileAt(str(blob.path), blob.hexsha, blob) for blob in tree.blobs if blob.mode != _SYMLINK_MODE]
+
+
 def changed_paths(repo_dir: Path | str, base: str, head: str = "HEAD",
                   under: Sequence[Path | str] | None = None) -> tuple[str, ...]:
     """Files that differ between ``base`` and ``head`` (pass the merge-base as ``base`` so that the

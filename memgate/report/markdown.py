@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from memgate import __version__
 from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
@@ -21,7 +22,11 @@ from memgate.report.common import (
     status_word,
     suites_in_order,
 )
+from memgate.report.trend import trend_sections
 from memgate.thresholds import Verdict
+
+if TYPE_CHECKING:
+    from memgate.baselines.history import BaselineHistory
 
 MARKER = "<!-- memgate:report -->"
 DEFAULT_MAX_CHARS = 60_000  # GitHub refuses bodies over 65,536 characters; leave room for a wrapper
@@ -102,10 +107,13 @@ def render_markdown(
     full_report: str | None = None,
     notes: Sequence[str] = (),
     max_sites: int = MAX_SITES,
+    history: BaselineHistory | None = None,
 ) -> str:
     """The comment body. ``full_report`` (a URL or a description of where the full report is) is
     pointed at when the body had to be shortened; ``notes`` are lines the caller adds under the
-    verdict (e.g. that the PR edits baselines)."""
+    verdict (e.g. that the PR edits baselines); ``history``, the target branch's baselines over time,
+    adds a chart for each of the few metrics that changed most urgently (last: the findings come
+    first when the comment must be shortened)."""
     if max_chars < MIN_MAX_CHARS:
         raise ValueError(f"max_chars must be at least {MIN_MAX_CHARS}")
     head = f"{MARKER}\n## {TITLE[comparison.outcome]}"
@@ -117,6 +125,7 @@ def render_markdown(
     if comparison.unmatched_baselines:
         names = ", ".join(escape_text(name, 100) for name in comparison.unmatched_baselines[:50])
         sections.append(f"Baselines not compared (their suites did not run): {names}")
+    sections += trend_sections(comparison, history, escape=escape_text)
     return _fit(head, sections, max_chars, full_report)
 
 

@@ -168,3 +168,19 @@ def test_a_history_git_cannot_give_is_a_note_for_the_comment_never_an_error(
     unchanged = compare([record], {"unit": Baseline.from_suite(record)})
     assert comment_history(config, unchanged, "origin/main") is None
     assert comment_history(config.model_copy(update={"history_limit": 0}), comparison, "HEAD") is None
+
+
+def test_a_damaged_object_store_is_a_note_for_the_comment_never_an_internal_error(
+    project: tuple[Project, list[str]], tmp_path: Path
+) -> None:
+    repo, _ = project
+    damaged = tmp_path / "damaged"
+    shutil.copytree(repo.folder, damaged)
+    for loose in (damaged / ".git" / "objects").glob("??/*"):
+        loose.write_bytes(b"not a git object")  # every blob, tree and commit unreadable
+    config = load_config(damaged / "memgate.toml")
+    record = SuiteRecord.model_validate_json(json.dumps({
+        "name": "unit", "tool": "valgrind", "status": "ok", "metrics": {"alloc_calls": 1}}))
+    history = comment_history(config, compare([record], {}), "HEAD")
+    assert history is not None and history.commits == ()
+    assert history.notes[0].startswith("no trend chart:")

@@ -10,7 +10,16 @@ from collections.abc import Iterable, Mapping
 
 from memgate.fingerprint import fingerprint, site_of
 from memgate.metrics import LEAK_KINDS, LeakKind, MetricName, leak_metrics
-from memgate.records import Frame, Leak, MemError, ProcessRecord, SuiteRecord, SuiteStatus, TestFigures, combine_tests
+from memgate.records import (
+    Frame,
+    Leak,
+    MemError,
+    ProcessRecord,
+    SuiteRecord,
+    SuiteStatus,
+    TestFigures,
+    combine_tests,
+)
 
 
 def stack(*functions: str, file: str = "prog.c") -> tuple[Frame, ...]:

@@ -136,7 +136,8 @@ def test_per_test_figures_combine_over_runs_like_the_suites() -> None:
     runs that measured the test."""
     flaky = leak("definite", 64, 1, "leak_once", "main", test="Pool.Grow")
     runs = [
-        suite(tests={"BenchmarkA": {"allocs_per_op": 3, "bytes_per_op": 240}, "BenchmarkB": {"allocs_per_op": 1}}),
+        suite(tests={"BenchmarkA": {"allocs_per_op": 3, "bytes_per_op": 240},
+                     "BenchmarkB": {"allocs_per_op": 1}}),
         suite(leaks=[flaky], tests={"BenchmarkA": {"allocs_per_op": 3, "bytes_per_op": 280}}),
         suite(tests={"BenchmarkA": {"allocs_per_op": 4, "bytes_per_op": 230},
                      "BenchmarkB": {"allocs_per_op": 2}}),

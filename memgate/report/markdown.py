@@ -12,7 +12,6 @@ from memgate.report.common import (
     clean,
     format_delta,
     format_figure,
-    gone_tests_text,
     headline,
     heap_growth_text,
     moved_text,
@@ -161,12 +160,12 @@ def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
     elif suite.rows:
         first.append("No suite total changed." if suite.test_rows else "No metric changed.")
     sections = ["\n\n".join(first)]
-    tests = _tests_section(suite)
-    if tests:
-        sections.append(tests)
     if unchanged:
         sections.append(_details(f"{len(unchanged)} unchanged metric{'s' if len(unchanged) != 1 else ''}",
                                  _metric_table(unchanged)))
+    tests = _tests_section(suite)
+    if tests:
+        sections.append(tests)
     new = suite.sites_with("new")
     sections.extend(_new_site(site) for site in new[:max_sites])
     if len(new) > max_sites:
@@ -186,11 +185,12 @@ def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
     return sections
 
 
-def _cause_lines(rows: Sequence[MetricRow]) -> list[str]:
-    """"- `errors` ❌ fail: grown ...", with " of test X" after the metric for a test's row."""
+def _cause_lines(rows: Sequence[MetricRow], shown: frozenset[str] = frozenset()) -> list[str]:
+    """"- `errors` ❌ fail: grown ...", with " of test X" after the metric for a test's row; causes in
+    ``shown`` (the suite's, which name the test already) are left out."""
     return [f"- `{row.metric}`{' of ' + escape_text(row.test, 200) if row.test else ''} "
             f"{_verdict(row.verdict)}: {escape_text(cause, limit=1000)}"
-            for row in rows for cause in row.causes]
+            for row in rows for cause in row.causes if cause not in shown]
 
 
 def _tests_section(suite: SuiteComparison) -> str:
@@ -201,7 +201,8 @@ def _tests_section(suite: SuiteComparison) -> str:
     parts: list[str] = []
     if changed:
         parts.append(_test_table(changed[:MAX_TESTS]))
-        causes = _cause_lines([row for test in changed[:MAX_TESTS] for row in test.rows])
+        shown = frozenset(cause for row in suite.rows for cause in row.causes)
+        causes = _cause_lines([row for test in changed[:MAX_TESTS] for row in test.rows], shown)
         if causes:
             parts.append("Caused by:\n" + "\n".join(causes))
         if len(changed) > MAX_TESTS:
@@ -210,7 +211,11 @@ def _tests_section(suite: SuiteComparison) -> str:
     if unchanged:
         parts.append(f"{EMOJI[Verdict.PASS]} {unchanged:,} unchanged test{'s' if unchanged != 1 else ''}.")
     if suite.gone_tests:
-        parts.append(escape_text(gone_tests_text(suite), limit=3000))
+        gone = len(suite.gone_tests)
+        names = ", ".join(escape_text(name, 100) for name in suite.gone_tests[:MAX_TESTS])
+        more = f" and {gone - MAX_TESTS:,} more" if gone > MAX_TESTS else ""
+        parts.append(f"{gone:,} gone test{'s' if gone != 1 else ''} (in the baseline, not in this run; "
+                     f"not a failure): {names}{more}")
     return "\n\n".join(parts)
 
 

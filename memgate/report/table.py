@@ -98,14 +98,15 @@ def _test_lines(suite: SuiteComparison) -> list[list[str]]:
     for test in changed[:MAX_TESTS]:
         first = len(lines)
         lines.extend(_metric_line(row) for row in test.rows)
-        lines[first][0] = f"  {clean(test.test, limit=100)}" + (" (new)" if test.new else "")
+        # tabulate strips leading spaces: the word "test" tells a test's rows from another suite's.
+        lines[first][0] = f"test {clean(test.test, limit=100)}" + (" (new)" if test.new else "")
     if len(changed) > MAX_TESTS:
         more = len(changed) - MAX_TESTS
-        lines.append([f"  {more:,} more changed test{'s' if more != 1 else ''} (see the JSON report)", "",
+        lines.append([f"{more:,} more changed test{'s' if more != 1 else ''} (see the JSON report)", "",
                       "", "", "", ""])
     unchanged = len(results) - len(changed)
     if unchanged:
-        lines.append([f"  {unchanged:,} unchanged test{'s' if unchanged != 1 else ''}", "", "", "", "",
+        lines.append([f"{unchanged:,} unchanged test{'s' if unchanged != 1 else ''}", "", "", "", "",
                       VERDICT_WORD[Verdict.PASS]])
     return lines
 

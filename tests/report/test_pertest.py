@@ -8,7 +8,7 @@ import json
 from recordkit import leak, suite
 
 from memgate.baselines.model import Baseline
-from memgate.comparison import Comparison, ComparedReport, compare
+from memgate.comparison import ComparedReport, Comparison, compare
 from memgate.records import Report, SuiteRecord, TestFigures
 from memgate.report.codequality import render_codequality
 from memgate.report.junit import render_junit
@@ -61,7 +61,7 @@ def test_the_table_lists_changed_tests_under_their_suite_and_counts_the_rest() -
 
     lines = text.splitlines()
     parse = next(line for line in lines if "BenchmarkParse" in line)
-    assert parse.split() == ["BenchmarkParse", "allocs_per_op", "12", "13", "+1", "(+8.3%)", "FAIL"]
+    assert parse.split() == ["test", "BenchmarkParse", "allocs_per_op", "12", "13", "+1", "(+8.3%)", "FAIL"]
     assert any(line.split()[:4] == ["297", "unchanged", "tests", "pass"] for line in lines)
     assert "BenchmarkKeep" not in text
     assert "unit in test Pool.Grow: leak_definite_bytes, leak_definite_blocks FAIL: new definite leak" in text

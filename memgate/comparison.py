@@ -427,6 +427,10 @@ def _crossed(threshold: Threshold, verdict: Verdict) -> str | None:
 # --- per test ---------------------------------------------------------------------------------------
 
 
+#: Tests named in one note at most (a suite can have thousands).
+_TESTS_NAMED = 10
+
+
 @dataclass(frozen=True)
 class _TestsCompared:
     rows: tuple[MetricRow, ...] = ()
@@ -459,7 +463,9 @@ def _compare_tests(record: SuiteRecord, baseline: Baseline | None, thresholds: T
         rows += test_rows
         missing += [f"{metric} of {name}" for metric in lacking]
     if missing:
-        notes.append(f"in the baseline but not measured in this run: {', '.join(missing)}")
+        more = f" and {len(missing) - _TESTS_NAMED:,} more" if len(missing) > _TESTS_NAMED else ""
+        named = ", ".join(missing[:_TESTS_NAMED])
+        notes.append(f"in the baseline but not measured in this run: {named}{more}")
     new = tuple(name for name in record.tests if baseline is not None and name not in known)
     return _TestsCompared(rows=tuple(rows), new=new, gone=tuple(sorted(set(known) - set(record.tests))))
 

@@ -161,3 +161,26 @@ def test_baselines_keep_per_test_figures_and_no_test_per_site() -> None:
         suite(leaks=[leak("definite", 16, 1, "known_leak", "main")])).leaks[0].fingerprint
     assert Baseline.model_validate_json(baseline.to_json()).tests == baseline.tests
     assert "tests" not in json.loads(Baseline.from_suite(suite()).to_json())
+
+
+def test_a_figure_a_known_test_no_longer_measures_warns_and_the_note_names_at_most_ten() -> None:
+    before: TestFigures = {f"T{index:02}": {"alloc_calls": 5, "heap_peak_bytes": 64} for index in range(12)}
+    after: TestFigures = {name: {"alloc_calls": 5} for name in before}
+    result = compared(after, before)
+
+    assert rows_by_test(result)["T00", "heap_peak_bytes"].verdict is Verdict.WARN
+    assert ("in the baseline but not measured in this run: heap_peak_bytes of T00, heap_peak_bytes of T01, "
+            "heap_peak_bytes of T02") in result.notes[-1]
+    assert result.notes[-1].endswith("heap_peak_bytes of T09 and 2 more")
+    assert result.verdict is Verdict.WARN
+
+
+def test_a_site_memcheck_classified_the_other_way_moves_no_bytes_in_its_test() -> None:
+    before = leak("possible", 64, 1, "make_table", "main", test="Table.Make")
+    after = leak("definite", 64, 1, "make_table", "main", test="Table.Make")
+    baseline = Baseline.from_suite(suite(leaks=[before]))
+    result = compare([suite(leaks=[after])], {"unit": baseline}).suites[0]
+
+    moved = rows_by_test(result)["Table.Make", "leak_definite_bytes"]
+    assert (moved.baseline, moved.current, moved.reclassified, moved.verdict) == (0, 64, 64, Verdict.PASS)
+    assert result.verdict is Verdict.PASS

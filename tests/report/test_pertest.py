@@ -119,3 +119,18 @@ def test_sarif_and_code_quality_name_the_test() -> None:
     assert parse.startswith("[unit] over its fail threshold: allocs_per_op of test BenchmarkParse: 13")
     fingerprints = [issue["fingerprint"] for issue in issues]
     assert len(fingerprints) == len(set(fingerprints))
+
+
+def test_changed_tests_are_capped_and_a_test_named_like_a_metric_keeps_its_own_testcase() -> None:
+    before: TestFigures = {f"T{index:02}": {"errors": 0} for index in range(40)}
+    after: TestFigures = {name: {"errors": 1} for name in before}
+    result = compare([suite(tests={**after, "errors": {"errors": 0}})],
+                     {"unit": Baseline.from_suite(suite(tests={**before, "errors": {"errors": 0}}))})
+
+    body = render_markdown(result)
+    assert "| T29 |" in body and "| T30 |" not in body
+    assert "… and 10 more changed tests (see the full report)." in body
+    table = render_table(result)
+    assert "test T19" in table and "test T20" not in table and "20 more changed tests" in table
+    cases = [case.get("name") for case in validate(render_junit(result, REPO_ROOT)).iter("testcase")]
+    assert cases.count("errors") == 1 and "errors (test)" in cases

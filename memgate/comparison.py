@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from pydantic import Field, computed_field
@@ -36,6 +37,8 @@ _Site = TypeVar("_Site", LeakSite, ErrorSite)
 
 class MetricRow(Record):
     suite: str
+    #: The test whose figure this is; None for the suite's total.
+    test: str | None = None
     metric: MetricName
     baseline: int | None
     current: int | None
@@ -73,6 +76,9 @@ class SiteRow(Record):
     suite: str
     category: Literal["leak", "error"]
     status: SiteStatusName
+    #: The test of the finding that represents the site, when known (none for a fixed site: baselines
+    #: keep no test per site).
+    test: str | None = None
     kind: str
     fingerprint: str
     site: str
@@ -154,13 +160,46 @@ class SuiteComparison(Record):
     runs: int = 1  # how many runs the figures combine (repeat)
     #: Exact metrics that differed between the runs: the suite is nondeterministic.
     nondeterministic: tuple[MetricName, ...] = ()
+    #: The figures of each test (``MetricRow.test``), by test name, then metric: judged like ``rows``.
+    test_rows: tuple[MetricRow, ...] = ()
+    #: Tests of the run that the baseline does not have: only absolute limits apply to them.
+    new_tests: tuple[str, ...] = ()
+    #: Tests of the baseline that this run does not have: listed, never failing.
+    gone_tests: tuple[str, ...] = ()
 
     @property
     def is_new(self) -> bool:
         return not self.has_baseline
 
+    def per_test(self) -> tuple[TestResult, ...]:
+        """``test_rows`` grouped by test, in test name order."""
+        grouped: dict[str, list[MetricRow]] = {}
+        for row in self.test_rows:
+            grouped.setdefault(row.test or "", []).append(row)
+        new = set(self.new_tests)
+        return tuple(TestResult(test=name, rows=tuple(rows), new=name in new)
+                     for name, rows in grouped.items())
+
     def sites_with(self, status: SiteStatusName) -> tuple[SiteRow, ...]:
         return tuple(site for site in self.sites if site.status == status)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test's rows of a suite's comparison."""
+
+    test: str
+    rows: tuple[MetricRow, ...]
+    new: bool = False
+
+    @property
+    def verdict(self) -> Verdict:
+        return worst([row.verdict for row in self.rows])
+
+    @property
+    def changed(self) -> bool:
+        """New, or a figure that changed: what the comment shows."""
+        return self.new or any(row.changed for row in self.rows)
 
 
 class Comparison(Record):
@@ -269,10 +308,11 @@ def compare_suite(
     sites = _site_rows(record, baseline, fail_on_new_leak_kinds, fail_on_new_errors, incomplete, notes)
     notes.extend(_move_note(site) for site in sites if site.moved_from is not None)
     rows = _metric_rows(record, baseline, thresholds, notes, _reclassified(sites))
+    tests = _compare_tests(record, baseline, thresholds, notes, sites)
     if record.nondeterministic:
         notes.append(nondeterminism_note(record.nondeterministic, len(record.runs)))
-    rows, sites = _with_causes(rows, sites)
-    verdicts = [row.verdict for row in rows] + [site.verdict for site in sites]
+    rows, test_rows, sites = _with_causes(rows, tests.rows, sites)
+    verdicts = [row.verdict for row in (*rows, *test_rows)] + [site.verdict for site in sites]
     if record.status.fails_gate:
         detail = f": {record.status_detail}" if record.status_detail else ""
         notes.insert(0, f"the suite {record.status.value}{detail}")
@@ -294,6 +334,9 @@ def compare_suite(
         heap_growth=_heap_growth(record, baseline, rows),
         runs=max(1, len(record.runs)),
         nondeterministic=tuple(spread.metric for spread in record.nondeterministic),
+        test_rows=test_rows,
+        new_tests=tests.new,
+        gone_tests=tests.gone,
     )
 
 
@@ -332,28 +375,38 @@ def _metric_rows(
     reclassified: Mapping[MetricName, int],
 ) -> tuple[MetricRow, ...]:
     before = baseline.metrics if baseline is not None else {}
-    rows: list[MetricRow] = []
-    missing: list[str] = []
-    for metric in METRIC_NAMES:
-        if metric not in before and metric not in record.metrics:
-            continue
-        threshold = thresholds.get(metric, Threshold())
-        previous, current = before.get(metric), record.metrics.get(metric)
-        if current is None:
-            missing.append(metric)
-            rows.append(_row(record.name, metric, previous, None, Verdict.WARN, threshold))
-        else:
-            moved = reclassified.get(metric, 0) if previous is not None else 0
-            row = _row(record.name, metric, previous, current, threshold.verdict(previous, current - moved),
-                       threshold)
-            rows.append(row.model_copy(update={"reclassified": moved}) if moved else row)
+    rows, missing = _judged_rows(record.name, None, before, record.metrics, thresholds, reclassified)
     if missing:
         notes.append(f"in the baseline but not measured in this run: {', '.join(missing)}")
-    return tuple(rows)
+    return rows
 
 
-def _row(suite: str, metric: MetricName, baseline: int | None, current: int | None, verdict: Verdict,
-         threshold: Threshold) -> MetricRow:
+def _judged_rows(
+    suite: str, test: str | None, before: Mapping[MetricName, int], after: Mapping[MetricName, int],
+    thresholds: Thresholds, reclassified: Mapping[MetricName, int],
+) -> tuple[tuple[MetricRow, ...], list[MetricName]]:
+    """One row per metric of ``before`` or ``after`` (the suite's total, or one test's figures), each
+    judged by its threshold; and the metrics of ``before`` that ``after`` lacks (they warn)."""
+    rows: list[MetricRow] = []
+    missing: list[MetricName] = []
+    for metric in METRIC_NAMES:
+        if metric not in before and metric not in after:
+            continue
+        threshold = thresholds.get(metric, Threshold())
+        previous, current = before.get(metric), after.get(metric)
+        if current is None:
+            missing.append(metric)
+            rows.append(_row(suite, test, metric, previous, None, Verdict.WARN, threshold))
+        else:
+            moved = reclassified.get(metric, 0) if previous is not None else 0
+            row = _row(suite, test, metric, previous, current, threshold.verdict(previous, current - moved),
+                       threshold)
+            rows.append(row.model_copy(update={"reclassified": moved}) if moved else row)
+    return tuple(rows), missing
+
+
+def _row(suite: str, test: str | None, metric: MetricName, baseline: int | None, current: int | None,
+         verdict: Verdict, threshold: Threshold) -> MetricRow:
     delta = current - baseline if current is not None and baseline is not None else None
     delta_pct = None
     if delta is not None and baseline:
@@ -361,7 +414,7 @@ def _row(suite: str, metric: MetricName, baseline: int | None, current: int | No
     elif delta == 0:
         delta_pct = 0.0
     noise = threshold.noise_floor(baseline) if baseline is not None else 0
-    return MetricRow(suite=suite, metric=metric, baseline=baseline, current=current, delta=delta,
+    return MetricRow(suite=suite, test=test, metric=metric, baseline=baseline, current=current, delta=delta,
                      delta_pct=delta_pct, verdict=verdict, limit=threshold.limit_text(), noise_floor=noise,
                      crossed=_crossed(threshold, verdict) if current is not None else None)
 
@@ -369,6 +422,63 @@ def _row(suite: str, metric: MetricName, baseline: int | None, current: int | No
 def _crossed(threshold: Threshold, verdict: Verdict) -> str | None:
     limit = {Verdict.FAIL: threshold.fail, Verdict.WARN: threshold.warn}.get(verdict)
     return f"{verdict.value} {limit.text}" if limit is not None else None
+
+
+# --- per test ---------------------------------------------------------------------------------------
+
+
+#: Tests named in one note at most (a suite can have thousands).
+_TESTS_NAMED = 10
+
+
+@dataclass(frozen=True)
+class _TestsCompared:
+    rows: tuple[MetricRow, ...] = ()
+    new: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+
+
+def _compare_tests(record: SuiteRecord, baseline: Baseline | None, thresholds: Thresholds,
+                   notes: list[str], sites: Sequence[SiteRow]) -> _TestsCompared:
+    """Each test's figures against the baseline's figures of that test, judged like the suite's. A test
+    the baseline lacks is new (absolute limits only, against 0); a test the run lacks is gone, which
+    never fails. A baseline with no per-test figures at all (made before they existed) gives nothing
+    to compare test by test: the suite's totals are still gated."""
+    if not record.tests:
+        return _TestsCompared(gone=tuple(sorted(baseline.tests)) if baseline is not None else ())
+    if baseline is not None and not baseline.tests:
+        notes.append(f"the baseline has no per-test figures: the {len(record.tests):,} tests of this run are "
+                     f"not compared one by one until it is updated (`memgate baseline update --suite "
+                     f"{record.name}`)")
+        return _TestsCompared()
+    known = baseline.tests if baseline is not None else {}
+    rows: list[MetricRow] = []
+    missing: list[str] = []
+    for name, figures in record.tests.items():
+        before = known.get(name)
+        if before is not None:
+            figures, before = _zero_findings_filled(figures, before), _zero_findings_filled(before, figures)
+        moved = _reclassified([site for site in sites if site.test == name]) if before is not None else {}
+        test_rows, lacking = _judged_rows(record.name, name, before or {}, figures, thresholds, moved)
+        rows += test_rows
+        missing += [f"{metric} of {name}" for metric in lacking]
+    if missing:
+        more = f" and {len(missing) - _TESTS_NAMED:,} more" if len(missing) > _TESTS_NAMED else ""
+        named = ", ".join(missing[:_TESTS_NAMED])
+        notes.append(f"in the baseline but not measured in this run: {named}{more}")
+    new = tuple(name for name in record.tests if baseline is not None and name not in known)
+    return _TestsCompared(rows=tuple(rows), new=new, gone=tuple(sorted(set(known) - set(record.tests))))
+
+
+def _zero_findings_filled(figures: Mapping[MetricName, int], other: Mapping[MetricName, int] | None = None
+                          ) -> dict[MetricName, int]:
+    """A known test's figures with 0 for each leak or error figure that only ``other`` has: a test
+    holds such figures only when one of its findings names it, so their absence means none."""
+    filled = dict(figures)
+    for metric in (other or {}):
+        if metric in FINDING_METRICS:
+            filled.setdefault(metric, 0)
+    return filled
 
 
 # --- heap growth: the allocation stacks behind it ---------------------------------------------------
@@ -459,29 +569,45 @@ def _move_note(site: SiteRow) -> str:
 MAX_CAUSES = 5
 
 
-def _with_causes(rows: tuple[MetricRow, ...], sites: tuple[SiteRow, ...]
-                 ) -> tuple[tuple[MetricRow, ...], tuple[SiteRow, ...]]:
-    """Each failing or warning metric that grew names the new and grown sites of its kind; a grown
-    site takes the worst verdict of the metrics its growth is part of."""
+def _with_causes(rows: tuple[MetricRow, ...], test_rows: tuple[MetricRow, ...], sites: tuple[SiteRow, ...]
+                 ) -> tuple[tuple[MetricRow, ...], tuple[MetricRow, ...], tuple[SiteRow, ...]]:
+    """Each failing or warning metric that grew names the new and grown sites of its kind (a test's
+    metric, those of its findings); a grown site takes the worst verdict of the metrics its growth is
+    part of."""
     verdict_of: dict[str, list[Verdict]] = {}
-    named: list[MetricRow] = []
-    for row in rows:
-        growing = [site for site in sites
-                   if site.status in ("new", "grown") and row.metric in _metrics_of(site)]
-        if row.verdict.severity and (row.delta or 0) - row.reclassified > 0 and growing:
-            causes = [_cause(site) for site in growing[:MAX_CAUSES]]
-            if len(growing) > MAX_CAUSES:
-                causes.append(f"and {len(growing) - MAX_CAUSES:,} more sites")
-            row = row.model_copy(update={"causes": tuple(causes)})
-            for site in growing:
-                verdict_of.setdefault(site.fingerprint, []).append(row.verdict)
-        named.append(row)
+    named = [_named_causes(row, sites, verdict_of) for row in rows]
+    named_tests = [_named_causes(row, sites, verdict_of) for row in test_rows]
     judged = tuple(
         site.model_copy(update={"verdict": worst(verdict_of.get(site.fingerprint, []))})
         if site.status == "grown" else site
         for site in sites
     )
-    return tuple(named), judged
+    return tuple(named), tuple(named_tests), judged
+
+
+def _named_causes(row: MetricRow, sites: Sequence[SiteRow], verdict_of: dict[str, list[Verdict]]
+                  ) -> MetricRow:
+    """``row`` with its causes, when it failed or warned by growing; ``verdict_of`` collects the
+    verdict for each site named."""
+    growing = [site for site in sites
+               if site.status in ("new", "grown") and row.metric in _metrics_of(site)
+               and (row.test is None or site.test == row.test)]
+    if not (row.verdict.severity and _growth(row) - row.reclassified > 0 and growing):
+        return row
+    causes = [_cause(site) for site in growing[:MAX_CAUSES]]
+    if len(growing) > MAX_CAUSES:
+        causes.append(f"and {len(growing) - MAX_CAUSES:,} more sites")
+    for site in growing:
+        verdict_of.setdefault(site.fingerprint, []).append(row.verdict)
+    return row.model_copy(update={"causes": tuple(causes)})
+
+
+def _growth(row: MetricRow) -> int:
+    """How much a metric grew; a new test's figure is all growth (its findings are what it added to a
+    known suite). A new suite's rows name no causes: every site of it is new."""
+    if row.delta is None and row.test is not None:
+        return row.current or 0
+    return row.delta or 0
 
 
 def _metrics_of(site: SiteRow) -> tuple[MetricName, ...]:
@@ -491,8 +617,10 @@ def _metrics_of(site: SiteRow) -> tuple[MetricName, ...]:
 
 
 def _cause(site: SiteRow) -> str:
-    """"grown definite leak at leak_more < main: +32 B, +1 block"; "new ...: 16 B in 2 blocks"."""
-    what = f"{site.status} {site.kind} {site.category} at {site.site}"
+    """"grown definite leak at leak_more < main: +32 B, +1 block"; "new ...: 16 B in 2 blocks"; with
+    " in test Pool.Grow" after the site when its test is known."""
+    in_test = f" in test {site.test}" if site.test else ""
+    what = f"{site.status} {site.kind} {site.category} at {site.site}{in_test}"
     if site.status == "new":
         if site.category == "leak":
             return f"{what}: {format_bytes(site.bytes or 0)} in {_counted(site.blocks or 0, 'block')}"
@@ -583,7 +711,7 @@ def _leak_row(suite: str, site: LeakSite, status: SiteStatusName, verdict: Verdi
               before: LeakSite | None = None) -> SiteRow:
     return SiteRow(
         suite=suite, category="leak", status=status, kind=site.kind, fingerprint=site.fingerprint,
-        site=site.site, frames=site.frames, bytes=site.bytes, blocks=site.blocks,
+        site=site.site, test=site.test, frames=site.frames, bytes=site.bytes, blocks=site.blocks,
         baseline_bytes=before.bytes if before else None, baseline_blocks=before.blocks if before else None,
         verdict=verdict, moved_from=before.kind if before is not None and before.kind != site.kind else None,
     )
@@ -593,7 +721,8 @@ def _error_row(suite: str, site: ErrorSite, status: SiteStatusName, verdict: Ver
                before: ErrorSite | None = None) -> SiteRow:
     return SiteRow(
         suite=suite, category="error", status=status, kind=site.kind, fingerprint=site.fingerprint,
-        site=site.site, frames=site.frames, count=site.count, baseline_count=before.count if before else None,
+        site=site.site, test=site.test, frames=site.frames, count=site.count,
+        baseline_count=before.count if before else None,
         description=site.description, related=site.related or (), verdict=verdict,
     )
 

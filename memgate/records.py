@@ -357,6 +357,15 @@ def combine_run_metrics(
     return combined, tuple(spreads)
 
 
+def combine_run_tests(per_run: Sequence[TestFigures]) -> TestFigures:
+    """Per-test figures of several runs, each test's like a suite's (``combine_run_metrics``) over
+    the runs that measured it. A test whose figures differ between runs does not make the suite
+    nondeterministic by itself: the suite's own figures say that."""
+    names = sorted({name for tests in per_run for name in tests})
+    return {name: combine_run_metrics([tests[name] for tests in per_run if name in tests])[0]
+            for name in names}
+
+
 _Finding = TypeVar("_Finding", Leak, MemError)
 
 

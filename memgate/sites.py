@@ -22,6 +22,8 @@ class LeakSite(Record):
     blocks: int
     site: str
     frames: tuple[Frame, ...] = ()
+    #: The test of the record that represents the site (reports only; baselines leave it out).
+    test: str | None = None
 
 
 class ErrorSite(Record):
@@ -34,6 +36,8 @@ class ErrorSite(Record):
     description: str | None = None
     #: Where the block was freed or allocated, each a few frames (reports only, like description).
     related: tuple[RelatedStack, ...] | None = None
+    #: The test of the record that represents the site (reports only; baselines leave it out).
+    test: str | None = None
 
 
 #: (kind, fingerprint): a fingerprint already encodes its kind; keying by both is belt and braces.
@@ -87,8 +91,11 @@ class _Group(Generic[_Record]):
             self.record, self.order = record, order
 
 
-def group_leaks(leaks: Iterable[Leak], wrappers: AllocWrappers = NO_WRAPPERS) -> dict[SiteKey, LeakSite]:
-    """``wrappers``: those the records were fingerprinted with (``SuiteRecord.alloc_wrappers``)."""
+def group_leaks(leaks: Iterable[Leak], wrappers: AllocWrappers = NO_WRAPPERS, *,
+                tests: bool = True) -> dict[SiteKey, LeakSite]:
+    """``wrappers``: those the records were fingerprinted with (``SuiteRecord.alloc_wrappers``);
+    ``tests=False`` leaves the sites' tests out (baselines: a site is the same whichever test reached
+    it)."""
     groups: dict[SiteKey, _Group[Leak]] = {}
     for leak in leaks:
         key = (leak.kind, leak.fingerprint)
@@ -103,6 +110,7 @@ def group_leaks(leaks: Iterable[Leak], wrappers: AllocWrappers = NO_WRAPPERS) ->
         key: LeakSite(
             fingerprint=group.record.fingerprint, kind=group.record.kind, bytes=group.first,
             blocks=group.second, site=group.record.site, frames=top_frames(group.record.stack, wrappers),
+            test=group.record.test if tests else None,
         )
         for key, group in groups.items()
     }
@@ -110,8 +118,9 @@ def group_leaks(leaks: Iterable[Leak], wrappers: AllocWrappers = NO_WRAPPERS) ->
 
 def group_errors(errors: Iterable[MemError], *, descriptions: bool = True,
                  wrappers: AllocWrappers = NO_WRAPPERS) -> dict[SiteKey, ErrorSite]:
-    """``descriptions=False`` leaves them and the related stacks out (baselines: descriptions can
-    carry addresses, and neither is part of a site's identity); ``wrappers`` as for ``group_leaks``."""
+    """``descriptions=False`` leaves them, the related stacks and the test out (baselines:
+    descriptions can carry addresses, and none of them is part of a site's identity); ``wrappers``
+    as for ``group_leaks``."""
     groups: dict[SiteKey, _Group[MemError]] = {}
     for error in errors:
         key = (error.kind, error.fingerprint)
@@ -127,6 +136,7 @@ def group_errors(errors: Iterable[MemError], *, descriptions: bool = True,
             site=group.record.site, frames=top_frames(group.record.stack, wrappers),
             description=(group.record.description or None) if descriptions else None,
             related=_top_related(group.record.related) if descriptions else None,
+            test=group.record.test if descriptions else None,
         )
         for key, group in groups.items()
     }

@@ -10,7 +10,16 @@ from collections.abc import Iterable, Mapping
 
 from memgate.fingerprint import fingerprint, site_of
 from memgate.metrics import LEAK_KINDS, LeakKind, MetricName, leak_metrics
-from memgate.records import Frame, Leak, MemError, ProcessRecord, SuiteRecord, SuiteStatus
+from memgate.records import (
+    Frame,
+    Leak,
+    MemError,
+    ProcessRecord,
+    SuiteRecord,
+    SuiteStatus,
+    TestFigures,
+    combine_tests,
+)
 
 
 def stack(*functions: str, file: str = "prog.c") -> tuple[Frame, ...]:
@@ -21,10 +30,10 @@ def stack(*functions: str, file: str = "prog.c") -> tuple[Frame, ...]:
     return tuple(frames)
 
 
-def leak(kind: LeakKind, size: int, blocks: int, *functions: str) -> Leak:
+def leak(kind: LeakKind, size: int, blocks: int, *functions: str, test: str | None = None) -> Leak:
     frames = stack(*functions)
     return Leak(kind=kind, bytes=size, blocks=blocks, stack=frames,
-                fingerprint=fingerprint(f"leak:{kind}", frames), site=site_of(frames))
+                fingerprint=fingerprint(f"leak:{kind}", frames), site=site_of(frames), test=test)
 
 
 def error(kind: str, *functions: str, count: int = 1, description: str = "") -> MemError:
@@ -56,15 +65,19 @@ def suite(
     status_detail: str | None = None,
     complete: bool = True,
     leak_check: bool = True,
+    tests: TestFigures | None = None,
 ) -> SuiteRecord:
     """One process holding ``leaks`` and ``errors``; ``metrics`` adds to (or overrides) the leak and
-    error figures derived from them."""
+    error figures derived from them; ``tests``: figures the tool measured per test (the suite's
+    per-test figures also hold those of the findings that name a test)."""
     leaks, errors = tuple(leaks), tuple(errors)
     all_metrics = leak_and_error_metrics(leaks, errors)
     if not leak_check:  # a tool that did not look for leaks reports no leak figures at all
         all_metrics = {"errors": all_metrics["errors"]}
     all_metrics.update(metrics or {})
     process = ProcessRecord(pid=100, metrics=all_metrics, leaks=leaks, errors=errors, leak_check=leak_check,
-                            complete=complete, incomplete_reason=None if complete else "log truncated")
+                            complete=complete, incomplete_reason=None if complete else "log truncated",
+                            tests=tests or {})
     return SuiteRecord(name=name, tool=tool, tool_version=tool_version, status=status,
-                       status_detail=status_detail, processes=(process,), metrics=all_metrics)
+                       status_detail=status_detail, processes=(process,), metrics=all_metrics,
+                       tests=combine_tests((process,)))

@@ -13,7 +13,7 @@ from memgate.errors import BaselineError
 from memgate.fingerprint import AllocWrappers, fingerprint, site_of
 from memgate.gcpause import collector_paused
 from memgate.metrics import MetricName
-from memgate.records import HeapSite, Record, Report, SuiteRecord, SuiteStatus, ToolName
+from memgate.records import HeapSite, Record, Report, SuiteRecord, SuiteStatus, TestFigures, ToolName
 from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks, top_frames
 
 BASELINE_SCHEMA_VERSION = 1
@@ -21,8 +21,10 @@ BASELINE_SCHEMA_VERSION = 1
 
 # A suite's metrics and its leak and error sites (fingerprint, kind, size, top frames), and which tool,
 # tool version, commit and allocator wrappers made them (alloc_wrappers is written only when not empty,
-# so the baselines of projects that use none stay as they were). (A comment, not a docstring: it would
-# enter baseline.schema.json.)
+# so the baselines of projects that use none stay as they were), and its figures per test (tests, written
+# only when the suite has some, for the same reason). Sites keep no test: a site's identity is its
+# fingerprint, whichever test reached it. (A comment, not a docstring: it would enter
+# baseline.schema.json.)
 class Baseline(Record):
     schema_version: int = BASELINE_SCHEMA_VERSION
     suite: str
@@ -35,6 +37,8 @@ class Baseline(Record):
     heap_sites: tuple[HeapSite, ...] = ()
     source_commit: str | None = None
     alloc_wrappers: tuple[str, ...] = ()
+    #: The suite's figures per test (test name -> metrics), compared test by test.
+    tests: TestFigures = Field(default_factory=dict)
     memgate_version: str = __version__
     #: Where the baseline was read from, for error messages; never written.
     origin: str | None = Field(default=None, exclude=True)
@@ -45,7 +49,7 @@ class Baseline(Record):
         _check_usable(record)
         wrappers = AllocWrappers(record.alloc_wrappers)
         with collector_paused():
-            leaks = _sorted_sites(group_leaks(record.leaks, wrappers))
+            leaks = _sorted_sites(group_leaks(record.leaks, wrappers, tests=False))
             # Descriptions can carry addresses ("READ of size 4 at 0x6020..."): noise in a diff.
             errors = _sorted_sites(group_errors(record.errors, descriptions=False, wrappers=wrappers))
         return cls(
@@ -58,6 +62,7 @@ class Baseline(Record):
             heap_sites=record.heap_sites,
             source_commit=commit,
             alloc_wrappers=record.alloc_wrappers,
+            tests={name: dict(metrics) for name, metrics in record.tests.items()},
         )
 
     def with_alloc_wrappers(self, globs: tuple[str, ...]) -> Baseline:
@@ -76,10 +81,10 @@ class Baseline(Record):
         """The stable file text: sorted keys, indent 2 (one item per line), ASCII only (any symbol name
         round-trips) and a trailing newline, so that a baseline update reads well as a diff in review."""
         data = self.model_dump(mode="json", exclude_none=True)
-        if not data["alloc_wrappers"]:
-            del data["alloc_wrappers"]
-        if not data["heap_sites"]:  # only heap profilers have them: other baselines stay as they were
-            del data["heap_sites"]
+        # Written only when a suite has them: the baselines of other suites stay as they were.
+        for optional in ("alloc_wrappers", "heap_sites", "tests"):
+            if not data[optional]:
+                del data[optional]
         return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 

@@ -56,7 +56,7 @@ class _Issue(TypedDict):
 #   widget, comparing with the target branch, does not show it as new; fixed sites are gone from the
 #   code, so they are not issues;
 # - metric over its fail threshold: ``major``; over its warn threshold (or no longer measured):
-#   ``minor``;
+#   ``minor``; a test's metric (per-test figures) likewise, as its own issue naming the test;
 # - suite that crashed, timed out or failed: ``critical``; incomplete figures: ``major``.
 #
 # Location: a site is placed at its first frame in the repository. GitLab requires a location, so a
@@ -77,7 +77,7 @@ def _suite_issues(suite: SuiteComparison, repo_root: Root, fallback: SourceLocat
     status = _status_issue(suite, fallback)
     if status is not None:
         yield status
-    for row in suite.rows:
+    for row in (*suite.rows, *suite.test_rows):
         metric = _metric_issue(row, fallback)
         if metric is not None:
             yield metric
@@ -108,8 +108,10 @@ def _metric_issue(row: MetricRow, fallback: SourceLocation) -> _Issue | None:
         severity, word = "minor", "over its warn threshold" if row.current is not None else "not measured"
     else:
         return None
+    # A test's figure is its own finding (the suite's total keeps the identity it always had).
+    identity = finding_id("metric", row.suite, row.metric, *((row.test,) if row.test is not None else ()))
     return _issue(f"memgate/metric/{row.metric}", f"[{row.suite}] {word}: {metric_summary(row)}", severity,
-                  finding_id("metric", row.suite, row.metric), fallback, category=_metric_category(row))
+                  identity, fallback, category=_metric_category(row))
 
 
 def _metric_category(row: MetricRow) -> str:

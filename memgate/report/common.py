@@ -149,7 +149,7 @@ def changes_summary(suite: SuiteComparison) -> str:
                         (changed, "metric changed" if changed == 1 else "metrics changed")):
         if count:
             parts.append(f"{count:,} {what}{_s(count) if 'site' in what else ''}")
-    return ", ".join(parts) or "no change"
+    return ", ".join(parts + tests_summary(suite)) or "no change"
 
 
 VERDICT_WORD: dict[Verdict, str] = {
@@ -312,23 +312,51 @@ def site_id(site: SiteRow) -> str:
 
 
 def site_summary(site: SiteRow) -> str:
-    """"new definite leak: 16 B in 1 block at leak_small < main" (one line); a grown site says by how
-    much it grew."""
+    """"new definite leak: 16 B in 1 block at leak_small < main" (one line), "... in test Pool.Grow"
+    when its test is known; a grown site says by how much it grew."""
     description = f" ({site.description})" if site.description else ""
     size = site_growth(site) if site.status == "grown" else site_size(site)
-    return clean(f"{site.status} {site_title(site)}: {size}{description} at {site.site}{moved_text(site)}",
-                 limit=1000)
+    return clean(f"{site.status} {site_title(site)}: {size}{description} at {site.site}{in_test(site.test)}"
+                 f"{moved_text(site)}", limit=1000)
+
+
+def in_test(test: str | None) -> str:
+    """" in test Pool.Grow", or "" when the test is not known."""
+    return f" in test {test}" if test else ""
+
+
+def gone_tests_text(suite: SuiteComparison, shown: int = 20) -> str:
+    """"gone tests (in the baseline, not in this run; not a failure): A, B and 3 more"."""
+    count = len(suite.gone_tests)
+    return (f"{count:,} gone test{_s(count)} (in the baseline, not in this run; not a failure): "
+            f"{_names(list(suite.gone_tests), shown)}")
+
+
+def metric_name(row: MetricRow) -> str:
+    """"allocs_per_op", or "allocs_per_op of test BenchmarkParse" for a test's figure."""
+    return f"{row.metric} of test {row.test}" if row.test is not None else row.metric
+
+
+def tests_summary(suite: SuiteComparison) -> list[str]:
+    """"1 test changed", "2 new tests", "1 gone test": the per-test part of ``changes_summary``."""
+    results = suite.per_test()
+    changed = sum(1 for test in results if test.changed and not test.new)
+    new, gone = len(suite.new_tests), len(suite.gone_tests)
+    return [f"{count:,} {what}{'' if count == 1 else 's'}{after}"
+            for count, what, after in ((changed, "test", " changed"), (new, "new test", ""),
+                                       (gone, "gone test", "")) if count]
 
 
 def metric_summary(row: MetricRow) -> str:
-    """"heap_peak_bytes: 1.02 MiB, +68.36 KiB (+7.0%) from 976.56 KiB (limit warn 5% / fail 10%)"."""
-    now = format_figure(row.metric, row.current)
+    """"heap_peak_bytes: 1.02 MiB, +68.36 KiB (+7.0%) from 976.56 KiB (limit warn 5% / fail 10%)";
+    a test's figure is "allocs_per_op of test BenchmarkParse: ..."."""
+    now, name = format_figure(row.metric, row.current), metric_name(row)
     if row.current is None:
-        text = f"{row.metric}: not measured in this run (baseline {format_figure(row.metric, row.baseline)})"
+        text = f"{name}: not measured in this run (baseline {format_figure(row.metric, row.baseline)})"
     elif row.baseline is None:
-        text = f"{row.metric}: {now}, no baseline"
+        text = f"{name}: {now}, no baseline"
     else:
-        text = f"{row.metric}: {now}, {format_delta(row)} from {format_figure(row.metric, row.baseline)}"
+        text = f"{name}: {now}, {format_delta(row)} from {format_figure(row.metric, row.baseline)}"
     text = f"{text} (limit {row.limit})" if row.limit else text
     if row.reclassified:
         moved = format_figure(row.metric, abs(row.reclassified))

@@ -8,12 +8,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, TestResult
 from memgate.records import SuiteStatus
 from memgate.report.common import (
     VERDICT_WORD,
     clean,
     frame_text,
+    gone_tests_text,
     metric_summary,
     site_size,
     site_summary,
@@ -65,7 +66,9 @@ class _Case:
 # - one per metric row, named after the metric: a ``<failure type="MemoryRegression">`` when it
 #   crossed a fail threshold;
 # - one per leak or error site, named ``<category> <kind> at <site>``: a new site that fails the gate
-#   is a ``<failure type="MemoryRegression">`` whose text is the stack.
+#   is a ``<failure type="MemoryRegression">`` whose text is the stack;
+# - one per test of a suite with per-test figures, named after the test: a ``<failure>`` with the
+#   test's failing rows when one of them failed (``run``'s output lists the gone tests).
 #
 # Decisions:
 #
@@ -100,6 +103,7 @@ def _testsuite(suite: SuiteComparison, repo_root: Root, fail_on_warn: bool) -> t
     cases = [_run_case(suite)]
     cases += [_metric_case(row, fail_on_warn) for row in suite.rows]
     cases += _unique([_site_case(site, repo_root, fail_on_warn) for site in suite.sites], suite.sites)
+    cases += _test_cases(suite.per_test(), {case.name for case in cases}, fail_on_warn)
     outcomes = [case.outcome[0] for case in cases if case.outcome is not None]
     counts = _Counts(tests=len(cases), failures=outcomes.count("failure"), errors=outcomes.count("error"))
     element = ET.Element("testsuite", name=classname)
@@ -131,7 +135,8 @@ def _run_case(suite: SuiteComparison) -> _Case:
     """The suite's own testcase: an error when it did not end normally; its notes either way."""
     case = _Case("run")
     detail = suite.status_detail or ""
-    notes = "\n".join(suite.notes)
+    all_notes = [*suite.notes, *([gone_tests_text(suite, shown=1000)] if suite.gone_tests else [])]
+    notes = "\n".join(all_notes)
     if suite.status.fails_gate:
         message = f"the suite {suite.status.value}" + (f": {detail}" if detail else "")
         case.outcome = ("error", _ERROR_TYPE[suite.status], message, notes or message)
@@ -139,7 +144,7 @@ def _run_case(suite: SuiteComparison) -> _Case:
         message = f"incomplete figures: {detail or 'the tool output is missing or truncated'}"
         case.outcome = ("error", "IncompleteFigures", message, notes or message)
     else:
-        case.output = [f"{suite.tool}: {status_word(suite)}", *suite.notes]
+        case.output = [f"{suite.tool}: {status_word(suite)}", *all_notes]
     return case
 
 
@@ -153,6 +158,28 @@ def _metric_case(row: MetricRow, fail_on_warn: bool) -> _Case:
     else:
         case.output = [f"{VERDICT_WORD[row.verdict]}: {summary}"]
     return case
+
+
+def _test_cases(tests: Iterable[TestResult], taken: set[str], fail_on_warn: bool) -> list[_Case]:
+    """One testcase per test, named after it (" (test)" added if that name is a metric's or a
+    site's); failing with the rows that failed (or warned, with ``fail_on_warn``)."""
+    cases = []
+    for test in tests:
+        name = test.test if _attribute(test.test) not in taken else f"{test.test} (test)"
+        case = _Case(name)
+        failing = [row for row in test.rows
+                   if row.verdict is Verdict.FAIL or (row.verdict is Verdict.WARN and fail_on_warn)]
+        summaries = [metric_summary(row) for row in failing]
+        lines = [f"{VERDICT_WORD[row.verdict]}: {metric_summary(row)}" for row in test.rows]
+        if test.new:
+            lines.insert(0, "new test: no baseline for it, only absolute limits apply")
+        if failing:
+            kind = "MemoryRegression" if test.verdict is Verdict.FAIL else "MemoryWarning"
+            case.outcome = ("failure", kind, "; ".join(summaries), "\n".join(lines))
+        else:
+            case.output = lines
+        cases.append(case)
+    return cases
 
 
 def _site_case(site: SiteRow, repo_root: Root, fail_on_warn: bool) -> _Case:

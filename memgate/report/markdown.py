@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from memgate import __version__
-from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison
+from memgate.comparison import Comparison, MetricRow, SiteRow, SuiteComparison, TestResult
 from memgate.report.common import (
     changes_summary,
     clean,
@@ -33,6 +33,8 @@ DEFAULT_MAX_CHARS = 60_000  # GitHub refuses bodies over 65,536 characters; leav
 MIN_MAX_CHARS = 2_000
 #: New sites shown per suite (each in its own <details>); the full report keeps every one.
 MAX_SITES = 50
+#: Changed tests whose rows are shown per suite; unchanged tests are one line, whatever their count.
+MAX_TESTS = 30
 
 EMOJI: dict[Verdict, str] = {
     Verdict.PASS: "✅",
@@ -158,19 +160,21 @@ def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
     unchanged = [row for row in suite.rows if not row.changed]
     if changed:
         first.append(_metric_table(changed))
-        causes = [f"- `{row.metric}` {_verdict(row.verdict)}: {escape_text(cause, limit=1000)}"
-                  for row in changed for cause in row.causes]
+        causes = _cause_lines(changed)
         if causes:
             first.append("Caused by:\n" + "\n".join(causes))
         if suite.heap_growth:
             first.append("The allocation stacks whose bytes grew most:\n" + "\n".join(
                 f"- {escape_text(heap_growth_text(item), limit=500)}" for item in suite.heap_growth))
     elif suite.rows:
-        first.append("No metric changed.")
+        first.append("No suite total changed." if suite.test_rows else "No metric changed.")
     sections = ["\n\n".join(first)]
     if unchanged:
         sections.append(_details(f"{len(unchanged)} unchanged metric{'s' if len(unchanged) != 1 else ''}",
                                  _metric_table(unchanged)))
+    tests = _tests_section(suite)
+    if tests:
+        sections.append(tests)
     new = suite.sites_with("new")
     sections.extend(_new_site(site) for site in new[:max_sites])
     if len(new) > max_sites:
@@ -190,28 +194,81 @@ def _suite_sections(suite: SuiteComparison, max_sites: int) -> list[str]:
     return sections
 
 
+def _cause_lines(rows: Sequence[MetricRow], shown: frozenset[str] = frozenset()) -> list[str]:
+    """"- `errors` ❌ fail: grown ...", with " of test X" after the metric for a test's row; causes in
+    ``shown`` (the suite's, which name the test already) are left out."""
+    return [f"- `{row.metric}`{' of ' + escape_text(row.test, 200) if row.test else ''} "
+            f"{_verdict(row.verdict)}: {escape_text(cause, limit=1000)}"
+            for row in rows for cause in row.causes if cause not in shown]
+
+
+def _tests_section(suite: SuiteComparison) -> str:
+    """The changed tests' rows (new ones marked), then one line for all unchanged tests, one for the
+    gone ones: a suite of 300 unchanged tests is two lines, not 300 rows."""
+    results = suite.per_test()
+    changed = [test for test in results if test.changed]
+    parts: list[str] = []
+    if changed:
+        parts.append(_test_table(changed[:MAX_TESTS]))
+        shown = frozenset(cause for row in suite.rows for cause in row.causes)
+        causes = _cause_lines([row for test in changed[:MAX_TESTS] for row in test.rows], shown)
+        if causes:
+            parts.append("Caused by:\n" + "\n".join(causes))
+        if len(changed) > MAX_TESTS:
+            parts.append(f"… and {len(changed) - MAX_TESTS:,} more changed tests (see the full report).")
+    unchanged = len(results) - len(changed)
+    if unchanged:
+        parts.append(f"{EMOJI[Verdict.PASS]} {unchanged:,} unchanged test{'s' if unchanged != 1 else ''}.")
+    if suite.gone_tests:
+        gone = len(suite.gone_tests)
+        names = ", ".join(escape_text(name, 100) for name in suite.gone_tests[:MAX_TESTS])
+        more = f" and {gone - MAX_TESTS:,} more" if gone > MAX_TESTS else ""
+        parts.append(f"{gone:,} gone test{'s' if gone != 1 else ''} (in the baseline, not in this run; "
+                     f"not a failure): {names}{more}")
+    return "\n\n".join(parts)
+
+
+def _test_table(tests: Sequence[TestResult]) -> str:
+    lines = ["| test | metric | baseline | current | delta | verdict | limit |",
+             "|---|---|--:|--:|--:|---|---|"]
+    for test in tests:
+        name = escape_text(test.test, 200) + (" (new)" if test.new else "")
+        for index, row in enumerate(test.rows):
+            lines.append(f"| {name if index == 0 else ''} {_metric_cells(row)}")
+    return "\n".join(lines)
+
+
+def _metric_cells(row: MetricRow) -> str:
+    """"| `metric` | baseline | current | delta | verdict | limit |"."""
+    before, now = format_figure(row.metric, row.baseline), format_figure(row.metric, row.current)
+    verdict = _verdict(row.verdict) + (" (noise)" if row.within_noise else "")
+    return (f"| `{row.metric}` | {before} | {now} | {format_delta(row)} | {verdict} | "
+            f"{escape_text(row.limit, 100) or '-'} |")
+
+
 def _metric_table(rows: Sequence[MetricRow]) -> str:
     lines = ["| metric | baseline | current | delta | verdict | limit |", "|---|--:|--:|--:|---|---|"]
-    for row in rows:
-        before, now = format_figure(row.metric, row.baseline), format_figure(row.metric, row.current)
-        verdict = _verdict(row.verdict) + (" (noise)" if row.within_noise else "")
-        lines.append(f"| `{row.metric}` | {before} | {now} | {format_delta(row)} | {verdict} | "
-                     f"{escape_text(row.limit, 100) or '-'} |")
+    lines += [_metric_cells(row) for row in rows]
     return "\n".join(lines)
 
 
 def _new_site(site: SiteRow) -> str:
     description = f" · {escape_html(site.description, 150)}" if site.description else ""
     summary = (f"{EMOJI[site.verdict]} new {escape_html(site_title(site), 100)} · {site_size(site)}"
-               f"{description} · <code>{escape_html(site.site, 200)}</code>")
+               f"{description} · <code>{escape_html(site.site, 200)}</code>{_test_of(site)}")
     return _site_details(summary, site)
 
 
 def _grown_site(site: SiteRow) -> str:
     summary = (f"{EMOJI[site.verdict]} grown {escape_html(site_title(site), 100)} · "
                f"{site_growth(site)}{moved_text(site)} · "  # memgate's own figures and kind names
-               f"<code>{escape_html(site.site, 200)}</code>")
+               f"<code>{escape_html(site.site, 200)}</code>{_test_of(site)}")
     return _site_details(summary, site)
+
+
+def _test_of(site: SiteRow) -> str:
+    """" · test <code>Pool.Grow</code>" when the site's test is known."""
+    return f" · test <code>{escape_html(site.test, 200)}</code>" if site.test else ""
 
 
 def _site_details(summary: str, site: SiteRow) -> str:

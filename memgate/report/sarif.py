@@ -270,6 +270,8 @@ def _thread_flow(site: SiteRow, repo_root: Root) -> list[_ThreadFlowLocation]:
 def _site_properties(site: SiteRow) -> dict[str, str | int]:
     properties: dict[str, str | int] = {"suite": clean(site.suite), "kind": clean(site.kind),
                                         "fingerprint": clean(site.fingerprint), "status": site.status}
+    if site.test:
+        properties["test"] = clean(site.test)
     for name, value in (("bytes", site.bytes), ("blocks", site.blocks), ("count", site.count)):
         if value is not None:
             properties[name] = value

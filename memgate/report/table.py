@@ -10,8 +10,10 @@ from memgate.report.common import (
     clean,
     format_delta,
     format_figure,
+    gone_tests_text,
     headline,
     heap_growth_text,
+    in_test,
     moved_text,
     site_growth,
     site_size,
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 #: New sites listed per suite; the JSON and Markdown reports keep the rest.
 MAX_SITES = 20
+#: Changed tests whose rows are listed per suite; the unchanged ones are one line, whatever their count.
+MAX_TESTS = 20
 HEADERS = ("suite", "metric", "baseline", "current", "delta", "verdict")
 
 
@@ -66,11 +70,8 @@ def _metrics_table(comparison: Comparison) -> str:
     for suite in suites_in_order(comparison):
         first = len(rows)
         rows.extend(_status_rows(suite))
-        rows.extend(
-            ["", row.metric, format_figure(row.metric, row.baseline), format_figure(row.metric, row.current),
-             format_delta(row), _verdict_word(row)]
-            for row in suite.rows
-        )
+        rows.extend(_metric_line(row) for row in suite.rows)
+        rows.extend(_test_lines(suite))
         if len(rows) == first:
             rows.append(["", "(no figures)", "-", "-", "-", VERDICT_WORD[suite.verdict]])
         rows[first][0] = clean(suite.suite) + ("" if suite.has_baseline else " (new)")
@@ -81,6 +82,33 @@ def _metrics_table(comparison: Comparison) -> str:
     from tabulate import tabulate
 
     return tabulate(rows, headers=HEADERS, tablefmt="simple", disable_numparse=True)
+
+
+def _metric_line(row: MetricRow) -> list[str]:
+    return ["", row.metric, format_figure(row.metric, row.baseline), format_figure(row.metric, row.current),
+            format_delta(row), _verdict_word(row)]
+
+
+def _test_lines(suite: SuiteComparison) -> list[list[str]]:
+    """The rows of each changed test (at most ``MAX_TESTS``) under the suite's, the test named in the
+    first column; the unchanged tests as one line with their count."""
+    results = suite.per_test()
+    changed = [test for test in results if test.changed]
+    lines: list[list[str]] = []
+    for test in changed[:MAX_TESTS]:
+        first = len(lines)
+        lines.extend(_metric_line(row) for row in test.rows)
+        # tabulate strips leading spaces: the word "test" tells a test's rows from another suite's.
+        lines[first][0] = f"test {clean(test.test, limit=100)}" + (" (new)" if test.new else "")
+    if len(changed) > MAX_TESTS:
+        more = len(changed) - MAX_TESTS
+        lines.append([f"{more:,} more changed test{'s' if more != 1 else ''} (see the JSON report)", "",
+                      "", "", "", ""])
+    unchanged = len(results) - len(changed)
+    if unchanged:
+        lines.append([f"{unchanged:,} unchanged test{'s' if unchanged != 1 else ''}", "", "", "", "",
+                      VERDICT_WORD[Verdict.PASS]])
+    return lines
 
 
 def _verdict_word(row: MetricRow) -> str:
@@ -101,12 +129,13 @@ def _cause_lines(comparison: Comparison) -> list[str]:
     on one line)."""
     lines: list[str] = []
     for suite in suites_in_order(comparison):
-        metrics: dict[tuple[str, str], list[str]] = {}
-        for row in suite.rows:
+        metrics: dict[tuple[str, str, str], list[str]] = {}
+        for row in (*suite.rows, *suite.test_rows):
             for cause in row.causes:
-                metrics.setdefault((cause, VERDICT_WORD[row.verdict]), []).append(row.metric)
-        lines += [f"  {clean(suite.suite)}: {', '.join(names)} {verdict}: {clean(cause, limit=1000)}"
-                  for (cause, verdict), names in metrics.items()]
+                where = f"{suite.suite}{in_test(row.test)}"
+                metrics.setdefault((where, cause, VERDICT_WORD[row.verdict]), []).append(row.metric)
+        lines += [f"  {clean(where)}: {', '.join(names)} {verdict}: {clean(cause, limit=1000)}"
+                  for (where, cause, verdict), names in metrics.items()]
     return lines
 
 
@@ -130,16 +159,20 @@ def _site_line(suite: str, site: SiteRow) -> str:
     description = f" ({clean(site.description)})" if site.description else ""
     size = site_growth(site) if site.status == "grown" else site_size(site)
     return (f"  {VERDICT_WORD[site.verdict]:<8} {clean(suite)}: {clean(site_title(site))}, {size}"
-            f"{description} at {clean(site.site)}{moved_text(site)}")
+            f"{description} at {clean(site.site)}{clean(in_test(site.test))}{moved_text(site)}")
 
 
 def _notes(comparison: Comparison) -> list[str]:
     lines = [f"  {clean(suite.suite)}: {clean(note, limit=2000)}" for suite in suites_in_order(comparison)
-             for note in suite.notes]
+             for note in (*suite.notes, *_gone_note(suite))]
     if comparison.unmatched_baselines:
         names = ", ".join(clean(name) for name in comparison.unmatched_baselines)
         lines.append(f"  baselines not compared (their suites did not run): {names}")
     return lines
+
+
+def _gone_note(suite: SuiteComparison) -> list[str]:
+    return [gone_tests_text(suite)] if suite.gone_tests else []
 
 
 def render_suites(report: Report) -> str:

@@ -22,6 +22,7 @@ from memgate.records import (
     SuiteRun,
     SuiteStatus,
     combine_run_metrics,
+    combine_run_tests,
     output_status,
 )
 from memgate.tools import get_tool
@@ -125,6 +126,8 @@ def combine_runs(
     - exact metrics (all but ``rss_peak_bytes`` and the page faults, which vary by nature) must agree:
       those that differ make the suite nondeterministic (``SuiteRecord.nondeterministic``, with their
       range), which the reports say;
+    - per-test figures (``SuiteRecord.tests``): each test's combined the same way, over the runs
+      that measured it;
     - each run's status and figures stay in ``SuiteRecord.runs``, its processes in ``processes`` (with
       their ``run``)."""
     if not runs:
@@ -157,6 +160,7 @@ def combine_runs(
                             artifacts_dir=run.artifacts_dir, metrics=run.metrics)
                    for index, run in enumerate(runs, 1)),
         nondeterministic=spreads,
+        tests=combine_run_tests([run.tests for run in runs]),
         notes=tuple(f"run {index}: {note}" for index, run in enumerate(runs, 1) for note in run.notes),
         alloc_wrappers=first.alloc_wrappers,
     )

@@ -131,6 +131,25 @@ def test_durations_add_up_and_the_worst_runs_exit_code_is_kept() -> None:
     assert combined.status_detail == "run 2 of 2: exited with status 3"
 
 
+def test_per_test_figures_combine_over_runs_like_the_suites() -> None:
+    """Per test: the largest finding of any run, the lower median of every other figure, over the
+    runs that measured the test."""
+    flaky = leak("definite", 64, 1, "leak_once", "main", test="Pool.Grow")
+    runs = [
+        suite(tests={"BenchmarkA": {"allocs_per_op": 3, "bytes_per_op": 240},
+                     "BenchmarkB": {"allocs_per_op": 1}}),
+        suite(leaks=[flaky], tests={"BenchmarkA": {"allocs_per_op": 3, "bytes_per_op": 280}}),
+        suite(tests={"BenchmarkA": {"allocs_per_op": 4, "bytes_per_op": 230},
+                     "BenchmarkB": {"allocs_per_op": 2}}),
+    ]
+    combined = combine_runs(runs, repeat=3)
+    assert combined.tests == {
+        "BenchmarkA": {"allocs_per_op": 3, "bytes_per_op": 240},
+        "BenchmarkB": {"allocs_per_op": 1},  # measured by two runs: the lower of the two
+        "Pool.Grow": {"leak_definite_bytes": 64, "leak_definite_blocks": 1},
+    }
+
+
 def test_combine_runs_needs_a_run() -> None:
     with pytest.raises(ValueError, match="at least one run"):
         combine_runs([], repeat=1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,17 @@ def write_suites(folder: Path, programs: Programs, *alpha: str, thresholds: str 
     path = folder / "memgate.toml"
     path.write_text(text + thresholds)
     return path
+
+
+def repository_of_suites(tmp_path: Path, programs: Programs) -> tuple[Path, Callable[..., str], Path]:
+    """A new git repository on main holding the three suites' config (not committed yet), the reports
+    ignored: the repository, its ``git`` and the config."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git_ = git_in(repo)
+    git_("init", "-q", "-b", "main")
+    (repo / ".gitignore").write_text(".memgate/\n*.json\n!baselines/*.json\n")
+    return repo, git_, write_suites(repo, programs)
 
 
 @dataclass(frozen=True)
@@ -143,12 +155,7 @@ def test_a_suite_in_two_reports_with_different_figures_is_exit_2_naming_both_fil
 def test_reports_of_different_commits_are_refused(
     tmp_path: Path, programs: Programs, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git_ = git_in(repo)
-    git_("init", "-q", "-b", "main")
-    config = write_suites(repo, programs)
-    (repo / ".gitignore").write_text(".memgate/\n*.json\n")
+    repo, git_, config = repository_of_suites(tmp_path, programs)
     git_("add", "-A")
     git_("commit", "-qm", "suites")
     assert memgate(capsys, "run", "--config", config, "--shard", "1/2", "--json", repo / "s1.json").code == 0
@@ -262,12 +269,7 @@ def test_compare_base_ref_reads_baselines_and_thresholds_from_the_target_branch(
 ) -> None:
     """The pull request adds a leak and accepts it in its own tree (its baselines and a loose
     threshold); its merged shards still fail against the target branch's gate."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git_ = git_in(repo)
-    git_("init", "-q", "-b", "main")
-    config = write_suites(repo, programs)
-    (repo / ".gitignore").write_text(".memgate/\nshard-*.json\nmerged.json\n")
+    repo, git_, config = repository_of_suites(tmp_path, programs)
     assert memgate(capsys, "baseline", "update", "--config", config, "--jobs", "1").code == 0
     git_("add", "-A")
     git_("commit", "-qm", "baselines")

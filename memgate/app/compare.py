@@ -62,7 +62,7 @@ def _given_baseline(options: CompareOptions) -> tuple[Config, Target]:
 
     if options.base_ref is not None:
         raise UsageError("--base-ref reads the baselines from the target branch, and a BASELINE was given "
-                         "too", hint="leave out the BASELINE argument, or --base-ref")
+                         "too", hint="leave out the BASELINE argument, or --base-ref (and MEMGATE_BASE_REF)")
     assert options.baseline is not None
     config = load_config(options.config) if options.config else Config()
     return config, Target(config=config, baselines=load_baseline_side(options.baseline))

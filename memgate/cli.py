@@ -20,6 +20,8 @@ from memgate.streams import readers_may_leave
 # Heavy modules (pydantic, the tools, the reports) are imported inside the subcommands, so that
 # ``memgate --version`` and ``--help`` start fast.
 if TYPE_CHECKING:
+    from memgate.app.check import GateOutputs
+    from memgate.app.common import Shard
     from memgate.app.run import RunOptions
 
 EXIT_CODES = """\
@@ -95,18 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = _command(commands, "check", "run the suites, compare with the baselines, exit with the verdict")
     _add_run_options(check)
-    reports = check.add_argument_group("reports (each written only when asked for)")
-    for flag, what in REPORT_FLAGS.items():
-        reports.add_argument(f"--{flag}", metavar="PATH", type=Path, help=what)
-    check.add_argument("--fail-on", choices=FAIL_ON,
-                       help="exit 1 on fail verdicts only (default) or on warnings too (env MEMGATE_FAIL_ON)")
-    check.add_argument("--comment", action="store_true",
-                       help="post or update the one memgate comment on the GitHub pull request or GitLab "
-                            "merge request; a comment that cannot be posted is a warning, never a verdict")
-    check.add_argument("--base-ref", metavar="REF", type=_git_ref,
-                       help="read baselines and thresholds from this commit (the target branch), not from "
-                            "the working tree; default in CI: the pull/merge request's base commit "
-                            "(env MEMGATE_BASE_REF)")
+    _add_gate_options(check)
     check.set_defaults(handler=cmd_check)
 
     comment = _command(commands, "comment", "post or update the memgate comment from a Markdown file")
@@ -118,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = _command(commands, "run", "run the suites and write the JSON report; no comparison")
     _add_run_options(run)
+    run.add_argument("--shard", type=_shard, metavar="INDEX/TOTAL",
+                     help="run only this shard's suites: every TOTAL-th suite (of the config's, or of "
+                          "--suite), from the INDEX-th; TOTAL jobs, 1/TOTAL to TOTAL/TOTAL, run each suite "
+                          "once (GitLab: $CI_NODE_INDEX/$CI_NODE_TOTAL); join their reports with "
+                          "`memgate merge`")
     run.set_defaults(handler=cmd_run)
 
     parse = _command(commands, "parse", "parse tool output you already have and print it as JSON")
@@ -132,17 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output files; several files are several processes of one run")
     parse.set_defaults(handler=cmd_parse)
 
-    compare = _command(commands, "compare", "compare a current JSON report with a baseline")
-    compare.add_argument("baseline", type=Path, metavar="BASELINE",
-                         help="a JSON report, a baselines folder, or one baseline file")
+    compare = _command(commands, "compare", "judge a JSON report (of `run`, or shards' merged) with no run")
+    compare.add_argument("baseline", type=Path, metavar="BASELINE", nargs="?",
+                         help="a JSON report, a baselines folder, or one baseline file; left out: the "
+                              "baselines and thresholds `check` would use (of --base-ref or the target "
+                              "branch in CI, else of this checkout), suites in the config's order, and a "
+                              "suite of the config missing from CURRENT incomplete")
     compare.add_argument("current", type=Path, metavar="CURRENT", help="the current JSON report")
     compare.add_argument("--config", type=Path, metavar="PATH",
-                         help="thresholds from this config (default: built-in defaults, or memgate.toml "
-                              "when one is found)")
-    compare.add_argument("--markdown", metavar="PATH", type=Path, help="write the Markdown summary here")
+                         help="memgate.toml or pyproject.toml (default: found from the current folder; "
+                              "with a BASELINE: the built-in thresholds; env MEMGATE_CONFIG)")
     compare.add_argument("--json", metavar="PATH", type=Path,
                          help="write the current report with the comparison (verdict, exit code, per "
                               "metric and site) here")
+    _add_gate_options(compare)
     compare.set_defaults(handler=cmd_compare)
 
     history = _command(commands, "history", "print the baselines of the default branch over its last "
@@ -164,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print the same as JSON data: the commits, then per suite and metric the "
                               "values with commit and date")
     history.set_defaults(handler=cmd_history)
+
+    merge = _command(commands, "merge", "merge the JSON reports of several `run` jobs (shards) into one")
+    merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT",
+                       help="the JSON reports the shards wrote (memgate run --json), all of one commit; "
+                            "a suite in two of them must be the same record")
+    merge.add_argument("--json", type=Path, metavar="PATH", required=True,
+                       help="write the merged report here, for `memgate compare` and `baseline update "
+                            "--from-report`")
+    merge.set_defaults(handler=cmd_merge)
 
     baseline = _command(commands, "baseline", "manage the baselines kept in the repository")
     baseline_commands = baseline.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -200,6 +208,24 @@ def _command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name
                                formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def _add_gate_options(parser: argparse.ArgumentParser) -> None:
+    """What ``check`` and ``compare`` do with the verdict: the reports, --fail-on, the comment and
+    where the gate is read."""
+    reports = parser.add_argument_group("reports (each written only when asked for)")
+    for flag, what in REPORT_FLAGS.items():
+        reports.add_argument(f"--{flag}", metavar="PATH", type=Path, help=what)
+    parser.add_argument("--fail-on", choices=FAIL_ON,
+                        help="exit 1 on fail verdicts only (default) or on warnings too "
+                             "(env MEMGATE_FAIL_ON)")
+    parser.add_argument("--comment", action="store_true",
+                        help="post or update the one memgate comment on the GitHub pull request or GitLab "
+                             "merge request; a comment that cannot be posted is a warning, never a verdict")
+    parser.add_argument("--base-ref", metavar="REF", type=_git_ref,
+                        help="read baselines and thresholds from this commit (the target branch), not from "
+                             "the working tree; default in CI: the pull/merge request's base commit "
+                             "(env MEMGATE_BASE_REF)")
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="PATH",
                         help="memgate.toml or pyproject.toml with [tool.memgate] (default: found "
@@ -212,6 +238,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=_positive_int, metavar="N",
                         help="suites run at once (default: the number of cores; env MEMGATE_JOBS); fewer "
                              "when their tools' expected memory exceeds the memory available")
+
+
+def _shard(text: str) -> Shard:
+    from memgate.app.common import Shard
+
+    index, slash, total = text.partition("/")
+    if not (slash and index.isdigit() and total.isdigit() and 1 <= int(index) <= int(total)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not INDEX/TOTAL with 1 <= INDEX <= TOTAL, such as 2/3")
+    return Shard(int(index), int(total))
 
 
 def _positive_int(text: str) -> int:
@@ -350,15 +385,23 @@ def _from_environment(entry: EnvDefault, env: Mapping[str, str]) -> object:
 def _run_options(args: argparse.Namespace) -> RunOptions:
     from memgate.app.run import RunOptions
 
-    return RunOptions(config=args.config, suites=tuple(args.suite), json=args.json, jobs=args.jobs)
+    return RunOptions(config=args.config, suites=tuple(args.suite), json=args.json, jobs=args.jobs,
+                      shard=getattr(args, "shard", None))
+
+
+def _gate_outputs(args: argparse.Namespace) -> GateOutputs:
+    from memgate.app.check import GateOutputs, ReportPaths
+
+    reports = ReportPaths(**{flag: getattr(args, flag) for flag in REPORT_FLAGS})
+    return GateOutputs(reports=reports, fail_on=args.fail_on, comment=args.comment)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from memgate.app.check import CheckOptions, ReportPaths, check
+    from memgate.app.check import CheckOptions, check
 
-    reports = ReportPaths(**{flag: getattr(args, flag) for flag in REPORT_FLAGS})
-    return check(CheckOptions(run=_run_options(args), reports=reports, fail_on=args.fail_on,
-                              comment=args.comment, base_ref=args.base_ref)).exit_code
+    outputs = _gate_outputs(args)
+    return check(CheckOptions(run=_run_options(args), reports=outputs.reports, fail_on=outputs.fail_on,
+                              comment=outputs.comment, base_ref=args.base_ref)).exit_code
 
 
 def cmd_comment(args: argparse.Namespace) -> int:
@@ -383,8 +426,15 @@ def cmd_parse(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from memgate.app.compare import CompareOptions, compare
 
-    return compare(CompareOptions(baseline=args.baseline, current=args.current, config=args.config,
-                                  markdown=args.markdown, json=args.json)).exit_code
+    return compare(CompareOptions(current=args.current, baseline=args.baseline, config=args.config,
+                                  outputs=_gate_outputs(args), json=args.json,
+                                  base_ref=args.base_ref)).exit_code
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from memgate.app.merge import MergeOptions, merge
+
+    return merge(MergeOptions(reports=tuple(args.reports), json=args.json)).exit_code
 
 
 def cmd_history(args: argparse.Namespace) -> int:

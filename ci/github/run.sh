@@ -41,7 +41,8 @@ comment=${MEMGATE_ACTION_COMMENT:-true}
 fail_on=${MEMGATE_ACTION_FAIL_ON:-fail}
 workdir=${MEMGATE_ACTION_WORKING_DIRECTORY:-.}
 config=${MEMGATE_ACTION_CONFIG:-}
-one_of mode "$mode" check update-baselines
+shard=${MEMGATE_ACTION_SHARD:-}
+one_of mode "$mode" check run compare update-baselines
 one_of comment "$comment" true false
 one_of fail-on "$fail_on" fail warn
 
@@ -50,6 +51,10 @@ source_dir=${GITHUB_ACTION_PATH:-$(dirname "${BASH_SOURCE[0]}")/../..}
 action_path=$(cd -- "$source_dir" 2>/dev/null && pwd) || action_path=
 if [ -z "$action_path" ] || [ ! -f "$action_path/pyproject.toml" ]; then
   fail 3 "memgate's source is not in $source_dir (GITHUB_ACTION_PATH): use the action as owner/memgate@<sha>"
+fi
+
+if [ -n "$shard" ] && [ "$mode" != run ]; then
+  fail 2 "input shard is for mode run (a shard's job), and mode is '$mode': leave shard out, or set mode: run"
 fi
 
 cd -- "$workdir" 2>/dev/null \
@@ -63,6 +68,32 @@ for suite in ${MEMGATE_ACTION_SUITES:-}; do
   suites+=("$suite")
 done
 set +f
+
+# Reports of the shards (modes compare and update-baselines): paths or glob patterns, split with
+# globbing off and then each expanded; each must match, so that a download put in another folder is an
+# error here, not suites missing later.
+set -f
+# shellcheck disable=SC2206  # splitting on whitespace is the documented format
+patterns=(${MEMGATE_ACTION_REPORTS:-})
+set +f
+reports=()
+for pattern in "${patterns[@]}"; do
+  shopt -s nullglob
+  # shellcheck disable=SC2206  # expanded as a glob on purpose (it holds no whitespace)
+  matched=($pattern)
+  shopt -u nullglob
+  [ "${#matched[@]}" -gt 0 ] \
+    || fail 2 "input reports: '$pattern' matches no file in $(pwd): download the shards' reports there first (actions/download-artifact)"
+  reports+=("${matched[@]}")
+done
+case "$mode" in
+  compare)
+    [ "${#reports[@]}" -gt 0 ] \
+      || fail 2 "mode compare needs the shards' reports: set the reports input, e.g. 'shards/*/report.json'" ;;
+  check | run)
+    [ "${#patterns[@]}" -eq 0 ] \
+      || fail 2 "input reports is for modes compare and update-baselines, and mode is '$mode': leave reports out" ;;
+esac
 
 # --- python and memgate --------------------------------------------------------------------------
 
@@ -116,13 +147,10 @@ ensure_commit() {
     || echo "::warning title=memgate::could not fetch the base commit $1; memgate will say what it needs"
 }
 
-args=()
-if [ "$mode" = check ]; then
-  args+=(check)
-  [ -n "$config" ] && args+=(--config "$config")
-  for suite in "${suites[@]}"; do args+=(--suite "$suite"); done
-  args+=(--fail-on "$fail_on" --markdown "$PWD/.memgate/report.md")
+# The pull request's gate: baselines and thresholds at its base commit, and the comment.
+pull_request_args() {
   if [ "$is_pull_request" = true ]; then
+    local base
     base=$(base_sha)
     if [ -n "$base" ]; then
       ensure_commit "$base"
@@ -130,12 +158,62 @@ if [ "$mode" = check ]; then
     fi
     [ "$comment" = true ] && args+=(--comment)
   fi
-else
-  args+=(baseline update)
-  [ -n "$config" ] && args+=(--config "$config")
-  for suite in "${suites[@]}"; do args+=(--suite "$suite"); done
-  args+=(--commit --push)
-fi
+  return 0
+}
+
+# The shards' reports joined into one, which compare or baseline update then read.
+merge_reports() {
+  merged="$PWD/.memgate/report.json"
+  printf 'memgate merge'
+  printf ' %q' "${reports[@]}"
+  printf ' --json %q\n' "$merged"
+  "$venv/bin/memgate" merge "${reports[@]}" --json "$merged" || {
+    local code=$?
+    if [ -n "${GITHUB_OUTPUT:-}" ]; then
+      echo "verdict=error" >>"$GITHUB_OUTPUT"
+    fi
+    exit "$code"
+  }
+}
+
+args=()
+case "$mode" in
+  check)
+    args+=(check)
+    [ -n "$config" ] && args+=(--config "$config")
+    for suite in "${suites[@]}"; do args+=(--suite "$suite"); done
+    args+=(--fail-on "$fail_on" --markdown "$PWD/.memgate/report.md")
+    pull_request_args
+    ;;
+  run)
+    # A shard: its report is the job's artifact; the verdict is the job that compares the shards'.
+    args+=(run)
+    [ -n "$config" ] && args+=(--config "$config")
+    for suite in "${suites[@]}"; do args+=(--suite "$suite"); done
+    [ -n "$shard" ] && args+=(--shard "$shard")
+    args+=(--json "$PWD/.memgate/report.json")
+    if [ -n "${GITHUB_OUTPUT:-}" ]; then
+      echo "report-json=$PWD/.memgate/report.json" >>"$GITHUB_OUTPUT"
+    fi
+    ;;
+  compare)
+    merge_reports
+    args+=(compare)
+    [ -n "$config" ] && args+=(--config "$config")
+    args+=("$merged" --fail-on "$fail_on" --markdown "$PWD/.memgate/report.md")
+    pull_request_args
+    ;;
+  update-baselines)
+    args+=(baseline update)
+    [ -n "$config" ] && args+=(--config "$config")
+    for suite in "${suites[@]}"; do args+=(--suite "$suite"); done
+    if [ "${#reports[@]}" -gt 0 ]; then
+      merge_reports
+      args+=(--from-report "$merged")
+    fi
+    args+=(--commit --push)
+    ;;
+esac
 
 # extra-args: split like a shell would (quotes allowed) by Python's shlex, which expands nothing.
 # Each word comes back NUL-terminated, so any character survives.

@@ -4,7 +4,7 @@ comment, and give the verdict."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -13,8 +13,11 @@ from memgate.app.common import interrupted, load_config, print_problems
 from memgate.app.run import RunOptions, run_and_write
 
 if TYPE_CHECKING:
+    from memgate.baselines.model import Baseline
+    from memgate.baselines.target import Target
     from memgate.comparison import Comparison
     from memgate.config import Config
+    from memgate.interrupt import StopRequest
     from memgate.records import Report
 
 
@@ -47,49 +50,80 @@ class CheckResult:
 
 
 def check(options: CheckOptions) -> CheckResult:
-    from memgate import publish
-    from memgate.app.history import comment_history
-    from memgate.baselines.target import local_target, target_at
-    from memgate.comparison import ComparedReport, compare_report
-    from memgate.forges import ci
+    from memgate.comparison import ComparedReport
     from memgate.report.json import write_report
-    from memgate.report.markdown import render_markdown
-    from memgate.report.table import render_table
 
     config = load_config(options.run.config)
-    base_ref = options.base_ref or ci.detect().base_ref
     # The target is read before the long run: a broken baseline fails fast.
-    target = target_at(config, base_ref) if base_ref else local_target(config)
+    target = gate_target(config, options.base_ref)
     report, report_json, stop = run_and_write(options.run, config)
     ran = {suite.name for suite in report.suites}
-    baselines = {name: b for name, b in target.baselines.items() if name in ran or not options.run.suites}
-    comparison = compare_report(report, baselines, target.config)
-    print(render_table(comparison))
-    for note in target.notes:
-        print(f"note: {note}")
-    history = comment_history(target.config, comparison, base_ref)
-    markdown = render_markdown(comparison, notes=target.notes, full_report=ci.run_url(), history=history)
-    # The work tree's root needs git (GitPython takes ~50 ms to import): only for the reports that
-    # show source paths and GitHub's annotations.
-    repo_root = functools.cache(lambda: publish.repository_root(config.root))
-    _write_reports(options, comparison, markdown, repo_root, config)
-    if stop.requested:  # the partial reports are written; no comment or outputs for a cancelled job
-        print_problems(report)
-        code = interrupted(stop, report_json)
-    else:
-        comment_url = publish.post_comment(markdown) if options.comment else None
-        if ci.on_github_actions():  # outside GitHub, spare the import of requests
-            publish.github_job_outputs(comparison, markdown, repo_root=repo_root(), report_json=report_json,
-                                       markdown_path=options.reports.markdown, comment_url=comment_url)
-        print_problems(report)
-        code = int(comparison.exit_code(fail_on_warn=options.fail_on == "warn"))
+    selected = bool(options.run.suites) or options.run.shard is not None
+    baselines = {name: b for name, b in target.baselines.items() if name in ran or not selected}
+    outputs = GateOutputs(options.reports, options.fail_on, options.comment)
+    comparison, code = judge(report, baselines, target, config, outputs, report_json=report_json, stop=stop)
     # The run's report was written before the comparison (a baseline error loses no figures); now it
     # gets its verdict.
     write_report(report_json, ComparedReport.of(report, comparison, code))
     return CheckResult(code, report, comparison, report_json)
 
 
-def _write_reports(options: CheckOptions, comparison: Comparison, markdown: str,
+def gate_target(config: Config, base_ref: str | None) -> Target:
+    """What a run is judged against: the gate at ``base_ref`` (default in CI: the pull/merge request's
+    base commit), else this checkout's config and baselines."""
+    from memgate.baselines.target import local_target, target_at
+    from memgate.forges import ci
+
+    base_ref = base_ref or ci.detect().base_ref
+    return target_at(config, base_ref) if base_ref else local_target(config)
+
+
+@dataclass(frozen=True)
+class GateOutputs:
+    """What ``check`` and ``compare`` do with a comparison besides printing it."""
+
+    reports: ReportPaths = field(default_factory=ReportPaths)
+    fail_on: Literal["fail", "warn"] = "fail"
+    comment: bool = False  # post or update the PR/MR comment
+
+
+def judge(report: Report, baselines: Mapping[str, Baseline], target: Target, config: Config,
+          outputs: GateOutputs, *, report_json: Path,
+          stop: StopRequest | None = None) -> tuple[Comparison, int]:
+    """The one way a report is judged, by ``check`` after its run and by ``compare`` of a report read
+    back: compared with ``baselines`` under the target's thresholds, the table printed, the reports
+    asked for written, the comment posted, GitHub's outputs set (``report_json`` is the one named
+    there); the comparison and the exit code."""
+    from memgate import publish
+    from memgate.app.history import comment_history
+    from memgate.comparison import compare_report
+    from memgate.forges import ci
+    from memgate.report.markdown import render_markdown
+    from memgate.report.table import render_table
+
+    comparison = compare_report(report, baselines, target.config)
+    print(render_table(comparison))
+    for note in target.notes:
+        print(f"note: {note}")
+    # The trend needs the project's repository: known only from a config file.
+    history = comment_history(target.config, comparison, target.ref) if config.source else None
+    markdown = render_markdown(comparison, notes=target.notes, full_report=ci.run_url(), history=history)
+    # The work tree's root needs git (GitPython takes ~50 ms to import): only for the reports that
+    # show source paths and GitHub's annotations.
+    repo_root = functools.cache(lambda: publish.repository_root(config.root))
+    _write_reports(outputs, comparison, markdown, repo_root, config)
+    if stop is not None and stop.requested:  # the partial reports are written; no comment or outputs
+        print_problems(report)
+        return comparison, interrupted(stop, report_json)
+    comment_url = publish.post_comment(markdown) if outputs.comment else None
+    if ci.on_github_actions():  # outside GitHub, spare the import of requests
+        publish.github_job_outputs(comparison, markdown, repo_root=repo_root(), report_json=report_json,
+                                   markdown_path=outputs.reports.markdown, comment_url=comment_url)
+    print_problems(report)
+    return comparison, int(comparison.exit_code(fail_on_warn=outputs.fail_on == "warn"))
+
+
+def _write_reports(outputs: GateOutputs, comparison: Comparison, markdown: str,
                    repo_root: Callable[[], Path], config: Config) -> None:
     """Each report asked for, rendered (and its module imported) only when asked for."""
     from memgate.files import write_requested_file
@@ -97,7 +131,7 @@ def _write_reports(options: CheckOptions, comparison: Comparison, markdown: str,
     def junit() -> str:
         from memgate.report.junit import render_junit
 
-        return render_junit(comparison, repo_root(), fail_on_warn=options.fail_on == "warn")
+        return render_junit(comparison, repo_root(), fail_on_warn=outputs.fail_on == "warn")
 
     def codequality() -> str:
         from memgate.report.codequality import render_codequality
@@ -119,6 +153,6 @@ def _write_reports(options: CheckOptions, comparison: Comparison, markdown: str,
                                                "openmetrics": openmetrics}
     assert renderers.keys() == {report.name for report in fields(ReportPaths)}
     for name, render in renderers.items():
-        path: Path | None = getattr(options.reports, name)
+        path: Path | None = getattr(outputs.reports, name)
         if path is not None:
             write_requested_file(path, render(), what=str(path))

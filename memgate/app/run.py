@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memgate.app.common import interrupted, load_config, print_problems, run_with_stop_signals
+from memgate.app.common import Shard, interrupted, load_config, print_problems, run_with_stop_signals
 from memgate.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ class RunOptions:
     suites: tuple[str, ...] = ()  # () runs them all
     json: Path | None = None  # None: <artifacts_dir>/report.json
     jobs: int = 1
+    shard: Shard | None = None  # None: all the suites chosen
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,6 @@ def run_and_write(options: RunOptions, config: Config) -> tuple[Report, Path, St
     """The suites run, and their JSON report written (partial, when a stop cut the run short)."""
     from memgate.report.json import write_report
 
-    report, stop = run_with_stop_signals(config, options.suites, options.jobs)
+    report, stop = run_with_stop_signals(config, options.suites, options.jobs, options.shard)
     return report, write_report(options.json or config.artifacts_path / "report.json", report), stop
 

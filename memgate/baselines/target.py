@@ -20,6 +20,7 @@ class Target:
     config: Config
     baselines: dict[str, Baseline]
     notes: tuple[str, ...] = field(default=())
+    ref: str | None = None  # the commit or branch the gate was read at; None: this checkout's
 
 
 def local_target(config: Config) -> Target:
@@ -58,7 +59,7 @@ def target_at(config: Config, ref: str) -> Target:
         shown = ", ".join(edited[:5]) + (" ..." if len(edited) > 5 else "")
         notes.append(f"this request edits {shown}: baselines and thresholds are read from the target "
                      f"({short}) and the edits take effect only after the merge")
-    return Target(config=target_config, baselines=baselines, notes=tuple(notes))
+    return Target(config=target_config, baselines=baselines, notes=tuple(notes), ref=ref)
 
 
 def _target_baselines(temp: Path, baseline_dir: str, short: str, config_file: Path) -> dict[str, Baseline]:

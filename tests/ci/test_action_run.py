@@ -92,7 +92,9 @@ def runner(tmp_path: Path) -> Runner:
 
 
 @pytest.mark.parametrize(("inputs", "message"), [
-    ({"mode": "bogus"}, "input mode is 'bogus'; use one of: check update-baselines"),
+    ({"mode": "bogus"}, "input mode is 'bogus'; use one of: check run compare update-baselines"),
+    ({"mode": "check", "shard": "1/2"},
+     "input shard is for mode run (a shard's job), and mode is 'check': leave shard out, or set mode: run"),
     ({"comment": "yes"}, "input comment is 'yes'; use one of: true false"),
     ({"fail-on": "never"}, "input fail-on is 'never'; use one of: fail warn"),
 ])
@@ -110,7 +112,27 @@ def test_an_input_cannot_start_a_workflow_command_of_its_own(runner: Runner, tmp
     result = runner.run({"mode": "x\n::add-mask::secret\r%"}, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ("::error title=memgate::input mode is 'x%0A::add-mask::secret%0D%25'; "
-                             "use one of: check update-baselines\n")
+                             "use one of: check run compare update-baselines\n")
+
+
+@pytest.mark.parametrize(("inputs", "message"), [
+    ({"mode": "compare"},
+     "mode compare needs the shards' reports: set the reports input, e.g. 'shards/*/report.json'"),
+    ({"mode": "compare", "reports": "shards/1/report.json shards/*/nothing.json"},
+     "input reports: 'shards/*/nothing.json' matches no file in {cwd}: download the shards' reports there "
+     "first (actions/download-artifact)"),
+    ({"mode": "run", "reports": "shards/*/report.json"},
+     "input reports is for modes compare and update-baselines, and mode is 'run': leave reports out"),
+])
+def test_bad_shard_reports_are_one_error_and_exit_2_before_the_install(
+    runner: Runner, tmp_path: Path, inputs: dict[str, str], message: str
+) -> None:
+    (tmp_path / "shards" / "1").mkdir(parents=True)
+    (tmp_path / "shards" / "1" / "report.json").write_text("{}")
+    result = runner.run(inputs, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == f"::error title=memgate::{message.format(cwd=tmp_path)}\n"
+    assert not (runner.temp / "memgate-venv").exists()
 
 
 def test_a_missing_working_directory_is_exit_2(runner: Runner, tmp_path: Path) -> None:
@@ -220,7 +242,7 @@ def _pull_request_event(path: Path, base_sha: str, head_sha: str) -> Path:
     return path
 
 
-def test_the_action_updates_baselines_on_main_then_fails_a_leaking_pull_request(
+def test_the_action_updates_baselines_on_main_then_fails_a_leaking_pull_request_whole_and_sharded(
     runner: Runner, tmp_path: Path
 ) -> None:
     _needs_for_end_to_end()
@@ -269,3 +291,30 @@ def test_the_action_updates_baselines_on_main_then_fails_a_leaking_pull_request(
     assert Path(work, outputs["report-json"]).is_file()
     assert runner.summary.read_text().strip()
     assert "::error" in check.stdout
+
+    # 3. The same pull request over two shards (mode run), their reports downloaded into shards/*/ as
+    # download-artifact does, then merged and judged by mode compare: the same verdict and comment.
+    pr_env = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(tmp_path / "pr.json"),
+              "GITHUB_REF": "refs/pull/7/merge", "GITHUB_SHA": head, "GITHUB_BASE_REF": "main",
+              "GITHUB_HEAD_REF": "leaky"}
+    whole = markdown.read_text()
+    for index in (1, 2):
+        runner.output.unlink(missing_ok=True)
+        shard = runner.run({"mode": "run", "shard": f"{index}/2"}, cwd=work, **pr_env)
+        assert shard.returncode == 0, shard.stdout + shard.stderr
+        report = Path(runner.outputs()["report-json"])
+        assert report == work / ".memgate" / "report.json"
+        (work / "shards" / str(index)).mkdir(parents=True)
+        shutil.copy(report, work / "shards" / str(index) / "report.json")
+    runner.output.unlink(missing_ok=True)
+    compared = runner.run({"mode": "compare", "comment": "false", "reports": "shards/*/report.json"},
+                          cwd=work, **pr_env)
+    assert compared.returncode == 1, compared.stdout + compared.stderr
+    commands = [line for line in compared.stdout.splitlines() if line.startswith("memgate ")]
+    merged = work / ".memgate" / "report.json"
+    assert commands == [
+        f"memgate merge shards/1/report.json shards/2/report.json --json {merged}",
+        f"memgate compare {merged} --fail-on fail --markdown {markdown} --base-ref {base}",
+    ]
+    assert runner.outputs()["verdict"] == "fail"
+    assert markdown.read_text() == whole, "the comment one check of all the suites gives"

@@ -85,9 +85,10 @@ def test_action_matches_the_github_actions_schema() -> None:
     assert schema_errors(vendored_validator("github-actions"), load(ACTION)) == []
 
 
-def test_there_are_four_example_workflows() -> None:
+def test_there_are_five_example_workflows() -> None:
     assert [path.name for path in WORKFLOWS] == [
         "memgate-baselines.yml", "memgate-fork-comment.yml", "memgate-fork-pr.yml", "memgate-pr.yml",
+        "memgate-sharded.yml",
     ]
 
 
@@ -211,6 +212,67 @@ def test_baseline_workflow_runs_one_at_a_time_without_cancelling() -> None:
     assert [step["with"]["mode"] for step in memgate] == ["update-baselines"]
 
 
+def test_sharded_workflow_runs_a_matrix_of_shards_then_one_job_merges_compares_and_comments() -> None:
+    workflow = load(ROOT / "examples" / "github" / "memgate-sharded.yml")
+    assert workflow["on"] == {"pull_request": None}
+    assert workflow["permissions"] == {"contents": "read"}
+    shard, final = workflow["jobs"]["shard"], workflow["jobs"]["memgate"]
+    assert shard["strategy"] == {"fail-fast": False, "matrix": {"shard": ["1/3", "2/3", "3/3"]}}
+    assert "permissions" not in shard, "the shards run the code: read-only, no comment"
+    memgate = [step for step in shard["steps"] if step.get("uses", "").startswith(OWN_ACTION)]
+    assert [step["with"] for step in memgate] == [{"mode": "run", "shard": "${{ matrix.shard }}"}]
+    upload = next(step for step in shard["steps"] if "upload-artifact" in step.get("uses", ""))
+    assert upload["if"] == "always()", "a failing shard's report still reaches the verdict"
+    assert upload["with"]["path"] == ".memgate/report.json"
+    assert upload["with"]["name"] == "memgate-shard-${{ strategy.job-index }}"
+
+    assert final["needs"] == "shard" and final["if"] == "${{ !cancelled() }}"
+    assert final["permissions"] == {"contents": "read", "pull-requests": "write"}
+    download = next(step for step in final["steps"] if "download-artifact" in step.get("uses", ""))
+    assert download["with"] == {"pattern": "memgate-shard-*", "path": "shards"}
+    (compare,) = [step for step in final["steps"] if step.get("uses", "").startswith(OWN_ACTION)]
+    assert compare["with"] == {"mode": "compare", "reports": "shards/*/report.json"}
+
+
+def test_readme_shows_the_sharded_workflow_as_it_is() -> None:
+    text = (ROOT / "examples" / "github" / "memgate-sharded.yml").read_text()
+    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("#"))
+    assert f"```yaml\n{body}```" in _ci_section()
+
+
+def test_gitlab_sharded_jobs_replace_check_and_baselines_only_when_the_input_is_set() -> None:
+    header, jobs = load_all(GITLAB_TEMPLATE)
+    sharded = header["spec"]["inputs"]["sharded"]
+    assert (sharded["type"], sharded["default"]) == ("boolean", False)
+    prefix = "$[[ inputs.job-prefix ]]"
+    assert jobs[f".{prefix}"]["variables"]["MEMGATE_SHARDED"] == "$[[ inputs.sharded ]]"
+    rules = {name.replace(prefix, "<prefix>"): [rule["if"] for rule in job["rules"]]
+             for name, job in jobs.items() if "rules" in job}
+    assert rules == {
+        "<prefix>-check": ['$CI_PIPELINE_SOURCE == "merge_request_event" && $MEMGATE_SHARDED != "true"'],
+        "<prefix>-baselines": ['$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $MEMGATE_SHARDED != "true"'],
+        "<prefix>-shard": ['$MEMGATE_SHARDED == "true" && $CI_PIPELINE_SOURCE == "merge_request_event"',
+                           '$MEMGATE_SHARDED == "true" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH'],
+        "<prefix>-merge": ['$MEMGATE_SHARDED == "true" && $CI_PIPELINE_SOURCE == "merge_request_event"'],
+        "<prefix>-merge-baselines": ['$MEMGATE_SHARDED == "true" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH'],
+    }
+    shard, merge, merge_baselines = (jobs[f"{prefix}-{name}"]
+                                     for name in ("shard", "merge", "merge-baselines"))
+    run_line = next(line for line in _flatten(shard["script"]) if "memgate run" in line)
+    assert '--shard "${CI_NODE_INDEX:-1}/${CI_NODE_TOTAL:-1}"' in run_line
+    assert '--json ".memgate/shard-${CI_NODE_INDEX:-1}.json"' in run_line
+    assert shard["artifacts"]["when"] == "always" and ".memgate/shard-*.json" in shard["artifacts"]["paths"]
+    for job in (merge, merge_baselines):
+        assert job["needs"] == [{"job": f"{prefix}-shard", "artifacts": True}]
+        assert Reference([f".{prefix}-merge", "script"]) in job["script"]
+    assert merge["rules"][0]["when"] == "always", "failed shards still get their verdict and the note"
+    assert merge["artifacts"]["reports"] == jobs[f"{prefix}-check"]["artifacts"]["reports"]
+    assert merge_baselines["resource_group"] == jobs[f"{prefix}-baselines"]["resource_group"]
+    assert merge_baselines["interruptible"] is False
+    push_token = Reference([f".{prefix}-push-token", "script"])
+    assert push_token in merge_baselines["script"] and push_token in jobs[f"{prefix}-baselines"]["script"]
+
+
 def test_fork_commenter_never_checks_out_and_downloads_by_run_id() -> None:
     path = ROOT / "examples" / "github" / "memgate-fork-comment.yml"
     workflow = load(path)
@@ -282,7 +344,9 @@ def test_run_script_passes_shellcheck() -> None:
 ACTION_INPUTS: dict[str, tuple[str, ...]] = {
     "config": ("--config",),
     "suites": ("--suite",),
-    "mode": ("check", "baseline update --commit --push"),
+    "mode": ("check", "run", "compare", "baseline update --commit --push"),
+    "shard": ("--shard",),
+    "reports": ("merge", "--from-report"),
     "comment": ("--comment",),
     "token": ("GITHUB_TOKEN",),
     "fail-on": ("--fail-on",),
@@ -296,8 +360,13 @@ ACTION_OUTPUTS = ("verdict", "report-json", "markdown", "comment-url")
 CLI_USE: dict[tuple[str, ...], set[str]] = {
     ("check",): {"--config", "--suite", "--fail-on", "--markdown", "--comment", "--base-ref", "--json",
                  "--junit", "--codequality", "--openmetrics"},
-    ("baseline", "update"): {"--config", "--suite", "--commit", "--push"},
+    ("baseline", "update"): {"--config", "--suite", "--commit", "--push", "--from-report"},
     ("comment",): {"--markdown", "--pr"},
+    # Sharded: the shards' runs, their reports merged, the merged report compared.
+    ("run",): {"--config", "--suite", "--shard", "--json"},
+    ("merge",): {"--json"},
+    ("compare",): {"--config", "--fail-on", "--markdown", "--comment", "--base-ref", "--json", "--junit",
+                   "--codequality", "--openmetrics"},
 }
 
 
@@ -350,18 +419,28 @@ def test_fail_on_choices_match_the_action_and_the_template() -> None:
 def test_the_ci_files_pass_exactly_the_options_listed_here() -> None:
     """CLI_USE is what the files really run, so the test above checks the real command lines."""
     script = RUN_SCRIPT.read_text()
-    for option in sorted((CLI_USE[("check",)] | CLI_USE[("baseline", "update")]) - GITLAB_ONLY):
+    action_options = {option for path, options in CLI_USE.items() if path != ("comment",)
+                      for option in options} - GITLAB_ONLY
+    for option in sorted(action_options):
         assert option in script, option
-    assert "args+=(check)" in script and "args+=(baseline update)" in script
+    for command in ("args+=(check)", "args+=(run)", "args+=(compare)", "args+=(baseline update)",
+                    '"$venv/bin/memgate" merge'):
+        assert command in script, command
 
     _, jobs = load_all(GITLAB_TEMPLATE)
     lines = [line for job in jobs.values() for line in _flatten(job.get("script", []))]
-    used = {command: _options(line, command) for line in lines
-            for command in ("memgate check", "memgate baseline update") if command in line}
+    used: dict[tuple[str, ...], set[str]] = {}
+    for line in lines:
+        for path in CLI_USE:
+            command = f"memgate {' '.join(path)} "
+            if command in line:
+                used.setdefault(path, set()).update(_options(line, command))
     suite_and_comment = {option for line in lines for option in re.findall(r'set -- "\$@" (--[a-z-]+)', line)}
     assert suite_and_comment == {"--suite", "--comment"}
-    assert used["memgate check"] | {"--suite", "--comment"} == CLI_USE[("check",)] - {"--config"}
-    assert used["memgate baseline update"] | {"--suite"} == CLI_USE[("baseline", "update")] - {"--config"}
+    given_by_set = {("check",): {"--suite", "--comment"}, ("compare",): {"--comment"},
+                    ("run",): {"--suite"}, ("baseline", "update"): {"--suite"}}
+    for path in ("check",), ("compare",), ("run",), ("merge",), ("baseline", "update"):
+        assert used[path] | given_by_set.get(path, set()) == CLI_USE[path] - {"--config"}, path
 
     fork = ROOT / "examples" / "github" / "memgate-fork-comment.yml"
     (comment_run,) = [step["run"] for step in _workflow_steps(fork) if " comment " in step.get("run", "")]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,12 +111,14 @@ class PackageRun:
             return announced
         return _PROCS_SUFFIX.sub("", printed)
 
-    def test_figures(self, prefix: str) -> TestFigures:
-        """Each benchmark's figures (the median of its ``-count`` runs), names after ``prefix``."""
+    def test_figures(self, shared: Set[str]) -> TestFigures:
+        """Each benchmark's figures (the median of its ``-count`` runs); a name in ``shared`` (another
+        package has it too) is prefixed with the package's import path."""
         tests: TestFigures = {}
         for name, runs in self.figures.items():
-            tests[prefix + name] = {"allocs_per_op": statistics.median_low(run[0] for run in runs),
-                                    "bytes_per_op": statistics.median_low(run[1] for run in runs)}
+            name = f"{self.path}.{name}" if name in shared and self.path else name
+            tests[name] = {"allocs_per_op": statistics.median_low(run[0] for run in runs),
+                           "bytes_per_op": statistics.median_low(run[1] for run in runs)}
         return tests
 
     def gc_metrics(self) -> dict[MetricName, int]:
@@ -225,22 +228,18 @@ def package_records(packages: Iterable[PackageRun], path: Path,
     benchmark ran: that is one incomplete record, never a pass. ``heap_sites`` gives a package's
     allocation sites (from its heap profile, when there is one)."""
     ran = [package for package in packages if package.figures or package.failure()]
-    records = [_record(package, path, _prefix(package, ran), heap_sites(package)) for package in ran]
+    seen = Counter(name for package in ran for name in package.figures)
+    shared = {name for name, packages_with_it in seen.items() if packages_with_it > 1}
+    records = [_record(package, path, shared, heap_sites(package)) for package in ran]
     if not any(record.tests for record in records) and all(record.complete for record in records):
         return [incomplete(NO_BENCHMARK, log_files=[path])]
     return records
 
 
-def _prefix(package: PackageRun, packages: list[PackageRun]) -> str:
-    shared = any(other is not package and other.figures.keys() & package.figures.keys()
-                 for other in packages)
-    return f"{package.path}." if shared and package.path else ""
-
-
-def _record(package: PackageRun, path: Path, prefix: str, sites: tuple[HeapSite, ...]) -> ProcessRecord:
+def _record(package: PackageRun, path: Path, shared: Set[str], sites: tuple[HeapSite, ...]) -> ProcessRecord:
     failure = package.failure()
     return ProcessRecord(command=package.path or None, log_files=(str(path),), leak_check=False,
-                         metrics=package.gc_metrics(), tests=package.test_figures(prefix),
+                         metrics=package.gc_metrics(), tests=package.test_figures(shared),
                          complete=failure is None, incomplete_reason=failure,
                          fatal_signal=package.crash, heap_sites=sites)
 

@@ -350,3 +350,27 @@ def test_parse_reads_what_a_real_go_test_json_run_wrote(tmp_path: Path,
     parsed = SuiteRecord.model_validate_json(capsys.readouterr().out)
     assert parsed.tests == suite.tests and parsed.metrics == suite.metrics
     assert only(list(parsed.processes)).command == "example.com/m/grow"
+
+
+# -- the example -------------------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "go"
+SEE_IT_FAIL = ("make([]string, 0, 16)", "make([]string, 0, 8)")  # the README's sed: one growth more
+
+
+@needs_go
+def test_the_go_example_passes_and_its_see_it_fail_adds_one_allocation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = tmp_path / "go"
+    shutil.copytree(EXAMPLE, example, ignore=shutil.ignore_patterns(".memgate"))
+    assert main(["check", "--config", str(example / "memgate.toml"), "--jobs", "1"]) == 0
+    before = run_suite(example / "memgate.toml", capsys)[1].tests
+    source = example / "wordcount" / "wordcount.go"
+    assert source.read_text().count(SEE_IT_FAIL[0]) == 1
+    source.write_text(source.read_text().replace(*SEE_IT_FAIL))
+    after = run_suite(example / "memgate.toml", capsys)[1].tests
+    assert set(after) == {"BenchmarkWords", "BenchmarkCount/repeat=1", "BenchmarkCount/repeat=10"}
+    for name in after:
+        assert after[name]["allocs_per_op"] == before[name]["allocs_per_op"] + 1, name
+    if "tests" in Baseline.model_fields:  # per-test baselines (issue 13): the gate sees it
+        assert main(["check", "--config", str(example / "memgate.toml"), "--jobs", "1"]) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def only_suite(report: Path) -> SuiteRecord:
 
 def test_memgate_adds_what_makes_the_figures_exact() -> None:
     argv = go_test_argv(["go", "test", "./..."], {})
-    assert argv == ["go", "test", "-json", "-benchmem", "-run=^$", "-bench=.", "-benchtime=1000x", "-count=1",
+    assert argv == ["go", "test", "-json", "-benchmem", "-run=^$", "-bench=.", "-benchtime=1000x", "-count=3",
                     "-exec=env GODEBUG=gctrace=1", "./..."]
 
 
@@ -281,6 +282,35 @@ def test_a_run_with_no_benchmark_is_an_error(tmp_path: Path, capsys: pytest.Capt
     code, suite = run_suite(config, capsys)
     assert code == 3 and suite.status.value == "incomplete"
     assert suite.status_detail and suite.status_detail.startswith("go test ran no benchmark")
+
+
+@needs_go
+def test_a_hanging_benchmark_times_out_and_leaves_no_process(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    hangs = ('package hangsforever\n\nimport (\n\t"testing"\n\t"time"\n)\n\n'
+             'func BenchmarkHangs(b *testing.B) { time.Sleep(time.Hour) }\n')
+    config = module(tmp_path / "m", {"hangsforever/h_test.go": hangs})
+    config.write_text(config.read_text().replace('timeout = "5m"', 'timeout = "5s"'))
+    code, suite = run_suite(config, capsys)
+    assert code == 1 and suite.status.value == "timeout"
+    leftover = subprocess.run(["pgrep", "-f", "hangsforever"], capture_output=True, text=True)
+    assert leftover.stdout == "", "the timeout must end go test and the test binary"
+
+
+@needs_go
+def test_forge_tokens_reach_no_benchmark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A benchmark that prints its environment: the forge token memgate was given is not in it."""
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_s3cr3tTokenValue0000000000000000000")
+    monkeypatch.setenv("MEMGATE_CANARY", "visible-to-the-suite")
+    prints = ('package env\n\nimport (\n\t"fmt"\n\t"os"\n\t"testing"\n)\n\n'
+              'func BenchmarkEnv(b *testing.B) { fmt.Println(os.Environ()) }\n')
+    code, suite = run_suite(module(tmp_path / "m", {"env/env_test.go": prints}), capsys)
+    assert code == 0
+    events = Path(suite.processes[0].log_files[0]).read_text()
+    assert "MEMGATE_CANARY=visible-to-the-suite" in events
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or b"ghp_s3cr3t" not in path.read_bytes(), path
 
 
 # -- memgate parse -----------------------------------------------------------------------------------

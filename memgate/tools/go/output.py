@@ -8,24 +8,28 @@ import json
 import re
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Set
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from memgate.metrics import MetricName
 from memgate.records import HeapSite, ProcessRecord, TestFigures
 from memgate.tools._outputs import MAX_LINE, capped_lines, incomplete
+from memgate.units import count_of, counts_read
 
 # "BenchmarkGrow-2   \t     100\t     19693 ns/op\t    7422 B/op\t      24 allocs/op" (b.ReportMetric
 # adds other "<value> <unit>" pairs).
-_RESULT = re.compile(r"(?P<name>Benchmark\S*)\s+(?P<iterations>\d+)(?P<figures>(?:\s+[0-9.e+-]+ \S+)+)\s*")
+_RESULT = re.compile(r"(?P<name>Benchmark\S*)\s+(?P<iterations>[0-9]+)(?P<figures>(?:\s+[0-9.e+-]+ \S+)+)\s*")
 _FIGURE = re.compile(r"([0-9.e+-]+) (\S+)")
+_COUNT = re.compile(r"[0-9]+")
 # In -json output (``-test.v``), each benchmark's exact name, before it runs.
 _ANNOUNCED = re.compile(r"Benchmark\S*")
 # "gc 3 @0.003s 8%: 0.061+0.12+0.002 ms clock, ...": the first and third clock figures are the two
 # stop-the-world phases (sweep termination, mark termination); the second runs alongside the program.
 # The runtime writes it between any two writes of the test (the benchmark's name and its figures).
-_GC_TRACE = re.compile(r"gc \d+ @[0-9.]+s \d+%: ([0-9.]+)\+[0-9.]+\+([0-9.]+) ms clock.*")
+# Milliseconds of a pause: a figure longer than this is no pause the runtime printed.
+_MS = r"([0-9]{1,12}(?:\.[0-9]{1,9})?)"
+_GC_TRACE = re.compile(rf"gc [0-9]+ @[0-9.]+s [0-9]+%: {_MS}\+[0-9.]+\+{_MS} ms clock.*")
 _PROCS_SUFFIX = re.compile(r"-\d+$")
 _FAILED_TEST = re.compile(r"\s*--- FAIL: (\S+)")
 _BUILD_FAILED = re.compile(r"FAIL\s+(\S+) \[(build|setup) failed\]")
@@ -83,11 +87,16 @@ class PackageRun:
         elif line.startswith(_CRASH) and self.crash is None:
             self.crash = line
         elif failed := _FAILED_TEST.match(line):
-            self.failures.append(failed[1])
+            self.add_failure(failed[1])
         elif _BUILD_FAILED.match(line):
             self.build_failed = True
         elif line == "FAIL" or _PACKAGE_FAILED.match(line):
             self.failed = True
+
+    def add_failure(self, test: str) -> None:
+        """A test or benchmark that failed, named once however many of its runs (-count) failed."""
+        if test not in self.failures:
+            self.failures.append(test)
 
     def _count_collection(self, trace: re.Match[str]) -> None:
         self.gc_cycles += 1
@@ -97,10 +106,10 @@ class PackageRun:
         name = self._test_name(result["name"])
         units = {unit: value for value, unit in _FIGURE.findall(result["figures"])}
         allocs, bytes_ = units.get("allocs/op", ""), units.get("B/op", "")
-        if not (allocs.isdigit() and bytes_.isdigit()):
+        if not (_COUNT.fullmatch(allocs) and _COUNT.fullmatch(bytes_)):
             self.without_benchmem.append(name)
             return
-        self.figures.setdefault(name, []).append((int(allocs), int(bytes_)))
+        self.figures.setdefault(name, []).append((count_of(allocs), count_of(bytes_)))
 
     def _test_name(self, printed: str) -> str:
         """The benchmark's name without the ``-GOMAXPROCS`` suffix go test adds when it is not 1: the
@@ -163,8 +172,7 @@ def read_json_stream(path: Path) -> list[PackageRun]:
         if event.get("Action") == "fail":
             test = event.get("Test")
             if isinstance(test, str):
-                if test not in run.failures:
-                    run.failures.append(test)
+                run.add_failure(test)
             else:
                 run.failed = True
     for run in packages.values():
@@ -244,6 +252,8 @@ def _record(package: PackageRun, path: Path, shared: Set[str], sites: tuple[Heap
                          fatal_signal=package.crash, heap_sites=sites)
 
 
-def read_packages(path: Path) -> Iterator[PackageRun]:
+def read_packages(path: Path) -> list[PackageRun]:
     """The packages of one output file, JSON stream or text."""
-    yield from (read_json_stream(path) if is_json_stream(path) else read_text(path))
+    with counts_read(path, not_a="not the output of go test",
+                     hint="give the output of go test -json -bench . -benchmem as go wrote it"):
+        return read_json_stream(path) if is_json_stream(path) else read_text(path)

@@ -62,15 +62,21 @@ class PackageRun:
     def feed(self, text: str) -> None:
         """Output of the package, in any pieces: whole lines are read as they complete."""
         self.pending += text
-        while "\n" in self.pending:
-            line, self.pending = self.pending.split("\n", 1)
+        if "\n" not in text:
+            lines = []
+        else:
+            *lines, self.pending = self.pending.split("\n")
+        carried = ""
+        for line in lines:
+            line, carried = carried + line, ""
             trace = _GC_TRACE.search(line)
             if trace is not None:
                 self._count_collection(trace)
                 # What came before the trace is the start of a line whose end is still to come.
-                self.pending = line[:trace.start()] + self.pending
+                carried = line[:trace.start()]
                 continue
             self.read_line(line)
+        self.pending = carried + self.pending
         if len(self.pending) > MAX_LINE:  # no output line is that long; keep memory flat regardless
             self.pending = self.pending[:MAX_LINE]
 

@@ -21,6 +21,7 @@ _REGISTRY: dict[str, str] = {
     "memusage": "memgate.tools.memusage:MEMUSAGE",
     "heaptrack": "memgate.tools.heaptrack:HEAPTRACK",
     "rusage": "memgate.tools.rusage:RUSAGE",
+    "go": "memgate.tools.go:GO",
 }
 # Other names a user may write for a tool -> its name. memcheck was called "valgrind" until massif
 # and DHAT (Valgrind tools too) joined it: configs, command lines, baselines and reports written

@@ -110,6 +110,7 @@ def _targets() -> dict[str, Target]:
         Target("heaptrack", "heaptrack", _cases(
             list((DATA / "heaptrack").glob("*.zst")), rename=lambda path: f"heaptrack.{path.stem}.txt",
             read=_zstd_text)),
+        Target("go", "go", _cases([path for path in (DATA / "go").iterdir() if path.is_file()])),
         Target("heaptrack-zst", "heaptrack", _cases(list((DATA / "heaptrack").glob("*.zst")))),
         Target("heaptrack-gz", "heaptrack", _cases(
             list((DATA / "heaptrack").glob("*.zst")), rename=lambda path: f"heaptrack.{path.stem}.gz",

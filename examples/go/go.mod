@@ -1,0 +1,3 @@
+module example.com/memgate-demo
+
+go 1.19

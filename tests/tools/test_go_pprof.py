@@ -141,3 +141,11 @@ def test_a_profile_without_allocation_values_says_so(tmp_path: Path) -> None:
 def test_a_missing_profile_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ToolError, match="cannot read the Go heap profile .*gone.out"):
         heap_sites_from_profile(tmp_path / "gone.out")
+
+
+def test_a_profile_that_unpacks_past_the_cap_is_refused(
+    profile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("memgate.tools.go.pprof.MAX_PROFILE_BYTES", 1024)
+    with pytest.raises(ToolError, match="unpacks to more than"):
+        heap_sites_from_profile(profile)

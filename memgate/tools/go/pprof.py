@@ -12,6 +12,7 @@ from pathlib import Path
 from memgate.errors import ToolError
 from memgate.fingerprint import NO_WRAPPERS, AllocWrappers, fingerprint, site_of
 from memgate.records import Frame, HeapSite, top_heap_sites
+from memgate.units import format_bytes
 
 #: A profile larger than this once decompressed is refused: a real test binary's heap profile is a few
 #: MB, and a crafted gzip must not take the job's memory.
@@ -71,7 +72,7 @@ def _profile_bytes(data: bytes) -> bytes:
     except zlib.error as error:
         raise ProfileFormatError(f"its gzip data is damaged ({error})") from error
     if len(unpacked) > MAX_PROFILE_BYTES:
-        raise ProfileFormatError(f"it unpacks to more than {MAX_PROFILE_BYTES // (1024 * 1024)} MiB")
+        raise ProfileFormatError(f"it unpacks to more than {format_bytes(MAX_PROFILE_BYTES)}")
     if not unpacker.eof:
         raise ProfileFormatError("its gzip data is truncated")
     return unpacked

@@ -331,7 +331,7 @@ def compare_suite(
         verdict=worst(verdicts),
         incomplete=incomplete,
         notes=tuple(notes),
-        heap_growth=_heap_growth(record, baseline, rows),
+        heap_growth=_heap_growth(record, baseline, (*rows, *test_rows)),
         runs=max(1, len(record.runs)),
         nondeterministic=tuple(spread.metric for spread in record.nondeterministic),
         test_rows=test_rows,
@@ -484,7 +484,8 @@ def _zero_findings_filled(figures: Mapping[MetricName, int], other: Mapping[Metr
 # --- heap growth: the allocation stacks behind it ---------------------------------------------------
 
 HEAP_GROWTH_SHOWN = 5
-_HEAP_METRICS: frozenset[MetricName] = frozenset({"heap_peak_bytes", "heap_total_bytes", "alloc_calls"})
+_HEAP_METRICS: frozenset[MetricName] = frozenset(
+    {"heap_peak_bytes", "heap_total_bytes", "alloc_calls", "allocs_per_op", "bytes_per_op"})
 
 
 def _heap_growth(record: SuiteRecord, baseline: Baseline | None, rows: Sequence[MetricRow]

@@ -67,7 +67,7 @@ def update_baselines(options: BaselineUpdateOptions) -> BaselineUpdateResult:
     written: list[Path] = []
     for suite in suites:
         baseline = Baseline.from_suite(suite, commit)
-        if holds_same_figures(config.baseline_path, baseline):
+        if holds_same_figures(config.baseline_path, baseline, config.thresholds_for(suite.name)):
             print(f"memgate: {baseline_path(config.baseline_path, suite.name)} unchanged (the same figures "
                   "and sites)")
             continue

@@ -4,6 +4,7 @@ unreadable file is a ``BaselineError`` naming it and the fix, never a silent pas
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -12,7 +13,9 @@ from memgate.baselines.model import BASELINE_SCHEMA_VERSION, Baseline, baselines
 from memgate.config import SUITE_NAME
 from memgate.errors import BaselineError
 from memgate.files import json_from_text, read_json, write_atomically
+from memgate.metrics import MetricName
 from memgate.records import COMPARISON_KEYS, REPORT_SCHEMA_VERSION, Report
+from memgate.thresholds import Thresholds
 from memgate.units import count_of
 
 REGENERATE = "regenerate it with `memgate baseline update`"
@@ -53,11 +56,17 @@ def write_baseline(directory: Path, baseline: Baseline) -> Path:
 #: What a baseline says of where it came from, not of the suite: a new run that differs only in these
 #: leaves the file as it is, so that a `baseline update` on every merge commits nothing new.
 _PROVENANCE = frozenset({"source_commit", "memgate_version"})
+#: Compared by ``_same_metrics`` (noise floors) or not at all (heap sites only name where heap growth
+#: comes from; they are written again with the next change of a figure).
+_NOT_EXACT = frozenset({"metrics", "tests", "heap_sites"})
 
 
-def holds_same_figures(directory: Path, baseline: Baseline) -> bool:
+def holds_same_figures(directory: Path, baseline: Baseline, thresholds: Thresholds | None = None) -> bool:
     """True when ``<directory>/<suite>.json`` already holds ``baseline``'s figures and sites (only the
-    commit and memgate version that made it may differ); an unreadable file holds nothing."""
+    commit and memgate version that made it may differ, a metric only within its noise floor under
+    ``thresholds``, and the heap sites at all); an unreadable file holds nothing. Noisy figures (GC
+    cycles, resident memory) and a Go profile's runtime stacks move on every run: without this, a
+    `baseline update` on every merge would commit them every time."""
     path = baseline_path(directory, baseline.suite)
     if not path.is_file():
         return False
@@ -65,7 +74,25 @@ def holds_same_figures(directory: Path, baseline: Baseline) -> bool:
         existing = read_baseline(path)
     except BaselineError:
         return False
-    return existing.model_dump(exclude=set(_PROVENANCE)) == baseline.model_dump(exclude=set(_PROVENANCE))
+    ignored = {*_PROVENANCE, *_NOT_EXACT}
+    if existing.model_dump(exclude=ignored) != baseline.model_dump(exclude=ignored):
+        return False
+    floors = thresholds or {}
+    return (existing.tests.keys() == baseline.tests.keys()
+            and _same_metrics(existing.metrics, baseline.metrics, floors)
+            and all(_same_metrics(existing.tests[test], figures, floors)
+                    for test, figures in baseline.tests.items()))
+
+
+def _same_metrics(before: Mapping[MetricName, int], after: Mapping[MetricName, int],
+                  thresholds: Thresholds) -> bool:
+    if before.keys() != after.keys():
+        return False
+    for metric, value in after.items():
+        threshold = thresholds.get(metric)
+        if abs(value - before[metric]) > (threshold.noise_floor(before[metric]) if threshold else 0):
+            return False
+    return True
 
 
 def load_baseline(directory: Path, suite: str) -> Baseline | None:

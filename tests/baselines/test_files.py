@@ -12,6 +12,7 @@ from recordkit import leak, suite
 
 from memgate.baselines.files import (
     baseline_path,
+    holds_same_figures,
     load_baseline,
     load_baseline_side,
     load_baselines,
@@ -20,7 +21,8 @@ from memgate.baselines.files import (
 )
 from memgate.baselines.model import BASELINE_SCHEMA_VERSION, Baseline, baselines_from_report
 from memgate.errors import BaselineError, ExitCode
-from memgate.records import Environment, Report, SuiteStatus
+from memgate.records import Environment, HeapSite, Report, SuiteStatus
+from memgate.thresholds import in_force
 
 from .conftest import sample_record
 
@@ -198,3 +200,24 @@ def test_bad_report_as_baseline_side(tmp_path: Path) -> None:
     path.write_text('{"suites": "nope"}')
     with pytest.raises(BaselineError, match="not a memgate JSON report"):
         load_baseline_side(path)
+
+
+def test_figures_within_their_noise_floor_and_other_heap_sites_leave_the_file_alone(tmp_path: Path) -> None:
+    site = HeapSite(fingerprint="f", site="example.com/m.Parse", bytes=1024, blocks=8)
+    written = Baseline(suite="bench", tool="go", metrics={"gc_cycles": 28, "gc_pause_total_ns": 2_000_000},
+                       tests={"BenchmarkParse": {"allocs_per_op": 3, "bytes_per_op": 96}}, heap_sites=(site,))
+    write_baseline(tmp_path, written)
+    thresholds = in_force()
+
+    def again(**changes: object) -> bool:
+        return holds_same_figures(tmp_path, written.model_copy(update=changes), thresholds)
+
+    # GC figures move on every run of unchanged code (their default floors: 20% or 2, 50% or 1 ms), the
+    # profile's stacks too: a baseline update on every merge must not commit them each time.
+    assert again(metrics={"gc_cycles": 30, "gc_pause_total_ns": 2_900_000}, source_commit="abc")
+    assert again(heap_sites=(site.model_copy(update={"blocks": 9, "bytes": 1040}),))
+    assert not again(metrics={"gc_cycles": 40, "gc_pause_total_ns": 2_000_000})
+    # Exact figures have no floor: one allocation per op more is a new baseline.
+    assert not again(tests={"BenchmarkParse": {"allocs_per_op": 4, "bytes_per_op": 96}})
+    assert not again(tests={"BenchmarkParse": {"allocs_per_op": 3, "bytes_per_op": 96}, "BenchmarkNew": {}})
+    assert not holds_same_figures(tmp_path, written.model_copy(update={"metrics": {"gc_cycles": 30}}))

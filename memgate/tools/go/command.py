@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from memgate.errors import ConfigError
 
@@ -20,6 +21,8 @@ DEFAULT_ITERATIONS = 1000
 DEFAULT_COUNT = 3
 #: The environment variable of the Go runtime that makes it print one line per garbage collection.
 GC_TRACE = "gctrace=1"
+#: The file suffix of the heap profiles the test binaries write (``heap_profile_wrapper``).
+HEAP_PROFILE_SUFFIX = "memprofile"
 
 _GO_PROGRAM = re.compile(r"go[0-9.]*")
 _ITERATIONS = re.compile(r"[1-9][0-9]*x")
@@ -31,11 +34,13 @@ _VALUE_FLAGS = frozenset({"bench", "benchtime", "count", "run", "exec", "cpu", "
                           "covermode", "coverpkg", "vet", "shuffle", "skip", "list", "fuzz", "fuzztime"})
 
 
-def go_test_argv(command: Sequence[str], env: Mapping[str, str]) -> list[str]:
+def go_test_argv(command: Sequence[str], env: Mapping[str, str],
+                 exec_wrapper: Path | None = None) -> list[str]:
     """``command`` with memgate's flags right after ``go test``: ``-json -benchmem``, ``-run ^$`` and
     ``-bench .`` when it gives none, a fixed ``-benchtime=1000x -count=3`` when it gives none, and
     ``-exec`` that turns on the runtime's GC trace in the test binaries only (the go command and the
-    compiler are Go programs too: their traces would fill the build output and its cache)."""
+    compiler are Go programs too: their traces would fill the build output and its cache), through
+    ``exec_wrapper`` when one is given (``heap_profile_wrapper``)."""
     if len(command) < 2 or not _GO_PROGRAM.fullmatch(os.path.basename(command[0])) or command[1] != "test":
         raise ConfigError(f"a go suite's command is a go test command, not {' '.join(command)!r}",
                           hint="write it as a list, e.g. [\"go\", \"test\", \"-bench\", \".\", \"./...\"]")
@@ -49,8 +54,27 @@ def go_test_argv(command: Sequence[str], env: Mapping[str, str]) -> list[str]:
         if name not in given:
             added.append(f"-{name}={default}")
     godebug = env.get("GODEBUG", os.environ.get("GODEBUG", ""))
-    added.append(f"-exec=env GODEBUG={godebug + ',' if godebug else ''}{GC_TRACE}")
+    wrapper = f" '{exec_wrapper}'" if exec_wrapper is not None else ""
+    added.append(f"-exec=env GODEBUG={godebug + ',' if godebug else ''}{GC_TRACE}{wrapper}")
     return [command[0], "test", *added, *command[2:]]
+
+
+def heap_profile_wrapper(folder: Path) -> Path | None:
+    """A script for go test's ``-exec`` that runs each test binary with every allocation in a heap
+    profile (``-test.memprofile``, ``-memprofilerate=1``) written into ``folder``, one per binary: go
+    test refuses ``-memprofile`` for several packages, a test binary takes it for itself. None when
+    the path cannot be quoted for ``-exec`` (it holds a quote): the run goes on without profiles."""
+    script = folder / "go-exec.sh"
+    if "'" in str(script) or '"' in str(script):
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    # The flags go right after the binary: a test binary stops reading flags at its first argument
+    # that is not one (what follows the user's -args).
+    script.write_text('#!/bin/sh\nbinary=$1\nshift\n'
+                      f'exec "$binary" -test.memprofile="$(dirname "$0")/$$.{HEAP_PROFILE_SUFFIX}" '
+                      '-test.memprofilerate=1 "$@"\n')
+    script.chmod(0o755)
+    return script
 
 
 def given_flags(arguments: Sequence[str]) -> dict[str, str | None]:

@@ -466,8 +466,47 @@ def _compare_tests(record: SuiteRecord, baseline: Baseline | None, thresholds: T
         more = f" and {len(missing) - _TESTS_NAMED:,} more" if len(missing) > _TESTS_NAMED else ""
         named = ", ".join(missing[:_TESTS_NAMED])
         notes.append(f"in the baseline but not measured in this run: {named}{more}")
+    rows = _nondeterministic_judged(rows, record, baseline, notes)
     new = tuple(name for name in record.tests if baseline is not None and name not in known)
     return _TestsCompared(rows=tuple(rows), new=new, gone=tuple(sorted(set(known) - set(record.tests))))
+
+
+def _nondeterministic_judged(rows: list[MetricRow], record: SuiteRecord, baseline: Baseline | None,
+                             notes: list[str]) -> list[MetricRow]:
+    """A test whose figure differed between the tool's own repeats of it (in this run or when the
+    baseline was made: a benchmark with random input, work that depends on timing) cannot be gated
+    exactly: when the range this run's repeats saw overlaps the baseline's, the change is noise (a
+    pass); beyond it, a warning at most, never a failure. A note names these tests and what makes
+    them exact again."""
+    spreads = {(spread.test, spread.metric): spread for spread in record.nondeterministic_tests}
+    before = {(spread.test, spread.metric): spread
+              for spread in (baseline.nondeterministic_tests if baseline is not None else ())}
+    unstable = set(spreads) | set(before)
+    if not unstable:
+        return rows
+    judged: list[MetricRow] = []
+    for row in rows:
+        key = (row.test, row.metric)
+        if key in unstable and row.verdict.severity and row.current is not None and row.baseline is not None:
+            now, then = spreads.get(key), before.get(key)
+            overlap = ((now.min if now else row.current) <= (then.max if then else row.baseline)
+                       and (then.min if then else row.baseline) <= (now.max if now else row.current))
+            verdict = Verdict.PASS if overlap else Verdict.WARN
+            row = row.model_copy(update={"verdict": verdict, "crossed": None if verdict is Verdict.PASS
+                                         else row.crossed})
+        judged.append(row)
+    named = sorted(unstable, key=lambda key: (key[0] or "", key[1]))
+    shown = ", ".join(_spread_text(spreads.get(key) or before[key]) for key in named[:_TESTS_NAMED])
+    more = f" and {len(named) - _TESTS_NAMED:,} more" if len(named) > _TESTS_NAMED else ""
+    notes.append(f"nondeterministic tests (their repeats in one run disagreed): {shown}{more}; a change "
+                 "within the range seen passes, beyond it warns, never fails: give them a fixed input "
+                 "(a constant random seed) to gate them exactly")
+    return judged
+
+
+def _spread_text(spread: MetricSpread) -> str:
+    return (f"{spread.metric} of {spread.test} {format_value(spread.metric, spread.min)} to "
+            f"{format_value(spread.metric, spread.max)}")
 
 
 def _zero_findings_filled(figures: Mapping[MetricName, int], other: Mapping[MetricName, int] | None = None

@@ -66,6 +66,8 @@ class Record(BaseModel):
 
 _TEST_OF_FINDING = ("The test this finding belongs to: a GoogleTest test (Suite.Name) whose TestBody is "
                     "on its stack, else its process's test; absent when not known.")
+_NONDETERMINISTIC_TESTS = ("Exact figures of single tests that differed between the tool's own repeats "
+                           "of them (go test -count): test, metric and range.")
 #: A suite's figures per test: test name -> metrics.
 TestFigures = dict[str, dict[MetricName, int]]
 
@@ -178,6 +180,8 @@ class ProcessRecord(Record):
                                   "of several processes: its CTest test name, else its command.")
     tests: TestFigures = Field(default_factory=dict, description="Figures the tool measured per test "
                                "(Go: per benchmark): test name -> metrics.")
+    nondeterministic_tests: tuple[MetricSpread, ...] = Field(
+        default=(), description=_NONDETERMINISTIC_TESTS)
 
     @property
     def has_findings(self) -> bool:
@@ -211,12 +215,13 @@ class SuiteRun(Record):
 
 
 class MetricSpread(Record):
-    """An exact metric that differed between the runs of one suite."""
+    """An exact metric that differed between the runs of one suite, or of one test."""
 
     metric: MetricName
     min: int
     max: int
     value: int = Field(description="The figure the suite's metrics hold (see SuiteRecord.metrics).")
+    test: str | None = Field(default=None, description="The test whose runs differed (None: the suite).")
 
 
 class SuiteRecord(Record):
@@ -247,6 +252,8 @@ class SuiteRecord(Record):
     alloc_wrappers: tuple[str, ...] = Field(
         default=(), description="The allocator wrappers (function-name globs) whose frames were skipped "
                                 "when the sites were fingerprinted.")
+    nondeterministic_tests: tuple[MetricSpread, ...] = Field(
+        default=(), description=_NONDETERMINISTIC_TESTS)
     tests: TestFigures = Field(
         default_factory=dict, description="The suite's figures per test (test name -> metrics), combined "
                                           "like the suite's: what the tool measured per test (Go "
@@ -302,6 +309,8 @@ class SuiteRecord(Record):
             status_detail=status_detail, exit_code=exit_code, duration_seconds=duration_seconds,
             artifacts_dir=artifacts_dir, processes=tuple(processes), metrics=combine_processes(processes),
             tests=combine_tests(processes), notes=notes,
+            nondeterministic_tests=tuple(spread for process in processes
+                                         for spread in process.nondeterministic_tests),
             alloc_wrappers=alloc_wrappers,
         )
 

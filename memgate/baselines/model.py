@@ -13,7 +13,16 @@ from memgate.errors import BaselineError
 from memgate.fingerprint import AllocWrappers, fingerprint, site_of
 from memgate.gcpause import collector_paused
 from memgate.metrics import MetricName
-from memgate.records import HeapSite, Record, Report, SuiteRecord, SuiteStatus, TestFigures, ToolName
+from memgate.records import (
+    HeapSite,
+    MetricSpread,
+    Record,
+    Report,
+    SuiteRecord,
+    SuiteStatus,
+    TestFigures,
+    ToolName,
+)
 from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks, top_frames
 
 BASELINE_SCHEMA_VERSION = 1
@@ -35,6 +44,8 @@ class Baseline(Record):
     errors: tuple[ErrorSite, ...] = ()
     #: Of a heap profiler that records stacks: the stacks that allocated most (growth is traced to them).
     heap_sites: tuple[HeapSite, ...] = ()
+    #: Test figures that differed between the tool's own repeats when the baseline was made.
+    nondeterministic_tests: tuple[MetricSpread, ...] = ()
     source_commit: str | None = None
     alloc_wrappers: tuple[str, ...] = ()
     #: The suite's figures per test (test name -> metrics), compared test by test.
@@ -60,6 +71,7 @@ class Baseline(Record):
             leaks=tuple(leaks),
             errors=tuple(errors),
             heap_sites=record.heap_sites,
+            nondeterministic_tests=record.nondeterministic_tests,
             source_commit=commit,
             alloc_wrappers=record.alloc_wrappers,
             tests={name: dict(metrics) for name, metrics in record.tests.items()},
@@ -82,7 +94,7 @@ class Baseline(Record):
         round-trips) and a trailing newline, so that a baseline update reads well as a diff in review."""
         data = self.model_dump(mode="json", exclude_none=True)
         # Written only when a suite has them: the baselines of other suites stay as they were.
-        for optional in ("alloc_wrappers", "heap_sites", "tests"):
+        for optional in ("alloc_wrappers", "heap_sites", "tests", "nondeterministic_tests"):
             if not data[optional]:
                 del data[optional]
         return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=True) + "\n"

@@ -161,6 +161,7 @@ def combine_runs(
                    for index, run in enumerate(runs, 1)),
         nondeterministic=spreads,
         tests=combine_run_tests([run.tests for run in runs]),
+        nondeterministic_tests=tuple(spread for run in runs for spread in run.nondeterministic_tests),
         notes=tuple(f"run {index}: {note}" for index, run in enumerate(runs, 1) for note in run.notes),
         alloc_wrappers=first.alloc_wrappers,
     )

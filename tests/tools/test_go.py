@@ -361,6 +361,20 @@ def test_parse_plain_benchmark_text(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert record["metrics"] == {}  # no GC trace in it: not measured, not 0
 
 
+def test_repeats_that_disagree_make_the_benchmark_nondeterministic(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """-count=3 of a benchmark whose input is seeded from the clock (as google/btree's are)."""
+    runs = "".join(f"BenchmarkRestore-2 \t 100\t 9 ns/op\t {size} B/op\t {allocs} allocs/op\n"
+                   for size, allocs in ((283480, 1043), (284952, 1039), (288728, 1056)))
+    steady = "BenchmarkParse-2 \t 100\t 9 ns/op\t 64 B/op\t 1 allocs/op\n" * 3
+    code, record = parse(tmp_path, f"pkg: example.com/m\n{runs}{steady}ok  \texample.com/m\t0.1s\n", capsys)
+    assert code == 0
+    assert record["tests"]["BenchmarkRestore"] == {"allocs_per_op": 1043, "bytes_per_op": 284952}
+    assert record["nondeterministic_tests"] == [
+        {"metric": "allocs_per_op", "min": 1039, "max": 1056, "value": 1043, "test": "BenchmarkRestore"},
+        {"metric": "bytes_per_op", "min": 283480, "max": 288728, "value": 284952, "test": "BenchmarkRestore"}]
+
+
 def test_parse_text_without_benchmem_says_how_to_get_it(tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "out.txt"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memgate.metrics import MetricName
-from memgate.records import HeapSite, ProcessRecord, TestFigures
+from memgate.records import HeapSite, MetricSpread, ProcessRecord, TestFigures
 from memgate.tools._outputs import MAX_LINE, capped_lines, incomplete
 from memgate.units import count_of, counts_read
 
@@ -136,6 +136,20 @@ class PackageRun:
                            "bytes_per_op": statistics.median_low(run[1] for run in runs)}
         return tests
 
+    def test_spreads(self, shared: Set[str]) -> tuple[MetricSpread, ...]:
+        """The figures whose ``-count`` runs disagreed: the benchmark is nondeterministic (its input or
+        its work changes from run to run)."""
+        spreads: list[MetricSpread] = []
+        for name, runs in self.figures.items():
+            name = f"{self.path}.{name}" if name in shared and self.path else name
+            by_metric: tuple[tuple[MetricName, list[int]], ...] = (
+                ("allocs_per_op", [run[0] for run in runs]), ("bytes_per_op", [run[1] for run in runs]))
+            for metric, values in by_metric:
+                if min(values) != max(values):
+                    spreads.append(MetricSpread(metric=metric, min=min(values), max=max(values),
+                                                value=statistics.median_low(values), test=name))
+        return tuple(spreads)
+
     def gc_metrics(self) -> dict[MetricName, int]:
         if not self.gc_cycles:
             return {}
@@ -254,6 +268,7 @@ def _record(package: PackageRun, path: Path, shared: Set[str], sites: tuple[Heap
     failure = package.failure()
     return ProcessRecord(command=package.path or None, log_files=(str(path),), leak_check=False,
                          metrics=package.gc_metrics(), tests=package.test_figures(shared),
+                         nondeterministic_tests=package.test_spreads(shared),
                          complete=failure is None, incomplete_reason=failure,
                          fatal_signal=package.crash, heap_sites=sites)
 

@@ -21,9 +21,11 @@ from memgate.records import (
     SuiteRecord,
     SuiteRun,
     SuiteStatus,
+    TestFigures,
     combine_run_metrics,
     output_status,
 )
+from memgate.runner.process_tests import name_processes
 from memgate.tools import get_tool
 from memgate.tools.base import Tool, ToolOptions
 
@@ -78,14 +80,17 @@ def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: P
               stop: StopRequest | None, options: ToolOptions) -> SuiteRecord:
     launch = tool.launch(suite.argv(), logdir, options)
     inherited = {name: value for name, value in os.environ.items() if name not in FORGE_TOKENS}
-    env = {**inherited, **suite.env, **launch.env}
+    suite_env = {**inherited, **suite.env}
+    env = {**suite_env, **launch.env}
     outcome = run_command(launch.argv, env=env, cwd=cwd, timeout=suite.timeout,
                           stdout_path=logdir / "stdout.log", stderr_path=logdir / "stderr.log", stop=stop)
-    notes = (leftovers_note(outcome.leftovers),) if outcome.leftovers else ()
+    notes: tuple[str, ...] = (leftovers_note(outcome.leftovers),) if outcome.leftovers else ()
     for note in notes:  # now, not with the report: a runner kept busy is worth knowing at once
         print(f"memgate: suite {suite.name!r} {note}", file=sys.stderr)
     with collector_paused():
         processes = tool.collect(logdir, outcome, options)
+    processes, naming_notes = name_processes(processes, suite.argv(), cwd, suite_env)
+    notes += naming_notes
     status, detail = suite_status(outcome, processes, suite.accept_exit_codes, suite.timeout)
     if stop is not None and stop.requested:  # what was measured is kept, but the run was cut short
         status, detail = SuiteStatus.INCOMPLETE, stop.reason()
@@ -126,7 +131,8 @@ def combine_runs(
       those that differ make the suite nondeterministic (``SuiteRecord.nondeterministic``, with their
       range), which the reports say;
     - each run's status and figures stay in ``SuiteRecord.runs``, its processes in ``processes`` (with
-      their ``run``)."""
+      their ``run``);
+    - figures per test are combined as the suite's are, each test over the runs that have it."""
     if not runs:
         raise ValueError("combine_runs needs at least one run")
     first = runs[0]
@@ -157,9 +163,18 @@ def combine_runs(
                             artifacts_dir=run.artifacts_dir, metrics=run.metrics)
                    for index, run in enumerate(runs, 1)),
         nondeterministic=spreads,
+        tests=combine_run_tests(runs),
         notes=tuple(f"run {index}: {note}" for index, run in enumerate(runs, 1) for note in run.notes),
         alloc_wrappers=first.alloc_wrappers,
     )
+
+
+def combine_run_tests(runs: Sequence[SuiteRecord]) -> TestFigures:
+    """Each test's figures over the runs that have it, as ``combine_run_metrics`` combines a suite's (a
+    test that leaked in one run of three keeps that run's leak)."""
+    names = sorted({name for run in runs for name in run.tests})
+    return {name: combine_run_metrics([run.tests[name] for run in runs if name in run.tests])[0]
+            for name in names}
 
 
 def check_runnable(program: str, cwd: Path, env: dict[str, str]) -> None:

@@ -1,0 +1,122 @@
+"""Which test each process of a suite ran for (issue 13). In a suite of several processes (a ``ctest``
+run, a script that starts several test programs) each process's figures belong to the test that
+started it: for a ctest run its CTest test name, else its command.
+
+The rule, as ``name_processes`` applies it:
+
+- The suite's own command (the script, ``ctest``) is the driver, not a test: it keeps no test.
+- A ctest run (a suite whose command is ``ctest ...``, as a list): ``ctest <its arguments>
+  --show-only=json-v1`` lists the tests it runs with their commands. A process is the test whose
+  command is its command; or, when the tool only knows the program (ASan names its logs after it),
+  the one test that runs that program. A process that matches no test, or several (one program run by
+  several tests, as ``gtest_discover_tests`` does), is named by its command.
+- Otherwise a process is named by its command: the program's file name and its arguments, cut to
+  ``COMMAND_CHARS`` characters.
+- A suite whose processes all have one name (a single test program, or one that forks copies of
+  itself) keeps no test on its processes: per-test figures would only repeat the suite's.
+
+A leak or error with no GoogleTest frame of its own then belongs to its process's test
+(``memgate.testnames.with_process_test``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from memgate.records import ProcessRecord
+from memgate.testnames import with_process_test
+
+#: The longest name a process gets from its command.
+COMMAND_CHARS = 80
+#: How long listing a ctest run's tests may take.
+_LIST_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class CTestTest:
+    """One test of a ctest run: its name and the command ctest runs for it."""
+
+    name: str
+    command: tuple[str, ...]
+
+
+def name_processes(processes: Sequence[ProcessRecord], argv: Sequence[str], cwd: Path,
+                   env: Mapping[str, str]) -> tuple[list[ProcessRecord], tuple[str, ...]]:
+    """``processes`` with the test each ran for (see the module's rule), and notes on what could not
+    be worked out (a ctest run whose tests could not be listed)."""
+    notes: tuple[str, ...] = ()
+    ctest: list[CTestTest] | None = None
+    if argv and _program(argv[0]) == "ctest":
+        ctest, problem = list_ctest_tests(argv, cwd, env)
+        if problem is not None:
+            notes = (f"could not list the CTest tests ({problem}): its processes are named by their "
+                     "commands",)
+    names = [_test_of(process, argv, ctest) for process in processes]
+    if len({name for name in names if name is not None}) < 2:
+        return list(processes), notes
+    return [with_process_test(process, name) for process, name in zip(processes, names, strict=True)], notes
+
+
+def _test_of(process: ProcessRecord, argv: Sequence[str], ctest: list[CTestTest] | None) -> str | None:
+    command = process.command
+    if not command or _is_driver(command, argv):
+        return None
+    if ctest is not None:
+        name = _ctest_name(command, ctest)
+        if name is not None:
+            return name
+    return short_command(command)
+
+
+def _is_driver(command: str, argv: Sequence[str]) -> bool:
+    """The suite's own command, or a ctest that runs the tests (a script may start one)."""
+    return command == " ".join(argv) or _program(command.split(" ", 1)[0]) == "ctest"
+
+
+def _ctest_name(command: str, tests: Sequence[CTestTest]) -> str | None:
+    """The test whose command is ``command`` (memcheck and heaptrack know a process's whole command
+    line); else the only test that runs its program (ASan knows the program only)."""
+    exact = [test.name for test in tests if " ".join(test.command) == command]
+    if len(exact) == 1:
+        return exact[0]
+    program = _program(command.split(" ", 1)[0])
+    by_program = {test.name for test in tests if test.command and _program(test.command[0]) == program}
+    return by_program.pop() if len(by_program) == 1 else None
+
+
+def short_command(command: str) -> str:
+    """``tidy 1`` for ``/home/me/build/tidy 1``: the program's file name and the arguments, at most
+    ``COMMAND_CHARS`` characters (a longer one ends with "...")."""
+    program, _, arguments = command.partition(" ")
+    name = f"{_program(program)} {arguments}".strip()
+    return name if len(name) <= COMMAND_CHARS else name[:COMMAND_CHARS - 3] + "..."
+
+
+def _program(path: str) -> str:
+    return os.path.basename(path)
+
+
+def list_ctest_tests(argv: Sequence[str], cwd: Path,
+                     env: Mapping[str, str]) -> tuple[list[CTestTest] | None, str | None]:
+    """The tests the ctest command ``argv`` runs, from ``ctest --show-only=json-v1`` with the same
+    arguments (so the same filters and build folder); None and why when ctest cannot say."""
+    listing = [*argv, "--show-only=json-v1"]
+    try:
+        result = subprocess.run(listing, cwd=cwd, env=dict(env), capture_output=True, text=True,
+                                timeout=_LIST_SECONDS)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return None, f"{' '.join(listing)}: {error}"
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+        return None, f"{' '.join(listing)}: {last}"
+    try:
+        tests = json.loads(result.stdout)["tests"]
+        return [CTestTest(name=str(test["name"]), command=tuple(map(str, test.get("command", ()))))
+                for test in tests], None
+    except (ValueError, KeyError, TypeError) as error:
+        return None, f"{' '.join(listing)} printed no test list ({type(error).__name__}: {error})"

@@ -56,7 +56,7 @@ def gtest_test_name(function: str) -> str | None:
     return f"{suite}.{name}"
 
 
-def test_of_functions(functions: Iterable[str | None]) -> str | None:
+def gtest_of_functions(functions: Iterable[str | None]) -> str | None:
     """The test of the innermost ``TestBody`` frame among a stack's function names (innermost
     first, as the tools print them); None when the stack holds none."""
     for function in functions:
@@ -67,9 +67,9 @@ def test_of_functions(functions: Iterable[str | None]) -> str | None:
     return None
 
 
-def test_of_stack(stack: Iterable[Frame]) -> str | None:
-    """``test_of_functions`` of a stack of frames."""
-    return test_of_functions(frame.function for frame in stack)
+def gtest_of_stack(stack: Iterable[Frame]) -> str | None:
+    """``gtest_of_functions`` of a stack of frames."""
+    return gtest_of_functions(frame.function for frame in stack)
 
 
 def with_process_test(process: ProcessRecord, test: str | None) -> ProcessRecord:

@@ -18,7 +18,7 @@ from memgate.fingerprint import (
 )
 from memgate.metrics import LEAK_KINDS, LeakKind
 from memgate.records import Frame, Leak, MemError, RelatedStack
-from memgate.testnames import TEST_BODY, test_of_functions
+from memgate.testnames import TEST_BODY, gtest_of_functions
 
 LeakCheck = Literal["full", "summary", "no"]
 
@@ -121,13 +121,13 @@ class Sites:
         """The GoogleTest test whose ``TestBody`` is on the stack (``memgate.testnames``). A stack
         without the word anywhere costs one substring search; only the others are read whole."""
         if isinstance(stack, tuple):
-            return test_of_functions(frame[0] for frame in stack)
+            return gtest_of_functions(frame[0] for frame in stack)
         if TEST_BODY not in stack.site_key:
             return None
         if stack.site_key not in self._tests:
             if len(self._tests) >= _TESTS_KEPT:
                 self._tests.clear()
-            self._tests[stack.site_key] = test_of_functions(frame[0] for frame in stack)
+            self._tests[stack.site_key] = gtest_of_functions(frame[0] for frame in stack)
         return self._tests[stack.site_key]
 
     def _site(self, stack: Stack) -> str:

@@ -1,0 +1,120 @@
+"""The test a finding belongs to (``memgate.testnames``): a real GoogleTest binary, built at test time
+with a leak or an overflow in a TEST, TEST_P, TYPED_TEST and TYPED_TEST_P, run under real ASan and
+real memcheck; then the rule on frame names as gcc and Valgrind print them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import BuildProgram
+
+from memgate.config import Config, SuiteConfig
+from memgate.records import Frame, Leak, MemError, ProcessRecord, SuiteRecord
+from memgate.runner.suite import run_suite
+from memgate.testnames import gtest_of_stack, gtest_test_name, with_process_test
+
+GTEST_LIBS = ("-lgtest", "-lgtest_main", "-pthread")
+# What each test of tests/programs/gtestprog.cpp leaves: Sizes.Overflows overflows in one of its two
+# instances, Typed.Reads in both types (two sites: the frames name the type).
+PER_TEST = {
+    # One site (make_buffer < fill_inner < fill), two tests: one record each.
+    "Cache.FillsOnce": {"leak_definite_bytes": 8, "leak_definite_blocks": 1},
+    "Cache.FillsTwice": {"leak_definite_bytes": 8, "leak_definite_blocks": 1},
+    "Parser.Leaks": {"leak_definite_bytes": 48, "leak_definite_blocks": 1},
+    "Pattern.Leaks": {"leak_definite_bytes": 12, "leak_definite_blocks": 1},
+    "Sizes.Overflows": {"errors": 1},
+    "Typed.Reads": {"errors": 2},
+    # TEST(snake_suite, KeepsBuffer): a suite name with an underscore is split at its first one.
+    "snake.suite_KeepsBuffer": {"leak_definite_bytes": 24, "leak_definite_blocks": 1},
+}
+
+
+def _gtest_binary(build_program: BuildProgram, tool: str) -> Path:
+    if not Path("/usr/include/gtest/gtest.h").is_file():
+        pytest.skip("libgtest-dev is not installed")
+    flags = ("-fsanitize=address", "-fsanitize-recover=address") if tool == "asan" else ()
+    return build_program("gtestprog.cpp", flags=flags, libs=GTEST_LIBS)
+
+
+def _run(binary: Path, tool: str, folder: Path) -> SuiteRecord:
+    # halt_on_error=0: every overflow is reported (the binary is built to recover), then the leaks.
+    env = {"ASAN_OPTIONS": "halt_on_error=0"} if tool == "asan" else {}
+    config = Config(root=folder, suite=[SuiteConfig(name="unit", tool=tool, command=[str(binary)], env=env)])
+    return run_suite(config.suites[0], config)
+
+
+@pytest.mark.parametrize("tool", ["asan", "memcheck"])
+def test_a_gtest_binary_has_figures_per_test_from_the_testbody_frames(
+        build_program: BuildProgram, tmp_path: Path, tool: str) -> None:
+    if tool == "memcheck" and shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
+    record = _run(_gtest_binary(build_program, tool), tool, tmp_path)
+    assert record.status.value == "ok", record.status_detail
+    # Only the tests that leaked or erred have figures: the one process ran for no test of its own.
+    assert record.tests == PER_TEST
+    (process,) = record.processes
+    assert process.test is None
+    findings: list[Leak | MemError] = [*process.leaks, *process.errors]
+    tests_by_site = {(finding.site.split(" < ")[0], finding.test) for finding in findings}
+    assert tests_by_site == {
+        ("make_buffer", "Parser.Leaks"), ("make_buffer", "snake.suite_KeepsBuffer"),
+        ("make_buffer", "Cache.FillsOnce"), ("make_buffer", "Cache.FillsTwice"),
+        ("read_past", "Sizes.Overflows"),
+        ("Typed_Reads_Test<int>::TestBody", "Typed.Reads"),
+        ("Typed_Reads_Test<char>::TestBody", "Typed.Reads"),
+        ("gtest_suite_Pattern_::Leaks<int>::TestBody", "Pattern.Leaks"),
+    }
+    # The suite's totals are the tests' sums: every finding is some test's.
+    assert record.metrics["leak_definite_bytes"] == 8 + 8 + 48 + 12 + 24
+    assert record.metrics["errors"] == 1 + 2
+    cache_leaks = [leak for leak in process.leaks if leak.test is not None and leak.test.startswith("Cache.")]
+    assert len({leak.fingerprint for leak in cache_leaks}) == 1 and len(cache_leaks) == 2
+
+
+@pytest.mark.parametrize(("function", "test"), [
+    ("Parser_Empty_Test::TestBody()", "Parser.Empty"),  # TEST, TEST_F and TEST_P
+    ("Parser_Empty_Test::TestBody", "Parser.Empty"),  # without the parameter list
+    ("Parser_reads_empty_input_Test::TestBody()", "Parser.reads_empty_input"),
+    ("inner::(anonymous namespace)::Parser_Empty_Test::TestBody()", "Parser.Empty"),
+    ("Typed_Reads_Test<int>::TestBody()", "Typed.Reads"),  # TYPED_TEST
+    ("Typed_Reads_Test<std::pair<int, char> >::TestBody()", "Typed.Reads"),
+    ("gtest_suite_Pattern_::Leaks<int>::TestBody()", "Pattern.Leaks"),  # TYPED_TEST_P
+    ("gtest_case_Pattern_::Leaks<int>::TestBody()", "Pattern.Leaks"),  # before gtest 1.10
+    ("gtest_suite_my_pattern_::Leaks<char>::TestBody()", "my_pattern.Leaks"),  # no ambiguity there
+    ("Parser_Empty_Test::TestBody.cold", "Parser.Empty"),
+])
+def test_a_testbody_frame_names_its_test(function: str, test: str) -> None:
+    assert gtest_test_name(function) == test
+
+
+@pytest.mark.parametrize("function", [
+    "testing::Test::Run()", "make_buffer", "TestBody()", "Helper::TestBody()",  # no <Suite>_<Name>_Test
+    "Parser_Empty_Test::SetUp()", "Parser_Empty_Test::TestBodyHelper()", "Empty_Test::TestBody()",
+    "void testing::internal::HandleExceptionsInMethodIfSupported<testing::Test, void>(testing::Test*, "
+    "void (testing::Test::*)(), char const*)",
+])
+def test_other_functions_name_no_test(function: str) -> None:
+    assert gtest_test_name(function) is None
+
+
+def test_the_innermost_testbody_frame_wins() -> None:
+    stack = (Frame(function="malloc"), Frame(function="helper"),
+             Frame(function="Inner_Body_Test::TestBody()"), Frame(function="Outer_Body_Test::TestBody()"),
+             Frame(function="main"))
+    assert gtest_of_stack(stack) == "Inner.Body"
+    assert gtest_of_stack(stack[:2]) is None
+    assert gtest_of_stack(()) is None
+
+
+def test_findings_without_a_frame_of_their_own_get_their_process_test() -> None:
+    own = Leak(kind="definite", bytes=8, blocks=1, fingerprint="a", site="s", test="Parser.Leaks")
+    other = Leak(kind="definite", bytes=16, blocks=1, fingerprint="b", site="t")
+    error = MemError(kind="InvalidRead", fingerprint="c", site="u")
+    process = ProcessRecord(pid=7, leaks=(own, other), errors=(error,))
+    named = with_process_test(process, "unit_tests")
+    assert named.test == "unit_tests"
+    assert [leak.test for leak in named.leaks] == ["Parser.Leaks", "unit_tests"]
+    assert [error.test for error in named.errors] == ["unit_tests"]
+    assert with_process_test(process, None) is process

@@ -15,10 +15,12 @@ The name memgate gives is ``Suite.Name`` in every case, which is what a frame ca
   ``Suite.Name``, whatever their instance or type: one class runs them all, so the stack does not
   say which instance it was (the site's frames still do, for a typed test);
 - ``<Suite>_<Name>`` is split at its first underscore. GoogleTest joins the two with ``_`` and asks
-  for names without one; when a suite name has one anyway (``TEST(my_suite, Reads)``), the test is
-  named ``my.suite_Reads``: the same name on every run, so the figures still compare, but a wrong
-  one. Only a suite name with an underscore is misnamed; a test name may have any number
-  (``TEST(Parser, reads_empty_input)`` is ``Parser.reads_empty_input``).
+  for names without one; when a suite name has one anyway (``TEST(my_suite, Reads)``), the split is
+  ambiguous. Where memgate can run the test binary (``memgate.runner.process_tests``), its
+  ``--gtest_list_tests`` decides (``listed_test_name``); otherwise the split at the first underscore
+  stands: ``my.suite_Reads``, the same name on every run, so the figures still compare, but a wrong
+  one. A test name may have any number (``TEST(Parser, reads_empty_input)`` is
+  ``Parser.reads_empty_input`` either way).
 """
 
 from __future__ import annotations
@@ -54,6 +56,48 @@ def gtest_test_name(function: str) -> str | None:
         return f"{match['typed_suite']}.{match['typed_name']}"
     suite, _, name = match["joined"].partition("_")
     return f"{suite}.{name}"
+
+
+def ambiguous_class(stack: Iterable[Frame]) -> str | None:
+    """The ``<Suite>_<Name>`` of the stack's innermost ``TestBody`` frame when it holds more than one
+    underscore, so that the split at the first one may be wrong; None otherwise."""
+    for frame in stack:
+        if frame.function and TEST_BODY in frame.function:
+            match = _TEST_BODY_FUNCTION.search(normalise_function(frame.function))
+            if match is not None:
+                joined = match["joined"]
+                return joined if joined is not None and joined.count("_") > 1 else None
+    return None
+
+
+# ``--gtest_list_tests`` prints each suite ("Inst/Suite.", "Typed/0.  # TypeParam = int"), then its
+# tests indented by two spaces ("  Name/0  # GetParam() = 1").
+_LISTED_SUITE = re.compile(r"(\S+)\.(?:\s+#.*)?")
+_LISTED_TEST = re.compile(r"  ([^\s/]+)\S*(?:\s+#.*)?")
+
+
+def listed_classes(listing: str) -> dict[str, set[str]]:
+    """``<Suite>_<Name>`` -> the ``Suite.Name`` tests it can be, from ``--gtest_list_tests``'s output.
+    A listed suite "A/B/0" may be a parameterised suite B instantiated as A, a typed suite A of type 0
+    or B typed: each part is taken as the suite (the class name decides which one fits)."""
+    classes: dict[str, set[str]] = {}
+    suites: list[str] = []
+    for line in listing.splitlines():
+        test = _LISTED_TEST.fullmatch(line)
+        if test is not None:
+            for suite in suites:
+                classes.setdefault(f"{suite}_{test[1]}", set()).add(f"{suite}.{test[1]}")
+            continue
+        listed = _LISTED_SUITE.fullmatch(line)
+        suites = listed[1].split("/") if listed is not None else []
+    return classes
+
+
+def listed_test_name(joined: str, classes: dict[str, set[str]]) -> str | None:
+    """The test the class ``joined`` (``ambiguous_class``) is, when the binary's list
+    (``listed_classes``) has exactly one."""
+    tests = classes.get(joined, set())
+    return next(iter(tests)) if len(tests) == 1 else None
 
 
 def gtest_of_functions(functions: Iterable[str | None]) -> str | None:

@@ -12,8 +12,16 @@ from conftest import BuildProgram
 
 from memgate.config import Config, SuiteConfig
 from memgate.records import Frame, Leak, MemError, ProcessRecord, SuiteRecord
+from memgate.runner.process_tests import name_processes
 from memgate.runner.suite import run_suite
-from memgate.testnames import gtest_of_stack, gtest_test_name, with_process_test
+from memgate.testnames import (
+    ambiguous_class,
+    gtest_of_stack,
+    gtest_test_name,
+    listed_classes,
+    listed_test_name,
+    with_process_test,
+)
 
 GTEST_LIBS = ("-lgtest", "-lgtest_main", "-pthread")
 # What each test of tests/programs/gtestprog.cpp leaves: Sizes.Overflows overflows in one of its two
@@ -26,8 +34,8 @@ PER_TEST = {
     "Pattern.Leaks": {"leak_definite_bytes": 12, "leak_definite_blocks": 1},
     "Sizes.Overflows": {"errors": 1},
     "Typed.Reads": {"errors": 2},
-    # TEST(snake_suite, KeepsBuffer): a suite name with an underscore is split at its first one.
-    "snake.suite_KeepsBuffer": {"leak_definite_bytes": 24, "leak_definite_blocks": 1},
+    # TEST(snake_suite, KeepsBuffer): a suite name with an underscore, named by the binary's test list.
+    "snake_suite.KeepsBuffer": {"leak_definite_bytes": 24, "leak_definite_blocks": 1},
 }
 
 
@@ -59,7 +67,7 @@ def test_a_gtest_binary_has_figures_per_test_from_the_testbody_frames(
     findings: list[Leak | MemError] = [*process.leaks, *process.errors]
     tests_by_site = {(finding.site.split(" < ")[0], finding.test) for finding in findings}
     assert tests_by_site == {
-        ("make_buffer", "Parser.Leaks"), ("make_buffer", "snake.suite_KeepsBuffer"),
+        ("make_buffer", "Parser.Leaks"), ("make_buffer", "snake_suite.KeepsBuffer"),
         ("make_buffer", "Cache.FillsOnce"), ("make_buffer", "Cache.FillsTwice"),
         ("read_past", "Sizes.Overflows"),
         ("Typed_Reads_Test<int>::TestBody", "Typed.Reads"),
@@ -118,3 +126,51 @@ def test_findings_without_a_frame_of_their_own_get_their_process_test() -> None:
     assert [leak.test for leak in named.leaks] == ["Parser.Leaks", "unit_tests"]
     assert [error.test for error in named.errors] == ["unit_tests"]
     assert with_process_test(process, None) is process
+
+
+# What gtest 1.12's --gtest_list_tests printed for tests/programs/gtestprog.cpp (with another suite).
+LISTING = """\
+Running main() from ./googletest/src/gtest_main.cc
+Parser.
+  Leaks
+Sizes_Base.
+  Reads_past
+Typed/0.  # TypeParam = int
+  Reads
+snake_suite.
+  KeepsBuffer
+Small/Sizes.
+  Overflows/0  # GetParam() = 0
+Ints/Pattern/0.  # TypeParam = int
+  Leaks
+"""
+
+
+def test_the_binarys_test_list_names_a_class_whose_suite_has_an_underscore() -> None:
+    classes = listed_classes(LISTING)
+    assert listed_test_name("snake_suite_KeepsBuffer", classes) == "snake_suite.KeepsBuffer"
+    assert listed_test_name("Sizes_Base_Reads_past", classes) == "Sizes_Base.Reads_past"
+    assert listed_test_name("Sizes_Overflows", classes) == "Sizes.Overflows"  # instance and index dropped
+    assert listed_test_name("Pattern_Leaks", classes) == "Pattern.Leaks"
+    assert listed_test_name("Other_suite_Case", classes) is None  # not listed: the first split stands
+
+
+def test_only_a_class_with_two_underscores_is_ambiguous() -> None:
+    def body(function: str) -> tuple[Frame, ...]:
+        return (Frame(function="make_buffer"), Frame(function=function), Frame(function="main"))
+
+    snake = body("inner::snake_suite_KeepsBuffer_Test::TestBody()")
+    assert ambiguous_class(snake) == "snake_suite_KeepsBuffer"
+    assert ambiguous_class(body("Parser_Leaks_Test::TestBody()")) is None
+    assert ambiguous_class(body("gtest_suite_my_pattern_::Leaks<int>::TestBody()")) is None
+    assert ambiguous_class(body("helper")) is None
+
+
+def test_without_the_binary_the_first_underscore_split_stands(tmp_path: Path) -> None:
+    # A binary gone since the run: nothing to list.
+    leak = Leak(kind="definite", bytes=24, blocks=1, fingerprint="f", site="s",
+                test="snake.suite_KeepsBuffer",
+                stack=(Frame(function="inner::snake_suite_KeepsBuffer_Test::TestBody()"),))
+    process = ProcessRecord(pid=1, command=str(tmp_path / "gone"), leaks=(leak,))
+    (named,), _ = name_processes([process], [str(tmp_path / "gone")], tmp_path, {})
+    assert named.leaks[0].test == "snake.suite_KeepsBuffer"

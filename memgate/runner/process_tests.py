@@ -16,25 +16,30 @@ The rule, as ``name_processes`` applies it:
   itself) keeps no test on its processes: per-test figures would only repeat the suite's.
 
 A leak or error with no GoogleTest frame of its own then belongs to its process's test
-(``memgate.testnames.with_process_test``).
+(``memgate.testnames.with_process_test``). One whose GoogleTest class name is ambiguous
+(``memgate.testnames.ambiguous_class``: a suite name with an underscore) is named from the test
+binary's ``--gtest_list_tests`` when memgate finds the binary.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from memgate.records import ProcessRecord
-from memgate.testnames import with_process_test
+from memgate.records import Leak, MemError, ProcessRecord
+from memgate.testnames import ambiguous_class, listed_classes, listed_test_name, with_process_test
 
 #: The longest name a process gets from its command.
 COMMAND_CHARS = 80
-#: How long listing a ctest run's tests may take.
+#: How long listing a ctest run's tests, or a GoogleTest binary's, may take.
 _LIST_SECONDS = 60
+_Finding = TypeVar("_Finding", Leak, MemError)
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,68 @@ def name_processes(processes: Sequence[ProcessRecord], argv: Sequence[str], cwd:
         if problem is not None:
             notes = (f"could not list the CTest tests ({problem}): its processes are named by their "
                      "commands",)
+    processes = _with_listed_gtest_names(processes, argv, cwd, env, ctest or [])
     names = [_test_of(process, argv, ctest) for process in processes]
     if len({name for name in names if name is not None}) < 2:
         return list(processes), notes
     return [with_process_test(process, name) for process, name in zip(processes, names, strict=True)], notes
+
+
+def _with_listed_gtest_names(processes: Sequence[ProcessRecord], argv: Sequence[str], cwd: Path,
+                             env: Mapping[str, str], ctest: Sequence[CTestTest]) -> list[ProcessRecord]:
+    """The processes, their findings of an ambiguous GoogleTest class named from the test binary's
+    own list. The binary is run (once each) only when a finding needs it."""
+    listings: dict[Path | None, dict[str, set[str]]] = {}
+    named: list[ProcessRecord] = []
+    for process in processes:
+        stacks = [*(leak.stack for leak in process.leaks), *(error.stack for error in process.errors)]
+        if not any(ambiguous_class(stack) for stack in stacks):
+            named.append(process)
+            continue
+        binary = _binary_of(process, argv, cwd, env, ctest)
+        if binary not in listings:
+            listings[binary] = list_gtest_classes(binary, cwd, env) if binary is not None else {}
+        classes = listings[binary]
+        named.append(process.model_copy(update={
+            "leaks": tuple(_listed_name(leak, classes) for leak in process.leaks),
+            "errors": tuple(_listed_name(error, classes) for error in process.errors),
+        }))
+    return named
+
+
+def _listed_name(finding: _Finding, classes: dict[str, set[str]]) -> _Finding:
+    joined = ambiguous_class(finding.stack)
+    name = listed_test_name(joined, classes) if joined is not None else None
+    return finding.model_copy(update={"test": name}) if name is not None else finding
+
+
+def _binary_of(process: ProcessRecord, argv: Sequence[str], cwd: Path, env: Mapping[str, str],
+               ctest: Sequence[CTestTest]) -> Path | None:
+    """The program a process ran, as a file: its command's path (memcheck), else the suite's program
+    or a CTest test's of that name (ASan knows the name only), else the name on the suite's PATH."""
+    if not process.command:
+        return None
+    program = process.command.split(" ", 1)[0]
+    candidates = [program] if "/" in program else []
+    candidates += [command for command in (argv[:1] if argv else []) if _program(command) == program]
+    candidates += [test.command[0] for test in ctest if test.command and _program(test.command[0]) == program]
+    found = shutil.which(program, path=env.get("PATH", os.defpath)) if "/" not in program else None
+    for candidate in [*candidates, *([found] if found else [])]:
+        path = cwd / candidate
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def list_gtest_classes(binary: Path, cwd: Path, env: Mapping[str, str]) -> dict[str, set[str]]:
+    """``memgate.testnames.listed_classes`` of ``binary --gtest_list_tests``; empty when it cannot
+    say (not a GoogleTest binary, it failed to start): the split at the first underscore stands."""
+    try:
+        result = subprocess.run([str(binary), "--gtest_list_tests"], cwd=cwd, env=dict(env),
+                                capture_output=True, text=True, errors="replace", timeout=_LIST_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return listed_classes(result.stdout)
 
 
 def _test_of(process: ProcessRecord, argv: Sequence[str], ctest: list[CTestTest] | None) -> str | None:

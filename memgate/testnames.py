@@ -1,4 +1,4 @@
-"""Which test a finding belongs to: the GoogleTest rule of issue 13.
+"""Which test a finding (or, under heaptrack, an allocation) belongs to: the GoogleTest rule of issue 13.
 
 A leak or memory error whose stack holds a GoogleTest ``TestBody`` frame belongs to that test. The
 innermost such frame wins (a test body that calls a helper test's body is rare, but the nearer test
@@ -58,16 +58,12 @@ def gtest_test_name(function: str) -> str | None:
     return f"{suite}.{name}"
 
 
-def ambiguous_class(stack: Iterable[Frame]) -> str | None:
-    """The ``<Suite>_<Name>`` of the stack's innermost ``TestBody`` frame when it holds more than one
+def ambiguous_class(test: str) -> str | None:
+    """The class name ``<Suite>_<Name>`` a test name was made from, when it holds more than one
     underscore, so that the split at the first one may be wrong; None otherwise."""
-    for frame in stack:
-        if frame.function and TEST_BODY in frame.function:
-            match = _TEST_BODY_FUNCTION.search(normalise_function(frame.function))
-            if match is not None:
-                joined = match["joined"]
-                return joined if joined is not None and joined.count("_") > 1 else None
-    return None
+    suite, dot, name = test.partition(".")
+    joined = f"{suite}_{name}"
+    return joined if dot and joined.count("_") > 1 else None
 
 
 # ``--gtest_list_tests`` prints each suite ("Inst/Suite.", "Typed/0.  # TypeParam = int"), then its
@@ -93,11 +89,12 @@ def listed_classes(listing: str) -> dict[str, set[str]]:
     return classes
 
 
-def listed_test_name(joined: str, classes: dict[str, set[str]]) -> str | None:
-    """The test the class ``joined`` (``ambiguous_class``) is, when the binary's list
-    (``listed_classes``) has exactly one."""
-    tests = classes.get(joined, set())
-    return next(iter(tests)) if len(tests) == 1 else None
+def listed_test_name(test: str, classes: dict[str, set[str]]) -> str:
+    """``test``, or the test the binary's list (``listed_classes``) has for its class when the name
+    is ambiguous (``ambiguous_class``) and the list has exactly one."""
+    joined = ambiguous_class(test)
+    tests = classes.get(joined, set()) if joined is not None else set()
+    return next(iter(tests)) if len(tests) == 1 else test
 
 
 def gtest_of_functions(functions: Iterable[str | None]) -> str | None:

@@ -81,6 +81,28 @@ def test_a_gtest_binary_has_figures_per_test_from_the_testbody_frames(
     assert len({leak.fingerprint for leak in cache_leaks}) == 1 and len(cache_leaks) == 2
 
 
+# Under heaptrack, which keeps no leak or error records, each test's allocations: made with its
+# TestBody on the stack (Sizes.Overflows: two instances of 8 bytes; Typed.Reads: 2 ints and 2 chars).
+HEAPTRACK_PER_TEST = {
+    "Cache.FillsOnce": (8, 1, 8), "Cache.FillsTwice": (8, 1, 8), "Parser.Clean": (16, 1, 0),
+    "Parser.Leaks": (48, 1, 48), "Pattern.Leaks": (12, 1, 12), "Sizes.Overflows": (16, 2, 0),
+    "Typed.Reads": (10, 2, 0), "snake_suite.KeepsBuffer": (24, 1, 24),
+}
+
+
+def test_under_heaptrack_a_gtest_binary_has_each_tests_allocations(
+        build_program: BuildProgram, tmp_path: Path) -> None:
+    for program in ("heaptrack", "zstd"):
+        if shutil.which(program) is None:
+            pytest.skip(f"{program} is not installed")
+    record = _run(_gtest_binary(build_program, "heaptrack"), "heaptrack", tmp_path)
+    assert record.status.value == "ok", record.status_detail
+    assert record.tests == {test: {"heap_total_bytes": total, "alloc_calls": calls, "heap_end_bytes": end}
+                            for test, (total, calls, end) in HEAPTRACK_PER_TEST.items()}
+    (process,) = record.processes
+    assert process.tests == record.tests and process.test is None
+
+
 @pytest.mark.parametrize(("function", "test"), [
     ("Parser_Empty_Test::TestBody()", "Parser.Empty"),  # TEST, TEST_F and TEST_P
     ("Parser_Empty_Test::TestBody", "Parser.Empty"),  # without the parameter list
@@ -148,29 +170,30 @@ Ints/Pattern/0.  # TypeParam = int
 
 def test_the_binarys_test_list_names_a_class_whose_suite_has_an_underscore() -> None:
     classes = listed_classes(LISTING)
-    assert listed_test_name("snake_suite_KeepsBuffer", classes) == "snake_suite.KeepsBuffer"
-    assert listed_test_name("Sizes_Base_Reads_past", classes) == "Sizes_Base.Reads_past"
-    assert listed_test_name("Sizes_Overflows", classes) == "Sizes.Overflows"  # instance and index dropped
-    assert listed_test_name("Pattern_Leaks", classes) == "Pattern.Leaks"
-    assert listed_test_name("Other_suite_Case", classes) is None  # not listed: the first split stands
+    assert listed_test_name("snake.suite_KeepsBuffer", classes) == "snake_suite.KeepsBuffer"
+    assert listed_test_name("Sizes.Base_Reads_past", classes) == "Sizes_Base.Reads_past"
+    assert listed_test_name("Sizes.Overflows", classes) == "Sizes.Overflows"  # instance and index dropped
+    assert listed_test_name("Other.suite_Case", classes) == "Other.suite_Case"  # not listed: it stands
 
 
-def test_only_a_class_with_two_underscores_is_ambiguous() -> None:
-    def body(function: str) -> tuple[Frame, ...]:
-        return (Frame(function="make_buffer"), Frame(function=function), Frame(function="main"))
-
-    snake = body("inner::snake_suite_KeepsBuffer_Test::TestBody()")
-    assert ambiguous_class(snake) == "snake_suite_KeepsBuffer"
-    assert ambiguous_class(body("Parser_Leaks_Test::TestBody()")) is None
-    assert ambiguous_class(body("gtest_suite_my_pattern_::Leaks<int>::TestBody()")) is None
-    assert ambiguous_class(body("helper")) is None
+def test_only_a_name_from_a_class_with_two_underscores_is_ambiguous() -> None:
+    assert ambiguous_class("snake.suite_KeepsBuffer") == "snake_suite_KeepsBuffer"
+    assert ambiguous_class("Parser.reads_empty") == "Parser_reads_empty"  # may be Parser_reads.empty
+    assert ambiguous_class("Parser.Leaks") is None
+    assert ambiguous_class("leaks_once_more") is None  # a CTest test or a command: no class
 
 
 def test_without_the_binary_the_first_underscore_split_stands(tmp_path: Path) -> None:
-    # A binary gone since the run: nothing to list.
     leak = Leak(kind="definite", bytes=24, blocks=1, fingerprint="f", site="s",
                 test="snake.suite_KeepsBuffer",
                 stack=(Frame(function="inner::snake_suite_KeepsBuffer_Test::TestBody()"),))
-    process = ProcessRecord(pid=1, command=str(tmp_path / "gone"), leaks=(leak,))
-    (named,), _ = name_processes([process], [str(tmp_path / "gone")], tmp_path, {})
-    assert named.leaks[0].test == "snake.suite_KeepsBuffer"
+    # A binary gone since the run, and a program that is no GoogleTest binary (a script that would
+    # run every test again if it were started): neither is run.
+    script = tmp_path / "runner.sh"
+    script.write_text(f"#!/bin/sh\ntouch {tmp_path}/started\n")
+    script.chmod(0o755)
+    for program in (tmp_path / "gone", script):
+        process = ProcessRecord(pid=1, command=str(program), leaks=(leak,))
+        (named,), _ = name_processes([process], [str(program)], tmp_path, {})
+        assert named.leaks[0].test == "snake.suite_KeepsBuffer"
+    assert not (tmp_path / "started").exists()

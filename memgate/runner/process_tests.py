@@ -24,6 +24,7 @@ binary's ``--gtest_list_tests`` when memgate finds the binary.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import subprocess
@@ -70,30 +71,36 @@ def name_processes(processes: Sequence[ProcessRecord], argv: Sequence[str], cwd:
 
 def _with_listed_gtest_names(processes: Sequence[ProcessRecord], argv: Sequence[str], cwd: Path,
                              env: Mapping[str, str], ctest: Sequence[CTestTest]) -> list[ProcessRecord]:
-    """The processes, their findings of an ambiguous GoogleTest class named from the test binary's
-    own list. The binary is run (once each) only when a finding needs it."""
+    """The processes, their tests of an ambiguous GoogleTest class name (findings', and the tool's
+    own per-test figures) named from the test binary's list. The binary is run (once each) only when
+    a name needs it."""
     listings: dict[Path | None, dict[str, set[str]]] = {}
     named: list[ProcessRecord] = []
     for process in processes:
-        stacks = [*(leak.stack for leak in process.leaks), *(error.stack for error in process.errors)]
-        if not any(ambiguous_class(stack) for stack in stacks):
+        tests = {*(leak.test for leak in process.leaks), *(error.test for error in process.errors),
+                 *process.tests}
+        if not any(ambiguous_class(test) for test in tests if test is not None):
             named.append(process)
             continue
         binary = _binary_of(process, argv, cwd, env, ctest)
         if binary not in listings:
             listings[binary] = list_gtest_classes(binary, cwd, env) if binary is not None else {}
-        classes = listings[binary]
-        named.append(process.model_copy(update={
-            "leaks": tuple(_listed_name(leak, classes) for leak in process.leaks),
-            "errors": tuple(_listed_name(error, classes) for error in process.errors),
-        }))
+        named.append(_renamed(process, listings[binary]))
     return named
 
 
+def _renamed(process: ProcessRecord, classes: dict[str, set[str]]) -> ProcessRecord:
+    return process.model_copy(update={
+        "leaks": tuple(_listed_name(leak, classes) for leak in process.leaks),
+        "errors": tuple(_listed_name(error, classes) for error in process.errors),
+        "tests": {listed_test_name(test, classes): figures for test, figures in process.tests.items()},
+    })
+
+
 def _listed_name(finding: _Finding, classes: dict[str, set[str]]) -> _Finding:
-    joined = ambiguous_class(finding.stack)
-    name = listed_test_name(joined, classes) if joined is not None else None
-    return finding.model_copy(update={"test": name}) if name is not None else finding
+    if finding.test is None:
+        return finding
+    return finding.model_copy(update={"test": listed_test_name(finding.test, classes)})
 
 
 def _binary_of(process: ProcessRecord, argv: Sequence[str], cwd: Path, env: Mapping[str, str],
@@ -116,7 +123,11 @@ def _binary_of(process: ProcessRecord, argv: Sequence[str], cwd: Path, env: Mapp
 
 def list_gtest_classes(binary: Path, cwd: Path, env: Mapping[str, str]) -> dict[str, set[str]]:
     """``memgate.testnames.listed_classes`` of ``binary --gtest_list_tests``; empty when it cannot
-    say (not a GoogleTest binary, it failed to start): the split at the first underscore stands."""
+    say (not a GoogleTest binary, it failed to start): the split at the first underscore stands. A
+    program that does not hold GoogleTest's symbols is never run: to a script or another test runner,
+    the option could mean anything, or nothing, and run every test again."""
+    if not _holds_gtest(binary):
+        return {}
     try:
         result = subprocess.run([str(binary), "--gtest_list_tests"], cwd=cwd, env=dict(env),
                                 capture_output=True, text=True, errors="replace", timeout=_LIST_SECONDS)
@@ -158,6 +169,19 @@ def short_command(command: str) -> str:
     program, _, arguments = command.partition(" ")
     name = f"{_program(program)} {arguments}".strip()
     return name if len(name) <= COMMAND_CHARS else name[:COMMAND_CHARS - 3] + "..."
+
+
+#: In the symbol names of every GoogleTest test program (``testing::internal::...``), linked statically
+#: or not.
+_GTEST_SYMBOL = b"_ZN7testing8internal"
+
+
+def _holds_gtest(binary: Path) -> bool:
+    try:
+        with open(binary, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(_GTEST_SYMBOL) >= 0
+    except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
+        return False
 
 
 def _program(path: str) -> str:

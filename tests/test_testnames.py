@@ -48,7 +48,9 @@ def _gtest_binary(build_program: BuildProgram, tool: str) -> Path:
 
 def _run(binary: Path, tool: str, folder: Path) -> SuiteRecord:
     # halt_on_error=0: every overflow is reported (the binary is built to recover), then the leaks.
+    # GTEST_OUTPUT: the run's own XML report, which listing the tests (snake_suite) must not replace.
     env = {"ASAN_OPTIONS": "halt_on_error=0"} if tool == "asan" else {}
+    env["GTEST_OUTPUT"] = f"xml:{folder}/gtest.xml"
     config = Config(root=folder, suite=[SuiteConfig(name="unit", tool=tool, command=[str(binary)], env=env)])
     return run_suite(config.suites[0], config)
 
@@ -74,6 +76,7 @@ def test_a_gtest_binary_has_figures_per_test_from_the_testbody_frames(
         ("Typed_Reads_Test<char>::TestBody", "Typed.Reads"),
         ("gtest_suite_Pattern_::Leaks<int>::TestBody", "Pattern.Leaks"),
     }
+    assert 'timestamp="' in (tmp_path / "gtest.xml").read_text()  # the run's report, not a test list
     # The suite's totals are the tests' sums: every finding is some test's.
     assert record.metrics["leak_definite_bytes"] == 8 + 8 + 48 + 12 + 24
     assert record.metrics["errors"] == 1 + 2

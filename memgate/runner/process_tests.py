@@ -128,8 +128,10 @@ def list_gtest_classes(binary: Path, cwd: Path, env: Mapping[str, str]) -> dict[
     the option could mean anything, or nothing, and run every test again."""
     if not _holds_gtest(binary):
         return {}
+    # GTEST_OUTPUT would have the list written over the report the suite's run just wrote.
+    quiet_env = {name: value for name, value in env.items() if name != "GTEST_OUTPUT"}
     try:
-        result = subprocess.run([str(binary), "--gtest_list_tests"], cwd=cwd, env=dict(env),
+        result = subprocess.run([str(binary), "--gtest_list_tests"], cwd=cwd, env=quiet_env,
                                 capture_output=True, text=True, errors="replace", timeout=_LIST_SECONDS)
     except (OSError, subprocess.TimeoutExpired):
         return {}

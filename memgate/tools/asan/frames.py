@@ -11,7 +11,7 @@ from typing import TypeVar
 from memgate.fingerprint import NO_WRAPPERS, AllocWrappers, fingerprint, site_of
 from memgate.metrics import LeakKind
 from memgate.records import Frame, Leak, MemError, RelatedStack
-from memgate.testnames import gtest_of_stack
+from memgate.testnames import TEST_BODY, gtest_of_stack
 from memgate.units import count_of
 
 _CACHE_LIMIT = 1 << 13  # frames (and stacks) remembered while parsing: a few MB at most
@@ -117,7 +117,8 @@ class FrameCache:
         if known is None:
             stack = tuple(self._frame(line) for line in key.split("\n") if line and not line.isspace())
             site = site_of(stack, self.wrappers)
-            known = _Identity(stack, site, fingerprint(category, stack, site), key, gtest_of_stack(stack))
+            test = gtest_of_stack(stack) if TEST_BODY in key else None  # most stacks: one search
+            known = _Identity(stack, site, fingerprint(category, stack, site), key, test)
             self._remember(self._identities, (category, key), known)
         return known
 

@@ -5,6 +5,7 @@ real memcheck; then the rule on frame names as gcc and Valgrind print them."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from memgate.testnames import (
     listed_test_name,
     with_process_test,
 )
+from memgate.tools.memcheck import MEMCHECK
 
 GTEST_LIBS = ("-lgtest", "-lgtest_main", "-pthread")
 # What each test of tests/programs/gtestprog.cpp leaves: Sizes.Overflows overflows in one of its two
@@ -82,6 +84,20 @@ def test_a_gtest_binary_has_figures_per_test_from_the_testbody_frames(
     assert record.metrics["errors"] == 1 + 2
     cache_leaks = [leak for leak in process.leaks if leak.test is not None and leak.test.startswith("Cache.")]
     assert len({leak.fingerprint for leak in cache_leaks}) == 1 and len(cache_leaks) == 2
+
+
+def test_memgate_parse_of_a_memcheck_text_log_names_the_tests_too(
+        build_program: BuildProgram, tmp_path: Path) -> None:
+    # A log the user made: no binary to list, so the suite name with an underscore keeps the first split.
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
+    log = tmp_path / "memcheck.log"
+    binary = _gtest_binary(build_program, "memcheck")
+    subprocess.run(["valgrind", "--leak-check=full", f"--log-file={log}", str(binary)], check=True,
+                   capture_output=True)
+    record = SuiteRecord.from_processes("unit", "memcheck", MEMCHECK.parse([log]))
+    first_split = {"snake_suite.KeepsBuffer": "snake.suite_KeepsBuffer"}
+    assert record.tests == {first_split.get(test, test): figures for test, figures in PER_TEST.items()}
 
 
 # Under heaptrack, which keeps no leak or error records, each test's allocations: made with its

@@ -5,11 +5,12 @@ started it: for a ctest run its CTest test name, else its command.
 The rule, as ``name_processes`` applies it:
 
 - The suite's own command (the script, ``ctest``) is the driver, not a test: it keeps no test.
-- A ctest run (a suite whose command is ``ctest ...``, as a list): ``ctest <its arguments>
-  --show-only=json-v1`` lists the tests it runs with their commands. A process is the test whose
-  command is its command; or, when the tool only knows the program (ASan names its logs after it),
-  the one test that runs that program. A process that matches no test, or several (one program run by
-  several tests, as ``gtest_discover_tests`` does), is named by its command.
+- A ctest run (a suite whose command is ``ctest ...``, as a list or as a ``shell`` command that is
+  ctest alone): ``ctest <its arguments> --show-only=json-v1`` lists the tests it runs with their
+  commands. A process is the test whose command is its command; or, when the tool only knows the
+  program (ASan names its logs after it), the one test that runs that program. A process that
+  matches no test, or several (one program run by several tests, as ``gtest_discover_tests``
+  does), is named by its command.
 - Otherwise a process is named by its command: the program's file name and its arguments, cut to
   ``COMMAND_CHARS`` characters.
 - A suite whose processes all have one name (a single test program, or one that forks copies of
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -57,8 +59,9 @@ def name_processes(processes: Sequence[ProcessRecord], argv: Sequence[str], cwd:
     be worked out (a ctest run whose tests could not be listed)."""
     notes: tuple[str, ...] = ()
     ctest: list[CTestTest] | None = None
-    if argv and _program(argv[0]) == "ctest":
-        ctest, problem = list_ctest_tests(argv, cwd, env)
+    ctest_argv = _ctest_command(argv)
+    if ctest_argv is not None:
+        ctest, problem = list_ctest_tests(ctest_argv, cwd, env)
         if problem is not None:
             notes = (f"could not list the CTest tests ({problem}): its processes are named by their "
                      "commands",)
@@ -67,6 +70,25 @@ def name_processes(processes: Sequence[ProcessRecord], argv: Sequence[str], cwd:
     if len({name for name in names if name is not None}) < 2:
         return list(processes), notes
     return [with_process_test(process, name) for process, name in zip(processes, names, strict=True)], notes
+
+
+#: What makes a shell command more than one program with its arguments.
+_SHELL_SYNTAX = frozenset(";&|<>()$`*?[]{}~\n")
+
+
+def _ctest_command(argv: Sequence[str]) -> list[str] | None:
+    """The ctest command line of a suite that is a ctest run: ``["ctest", ...]``, or ``/bin/sh -c``
+    with a command that is ctest and its arguments only (no other program, redirection or expansion,
+    which would make ``--show-only`` list another run)."""
+    if argv and _program(argv[0]) == "ctest":
+        return list(argv)
+    if len(argv) != 3 or list(argv[:2]) != ["/bin/sh", "-c"] or _SHELL_SYNTAX & set(argv[2]):
+        return None
+    try:
+        words = shlex.split(argv[2])
+    except ValueError:
+        return None
+    return words if words and _program(words[0]) == "ctest" else None
 
 
 def _with_listed_gtest_names(processes: Sequence[ProcessRecord], argv: Sequence[str], cwd: Path,

@@ -96,14 +96,20 @@ def test_under_memcheck_each_ctest_process_is_its_ctest_test(tmp_path: Path) -> 
     assert _non_finding(record.tests["leaks_once"]) == _non_finding(leaky.metrics)
 
 
-def test_under_asan_a_process_is_the_ctest_test_of_its_program_when_only_one_runs_it(tmp_path: Path) -> None:
-    record = _run(_project(tmp_path, "asan"), "asan", ["ctest"])
+@pytest.mark.parametrize(("command", "leaky_test"), [
+    (["ctest"], "leaks_once"),
+    ("ctest --output-on-failure", "leaks_once"),  # a shell command that is ctest alone
+    ("ctest; true", "leaky"),  # more than ctest: not read as one ctest run, named by program
+])
+def test_under_asan_a_process_is_the_ctest_test_of_its_program_when_only_one_runs_it(
+        tmp_path: Path, command: list[str] | str, leaky_test: str) -> None:
+    record = _run(_project(tmp_path, "asan"), "asan", command)
     # ASan knows a process's program only (its log is named after it): leaky is one test's; tidy runs
     # in two tests, so those two processes are named by what is known of their command.
-    assert sorted(process.test or "" for process in record.processes) == ["leaks_once", "tidy", "tidy"]
-    assert {name: record.tests["leaks_once"][name] for name in LEAK} == LEAK
-    (leaky,) = (process for process in record.processes if process.test == "leaks_once")
-    assert [leak.test for leak in leaky.leaks] == ["leaks_once"]
+    assert sorted(process.test or "" for process in record.processes) == sorted([leaky_test, "tidy", "tidy"])
+    assert {name: record.tests[leaky_test][name] for name in LEAK} == LEAK
+    (leaky,) = (process for process in record.processes if process.test == leaky_test)
+    assert [leak.test for leak in leaky.leaks] == [leaky_test]
     assert record.tests["tidy"] == {"alloc_calls": sum(process.metrics["alloc_calls"] for process in
                                                        record.processes if process.test == "tidy")}
 

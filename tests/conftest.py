@@ -21,14 +21,16 @@ def build_program(tmp_path_factory: pytest.TempPathFactory) -> BuildProgram:
     """Compile ``tests/programs/<source>`` once per session and flag set; return the binary's path.
 
     ``build_program("memprog.c", compiler="clang", flags=("-fsanitize=address",))``
+    ``libs`` come after the source (``("-lgtest", "-lgtest_main", "-pthread")``).
     Skips the test when the compiler is missing (clang is optional on a developer machine; .ci/run
     installs it).
     """
     out_dir = tmp_path_factory.mktemp("programs")
     built: dict[tuple[str, str, tuple[str, ...]], Path] = {}
 
-    def build(source: str, *, compiler: str = "gcc", flags: tuple[str, ...] = ()) -> Path:
-        key = (source, compiler, tuple(flags))
+    def build(source: str, *, compiler: str = "gcc", flags: tuple[str, ...] = (),
+              libs: tuple[str, ...] = ()) -> Path:
+        key = (source, compiler, (*flags, *libs))
         if key in built:
             return built[key]
         if source.endswith(".cpp"):
@@ -38,7 +40,7 @@ def build_program(tmp_path_factory: pytest.TempPathFactory) -> BuildProgram:
         stem = Path(source).stem
         binary = out_dir / f"{stem}-{compiler}-{len(built)}"
         command = [compiler, "-g", "-O0", "-fno-omit-frame-pointer", *flags, "-o", str(binary),
-                   str(PROGRAMS / source)]
+                   str(PROGRAMS / source), *libs]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise AssertionError(f"compile failed: {' '.join(command)}\n{result.stderr}")

@@ -25,6 +25,7 @@ from memgate.records import (
     combine_run_tests,
     output_status,
 )
+from memgate.runner.process_tests import name_processes
 from memgate.tools import get_tool
 from memgate.tools.base import Tool, ToolOptions
 
@@ -79,14 +80,17 @@ def _run_once(suite: SuiteConfig, tool: Tool, version: str, cwd: Path, logdir: P
               stop: StopRequest | None, options: ToolOptions) -> SuiteRecord:
     launch = tool.launch(suite.argv(), logdir, options)
     inherited = {name: value for name, value in os.environ.items() if name not in FORGE_TOKENS}
-    env = {**inherited, **suite.env, **launch.env}
+    suite_env = {**inherited, **suite.env}
+    env = {**suite_env, **launch.env}
     outcome = run_command(launch.argv, env=env, cwd=cwd, timeout=suite.timeout,
                           stdout_path=logdir / "stdout.log", stderr_path=logdir / "stderr.log", stop=stop)
-    notes = (leftovers_note(outcome.leftovers),) if outcome.leftovers else ()
+    notes: tuple[str, ...] = (leftovers_note(outcome.leftovers),) if outcome.leftovers else ()
     for note in notes:  # now, not with the report: a runner kept busy is worth knowing at once
         print(f"memgate: suite {suite.name!r} {note}", file=sys.stderr)
     with collector_paused():
         processes = tool.collect(logdir, outcome, options)
+    processes, naming_notes = name_processes(processes, suite.argv(), cwd, suite_env)
+    notes += naming_notes
     status, detail = suite_status(outcome, processes, suite.accept_exit_codes, suite.timeout)
     if stop is not None and stop.requested:  # what was measured is kept, but the run was cut short
         status, detail = SuiteStatus.INCOMPLETE, stop.reason()

@@ -18,7 +18,8 @@ from typing import IO
 from memgate.errors import ConfigError, ParseError, ToolError, UsageError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
-from memgate.records import ProcessRecord
+from memgate.records import ProcessRecord, TestFigures
+from memgate.testnames import TEST_BODY, gtest_test_name
 from memgate.tools._outputs import incomplete
 from memgate.tools._programs import program_version, require_program, tool_env
 from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
@@ -50,6 +51,7 @@ class HeaptrackTrace:
     alloc_calls: int
     heap_end_bytes: int
     pool_bytes: int  # the libstdc++ emergency pool left out (0 if none was seen)
+    tests: TestFigures  # per GoogleTest test (``_TestTally``)
 
     def metrics(self) -> dict[MetricName, int]:
         return {"heap_peak_bytes": self.heap_peak_bytes, "heap_total_bytes": self.heap_total_bytes,
@@ -62,6 +64,71 @@ class HeaptrackTrace:
 # left out of every figure, with its free; a C program then reads exactly as under DHAT and memusage.
 # A C++ program's own copy of libstdc++ has the same pool, and it is left out too, so heaptrack reads
 # one allocation and 72,704 bytes below DHAT and memusage on C++ programs, consistently.
+# Per GoogleTest test: the allocations whose stack holds a test's ``TestBody`` frame (the innermost
+# one) are that test's: ``heap_total_bytes``, ``alloc_calls`` and ``heap_end_bytes`` (its bytes still
+# live when the trace ends: heaptrack's view of the test's leaks). A peak has no test, and is left out.
+class _TestTally:
+    """Which test each stack node of a trace belongs to, and each test's figures. Stack nodes are
+    defined after their parent, so a node's test is known at once: its own frame's, else its
+    parent's (the innermost ``TestBody`` wins)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []  # test number - 1 -> Suite.Name
+        self._numbers: dict[str, int] = {}
+        self._string_test: dict[int, int] = {}  # string index -> test number, for TestBody functions
+        self.ip_test = array("i")  # instruction pointer index - 1 -> test number (0: none)
+        self.trace_test = array("i")  # trace index - 1 -> test number (0: none)
+        self.kind_test = array("i")  # allocation kind -> test number (0: none)
+        self.total: dict[int, int] = {}
+        self.calls: dict[int, int] = {}
+        self.live: dict[int, int] = {}
+
+    def string(self, index: int, text: str) -> None:
+        if TEST_BODY in text:
+            name = gtest_test_name(text)
+            if name is not None:
+                number = self._numbers.get(name)
+                if number is None:
+                    self.names.append(name)
+                    number = self._numbers[name] = len(self.names)
+                self._string_test[index] = number
+
+    def ip(self, fields: list[str]) -> None:
+        """``i IP MODULE [FUNCTION FILE LINE]...``: the function of the frame and of its inlined ones."""
+        test = 0
+        if self._string_test:
+            for function in fields[2::3]:
+                test = self._string_test.get(int(function, 16), 0)
+                if test:
+                    break
+        self.ip_test.append(test)
+
+    def trace(self, ip: int, parent: int) -> None:
+        own = self.ip_test[ip - 1] if 0 < ip <= len(self.ip_test) else 0
+        inherited = self.trace_test[parent - 1] if 0 < parent <= len(self.trace_test) else 0
+        self.trace_test.append(own or inherited)
+
+    def kind(self, trace: int) -> None:
+        self.kind_test.append(self.trace_test[trace - 1] if 0 < trace <= len(self.trace_test) else 0)
+
+    def allocate(self, kind: int, size: int) -> None:
+        test = self.kind_test[kind]
+        if test:
+            self.total[test] = self.total.get(test, 0) + size
+            self.calls[test] = self.calls.get(test, 0) + 1
+            self.live[test] = self.live.get(test, 0) + size
+
+    def free(self, kind: int, size: int) -> None:
+        test = self.kind_test[kind]
+        if test:
+            self.live[test] -= size
+
+    def figures(self) -> TestFigures:
+        return {self.names[test - 1]: {"heap_total_bytes": self.total[test], "alloc_calls": self.calls[test],
+                                       "heap_end_bytes": self.live[test]}
+                for test in sorted(self.calls, key=lambda test: self.names[test - 1])}
+
+
 class _Replay:
     """Replays a trace's allocation events, tracking just enough of its stacks to know the pool."""
 
@@ -81,6 +148,7 @@ class _Replay:
         self.pool_live = False
         self.pool_bytes = 0
         self.live = self.peak = self.total = self.calls = 0
+        self.tests = _TestTally()
 
     def line(self, line: str) -> None:
         tag, _, rest = line.partition(" ")
@@ -96,10 +164,12 @@ class _Replay:
         elif tag == "i":
             fields = rest.split()
             self.ip_module.append(int(fields[1], 16) if len(fields) > 1 else 0)
+            self.tests.ip(fields)
         elif tag == "t":
             ip, parent = rest.split()[:2]
             self.trace_ip.append(int(ip, 16))
             self.trace_parent.append(int(parent, 16))
+            self.tests.trace(self.trace_ip[-1], self.trace_parent[-1])
         elif tag == "v":
             self.version_seen = True
         elif tag == "X":
@@ -110,6 +180,7 @@ class _Replay:
     def _string(self, rest: str) -> None:
         self.strings += 1
         _length, _, text = rest.partition(" ")
+        self.tests.string(self.strings, text)
         if _LIBSTDCXX.search(text):
             self.special_strings[self.strings] = "stdcxx"
         elif _LOADER.search(text):
@@ -138,6 +209,7 @@ class _Replay:
             self.pool_kind = len(self.kind_size)
         self.kind_size.append(size)
         self.kind_live.append(0)
+        self.tests.kind(trace)
 
     def _size(self, kind: int) -> int:
         if not 0 <= kind < len(self.kind_size):
@@ -150,6 +222,7 @@ class _Replay:
             self.pool_live, self.pool_bytes = True, size
             return
         self.kind_live[kind] += 1
+        self.tests.allocate(kind, size)
         self.calls += 1
         self.total += size
         self.live += size
@@ -164,6 +237,7 @@ class _Replay:
             raise ParseError(f"a free of a block of kind {kind} when none is allocated", path=self.path,
                              hint=_HINT_NOT_TRACE)
         self.kind_live[kind] -= 1
+        self.tests.free(kind, size)
         self.live -= size
 
     def result(self) -> HeaptrackTrace:
@@ -173,7 +247,8 @@ class _Replay:
         if not self.trailer_seen:
             raise _Truncated("the trace ends early: heaptrack's interpreter was stopped while writing")
         return HeaptrackTrace(command=self.command, heap_peak_bytes=self.peak, heap_total_bytes=self.total,
-                              alloc_calls=self.calls, heap_end_bytes=self.live, pool_bytes=self.pool_bytes)
+                              alloc_calls=self.calls, heap_end_bytes=self.live, pool_bytes=self.pool_bytes,
+                              tests=self.tests.figures())
 
 
 @contextmanager
@@ -273,7 +348,7 @@ def trace_record(path: Path) -> ProcessRecord:
     except _Truncated as error:
         return incomplete(f"the heaptrack trace is unusable: {error}", log_files=[path])
     return ProcessRecord(command=trace.command, log_files=(str(path),), metrics=trace.metrics(),
-                         leak_check=False)
+                         leak_check=False, tests=trace.tests)
 
 
 def _with_signal(record: ProcessRecord, outcome: Outcome) -> ProcessRecord:

@@ -10,7 +10,7 @@ from recordkit import leak, suite
 from memgate.baselines.model import Baseline
 from memgate.comparison import compare
 from memgate.metrics import MetricName
-from memgate.records import MetricSpread, SuiteRecord, SuiteStatus, combine_run_metrics
+from memgate.records import MetricSpread, ProcessRecord, SuiteRecord, SuiteStatus, combine_run_metrics
 from memgate.report.markdown import render_markdown
 from memgate.report.table import render_suites, render_table
 from memgate.runner.suite import combine_runs
@@ -178,3 +178,19 @@ def test_reports_say_which_metrics_varied() -> None:
 
     printed = render_suites(make_report([combined]))
     assert "ok, 3 runs, nondeterministic: heap_peak_bytes" in printed
+
+
+def test_figures_per_test_of_repeated_runs_combine_like_the_suites() -> None:
+    flaky = leak("definite", 64, 1, "leak_once", "Parser_Leaks_Test::TestBody").model_copy(
+        update={"test": "Parser.Leaks"})
+    runs = [SuiteRecord.from_processes("unit", "asan", [ProcessRecord(test=test, metrics=figures, leaks=found)
+                                                        for test, figures, found in processes])
+            for processes in (
+                [("a", {"alloc_calls": 10}, ()), ("b", {"alloc_calls": 5}, ())],
+                [("a", {"alloc_calls": 12}, (flaky,)), ("b", {"alloc_calls": 5}, ())],
+                [("a", {"alloc_calls": 11}, ()), ("b", {"alloc_calls": 5}, ())],
+            )]
+    combined = combine_runs(runs, repeat=3)
+    # A leak of one run is kept (the largest); the other figures are the median of the runs.
+    assert combined.tests == {"Parser.Leaks": {"leak_definite_bytes": 64, "leak_definite_blocks": 1},
+                              "a": {"alloc_calls": 11}, "b": {"alloc_calls": 5}}

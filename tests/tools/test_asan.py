@@ -148,12 +148,13 @@ def test_launch_keeps_the_command_and_sets_the_options(tmp_path: Path) -> None:
     launch = ASAN.launch(["./tests", "-v"], tmp_path, ToolOptions())
     assert launch.argv == ["./tests", "-v"]
     assert launch.env["ASAN_OPTIONS"] == (
-        f"detect_leaks=1:exitcode=0:atexit=1:print_summary=1:symbolize=1:log_path={tmp_path.resolve()}/asan"
+        "detect_leaks=1:exitcode=0:atexit=1:print_summary=1:symbolize=1:log_exe_name=1:"
+        f"log_path={tmp_path.resolve()}/asan"
     )
     assert launch.env["LSAN_OPTIONS"] == f"log_path={tmp_path.resolve()}/asan"
     lsan = LSAN.launch(["./tests"], tmp_path, ToolOptions())
     assert lsan.env == {
-        "LSAN_OPTIONS": "detect_leaks=1:exitcode=0:verbosity=2:print_summary=1:symbolize=1:"
+        "LSAN_OPTIONS": "detect_leaks=1:exitcode=0:verbosity=2:print_summary=1:symbolize=1:log_exe_name=1:"
         f"log_path={tmp_path.resolve()}/lsan"
     }
 
@@ -219,9 +220,11 @@ def test_leak_kinds_and_sizes(build_program: BuildProgram, tmp_path: Path, name:
     top = next(frame for frame in many.stack if frame.function == "leak_many")
     assert top.file is not None and top.file.endswith("tests/programs/memprog.c") and top.line == 29
     assert ("alloc_calls" in record.metrics) == (tool is ASAN)
+    # Named after the program (log_exe_name=1), which the record keeps as its command.
     assert record.pid is not None and record.log_files == (
-        str(tmp_path / "logs" / f"{tool.name}.{record.pid}"),
+        str(tmp_path / "logs" / f"{tool.name}.{binary.name}.{record.pid}"),
     )
+    assert record.command == binary.name
 
 
 @pytest.mark.clang

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from memgate.metrics import MetricName
@@ -13,7 +13,7 @@ from memgate.proc import Outcome
 from memgate.records import ProcessRecord
 from memgate.tools.asan.checks import Context, missing_output, to_record
 from memgate.tools.asan.frames import FrameCache
-from memgate.tools.asan.log import parse_processes, pid_from_name
+from memgate.tools.asan.log import parse_processes, pid_from_name, program_from_name
 from memgate.tools.asan.options import (
     ASAN_DEFAULTS,
     LSAN_DEFAULTS,
@@ -70,14 +70,22 @@ class SanitizerTool:
                       key=lambda path: (pid_from_name(path) or 0, path.name))
         if not logs:
             return [missing_output(logdir, outcome, context, self.name)]
-        cache = FrameCache(wrappers=options.alloc_wrappers)
-        return [to_record(findings, context) for path in logs for findings in parse_processes(path, cache)]
+        return _records(logs, context, FrameCache(wrappers=options.alloc_wrappers))
 
     def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         context = Context(tool_label=self.label)
-        cache = FrameCache(wrappers=options.alloc_wrappers)
-        return [to_record(findings, context)
-                for path in paths for findings in parse_processes(Path(path), cache)]
+        return _records(map(Path, paths), context, FrameCache(wrappers=options.alloc_wrappers))
+
+
+def _records(logs: Iterable[Path], context: Context, cache: FrameCache) -> list[ProcessRecord]:
+    """One record per process of each log, with the program its file is named after as its command:
+    the log itself never names it (``log_exe_name``)."""
+    records: list[ProcessRecord] = []
+    for path in logs:
+        program = program_from_name(path)
+        records += [to_record(findings, context).model_copy(update={"command": program})
+                    for findings in parse_processes(path, cache)]
+    return records
 
 
 @functools.lru_cache(maxsize=1)

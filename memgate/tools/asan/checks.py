@@ -98,7 +98,7 @@ def missing_output(logdir: Path, outcome: Outcome, context: Context, prefix: str
     elif outcome.signal is not None:
         reason = f"no {context.tool_label} log: the run was killed by signal {outcome.signal} first"
     else:
-        reason = (f"no {context.tool_label} log ({prefix}.<pid>) in {logdir}: is the program built with "
-                  f"{'-fsanitize=address' if prefix == 'asan' else '-fsanitize=leak'}, and run directly "
+        reason = (f"no {context.tool_label} log ({prefix}.<program>.<pid>) in {logdir}: is the program built "
+                  f"with {'-fsanitize=address' if prefix == 'asan' else '-fsanitize=leak'}, and run directly "
                   "rather than through a tool that clears the environment?")
     return ProcessRecord(leak_check=False, complete=False, incomplete_reason=reason)

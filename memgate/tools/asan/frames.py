@@ -11,6 +11,7 @@ from typing import TypeVar
 from memgate.fingerprint import NO_WRAPPERS, AllocWrappers, fingerprint, site_of
 from memgate.metrics import LeakKind
 from memgate.records import Frame, Leak, MemError, RelatedStack
+from memgate.testnames import TEST_BODY, gtest_of_stack
 from memgate.units import count_of
 
 _CACHE_LIMIT = 1 << 13  # frames (and stacks) remembered while parsing: a few MB at most
@@ -88,6 +89,7 @@ class _Identity:
     site: str
     fingerprint: str
     key: str  # the stack's frames without their pcs
+    test: str | None  # the GoogleTest test whose TestBody is on the stack (memgate.testnames)
 
 
 class FrameCache:
@@ -115,7 +117,8 @@ class FrameCache:
         if known is None:
             stack = tuple(self._frame(line) for line in key.split("\n") if line and not line.isspace())
             site = site_of(stack, self.wrappers)
-            known = _Identity(stack, site, fingerprint(category, stack, site), key)
+            test = gtest_of_stack(stack) if TEST_BODY in key else None  # most stacks: one search
+            known = _Identity(stack, site, fingerprint(category, stack, site), key, test)
             self._remember(self._identities, (category, key), known)
         return known
 
@@ -142,7 +145,8 @@ class FrameCache:
         kind: LeakKind = "definite" if record["kind"] == "Direct" else "indirect"
         identity = self._identity(_LEAK_CATEGORY[kind], record["stack"])
         leak = Leak(kind=kind, bytes=count_of(record["bytes"]), blocks=count_of(record["blocks"]),
-                    stack=identity.stack, fingerprint=identity.fingerprint, site=identity.site)
+                    stack=identity.stack, fingerprint=identity.fingerprint, site=identity.site,
+                    test=identity.test)
         self._remember(self._leaks, text, leak)
         return leak
 
@@ -155,7 +159,7 @@ class FrameCache:
         error = self._errors.get(key)
         if error is None:
             error = MemError(kind=kind, description=description, count=1, stack=identity.stack,
-                             fingerprint=identity.fingerprint, site=identity.site,
+                             fingerprint=identity.fingerprint, site=identity.site, test=identity.test,
                              related=tuple(RelatedStack(description=title, stack=other.stack)
                                            for title, other in others))
             self._remember(self._errors, key, error)

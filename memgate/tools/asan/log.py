@@ -423,6 +423,26 @@ def pid_from_name(path: Path) -> int | None:
     return int(match[1]) if match else None
 
 
+def program_from_name(path: Path) -> str | None:
+    """The program of a log the runtime named ``asan.<program>.<pid>`` (``lsan.``; ``log_exe_name=1``,
+    as memgate runs it); None for ``asan.<pid>`` and for a file named otherwise."""
+    match = re.fullmatch(r"[al]san\.(.+)\.\d+", path.name)
+    return match[1] if match else None
+
+
+def _log_chunks(path: Path) -> Iterator[str]:
+    """``read_chunks``, without the program's name that ``log_exe_name=1`` puts into every line's
+    prefix as well as into the file's name (``==prog==1234==``): processes are known by
+    ``==1234==``. A log without it is read as it is."""
+    program = program_from_name(path)
+    if program is None:
+        yield from read_chunks(path)
+        return
+    prefix = f"\n=={program}=="
+    for chunk in read_chunks(path):
+        yield chunk.replace(prefix, "\n==")
+
+
 def parse_log(path: Path, cache: FrameCache | None = None) -> Findings:
     """One log, one process (the pid from the file name, else the ``==PID==`` prefix). An error's
     stack is its access stack (the first after the ERROR line), never the allocation or free stack.
@@ -443,7 +463,7 @@ def parse_processes(path: Path, cache: FrameCache | None = None) -> list[Finding
 def _parse_one_or_several(path: Path, cache: FrameCache | None, *, split: bool) -> list[Findings]:
     parser = LogParser(path, cache)
     with counts_read(path, not_a=_NOT_A_LOG, hint=_LOG_HINT):
-        for chunk in read_chunks(path):
+        for chunk in _log_chunks(path):
             parser.feed_text(chunk)
         findings = parser.finish()
         several = findings.several_processes()
@@ -454,7 +474,7 @@ def _parse_one_or_several(path: Path, cache: FrameCache | None, *, split: bool) 
             raise _several_processes(path, several)
         # A second reading, line by line: only logs of several processes pay for it.
         splitter = ProcessSplitter(path, cache or FrameCache())
-        for chunk in read_chunks(path):
+        for chunk in _log_chunks(path):
             splitter.feed_text(chunk)
         return splitter.finish()
 

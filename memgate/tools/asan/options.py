@@ -35,6 +35,9 @@ OPTIONS_FILE = f"{OWN_FILE_PREFIX}sanitizer-options"
 #   the sign that the check ran. It costs a few lines per process (one more per thread).
 # - ``print_summary=1``, ``symbolize=1``: the SUMMARY line closes a report (a log that ends before
 #   it is truncated) and totals the leaks, which are checked against the records.
+# - ``log_exe_name=1``: each log is named ``asan.<program>.<pid>``: in a suite of several processes
+#   (a ctest run, a script) the program names which test a process ran for (``ProcessRecord.test``);
+#   the log itself never says.
 #
 # ``halt_on_error`` is left to the user. With the default (1) the first error ends the process, so
 # there is no leak check: the record is incomplete, with the error. ``halt_on_error=0`` only
@@ -42,9 +45,11 @@ OPTIONS_FILE = f"{OWN_FILE_PREFIX}sanitizer-options"
 # parses the several reports that then precede the leak report and the exit statistics.
 ASAN_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("detect_leaks", "1"), ("exitcode", "0"), ("atexit", "1"), ("print_summary", "1"), ("symbolize", "1"),
+    ("log_exe_name", "1"),
 )
 LSAN_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("detect_leaks", "1"), ("exitcode", "0"), ("verbosity", "2"), ("print_summary", "1"), ("symbolize", "1"),
+    ("log_exe_name", "1"),
 )
 
 
@@ -79,7 +84,8 @@ def merge_options(user: str, defaults: Sequence[tuple[str, str]], extra: Sequenc
     ``log_path`` (the runtime lets a later ``name=`` win). So the precedence, lowest first, is
     memgate's defaults, the user's variables (the suite's ``env``, else memgate's own environment),
     the suite's ``tool_args`` (each one ``name=value``), and last ``log_path``, which memgate owns:
-    every process writes ``<logdir>/asan.<pid>`` (``lsan.<pid>``)."""
+    every process writes ``<logdir>/asan.<program>.<pid>`` (``lsan.<program>.<pid>``; without the
+    program when the user sets ``log_exe_name=0``)."""
     user_names = {name for name, _ in split_options(user)} | {name for name, _ in extra}
     parts = [f"{name}={value}" for name, value in defaults if name not in user_names]
     if user.strip():

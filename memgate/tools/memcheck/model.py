@@ -18,6 +18,7 @@ from memgate.fingerprint import (
 )
 from memgate.metrics import LEAK_KINDS, LeakKind
 from memgate.records import Frame, Leak, MemError, RelatedStack
+from memgate.testnames import TEST_BODY, gtest_of_functions
 
 LeakCheck = Literal["full", "summary", "no"]
 
@@ -76,6 +77,7 @@ class LazyStack(Protocol):
 Stack = tuple[RawFrame, ...] | LazyStack
 _STACKS_WEIGHT = 1 << 22  # characters of stacks kept in the cache of sites (a few MB)
 _FRAMES_KEPT = 1 << 16
+_TESTS_KEPT = 1 << 12  # stacks whose test is known: those with a TestBody frame only
 
 
 def to_frame(raw: RawFrame) -> Frame:
@@ -100,6 +102,7 @@ class Sites:
         self._whole_frames: dict[RawFrame, Frame] = {}
         self._stacks: dict[tuple[RawFrame, ...] | str, str] = {}
         self._stacks_weight = 0
+        self._tests: dict[str, str | None] = {}  # site_key of a stack with a TestBody frame -> its test
 
     def site(self, stack: Stack) -> str:
         key = stack if isinstance(stack, tuple) else stack.site_key
@@ -113,6 +116,19 @@ class Sites:
             self._stacks[key] = known
             self._stacks_weight += weight
         return known
+
+    def test(self, stack: Stack) -> str | None:
+        """The GoogleTest test whose ``TestBody`` is on the stack (``memgate.testnames``). A stack
+        without the word anywhere costs one substring search; only the others are read whole."""
+        if isinstance(stack, tuple):
+            return gtest_of_functions(frame[0] for frame in stack)
+        if TEST_BODY not in stack.site_key:
+            return None
+        if stack.site_key not in self._tests:
+            if len(self._tests) >= _TESTS_KEPT:
+                self._tests.clear()
+            self._tests[stack.site_key] = gtest_of_functions(frame[0] for frame in stack)
+        return self._tests[stack.site_key]
 
     def _site(self, stack: Stack) -> str:
         own: list[str] = []
@@ -172,11 +188,13 @@ class _LeakSite:
     stack: tuple[Frame, ...]
     site: str
     fingerprint: str
+    test: str | None
     amount: Amount = field(default_factory=Amount)
 
 
 class LeakTally:
-    """Loss records of the last leak search, merged by kind and site (so by fingerprint).
+    """Loss records of the last leak search, merged by kind, site (so by fingerprint) and test:
+    one helper leaking in two GoogleTest tests is two records, one for each test.
 
     ``bytes`` of a record are its OWN bytes: a definite record "96 (32 direct, 64 indirect) bytes"
     owns 32; its 64 indirect bytes are separate indirect records.
@@ -184,17 +202,18 @@ class LeakTally:
 
     def __init__(self, sites: Sites) -> None:
         self._sites_of = sites
-        self._sites: dict[tuple[LeakKind, str], _LeakSite] = {}
+        self._sites: dict[tuple[LeakKind, str, str | None], _LeakSite] = {}
         self.per_kind: dict[LeakKind, Amount] = {kind: Amount() for kind in LEAK_KINDS}
         self.records = 0
 
     def add(self, kind: LeakKind, own_bytes: int, blocks: int, stack: Stack) -> None:
-        key = (kind, self._sites_of.site(stack))
+        test = self._sites_of.test(stack)
+        key = (kind, self._sites_of.site(stack), test)
         site = self._sites.get(key)
         if site is None:
             frames, site_text, print_ = identify(f"leak:{kind}", stack, self._sites_of.frame,
                                                      self._sites_of.wrappers)
-            site = self._sites[key] = _LeakSite(kind, frames, site_text, print_)
+            site = self._sites[key] = _LeakSite(kind, frames, site_text, print_, test)
         site.amount.add(own_bytes, blocks)
         self.per_kind[kind].add(own_bytes, blocks)
         self.records += 1
@@ -202,7 +221,7 @@ class LeakTally:
     def leaks(self) -> tuple[Leak, ...]:
         return tuple(
             Leak(kind=site.kind, bytes=site.amount.bytes, blocks=site.amount.blocks, stack=site.stack,
-                 fingerprint=site.fingerprint, site=site.site)
+                 fingerprint=site.fingerprint, site=site.site, test=site.test)
             for site in self._sites.values()
         )
 
@@ -220,15 +239,16 @@ class _ErrorSite:
     stack: tuple[Frame, ...]
     site: str
     fingerprint: str
+    test: str | None
     related: tuple[RelatedStack, ...] = ()
     count: int = 0
 
 
-ErrorKey = tuple[str, str]  # kind, site
+ErrorKey = tuple[str, str, str | None]  # kind, site, test
 
 
 class ErrorTally:
-    """Memory errors (leaks excluded) merged by kind and site, with their occurrence counts."""
+    """Memory errors (leaks excluded) merged by kind, site and test, with their occurrence counts."""
 
     def __init__(self, sites: Sites) -> None:
         self._sites_of = sites
@@ -238,14 +258,15 @@ class ErrorTally:
             related: Sequence[tuple[str, Iterable[RawFrame]]] = ()) -> ErrorKey:
         """Register a site (count 0 so far) and return its key, for counts that come later. The
         first error of a site gives its description and its related stacks (free, allocation)."""
-        key = (kind, self._sites_of.site(stack))
+        test = self._sites_of.test(stack)
+        key = (kind, self._sites_of.site(stack), test)
         if key not in self._sites:
             frames, site_text, print_ = identify(f"error:{kind}", stack, self._sites_of.frame,
                                                  self._sites_of.wrappers)
             others = tuple(RelatedStack(description=title, stack=tuple(map(self._sites_of.frame, other)))
                            for title, other in related)
             self._sites[key] = _ErrorSite(kind, " ".join(description.split()), frames, site_text, print_,
-                                          others)
+                                          test, others)
         return key
 
     def count(self, key: ErrorKey, occurrences: int) -> None:
@@ -260,7 +281,7 @@ class ErrorTally:
     def errors(self) -> tuple[MemError, ...]:
         return tuple(
             MemError(kind=site.kind, description=site.description, count=site.count, stack=site.stack,
-                     fingerprint=site.fingerprint, site=site.site, related=site.related)
+                     fingerprint=site.fingerprint, site=site.site, related=site.related, test=site.test)
             for site in self._sites.values()
             if site.count > 0
         )

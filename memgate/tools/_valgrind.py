@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memgate.errors import ConfigError
-from memgate.fingerprint import fingerprint, site_of
 from memgate.proc import Outcome
-from memgate.records import Frame, HeapSite, ProcessRecord
+from memgate.records import Frame, ProcessRecord
 from memgate.tools._outputs import files_by_pid, incomplete, no_output_reason
 from memgate.tools._programs import program_version, require_program, tool_env
 from memgate.tools.base import Launch, ToolOptions
@@ -121,13 +120,3 @@ def frame_of_text(text: str) -> Frame:
     raw = parse_frame(f"   at {text}")
     return to_frame(raw) if raw is not None else Frame(function=text)
 
-
-def heap_site(stack: tuple[Frame, ...], site: str | None = None, *, bytes: int, blocks: int | None,
-              peak_bytes: int) -> HeapSite:
-    """An allocation stack of a heap profiler, fingerprinted as leaks are (``site``: its
-    ``site_of(stack)`` when already known)."""
-    from memgate.sites import top_frames
-
-    site = site_of(stack) if site is None else site
-    return HeapSite(fingerprint=fingerprint("heap", stack, site), site=site, frames=top_frames(stack),
-                    bytes=bytes, blocks=blocks, peak_bytes=peak_bytes)

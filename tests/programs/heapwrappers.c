@@ -1,8 +1,8 @@
 /* Heap allocated through the project's own allocator wrappers (pool_alloc -> pool_take -> xmalloc ->
  * malloc) by two callers, for the heap profilers' stacks (DHAT, massif, heaptrack). Without
  * alloc_wrappers the first three frames of both stacks are the wrappers', so the two callers are one
- * heap site; with them, each is named and located by its caller. Lines marked "site:" are found by the tests. No stdio (its
- * buffers would allocate).
+ * heap site; with them, each is named and located by its caller. Lines marked "site:" are found by
+ * the tests. No stdio (its buffers would allocate).
  *
  *   config=<bytes>  load_config() allocates <bytes> in one block
  *   index=<bytes>   build_index() allocates <bytes> in one block

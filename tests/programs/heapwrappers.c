@@ -17,6 +17,8 @@
 #define NOINLINE __attribute__((noinline))
 #define MAX_BLOCKS 16
 
+void *volatile g_last; /* the statement after the call keeps the call's line the caller's line */
+
 NOINLINE void *xmalloc(size_t size) {
     void *block = malloc(size);
     if (block == NULL) abort();
@@ -29,11 +31,15 @@ NOINLINE void *pool_take(size_t size) { return xmalloc(size); }
 NOINLINE void *pool_alloc(size_t size) { return pool_take(size); }
 
 NOINLINE void *load_config(size_t size) {
-    return pool_alloc(size); /* site: load_config */
+    void *config = pool_alloc(size); /* site: load_config */
+    g_last = config;
+    return config;
 }
 
 NOINLINE void *build_index(size_t size) {
-    return pool_alloc(size); /* site: build_index */
+    void *index = pool_alloc(size); /* site: build_index */
+    g_last = index;
+    return index;
 }
 
 int main(int argc, char **argv) {

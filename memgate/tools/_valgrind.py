@@ -29,7 +29,10 @@ def valgrind_launch(tool: str, out_option: str, out_suffix: str, command: Sequen
     ``<logdir>/<tool>.<pid>.log`` for every process, exec'd children included.
 
     The log is per process so that a crash (the fatal signal) and a profile that never came (a
-    process killed before exit) are seen process by process.
+    process killed before exit) are seen process by process. Frames carry their source file's full
+    path (``--fullpath-after=``, unless the suite's ``tool_args`` choose their own): Valgrind writes
+    the file name alone by default, and a heap site is located by its file in the repository (the
+    runner makes the paths relative to its root).
     """
     require_program("valgrind", VALGRIND_INSTALL)
     owned = ("--tool", "--log-file", "--log-fd", "--log-socket", out_option)
@@ -38,12 +41,15 @@ def valgrind_launch(tool: str, out_option: str, out_suffix: str, command: Sequen
             raise ConfigError(f"tool_args for {tool} cannot contain {argument!r}: memgate sets it to find "
                               "the output", hint="remove it from the suite's tool_args")
     folder = escape_percent(logdir.resolve())
+    full_paths = [] if any(arg.startswith("--fullpath-after") for arg in options.extra_args) else [
+        "--fullpath-after="]
     argv = [
         "valgrind",
         f"--tool={tool}",
         f"{out_option}={folder}/{tool}.%p.{out_suffix}",
         f"--log-file={folder}/{tool}.%p.log",
         "--trace-children=yes",
+        *full_paths,
         *options.extra_args,
         *command,
     ]

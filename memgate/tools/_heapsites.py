@@ -26,12 +26,17 @@ class HeapStack:
 
 @dataclass
 class _SiteSum:
-    stack: tuple[Frame, ...]  # the first stack of the site: the frames its record shows
+    # The frames its record shows: of the stack that allocated most (the first of equals), whatever
+    # order the profile lists its stacks in.
+    stack: tuple[Frame, ...]
+    stack_bytes: int
     bytes: int
     blocks: int | None
     peak_bytes: int | None
 
     def add(self, other: HeapStack) -> None:
+        if other.bytes > self.stack_bytes:
+            self.stack, self.stack_bytes = other.frames, other.bytes
         self.bytes += other.bytes
         self.blocks = _sum_known(self.blocks, other.blocks)
         self.peak_bytes = _sum_known(self.peak_bytes, other.peak_bytes)
@@ -50,7 +55,7 @@ def heap_sites(stacks: Iterable[HeapStack], wrappers: AllocWrappers = NO_WRAPPER
         site = site_of(stack.frames, wrappers)
         summed = by_site.get(site)
         if summed is None:
-            by_site[site] = _SiteSum(stack.frames, stack.bytes, stack.blocks, stack.peak_bytes)
+            by_site[site] = _SiteSum(stack.frames, stack.bytes, stack.bytes, stack.blocks, stack.peak_bytes)
         else:
             summed.add(stack)
     kept = sorted(by_site.items(), key=lambda item: (-item[1].bytes, item[0]))[:HEAP_SITES_KEPT]

@@ -28,7 +28,13 @@ NOINLINE void *xmalloc(size_t size) {
 
 NOINLINE void *pool_take(size_t size) { return xmalloc(size); }
 
+/* -DINLINE_POOL: pool_alloc is inlined into its callers, so that a profiler reads it from the debug
+ * information's inlined frames, not from the stack. */
+#ifdef INLINE_POOL
+static inline __attribute__((always_inline)) void *pool_alloc(size_t size) { return pool_take(size); }
+#else
 NOINLINE void *pool_alloc(size_t size) { return pool_take(size); }
+#endif
 
 NOINLINE void *load_config(size_t size) {
     void *config = pool_alloc(size); /* site: load_config */

@@ -36,15 +36,16 @@ def marked_line(mark: str) -> int:
 
 @pytest.fixture
 def project(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
-    """A project folder with src/heapwrappers.c built into ./heapwrappers, so that frame paths are
-    under the project, as in a real checkout."""
-    missing = [name for name in NEEDS[request.node.callspec.params["tool"]] if shutil.which(name) is None]
+    """A project folder with src/heapwrappers.c built into ./heapwrappers (with the test's ``flags``),
+    so that frame paths are under the project, as in a real checkout."""
+    params = request.node.callspec.params
+    missing = [name for name in NEEDS[params["tool"]] if shutil.which(name) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed")
     (tmp_path / "src").mkdir()
     shutil.copy(PROGRAMS / "heapwrappers.c", tmp_path / "src" / "heapwrappers.c")
-    subprocess.run(["gcc", "-g", "-O0", "-fno-omit-frame-pointer", "-o", "heapwrappers",
-                    "src/heapwrappers.c"], cwd=tmp_path, check=True)
+    subprocess.run(["gcc", "-g", "-O0", "-fno-omit-frame-pointer", *params.get("flags", ()), "-o",
+                    "heapwrappers", "src/heapwrappers.c"], cwd=tmp_path, check=True)
     return tmp_path
 
 
@@ -61,9 +62,12 @@ def expected(tool: str, sites: dict[str, tuple[int, int, int]]) -> dict[str, tup
             sites.items()}
 
 
+# -DINLINE_POOL: pool_alloc is inlined into the callers, and read from the debug information (heaptrack's
+# trace lists the frames inlined at an address after it, innermost first).
+@pytest.mark.parametrize("flags", [(), ("-DINLINE_POOL",)], ids=["called", "inlined"])
 @pytest.mark.parametrize("tool", TOOLS)
 def test_without_wrappers_two_callers_are_one_site_and_parse_takes_the_wrappers(
-    tool: str, project: Path, capsys: pytest.CaptureFixture[str]
+    tool: str, flags: tuple[str, ...], project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = configure(project, tool, *SIZES)
     run = memgate(capsys, "run", "--config", config, "--jobs", "1", "--json", project / "report.json")
@@ -80,6 +84,9 @@ def test_without_wrappers_two_callers_are_one_site_and_parse_takes_the_wrappers(
     record = SuiteRecord.model_validate_json(wrapped.out)
     assert heap_sites(record) == expected(tool, BY_CALLER)
     assert record.alloc_wrappers == ("pool_*", "xmalloc")
+    (config_site, _) = record.heap_sites
+    assert (config_site.frames[0].function, config_site.frames[0].line) == ("load_config",
+                                                                            marked_line("load_config"))
 
 
 @pytest.mark.parametrize("tool", TOOLS)

@@ -358,7 +358,8 @@ def read_trace(path: Path, wrappers: AllocWrappers = NO_WRAPPERS) -> HeaptrackTr
 
 
 # The trace is streamed line by line; memory grows with its distinct allocation kinds, stack nodes and
-# instruction pointers (compact integer arrays), not with its events.
+# instruction pointers (compact integer arrays) and its strings (the names of its functions, files and
+# modules), not with its events. Frames are made only for the stacks that allocated, once per address.
 def _replay_lines(handle: IO[str], replay: _Replay) -> None:
     first = True
     while True:

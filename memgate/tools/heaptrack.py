@@ -81,9 +81,10 @@ class _Replay:
         self.trailer_seen = False
         self.strings: list[str] = [""]  # string index -> text (0: none)
         self.special_strings: dict[int, str] = {}  # string index -> "stdcxx" | "loader"
-        # instruction pointer index - 1 -> its address, module string index, and its frame's function,
-        # file (string indexes) and line; frames inlined at it are in ip_inlined
-        self.ip_address = array("Q")
+        # instruction pointer index - 1 -> its module string index, and its frame's function, file
+        # (string indexes) and line; frames inlined at it are in ip_inlined. Not its address: heaptrack
+        # writes run-time addresses, which address-space randomisation moves with every run, and the
+        # trace has no module base to make them offsets (a frame without a name is its module's).
         self.ip_module = array("q")
         self.ip_function = array("q")
         self.ip_file = array("q")
@@ -139,23 +140,22 @@ class _Replay:
             self.special_strings[len(self.strings) - 1] = "loader"
 
     def _instruction_pointer(self, fields: list[int]) -> None:
-        """``i ADDRESS MODULE [FUNCTION [FILE LINE [FUNCTION FILE LINE]...]]``: the frame at the address,
-        then the frames inlined there, innermost first (heaptrack_interpret's order)."""
+        """``i ADDRESS MODULE [FUNCTION [FILE LINE [FUNCTION FILE LINE]...]]``: the frames at the
+        address, innermost first (see ``_frames``)."""
         if not fields or len(fields) == 4 or len(fields) > 5 and (len(fields) - 5) % 3:
             raise ValueError("an instruction pointer line of a length heaptrack does not write")
         fields += [0] * (5 - len(fields))
-        self.ip_address.append(fields[0])
         self.ip_module.append(fields[1])
         self.ip_function.append(fields[2])
         self.ip_file.append(fields[3])
         self.ip_line.append(fields[4])
         if len(fields) > 5:
-            self.ip_inlined[len(self.ip_address)] = tuple(fields[5:])
+            self.ip_inlined[len(self.ip_module)] = tuple(fields[5:])
 
     def _trace(self, ip: int, parent: int) -> None:
         # heaptrack writes an instruction pointer and a parent before the stack nodes that use them:
         # checked, so that walking a stack always ends
-        if not 0 <= ip <= len(self.ip_address) or not 0 <= parent <= len(self.trace_ip):
+        if not 0 <= ip <= len(self.ip_module) or not 0 <= parent <= len(self.trace_ip):
             raise ValueError("a stack node of an undefined instruction pointer or parent")
         self.trace_ip.append(ip)
         self.trace_parent.append(parent)
@@ -263,11 +263,11 @@ class _Replay:
         known = self.ip_frames.get(ip)
         if known is not None:
             return known
-        where = {"object": self._text(self.ip_module[ip - 1]), "address": f"0x{self.ip_address[ip - 1]:x}"}
+        module = self._text(self.ip_module[ip - 1])
         named = (self.ip_function[ip - 1], self.ip_file[ip - 1], self.ip_line[ip - 1],
                  *self.ip_inlined.get(ip, ()))
         frames = tuple(Frame(function=self._text(named[at]), file=self._text(named[at + 1]),
-                             line=named[at + 2] or None, **where) for at in range(0, len(named), 3))
+                             line=named[at + 2] or None, object=module) for at in range(0, len(named), 3))
         own = sum(not is_runtime_frame(frame, self.wrappers) for frame in frames)
         self.ip_frames[ip] = frames, own
         return frames, own

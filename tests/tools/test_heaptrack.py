@@ -201,6 +201,21 @@ def test_heap_sites_are_dhats_stack_for_stack(heapprog: Path, tmp_path: Path) ->
     assert by_heaptrack[0].frames[0].file == str(PROGRAMS / "heapprog.c")
 
 
+@heaptrack
+def test_a_stripped_programs_stacks_are_the_same_sites_every_run(build_program: BuildProgram,
+                                                                  tmp_path: Path) -> None:
+    """heaptrack writes run-time addresses, which address-space randomisation moves with every run: a
+    frame without a name is known by its module alone, never by its address."""
+    stripped = build_program("heapwrappers.c", flags=("-s",))
+    runs = [only(run(HEAPTRACK, [str(stripped), "config=3000", "index=1000"], tmp_path / str(number)).records)
+            for number in (1, 2)]
+    sites = [[(site.site, site.fingerprint, site.bytes) for site in record.heap_sites] for record in runs]
+    module = stripped.name
+    assert sites[0] == sites[1] == [(f"{module}+? < {module}+? < {module}+?", sites[0][0][1], 4000)]
+    frames = runs[0].heap_sites[0].frames
+    assert frames and all(frame.address is None and frame.object == str(stripped) for frame in frames)
+
+
 # --------------------------------------------------------------------------------------------------
 # Saved real traces
 

@@ -165,3 +165,33 @@ def test_a_heap_site_of_wrappers_only_keeps_its_first_frames() -> None:
     assert (wrapped.site, [frame.function for frame in wrapped.frames]) == ("load < main", ["load", "main"])
     (only_wrappers,) = sites_of([HeapStack(stack[:2], 1, 1, 1)], wrappers)
     assert only_wrappers.site == "xmalloc < pool_take"
+
+
+def test_a_trace_of_many_stacks_keeps_the_100_that_allocated_most(tmp_path: Path) -> None:
+    """A heaptrack trace written by hand (heaptrack's text format, as zstd gives it): 300 functions
+    each allocate once from main (f<k>: k + 1 bytes), then the last 150 free theirs and g allocates
+    less than they freed. Only the 100 largest stacks are kept; what each held at the peak (the moment
+    before the frees) is kept through the frees that came after it."""
+    if shutil.which("zstd") is None:
+        pytest.skip("zstd not installed")
+    from memgate.records import HEAP_SITES_KEPT
+    from memgate.tools.heaptrack import HEAPTRACK
+
+    lines = ["v 10400 3", "X ./prog", "s 6 ./prog", "s 4 main", "i 1000 1 2", "t 1 0"]
+    for k in range(301):  # f0 ... f299, then g (k = 300)
+        name = f"f{k}" if k < 300 else "g"
+        lines += [f"s {len(name):x} {name}", f"i {0x2000 + k:x} 1 {3 + k:x}", f"t {2 + k:x} 1",
+                  f"a {(k + 1 if k < 300 else 1000):x} {2 + k:x}"]
+        if k == 300:
+            lines += [f"- {freed:x}" for freed in range(150, 300)]
+        lines.append(f"+ {k:x}")
+    lines += ["# strings: 303", "# ips: 302"]
+    trace = tmp_path / "heaptrack.txt"
+    trace.write_text("\n".join(lines) + "\n")
+    (record,) = HEAPTRACK.parse([trace])
+    assert record.metrics["heap_peak_bytes"] == sum(range(1, 301))
+    assert record.metrics["heap_end_bytes"] == sum(range(1, 151)) + 1000
+    assert len(record.heap_sites) == HEAP_SITES_KEPT == 100
+    kept = [(site.site, site.bytes, site.blocks, site.peak_bytes) for site in record.heap_sites]
+    assert kept[:3] == [("g < main", 1000, 1, 0), ("f299 < main", 300, 1, 300), ("f298 < main", 299, 1, 299)]
+    assert kept[-1] == ("f201 < main", 202, 1, 202)

@@ -17,6 +17,7 @@ from memgate.baselines.files import read_report
 from memgate.records import HeapSite, SuiteRecord
 from tests.conftest import PROGRAMS
 from tests.robustness.clikit import memgate, suite_config
+from tests.test_alloc_wrappers import marked_line as wrappers_marked_line
 
 TOOLS = ("dhat", "massif", "heaptrack")
 NEEDS = {"dhat": ("valgrind",), "massif": ("valgrind",), "heaptrack": ("heaptrack", "zstd")}
@@ -28,10 +29,7 @@ BY_CALLER = {"load_config < main": (300_000, 1, 300_000), "build_index < main": 
 
 
 def marked_line(mark: str) -> int:
-    """The line of ``/* site: <mark> */`` in heapwrappers.c."""
-    lines = (PROGRAMS / "heapwrappers.c").read_text().splitlines()
-    (line,) = [number for number, text in enumerate(lines, 1) if f"/* site: {mark} */" in text]
-    return line
+    return wrappers_marked_line(mark, "heapwrappers.c")
 
 
 @pytest.fixture

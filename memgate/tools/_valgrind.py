@@ -14,6 +14,7 @@ from memgate.records import Frame, ProcessRecord
 from memgate.tools._outputs import files_by_pid, incomplete, no_output_reason
 from memgate.tools._programs import program_version, require_program, tool_env
 from memgate.tools.base import Launch, ToolOptions
+from memgate.units import count_of
 
 VALGRIND_INSTALL = "install Valgrind: apt-get install valgrind (dnf install valgrind, apk add valgrind)"
 
@@ -117,11 +118,28 @@ def collect_valgrind_outputs(logdir: Path, outcome: Outcome, tool: str, label: s
     return records
 
 
+# With --fullpath-after= a frame's file is a full path, whose folders may hold " (" ("/src/app (v2)/a.c"):
+# its location starts at the first " (/" (no function name holds "(/"), where memcheck's text parser,
+# written for file names alone, takes the last " (".
+_FULL_PATH_FRAME = re.compile(r"^(0x[0-9A-Fa-f]+): (.*?) \((in )?(/.*)\)$")
+_SOURCE_LINE = re.compile(r"^(.*):(\d+)$")
+
+
 def frame_of_text(text: str) -> Frame:
     """A frame as DHAT's frame table and massif's heap tree write it, Valgrind's frame text without
-    its "at"/"by": "0x10919E: grow (prog.c:10)", "0x4005A3: ??? (in /lib/libx.so)"."""
+    its "at"/"by": "0x10919E: grow (/src/prog.c:10)", "0x4005A3: ??? (in /lib/libx.so)"."""
     from memgate.tools.memcheck.model import to_frame
     from memgate.tools.memcheck.textlog import parse_frame
+
+    full = _FULL_PATH_FRAME.match(text)
+    if full:
+        address, name, in_object, path = full.groups()
+        function = None if name in ("???", "") else name
+        if in_object:
+            return Frame(function=function, object=path, address=address)
+        source = _SOURCE_LINE.match(path)
+        if source:
+            return Frame(function=function, file=source[1], line=count_of(source[2]), address=address)
 
     raw = parse_frame(f"   at {text}")
     return to_frame(raw) if raw is not None else Frame(function=text)

@@ -134,9 +134,9 @@ class HeapSite(Record):
     fingerprint: str
     site: ToolText
     frames: tuple[Frame, ...] = ()
-    bytes: int = Field(description="DHAT: bytes allocated at this stack over the run. massif (which "
-                                   "keeps no totals): bytes live at the heap's peak.")
-    blocks: int | None = Field(default=None, description="Blocks allocated at this stack (DHAT).")
+    bytes: int = Field(description="DHAT, heaptrack: bytes allocated at this stack over the run. massif "
+                                   "(which keeps no totals): bytes live at the heap's peak.")
+    blocks: int | None = Field(default=None, description="Blocks allocated at this stack (DHAT, heaptrack).")
     peak_bytes: int | None = Field(default=None, description="Bytes live at the heap's peak.")
 
 
@@ -169,8 +169,8 @@ class ProcessRecord(Record):
     errors: tuple[MemError, ...] = ()
     leak_check: bool = Field(default=True, description="False when the tool did not look for leaks.")
     heap_sites: tuple[HeapSite, ...] = Field(
-        default=(), description="Of a heap profiler that records stacks (DHAT): the allocation stacks that "
-                                "allocated most bytes, at most 100.")
+        default=(), description="Of a heap profiler that records stacks (DHAT, massif, heaptrack): the "
+                                "allocation stacks that allocated most bytes, at most 100.")
     complete: bool = True
     incomplete_reason: ToolText | None = None
     fatal_signal: ToolText | None = Field(default=None, description="The signal or crash the tool reported.")

@@ -27,9 +27,9 @@ MERGED = "xmalloc < xmemdup < xstrdup"
 BY_CALLER = {"leak_in_parser < main": (7, 1), "leak_in_logger < main": (21, 1)}
 
 
-def marked_line(mark: str) -> int:
-    """The line of ``/* site: <mark> */`` in wrappers.c."""
-    lines = (PROGRAMS / "wrappers.c").read_text().splitlines()
+def marked_line(mark: str, program: str = "wrappers.c") -> int:
+    """The line of ``/* site: <mark> */`` in ``program`` (of tests/programs)."""
+    lines = (PROGRAMS / program).read_text().splitlines()
     (line,) = [number for number, text in enumerate(lines, 1) if f"/* site: {mark} */" in text]
     return line
 

@@ -24,6 +24,7 @@ from memgate.records import (
     ToolName,
 )
 from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks, top_frames
+from memgate.tools._heapsites import refingerprinted as refingerprinted_heap_sites
 
 BASELINE_SCHEMA_VERSION = 1
 
@@ -78,15 +79,17 @@ class Baseline(Record):
         )
 
     def with_alloc_wrappers(self, globs: tuple[str, ...]) -> Baseline:
-        """This baseline's sites fingerprinted again as if made with the wrappers ``globs``, from the
-        frames each site keeps (the first ``TOP_FRAMES`` of the project's code): the same rule as the
-        run's. Sites that become one are summed. Frames dropped when the baseline was made (wrappers of
-        its own list, frames past the kept ones) cannot come back, so some sites may still differ."""
+        """This baseline's sites (leaks, errors, heap sites) fingerprinted again as if made with the
+        wrappers ``globs``, from the frames each site keeps (the first ``TOP_FRAMES`` of the project's
+        code): the same rule as the run's. Sites that become one are summed. Frames dropped when the
+        baseline was made (wrappers of its own list, frames past the kept ones) cannot come back, so
+        some sites may still differ."""
         if globs == self.alloc_wrappers:
             return self
         wrappers = AllocWrappers(globs)
         return self.model_copy(update={"leaks": tuple(_refingerprinted(self.leaks, "leak", wrappers)),
                                        "errors": tuple(_refingerprinted(self.errors, "error", wrappers)),
+                                       "heap_sites": refingerprinted_heap_sites(self.heap_sites, wrappers),
                                        "alloc_wrappers": globs})
 
     def to_json(self) -> str:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memgate.errors import ConfigError
-from memgate.fingerprint import fingerprint, site_of
 from memgate.proc import Outcome
-from memgate.records import Frame, HeapSite, ProcessRecord
+from memgate.records import Frame, ProcessRecord
 from memgate.tools._outputs import files_by_pid, incomplete, no_output_reason
 from memgate.tools._programs import program_version, require_program, tool_env
 from memgate.tools.base import Launch, ToolOptions
+from memgate.units import count_of
 
 VALGRIND_INSTALL = "install Valgrind: apt-get install valgrind (dnf install valgrind, apk add valgrind)"
 
@@ -30,7 +30,10 @@ def valgrind_launch(tool: str, out_option: str, out_suffix: str, command: Sequen
     ``<logdir>/<tool>.<pid>.log`` for every process, exec'd children included.
 
     The log is per process so that a crash (the fatal signal) and a profile that never came (a
-    process killed before exit) are seen process by process.
+    process killed before exit) are seen process by process. Frames carry their source file's full
+    path (``--fullpath-after=``, unless the suite's ``tool_args`` choose their own): Valgrind writes
+    the file name alone by default, and a heap site is located by its file in the repository (the
+    runner makes the paths relative to its root).
     """
     require_program("valgrind", VALGRIND_INSTALL)
     owned = ("--tool", "--log-file", "--log-fd", "--log-socket", out_option)
@@ -39,12 +42,15 @@ def valgrind_launch(tool: str, out_option: str, out_suffix: str, command: Sequen
             raise ConfigError(f"tool_args for {tool} cannot contain {argument!r}: memgate sets it to find "
                               "the output", hint="remove it from the suite's tool_args")
     folder = escape_percent(logdir.resolve())
+    full_paths = [] if any(arg.startswith("--fullpath-after") for arg in options.extra_args) else [
+        "--fullpath-after="]
     argv = [
         "valgrind",
         f"--tool={tool}",
         f"{out_option}={folder}/{tool}.%p.{out_suffix}",
         f"--log-file={folder}/{tool}.%p.log",
         "--trace-children=yes",
+        *full_paths,
         *options.extra_args,
         *command,
     ]
@@ -112,22 +118,29 @@ def collect_valgrind_outputs(logdir: Path, outcome: Outcome, tool: str, label: s
     return records
 
 
+# With --fullpath-after= a frame's file is a full path, whose folders may hold " (" ("/src/app (v2)/a.c"):
+# its location starts at the first " (/" (no function name holds "(/"), where memcheck's text parser,
+# written for file names alone, takes the last " (".
+_FULL_PATH_FRAME = re.compile(r"^(0x[0-9A-Fa-f]+): (.*?) \((in )?(/.*)\)$")
+_SOURCE_LINE = re.compile(r"^(.*):(\d+)$")
+
+
 def frame_of_text(text: str) -> Frame:
     """A frame as DHAT's frame table and massif's heap tree write it, Valgrind's frame text without
-    its "at"/"by": "0x10919E: grow (prog.c:10)", "0x4005A3: ??? (in /lib/libx.so)"."""
+    its "at"/"by": "0x10919E: grow (/src/prog.c:10)", "0x4005A3: ??? (in /lib/libx.so)"."""
     from memgate.tools.memcheck.model import to_frame
     from memgate.tools.memcheck.textlog import parse_frame
+
+    full = _FULL_PATH_FRAME.match(text)
+    if full:
+        address, name, in_object, path = full.groups()
+        function = None if name in ("???", "") else name
+        if in_object:
+            return Frame(function=function, object=path, address=address)
+        source = _SOURCE_LINE.match(path)
+        if source:
+            return Frame(function=function, file=source[1], line=count_of(source[2]), address=address)
 
     raw = parse_frame(f"   at {text}")
     return to_frame(raw) if raw is not None else Frame(function=text)
 
-
-def heap_site(stack: tuple[Frame, ...], site: str | None = None, *, bytes: int, blocks: int | None,
-              peak_bytes: int) -> HeapSite:
-    """An allocation stack of a heap profiler, fingerprinted as leaks are (``site``: its
-    ``site_of(stack)`` when already known)."""
-    from memgate.sites import top_frames
-
-    site = site_of(stack) if site is None else site
-    return HeapSite(fingerprint=fingerprint("heap", stack, site), site=site, frames=top_frames(stack),
-                    bytes=bytes, blocks=blocks, peak_bytes=peak_bytes)

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import TextIO
 
 from memgate.errors import ParseError
-from memgate.fingerprint import site_of
+from memgate.fingerprint import NO_WRAPPERS, AllocWrappers
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
-from memgate.records import HEAP_SITES_KEPT, Frame, HeapSite, ProcessRecord
+from memgate.records import Frame, HeapSite, ProcessRecord
+from memgate.tools._heapsites import HeapStack, heap_sites
 from memgate.tools._outputs import incomplete
 from memgate.tools._valgrind import (
     collect_valgrind_outputs,
     frame_of_text,
-    heap_site,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
@@ -162,14 +162,14 @@ class DhatProfile:
     heap_sites: tuple[HeapSite, ...] = ()
 
 
-def read_profile(path: Path) -> DhatProfile:
-    """Stream a DHAT JSON profile. ``ParseError`` for a file that is not one; ``_Truncated`` (caught by
-    the callers) for one cut short."""
+def read_profile(path: Path, wrappers: AllocWrappers = NO_WRAPPERS) -> DhatProfile:
+    """Stream a DHAT JSON profile (its stacks made sites with the allocator ``wrappers`` skipped).
+    ``ParseError`` for a file that is not one; ``_Truncated`` (caught by the callers) for one cut short."""
     try:
         # DHAT copies file and function names into its strings byte for byte: a Latin-1 source path
         # is no reason to refuse the profile (records turn such bytes into U+FFFD).
         with path.open(encoding="utf-8", errors="surrogateescape") as handle:
-            return _read(_JsonStream(handle), path)
+            return _read(_JsonStream(handle), path, wrappers)
     except _Malformed as error:
         raise ParseError(f"not a DHAT profile: {error}", path=path, hint=_HINT_NOT_DHAT) from None
     except OSError as error:
@@ -177,7 +177,7 @@ def read_profile(path: Path) -> DhatProfile:
                          hint="check the path and its permissions") from None
 
 
-def _read(stream: _JsonStream, path: Path) -> DhatProfile:
+def _read(stream: _JsonStream, path: Path, wrappers: AllocWrappers) -> DhatProfile:
     first = stream.peek()
     if first not in ("{", ""):
         what = "the file is not UTF-8 text" if _UNDECODABLE.match(first) else "it is not a JSON object"
@@ -212,7 +212,8 @@ def _read(stream: _JsonStream, path: Path) -> DhatProfile:
     command = header.get("cmd")
     return DhatProfile(pid=pid if isinstance(pid, int) else None,
                        command=command if isinstance(command, str) else None,
-                       totals=totals, program_points=points, heap_sites=_heap_sites(stacks, frame_table))
+                       totals=totals, program_points=points,
+                       heap_sites=_heap_sites(stacks, frame_table, wrappers))
 
 
 # A program point's frame indexes (into "ftbl"), bytes and blocks allocated, and bytes at the peak.
@@ -227,9 +228,10 @@ def _figures(point: object) -> _PointFigures:
     return tuple(frames), point["tb"], point["tbk"], point["gb"]
 
 
-def _heap_sites(points: list[_PointFigures], frame_table: list[object]) -> tuple[HeapSite, ...]:
-    """The program points as allocation sites (``memgate.fingerprint``, as leaks are): DHAT's frame
-    table holds each frame as Valgrind prints it, "0x10919E: grow (prog.c:10)"; a point lists its
+def _heap_sites(points: list[_PointFigures], frame_table: list[object],
+                wrappers: AllocWrappers) -> tuple[HeapSite, ...]:
+    """The program points as allocation sites (``memgate.tools._heapsites``, as leaks are): DHAT's
+    frame table holds each frame as Valgrind prints it, "0x10919E: grow (prog.c:10)"; a point lists its
     frames innermost first."""
     frames: dict[int, Frame] = {}
 
@@ -240,32 +242,8 @@ def _heap_sites(points: list[_PointFigures], frame_table: list[object]) -> tuple
             frames[index] = frame_of_text(str(frame_table[index]))
         return frames[index]
 
-    # Summed by site first: only the few kept become records (a compiler run has 25,000 points).
-    by_site: dict[str, _SiteSum] = {}
-    for indexes, total, blocks, peak in points:
-        stack = tuple(frame(index) for index in indexes)
-        site = site_of(stack)
-        summed = by_site.get(site)
-        if summed is None:
-            by_site[site] = _SiteSum(stack, total, blocks, peak)
-        else:
-            summed.add(total, blocks, peak)
-    kept = sorted(by_site.items(), key=lambda item: (-item[1].bytes, item[0]))[:HEAP_SITES_KEPT]
-    return tuple(heap_site(summed.stack, site, bytes=summed.bytes, blocks=summed.blocks,
-                           peak_bytes=summed.peak_bytes) for site, summed in kept)
-
-
-@dataclass
-class _SiteSum:
-    stack: tuple[Frame, ...]  # the first stack of the site in the profile
-    bytes: int
-    blocks: int
-    peak_bytes: int
-
-    def add(self, total: int, blocks: int, peak: int) -> None:
-        self.bytes += total
-        self.blocks += blocks
-        self.peak_bytes += peak
+    return heap_sites((HeapStack(tuple(frame(index) for index in indexes), total, blocks, peak)
+                       for indexes, total, blocks, peak in points), wrappers)
 
 
 def _shown(value: object) -> str:
@@ -315,13 +293,15 @@ def _add_point(point: object, totals: dict[MetricName, int]) -> None:
 #
 # A forked child (no exec) inherits its parent's DHAT state, so its figures include the parent's
 # allocations made before the fork (its blocks and its counts); an exec'd child starts from zero.
-def profile_record(path: Path, *, pid: int | None = None, log: Path | None = None) -> ProcessRecord:
-    """One process's record from its profile (and Valgrind log, when there is one)."""
+def profile_record(path: Path, *, pid: int | None = None, log: Path | None = None,
+                   wrappers: AllocWrappers = NO_WRAPPERS) -> ProcessRecord:
+    """One process's record from its profile (and Valgrind log, when there is one); ``wrappers``: the
+    project's allocators, skipped like ``malloc`` in its heap sites."""
     logs = [path] + ([log] if log else [])
     valgrind_log = read_valgrind_log(log) if log else None
     fatal = valgrind_log.fatal_signal if valgrind_log else None
     try:
-        profile = read_profile(path)
+        profile = read_profile(path, wrappers)
     except _Truncated as error:
         return incomplete(f"the DHAT profile is truncated ({error}): the process or Valgrind was "
                           "killed while writing it", pid=pid, log_files=logs, fatal_signal=fatal)
@@ -353,10 +333,11 @@ class DhatTool:
     def collect(self, logdir: Path, outcome: Outcome,
                 options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         return collect_valgrind_outputs(logdir, outcome, "dhat", "DHAT", "json", "profile",
-                                        lambda path, pid, log: profile_record(path, pid=pid, log=log))
+                                        lambda path, pid, log: profile_record(
+                                            path, pid=pid, log=log, wrappers=options.alloc_wrappers))
 
     def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
-        return [profile_record(path) for path in paths]
+        return [profile_record(path, wrappers=options.alloc_wrappers) for path in paths]
 
 
 DHAT = DhatTool()

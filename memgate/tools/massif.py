@@ -8,14 +8,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from memgate.errors import ParseError
+from memgate.fingerprint import NO_WRAPPERS, AllocWrappers
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
-from memgate.records import Frame, HeapSite, ProcessRecord, top_heap_sites
+from memgate.records import Frame, HeapSite, ProcessRecord
+from memgate.tools._heapsites import HeapStack, heap_sites
 from memgate.tools._outputs import capped_lines, incomplete, pid_in_name
 from memgate.tools._valgrind import (
     collect_valgrind_outputs,
     frame_of_text,
-    heap_site,
     read_valgrind_log,
     valgrind_launch,
     valgrind_version,
@@ -53,8 +54,9 @@ class _Snapshot:
 # The file is read line by line; a snapshot's tree is checked only for completeness (its node counts),
 # so memory stays bounded on any size of file.
 class _Reader:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wrappers: AllocWrappers = NO_WRAPPERS) -> None:
         self.path = path
+        self.wrappers = wrappers
         self.command: str | None = None
         self.count = 0
         self.peak = -1
@@ -70,7 +72,8 @@ class _Reader:
         if self.count == 0:
             raise _Truncated("no snapshot")
         return MassifProfile(command=self.command, snapshots=self.count, peak_heap_bytes=self.peak,
-                             peak_extra_bytes=self.peak_extra, heap_sites=_tree_sites(self.peak_tree))
+                             peak_extra_bytes=self.peak_extra,
+                             heap_sites=_tree_sites(self.peak_tree, self.wrappers))
 
     def _header(self, lines: Iterator[str]) -> None:
         first = next(lines, None)
@@ -142,13 +145,13 @@ _TREE_ENTRY = re.compile(r"^( *)n(\d+): (\d+) (.*)$")
 _BELOW_THRESHOLD = re.compile(r"^in \d+ places?, (all )?below massif's threshold")
 
 
-def _tree_sites(lines: list[str]) -> tuple[HeapSite, ...]:
+def _tree_sites(lines: list[str], wrappers: AllocWrappers) -> tuple[HeapSite, ...]:
     """The leaves of the peak snapshot's heap tree as allocation stacks: under the root (the
     allocation functions) each node is a caller, one space of indent per level, so a leaf's path is
     its stack, innermost first, and its bytes are the bytes live at the peak through that stack.
     Leaves that massif merged below its threshold (--threshold, 1% by default) name no stack."""
     path: list[Frame] = []
-    sites: list[HeapSite] = []
+    stacks: list[HeapStack] = []
     for line in lines:
         entry = _TREE_ENTRY.match(line)
         if entry is None or not entry[1]:  # the root, or a line cut at 64 KiB before its figures
@@ -159,16 +162,17 @@ def _tree_sites(lines: list[str]) -> tuple[HeapSite, ...]:
             continue
         path.append(frame_of_text(text))
         if children == "0" and size:
-            sites.append(heap_site(tuple(path), bytes=size, blocks=None, peak_bytes=size))
-    return top_heap_sites(sites)
+            stacks.append(HeapStack(tuple(path), bytes=size, blocks=None, peak_bytes=size))
+    return heap_sites(stacks, wrappers)
 
 
-def read_profile(path: Path) -> MassifProfile:
-    """Stream a massif output file. ``ParseError`` for a file that is not one; ``_Truncated`` (caught
-    by the callers) for one cut short."""
+def read_profile(path: Path, wrappers: AllocWrappers = NO_WRAPPERS) -> MassifProfile:
+    """Stream a massif output file (its peak's stacks made sites with the allocator ``wrappers``
+    skipped). ``ParseError`` for a file that is not one; ``_Truncated`` (caught by the callers) for one
+    cut short."""
     try:
         with counts_read(path, not_a="not a massif output file", hint=_HINT_NOT_MASSIF):
-            return _Reader(path).feed(capped_lines(path))
+            return _Reader(path, wrappers).feed(capped_lines(path))
     except OSError as error:
         raise ParseError(f"cannot read the massif file: {error.strerror}", path=path,
                          hint="check the path and its permissions") from None
@@ -196,11 +200,12 @@ def read_profile(path: Path) -> MassifProfile:
 # page-level mappings, not heap: such files are refused.
 #
 # A forked child inherits its parent's heap, so its figures include the parent's live blocks.
-def profile_record(path: Path, *, pid: int | None, log: Path | None = None) -> ProcessRecord:
+def profile_record(path: Path, *, pid: int | None, log: Path | None = None,
+                   wrappers: AllocWrappers = NO_WRAPPERS) -> ProcessRecord:
     logs = [path] + ([log] if log else [])
     fatal = read_valgrind_log(log).fatal_signal if log else None
     try:
-        profile = read_profile(path)
+        profile = read_profile(path, wrappers)
     except _Truncated as error:
         return incomplete(f"the massif file is truncated ({error}): the process or Valgrind was "
                           "killed while writing it", pid=pid, log_files=logs, fatal_signal=fatal)
@@ -228,10 +233,12 @@ class MassifTool:
     def collect(self, logdir: Path, outcome: Outcome,
                 options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         return collect_valgrind_outputs(logdir, outcome, "massif", "massif", "out", "output",
-                                        lambda path, pid, log: profile_record(path, pid=pid, log=log))
+                                        lambda path, pid, log: profile_record(
+                                            path, pid=pid, log=log, wrappers=options.alloc_wrappers))
 
     def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
-        return [profile_record(path, pid=pid_in_name(path)) for path in paths]
+        return [profile_record(path, pid=pid_in_name(path), wrappers=options.alloc_wrappers)
+                for path in paths]
 
 
 MASSIF = MassifTool()

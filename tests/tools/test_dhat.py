@@ -49,8 +49,11 @@ def test_launch_writes_a_profile_and_a_log_per_process(tmp_path: Path) -> None:
     launch = DHAT.launch(["./tests", "-v"], tmp_path, ToolOptions(extra_args=("--num-callers=30",)))
     assert launch.argv == [
         "valgrind", "--tool=dhat", f"--dhat-out-file={tmp_path}/dhat.%p.json",
-        f"--log-file={tmp_path}/dhat.%p.log", "--trace-children=yes", "--num-callers=30", "./tests", "-v",
+        f"--log-file={tmp_path}/dhat.%p.log", "--trace-children=yes", "--fullpath-after=", "--num-callers=30",
+        "./tests", "-v",
     ]
+    own = DHAT.launch(["./tests"], tmp_path, ToolOptions(extra_args=("--fullpath-after=src/",))).argv
+    assert "--fullpath-after=src/" in own and "--fullpath-after=" not in own
 
 
 def test_missing_valgrind_is_a_tool_error_with_the_install_command(

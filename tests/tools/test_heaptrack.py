@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BuildProgram
+from conftest import PROGRAMS, BuildProgram
 from heaprun import (
     CALLS_CALLS,
     CALLS_PEAK,
@@ -27,7 +27,7 @@ from heaprun import (
 
 from memgate.errors import ConfigError, ParseError, ToolError, UsageError
 from memgate.proc import Outcome
-from memgate.records import ProcessRecord
+from memgate.records import HeapSite, ProcessRecord
 from memgate.tools import get_tool
 from memgate.tools.base import ToolOptions
 from memgate.tools.dhat import DHAT
@@ -173,6 +173,49 @@ def test_a_cxx_program_reads_one_pool_below_dhat_and_memusage(build_program: Bui
                             "heap_end_bytes": 0}
 
 
+@heaptrack
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+def test_heap_sites_are_dhats_stack_for_stack(heapprog: Path, tmp_path: Path) -> None:
+    """Each stack's bytes and blocks allocated and bytes live at the heap's peak, as DHAT counts them:
+    the peak is peak()'s 5 MiB + 1,000 bytes, before the other scenarios ran."""
+    program = [str(heapprog), "peak", "calls", "leak", "grow"]
+    by_heaptrack = only(run(HEAPTRACK, program, tmp_path / "heaptrack").records).heap_sites
+    by_dhat = only(run(DHAT, program, tmp_path / "dhat").records).heap_sites
+
+    def figures(sites: tuple[HeapSite, ...]) -> list[tuple[str, str, int, int | None, int | None]]:
+        return [(site.site, site.fingerprint, site.bytes, site.blocks, site.peak_bytes) for site in sites]
+
+    assert figures(by_heaptrack) == figures(by_dhat)
+    assert [(site, total, blocks, peak) for site, _, total, blocks, peak in figures(by_heaptrack)] == [
+        ("peak < main", PEAK["heap_total_bytes"], 3, PEAK["heap_peak_bytes"]),
+        ("grow < main", 20000 * 96, 40000, 0), ("leak < main", 4096, 1, 0),
+        ("calls < main", CALLS_TOTAL_WHOLE_REALLOCS, CALLS_CALLS, 0)]
+
+    def places(sites: tuple[HeapSite, ...]) -> list[list[tuple[str | None, str | None, int | None]]]:
+        return [[(frame.function, frame.file, frame.line) for frame in site.frames] for site in sites]
+
+    # The same frames: full paths, and the same lines (the call's, from a return address for both).
+    # Not calls's: DHAT counts a realloc'd block at the stack that first allocated it, heaptrack at the
+    # realloc's, so the stack of calls that allocated most (the one shown) is another.
+    assert places(by_heaptrack)[:3] == places(by_dhat)[:3]
+    assert by_heaptrack[0].frames[0].file == str(PROGRAMS / "heapprog.c")
+
+
+@heaptrack
+def test_a_stripped_programs_stacks_are_the_same_sites_every_run(build_program: BuildProgram,
+                                                                  tmp_path: Path) -> None:
+    """heaptrack writes run-time addresses, which address-space randomisation moves with every run: a
+    frame without a name is known by its module alone, never by its address."""
+    stripped = build_program("heapwrappers.c", flags=("-s",))
+    runs = [only(run(HEAPTRACK, [str(stripped), "config=3000", "index=1000"], tmp_path / str(number)).records)
+            for number in (1, 2)]
+    sites = [[(site.site, site.fingerprint, site.bytes) for site in record.heap_sites] for record in runs]
+    module = stripped.name
+    assert sites[0] == sites[1] == [(f"{module}+? < {module}+? < {module}+?", sites[0][0][1], 4000)]
+    frames = runs[0].heap_sites[0].frames
+    assert frames and all(frame.address is None and frame.object == str(stripped) for frame in frames)
+
+
 # --------------------------------------------------------------------------------------------------
 # Saved real traces
 
@@ -187,6 +230,12 @@ def test_saved_trace() -> None:
     record = only(HEAPTRACK.parse([SAVED / "peak-calls.zst"]))
     assert record.metrics == PEAK_CALLS and record.pid is None
     assert record.command == "./heapprog peak calls"
+    # per stack: bytes and blocks allocated, bytes live at the heap's peak (heapprog.c's figures)
+    assert [(site.site, site.bytes, site.blocks, site.peak_bytes) for site in record.heap_sites] == [
+        ("peak < main", PEAK["heap_total_bytes"], 3, PEAK["heap_peak_bytes"]),
+        ("calls < main", CALLS_TOTAL_WHOLE_REALLOCS, CALLS_CALLS, 0)]
+    peak = record.heap_sites[0].frames[0]
+    assert (peak.function, peak.file, peak.line) == ("peak", "/work/main/tests/programs/heapprog.c", 29)
 
 
 @needs("zstd", "heaptrack_print")
@@ -260,6 +309,12 @@ def test_reading_zst_without_zstd_is_a_tool_error(tmp_path: Path, monkeypatch: p
     ("summary.txt", b"heaptrack stats:\n\tallocations: 3\n", "does not start with a version line"),
     ("bad-event.txt", b"v 10400 3\nX prog\n+ 5\n", "allocation of undefined kind 5"),
     ("bad-number.txt", b"v 10400 3\na zz 1\n", "a line heaptrack does not write"),
+    # a stack node whose parent comes after it: walking the stack would never end
+    ("stack-loop.txt", b"v 10400 3\ni 10 0\nt 1 2\nt 1 1\n", "a line heaptrack does not write"),
+    ("kind-of-no-stack.txt", b"v 10400 3\na 10 1\n", "a line heaptrack does not write"),
+    ("half-frame.txt", b"v 10400 3\ni 10 0 1 2\n", "a line heaptrack does not write"),
+    ("undefined-string.txt", b"v 10400 3\ni 10 0 7\nt 1 0\na 10 1\n+ 0\n# ips: 1\n",
+     "a frame names string 7, which the trace does not define"),
 ])
 def test_foreign_files_are_parse_errors(name: str, content: bytes, message: str, tmp_path: Path) -> None:
     path = tmp_path / name

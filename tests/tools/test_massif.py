@@ -42,7 +42,8 @@ def test_launch_asks_for_the_exact_peak_unless_the_suite_says_otherwise(tmp_path
     launch = MASSIF.launch(["./tests"], tmp_path, ToolOptions())
     assert launch.argv == [
         "valgrind", "--tool=massif", f"--massif-out-file={tmp_path}/massif.%p.out",
-        f"--log-file={tmp_path}/massif.%p.log", "--trace-children=yes", "--peak-inaccuracy=0", "./tests",
+        f"--log-file={tmp_path}/massif.%p.log", "--trace-children=yes", "--fullpath-after=",
+        "--peak-inaccuracy=0", "./tests",
     ]
     own = MASSIF.launch(["./tests"], tmp_path, ToolOptions(extra_args=("--peak-inaccuracy=2.0",))).argv
     assert "--peak-inaccuracy=2.0" in own and "--peak-inaccuracy=0" not in own

@@ -289,12 +289,15 @@ def report_file(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("slow", ["drip", "header_drip"])
 def test_a_forge_sending_its_body_slowly_never_holds_check(
-    forge: FakeForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    forge: FakeForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    slow: str
 ) -> None:
-    """Each byte of the comment list comes in time for a read; MEMGATE_FORGE_MAX_WAIT bounds the whole
-    step: the gate's own verdict and reports are out at once, with a warning."""
-    forge.script("GET", LIST_PATH, 200, body="[" + " " * 40 + "]", drip=0.2)  # 8.4 s in all
+    """Each byte of the comment list (or of its headers) comes in time for a read;
+    MEMGATE_FORGE_MAX_WAIT bounds the whole step: the gate's own verdict and reports are out at once,
+    with a warning."""
+    forge.script("GET", LIST_PATH, 200, body="[" + " " * 40 + "]", **{slow: 0.2})  # 8 s or more in all
     monkeypatch.setenv("MEMGATE_FORGE_MAX_WAIT", "1")
     config = suite_config(tmp_path, ["/bin/true"], "rusage")
     for command in (["init", "-q"], ["add", "memgate.toml"], ["commit", "-qm", "config"]):

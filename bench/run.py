@@ -148,7 +148,10 @@ def asan_parse(path: Path) -> tuple[float, float, int, int]:
     (bench_asan_parse)."""
     result = subprocess.run([sys.executable, bench_asan_parse.__file__, "--parse", str(path)],
                             capture_output=True, text=True, check=True, cwd=ROOT)
-    elapsed, cpu, peak, leaks, *_ = result.stdout.split()
+    elapsed, cpu, peak, leaks, _errors, complete = result.stdout.split()
+    if complete != "True":  # a figure on a log cut short would measure the wrong thing
+        raise SystemExit(f"{path.name}: the parser found this input incomplete; the bench's inputs must "
+                         "be complete logs, ending with their SUMMARY line")
     return float(elapsed), float(cpu), int(peak), int(leaks)
 
 

@@ -329,7 +329,8 @@ def test_a_forge_answer_of_deeply_nested_json_is_a_warning(
     run = memgate(capsys, "check", "--config", config, "--base-ref", "HEAD", "--comment")
     run.assert_clean()
     assert run.code == 0, "the gate's verdict, as without --comment"
-    warning = [line for line in run.err.splitlines() if line.startswith("memgate: warning: no comment posted")]
+    warning = [line for line in run.err.splitlines()
+               if line.startswith("memgate: warning: no comment posted")]
     assert len(warning) == 1
     assert ("with a list of comments memgate cannot read" if status == 200
             else "(an answer of JSON nested too deeply to read)") in warning[0]

@@ -58,9 +58,9 @@ _DEADLINE_SLACK = 0.05
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try. ``max_total_wait`` is the client's whole budget, from its creation: every
-    connect, every read (a forge sending its body a byte at a time included), every retry and rate
-    limit sleep, every page. Past it a request raises ``OutOfTime``, so a slow or hostile forge never
-    holds the CI job."""
+    connect, every read (a forge sending its headers or body a byte at a time included), every retry
+    and rate limit sleep, every page. Past it a request raises ``OutOfTime``, so a slow or hostile
+    forge never holds the CI job."""
 
     max_attempts: int = 5
     backoff_seconds: float = 1.0  # doubled after each failed attempt

@@ -131,6 +131,11 @@ def worker(mode: str, path: Path) -> None:
         root = ElementTree.parse(path).getroot()
         found["errors"] = sum(int(pair.findtext("count") or 0) for pair in root.iterfind("errorcounts/pair"))
         found["error_elements"] = sum(1 for _ in root.iterfind("error"))
+    elif mode == "lxml-iterparse":  # the floor: lxml reading every element, and nothing more
+        from lxml import etree
+
+        for _event, element in etree.iterparse(str(path), events=("end",)):
+            element.clear(keep_tail=True)
     elif mode != "import":
         raise SystemExit(f"unknown mode {mode}")
     found["wall_seconds"] = time.perf_counter() - started

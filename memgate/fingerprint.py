@@ -117,6 +117,22 @@ def site_of(stack: Sequence[Frame], wrappers: AllocWrappers = NO_WRAPPERS) -> st
     return " < ".join(frame_key(frame) for frame in frames) if frames else "(no stack)"
 
 
+def site_of_known(frames: Iterable[tuple[bool, str]]) -> str:
+    """``site_of`` from each frame's (``is_runtime_frame``, ``frame_key``), which a parser works out
+    once per distinct frame; ``frames`` is read only as far as the site needs."""
+    own: list[str] = []
+    first: list[str] = []
+    for runtime, key in frames:
+        if len(first) < FRAMES_IN_FINGERPRINT:
+            first.append(key)
+        if not runtime:
+            own.append(key)
+            if len(own) == FRAMES_IN_FINGERPRINT:
+                break
+    chosen = own or first
+    return " < ".join(chosen) if chosen else "(no stack)"
+
+
 # Addresses and line numbers are left out so that unrelated edits do not turn a known leak into a "new" one.
 def fingerprint(category: str, stack: Sequence[Frame], site: str | None = None,
                 wrappers: AllocWrappers = NO_WRAPPERS) -> str:

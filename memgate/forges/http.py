@@ -5,9 +5,11 @@ bounded pagination, and messages that carry no token and no raw forge text.
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import math
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -56,9 +58,9 @@ _DEADLINE_SLACK = 0.05
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try. ``max_total_wait`` is the client's whole budget, from its creation: every
-    connect, every read (a forge sending its body a byte at a time included), every retry and rate
-    limit sleep, every page. Past it a request raises ``OutOfTime``, so a slow or hostile forge never
-    holds the CI job."""
+    connect, every read (a forge sending its headers or body a byte at a time included), every retry
+    and rate limit sleep, every page. Past it a request raises ``OutOfTime``, so a slow or hostile
+    forge never holds the CI job."""
 
     max_attempts: int = 5
     backoff_seconds: float = 1.0  # doubled after each failed attempt
@@ -165,6 +167,12 @@ class HttpClient:
     def json_of(self, response: requests.Response) -> Json:
         try:
             value: Json = response.json()
+        except RecursionError:
+            raise ForgeRequestError(
+                f"{self.service} answered {self._path(response.url)} with JSON nested too deeply to read",
+                status=response.status_code,
+                hint="check that the API URL points at the forge's REST API",
+            ) from None
         except ValueError:
             raise ForgeRequestError(
                 f"{self.service} answered {self._path(response.url)} with something that is not JSON",
@@ -239,10 +247,10 @@ class HttpClient:
         headers = {**self._headers, **self._auth_headers}
         try:
             for _ in range(_MAX_REDIRECTS + 1):
-                response = self._session.request(
-                    method, url, params=params, json=json, headers=headers,
+                response = self._within_budget(method, url, functools.partial(
+                    self._session.request, method, url, params=params, json=json, headers=headers,
                     timeout=self._timeouts_left(method, url), allow_redirects=False, stream=True,
-                )
+                ))
                 log.debug("%s: %s %s -> %d", self.service, method, self._path(response.url),
                           response.status_code)
                 location = response.headers.get("Location")
@@ -258,6 +266,30 @@ class HttpClient:
             if isinstance(exc, requests.Timeout) and self._time_left() <= _DEADLINE_SLACK:
                 raise self._out_of_time(method, url) from None
             return exc
+
+    def _within_budget(self, method: str, url: str,
+                       send: Callable[[], requests.Response]) -> requests.Response:
+        """``send()`` (connect, send, read the status line and headers), given the time the budget
+        leaves and not a moment more. requests' timeouts bound each read of the socket, not the
+        headers: a forge sending them a byte at a time would hold the job. So ``send`` runs in a
+        thread of its own, left behind when the budget is spent (a daemon: it never delays the exit,
+        and every later request of this client finds the budget spent before sending anything)."""
+        outcome: list[requests.Response | BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(send())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, raised there
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, name="memgate-forge-request", daemon=True)
+        worker.start()
+        worker.join(max(self._time_left(), 0.0))
+        if not outcome:
+            raise self._out_of_time(method, url)
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
     def _time_left(self) -> float:
         return self._deadline - time.monotonic()
@@ -517,6 +549,8 @@ def _error_detail(response: requests.Response) -> str:
     GitLab ``message``."""
     try:
         data = response.json()
+    except RecursionError:
+        return _TOO_DEEP
     except ValueError:
         return response.text.strip()
     if not isinstance(data, dict):
@@ -530,12 +564,19 @@ def _error_detail(response: requests.Response) -> str:
     return "; ".join(part for part in parts if part)
 
 
-def _flatten(value: object) -> str:
+_TOO_DEEP = "an answer of JSON nested too deeply to read"
+#: GitLab nests a ``message`` two levels deep; deeper is hostile, and must not exhaust the stack.
+_MAX_MESSAGE_DEPTH = 8
+
+
+def _flatten(value: object, depth: int = 0) -> str:
     """GitLab's ``message`` may be a dict of field -> list of complaints."""
+    if isinstance(value, (dict, list)) and depth >= _MAX_MESSAGE_DEPTH:
+        return _TOO_DEEP
     if isinstance(value, dict):
-        return "; ".join(f"{key} {_flatten(item)}" for key, item in value.items())
+        return "; ".join(f"{key} {_flatten(item, depth + 1)}" for key, item in value.items())
     if isinstance(value, list):
-        return ", ".join(_flatten(item) for item in value)
+        return ", ".join(_flatten(item, depth + 1) for item in value)
     return str(value).strip()
 
 

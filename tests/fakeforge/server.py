@@ -57,6 +57,7 @@ class Scripted:
     drip: float
     times: int
     apply: bool
+    header_drip: float = 0.0
 
 
 @dataclass
@@ -204,15 +205,17 @@ class FakeForge:
         drip: float = 0.0,
         times: int = 1,
         apply: bool = False,
+        header_drip: float = 0.0,
     ) -> None:
         """Answer the next ``times`` requests whose path fully matches the regex ``path`` like this.
 
         ``apply=True`` carries the request out first (a comment gets created) and only then answers
         as scripted: a gateway error after the work was done. ``drip`` sends the body one byte every
-        ``drip`` seconds after the headers: each read gets its byte in time, the body takes long."""
+        ``drip`` seconds after the headers: each read gets its byte in time, the body takes long.
+        ``header_drip`` does the same with the status line and headers."""
         with self._lock:
             self._scripts.append(Scripted(method, re.compile(path), status, dict(headers or {}), body,
-                                          delay, drip, times, apply))
+                                          delay, drip, times, apply, header_drip))
 
     def comments_on(self, issue: int) -> list[GitHubComment]:
         with self._lock:
@@ -257,6 +260,7 @@ class Answer:
     headers: Headers = field(default_factory=dict)
     delay: float = 0.0
     drip: float = 0.0  # seconds between the body's bytes
+    header_drip: float = 0.0  # seconds between the bytes of the status line and headers
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -313,7 +317,8 @@ class _Handler(BaseHTTPRequestHandler):
                 forge.errors.append(f"{type(exc).__name__}: {exc}")
                 answer = Answer(500, {"message": "fakeforge bug"})
         if script is not None:
-            answer = Answer(script.status, script.body, dict(script.headers), script.delay, script.drip)
+            answer = Answer(script.status, script.body, dict(script.headers), script.delay, script.drip,
+                            script.header_drip)
         entry.status = answer.status
         entry.response_headers = dict(answer.headers)
         self._send(answer)
@@ -334,7 +339,12 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
+            if answer.header_drip:
+                self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]  # end_headers' work
+                head, self._headers_buffer = b"".join(self._headers_buffer), []  # type: ignore[attr-defined]
+                self._drip(head, answer.header_drip)
+            else:
+                self.end_headers()
             if answer.drip:
                 self._drip(payload, answer.drip)
             else:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 import logging
 import socket
 import time
+from typing import Any
 
+import pydantic
 import pytest
 import requests
 from fakeforge import FakeClock, FakeForge
@@ -463,11 +466,14 @@ def test_a_next_link_to_another_scheme_port_or_user_is_refused(
 # -- a slow or hostile forge never holds the job ----------------------------------------------------
 
 
-def test_a_body_sent_a_byte_at_a_time_ends_within_the_budget(
-    server: FakeForge, session: requests.Session
+@pytest.mark.parametrize("slow", [{"body": "[" + " " * 30 + "]", "drip": 0.2},  # 6.4 s in all
+                                  {"body": [], "header_drip": 0.2}])  # the status line and headers: 20 s
+def test_an_answer_sent_a_byte_at_a_time_ends_within_the_budget(
+    server: FakeForge, session: requests.Session, slow: dict[str, Any]
 ) -> None:
-    """Each byte comes well within the read timeout; the budget bounds the whole body."""
-    server.script("GET", LIST_PATH, 200, body="[" + " " * 30 + "]", drip=0.2)  # 6.4 s in all
+    """Each byte (of the body, or of the headers) comes well within the read timeout; the budget
+    bounds the whole answer."""
+    server.script("GET", LIST_PATH, 200, **slow)
     http = HttpClient(session, server.github_api_url, service="GitHub", auth_headers={},
                       retry=RetryPolicy(max_total_wait=1.0))
     started = time.monotonic()
@@ -479,6 +485,48 @@ def test_a_body_sent_a_byte_at_a_time_ends_within_the_budget(
         "the forge answers too slowly; re-run later, or raise MEMGATE_FORGE_MAX_WAIT"
     )
     assert len(server.requests) == 1, "the budget is spent: no retry"
+
+
+def test_headers_sent_slowly_within_the_budget_are_read(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    server.script("GET", LIST_PATH, 200, body=[], header_drip=0.001)
+    assert client(server, session, clock).get_json(LIST) == []
+
+
+NESTED = "[" * 100_000 + "]" * 100_000
+
+
+def test_deeply_nested_json_is_a_clear_error(
+    server: FakeForge, session: requests.Session, clock: FakeClock
+) -> None:
+    """Thousands of '[' in an answer: a ForgeRequestError naming the answer, never a RecursionError."""
+    server.script("GET", LIST_PATH, 200, body=NESTED, times=2)
+    http = client(server, session, clock)
+    with pytest.raises(ForgeRequestError) as caught:
+        http.get_json(LIST)
+    assert caught.value.one_line() == (
+        f"GitHub answered /api/v3/{LIST} with JSON nested too deeply to read: check that the API URL "
+        "points at the forge's REST API")
+    with pytest.raises(ForgeRequestError, match=f"GitHub answered /api/v3/{LIST} with a list memgate cannot "
+                       "read"):
+        http.parse(http.request("GET", LIST), pydantic.TypeAdapter(list[int]), "a list")
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (422, NESTED), (503, NESTED),
+    (422, {"message": json.loads("[" * 900 + "]" * 900)}),  # JSON reads it; flattening it must not recurse
+])
+def test_an_error_answer_of_deeply_nested_json_is_a_clear_error(
+    server: FakeForge, session: requests.Session, clock: FakeClock, status: int, body: object
+) -> None:
+    """The error's detail is read from its JSON: nested too deeply, the message says so."""
+    server.script("GET", LIST_PATH, status, body=body, times=2)
+    with pytest.raises(ForgeRequestError) as caught:
+        client(server, session, clock, retry=RetryPolicy(max_attempts=2)).request("GET", LIST)
+    assert caught.value.message.startswith(f"GitHub: GET /api/v3/{LIST}: {status} ")
+    tries = " after 2 attempts" if status == 503 else ""
+    assert caught.value.message.endswith(f"(an answer of JSON nested too deeply to read){tries}")
 
 
 def test_retries_end_within_the_budget(server: FakeForge, session: requests.Session) -> None:

@@ -289,17 +289,26 @@ def report_file(folder: Path) -> Path:
     return path
 
 
-def test_a_forge_sending_its_body_slowly_never_holds_check(
-    forge: FakeForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Each byte of the comment list comes in time for a read; MEMGATE_FORGE_MAX_WAIT bounds the whole
-    step: the gate's own verdict and reports are out at once, with a warning."""
-    forge.script("GET", LIST_PATH, 200, body="[" + " " * 40 + "]", drip=0.2)  # 8.4 s in all
-    monkeypatch.setenv("MEMGATE_FORGE_MAX_WAIT", "1")
-    config = suite_config(tmp_path, ["/bin/true"], "rusage")
+def committed_config(folder: Path) -> Path:
+    """A git repository at ``folder`` whose one commit holds a config of one rusage suite of /bin/true."""
+    config = suite_config(folder, ["/bin/true"], "rusage")
     for command in (["init", "-q"], ["add", "memgate.toml"], ["commit", "-qm", "config"]):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *command],
-                       cwd=tmp_path, check=True)
+                       cwd=folder, check=True)
+    return config
+
+
+@pytest.mark.parametrize("slow", ["drip", "header_drip"])
+def test_a_forge_sending_its_body_slowly_never_holds_check(
+    forge: FakeForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    slow: str
+) -> None:
+    """Each byte of the comment list (or of its headers) comes in time for a read;
+    MEMGATE_FORGE_MAX_WAIT bounds the whole step: the gate's own verdict and reports are out at once,
+    with a warning."""
+    forge.script("GET", LIST_PATH, 200, body="[" + " " * 40 + "]", **{slow: 0.2})  # 8 s or more in all
+    monkeypatch.setenv("MEMGATE_FORGE_MAX_WAIT", "1")
+    config = committed_config(tmp_path)
     started = time.monotonic()
     run = memgate(capsys, "check", "--config", config, "--base-ref", "HEAD", "--comment")
     assert time.monotonic() - started < 4
@@ -307,6 +316,24 @@ def test_a_forge_sending_its_body_slowly_never_holds_check(
     assert run.code == 0, "the gate's verdict, as without --comment"
     assert ("memgate: warning: no comment posted: GitHub: GET /api/v3/repos/octo-org/memprog/issues/7/"
             "comments: no complete answer within the 1 s memgate gives the forge") in run.err
+    assert forge.writes() == []
+
+
+@pytest.mark.parametrize("status", [200, 422])
+def test_a_forge_answer_of_deeply_nested_json_is_a_warning(
+    forge: FakeForge, tmp_path: Path, capsys: pytest.CaptureFixture[str], status: int
+) -> None:
+    """Thousands of '[' for the comment list (or its error): one warning line, the gate's verdict."""
+    forge.script("GET", LIST_PATH, status, body="[" * 100_000 + "]" * 100_000, times=5)
+    config = committed_config(tmp_path)
+    run = memgate(capsys, "check", "--config", config, "--base-ref", "HEAD", "--comment")
+    run.assert_clean()
+    assert run.code == 0, "the gate's verdict, as without --comment"
+    warning = [line for line in run.err.splitlines()
+               if line.startswith("memgate: warning: no comment posted")]
+    assert len(warning) == 1
+    assert ("with a list of comments memgate cannot read" if status == 200
+            else "(an answer of JSON nested too deeply to read)") in warning[0]
     assert forge.writes() == []
 
 

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from memgate.fingerprint import NO_WRAPPERS, AllocWrappers, fingerprint, site_of
+from memgate.fingerprint import (
+    NO_WRAPPERS,
+    AllocWrappers,
+    fingerprint,
+    frame_key,
+    is_runtime_frame,
+    site_of_known,
+)
 from memgate.metrics import LeakKind
 from memgate.records import Frame, Leak, MemError, RelatedStack
 from memgate.testnames import TEST_BODY, gtest_of_stack
@@ -100,7 +107,8 @@ class FrameCache:
     def __init__(self, limit: int = _CACHE_LIMIT, wrappers: AllocWrappers = NO_WRAPPERS) -> None:
         self.limit = limit
         self.wrappers = wrappers  # the project's allocators, skipped like malloc
-        self._frames: dict[str, Frame] = {}
+        # frame text -> its Frame, and what its site needs of it (is_runtime_frame, frame_key)
+        self._frames: dict[str, tuple[Frame, tuple[bool, str]]] = {}
         self._identities: dict[tuple[str, str], _Identity] = {}
         self._leaks: dict[str, Leak] = {}
         self._runs: dict[str, tuple[Leak, ...]] = {}
@@ -115,8 +123,9 @@ class FrameCache:
         """``identify`` for frame lines already without their numbers and pcs."""
         known = self._identities.get((category, key))
         if known is None:
-            stack = tuple(self._frame(line) for line in key.split("\n") if line and not line.isspace())
-            site = site_of(stack, self.wrappers)
+            frames = [self._frame(line) for line in key.split("\n") if line and not line.isspace()]
+            stack = tuple(frame for frame, _ in frames)
+            site = site_of_known(for_site for _, for_site in frames)
             test = gtest_of_stack(stack) if TEST_BODY in key else None  # most stacks: one search
             known = _Identity(stack, site, fingerprint(category, stack, site), key, test)
             self._remember(self._identities, (category, key), known)
@@ -170,11 +179,12 @@ class FrameCache:
             cache.clear()
         cache[key] = value
 
-    def _frame(self, text: str) -> Frame:
-        frame = self._frames.get(text)
-        if frame is None:
+    def _frame(self, text: str) -> tuple[Frame, tuple[bool, str]]:
+        known = self._frames.get(text)
+        if known is None:
             frame = frame_of(text)
+            known = (frame, (is_runtime_frame(frame, self.wrappers), frame_key(frame)))
             if len(self._frames) >= self.limit:
                 self._frames.clear()
-            self._frames[text] = frame
-        return frame
+            self._frames[text] = known
+        return known

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from memgate.fingerprint import (
-    FRAMES_IN_FINGERPRINT,
     NO_WRAPPERS,
     AllocWrappers,
     fingerprint,
     frame_key,
     is_runtime_frame,
     site_of,
+    site_of_known,
 )
 from memgate.metrics import LEAK_KINDS, LeakKind
 from memgate.records import Frame, Leak, MemError, RelatedStack
@@ -131,29 +131,19 @@ class Sites:
         return self._tests[stack.site_key]
 
     def _site(self, stack: Stack) -> str:
-        own: list[str] = []
-        first: list[str] = []
-        known_frames = self._frames
-        for function, file, line, obj, address in stack:
-            # only the parts of a frame its site depends on
-            if function:
-                part: RawFrame = (function, None, None, obj, None)
-            elif file:
-                part = (None, file, line, obj, None)
-            else:
-                part = (None, None, None, obj, address)
-            known = known_frames.get(part)
-            if known is None:
-                known = self._learn(part)
-            runtime, key = known
-            if len(first) < FRAMES_IN_FINGERPRINT:
-                first.append(key)
-            if not runtime:
-                own.append(key)
-                if len(own) == FRAMES_IN_FINGERPRINT:
-                    break
-        chosen = own or first
-        return " < ".join(chosen) if chosen else "(no stack)"
+        return site_of_known(map(self._known, stack))
+
+    def _known(self, raw: RawFrame) -> tuple[bool, str]:
+        function, file, line, obj, address = raw
+        # only the parts of a frame its site depends on
+        if function:
+            part: RawFrame = (function, None, None, obj, None)
+        elif file:
+            part = (None, file, line, obj, None)
+        else:
+            part = (None, None, None, obj, address)
+        known = self._frames.get(part)
+        return known if known is not None else self._learn(part)
 
     def frame(self, raw: RawFrame) -> Frame:
         """One ``Frame`` object for equal frames: the sites of a run share most of theirs (malloc's,

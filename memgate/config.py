@@ -157,7 +157,7 @@ class Config(BaseModel):
                     "`memgate history`.")
     suppressions: list[str] = Field(
         default_factory=list, description="Suppression files (Valgrind .supp, LSan leak: lines) relative to "
-                                          "the config file, given to every suite whose tool reads that format.")
+                                          "the config file, for every suite whose tool reads that format.")
     suites: list[SuiteConfig] = Field(default_factory=list, alias="suite")
     #: The files each suite's tool gets, by suite name, when they are not this checkout's own: the
     #: target branch's versions (``baselines.target``). None: this checkout's.
@@ -190,7 +190,8 @@ class Config(BaseModel):
     def suppression_names(self, suite: str) -> tuple[str, ...]:
         """The suppression files ``suite`` names: the top-level ones, then its own, without repeats (a
         suite this config does not have: the top-level ones)."""
-        own = [path for candidate in self.suites if candidate.name == suite for path in candidate.suppressions]
+        own = [path for candidate in self.suites if candidate.name == suite
+               for path in candidate.suppressions]
         return tuple(dict.fromkeys([*self.suppressions, *own]))
 
     def suppressions_for(self, suite: SuiteConfig) -> list[SuppressionFile]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from memgate.errors import ConfigError
-from memgate.records import Frame, Leak, SuppressionUse
+from memgate.records import Frame, Leak, Report, SuppressionUse
+from memgate.units import format_bytes
 
 Format = Literal["valgrind", "lsan"]
 #: The tools that take suppression files, and the format each reads.
@@ -110,7 +111,8 @@ def _bad_file(shown: str, problem: str) -> ConfigError:
                             "leak:pattern lines")
 
 
-def files_for_tool(tool: str, files: Sequence[SuppressionFile], own: Sequence[str]) -> list[SuppressionFile]:
+def files_for_tool(tool: str, files: Sequence[SuppressionFile], own: Sequence[str]
+                   ) -> list[SuppressionFile]:
     """The files the ``tool`` can read: a top-level file of the other format is left to the other
     tools, while a file the suite names itself (``own``) must be of its tool's format."""
     wanted = FORMAT_OF_TOOL.get(tool)
@@ -221,7 +223,7 @@ def _lsan_regex(pattern: str) -> str:
 
 def would_hide(files: Sequence[SuppressionFile], tool: str, leaks: Iterable[Leak]
                ) -> list[tuple[Leak, Suppression]]:
-    """The leaks the suppressions of ``files`` would hide under ``tool``, each with the first that hides it."""
+    """The leaks the suppressions of ``files`` would hide under ``tool``, each with the first to hide it."""
     fmt = FORMAT_OF_TOOL.get(tool)
     if fmt is None:
         return []
@@ -237,3 +239,32 @@ def would_hide(files: Sequence[SuppressionFile], tool: str, leaks: Iterable[Leak
 def _of_format(file: SuppressionFile, fmt: Format) -> list[Suppression]:
     file_format, suppressions = read_file(file)
     return suppressions if file_format == fmt else []
+
+
+#: How many leaks a request's own suppressions would hide its note names one by one.
+_HIDDEN_NAMED = 5
+
+
+def own_suppression_notes(report: Report, own: Mapping[str, Sequence[SuppressionFile]]) -> list[str]:
+    """For each suite whose suppressions the request adds or edits (``own``: its files, not applied),
+    what they would hide of this run's leaks, matched in Python as the tool would match them."""
+    notes = []
+    for suite in report.suites:
+        files = own.get(suite.name)
+        if files is None:
+            continue
+        try:
+            hidden = would_hide(files, suite.tool, suite.leaks)
+        except ConfigError as error:  # the request's own file is broken: say so, the gate is unaffected
+            notes.append(f"suite {suite.name}: the request's suppressions cannot be read: {error.message}")
+            continue
+        if not hidden:
+            notes.append(f"suite {suite.name}: the request's own suppressions would hide none of this "
+                         "run's leaks")
+            continue
+        shown = [f"{leak.kind} {format_bytes(leak.bytes)} at {leak.site} by `{suppression.name}` "
+                 f"({suppression.file})" for leak, suppression in hidden[:_HIDDEN_NAMED]]
+        more = f" and {len(hidden) - _HIDDEN_NAMED:,} more" if len(hidden) > _HIDDEN_NAMED else ""
+        notes.append(f"suite {suite.name}: the request's own suppressions would hide {len(hidden):,} "
+                     f"leak{'s' if len(hidden) != 1 else ''} of this run: {'; '.join(shown)}{more}")
+    return notes

@@ -72,8 +72,8 @@ def target_at(config: Config, ref: str) -> Target:
     applied, own = (None, {}) if config_file.name in copied.missing else \
         _target_suppressions(config, target_config, ref, short)
     if own:
-        names = sorted({file.shown for files in own.values() for file in files})
-        notes.append(f"this request adds or edits suppressions ({', '.join(names)}): those of the target "
+        names = ", ".join(_changed_files(own, applied or {})) or "drops a file"
+        notes.append(f"this request adds or edits suppressions ({names}): those of the target "
                      f"({short}) apply, and the request's own take effect only after the merge")
     if edited:
         shown = ", ".join(edited[:5]) + (" ..." if len(edited) > 5 else "")
@@ -114,6 +114,13 @@ def _target_suppressions(config: Config, target_config: Config, ref: str, short:
         if _contents(mine) != _contents(applied[suite.name]):
             own[suite.name] = mine
     return applied, own
+
+
+def _changed_files(own: SuppressionsBySuite, applied: SuppressionsBySuite) -> list[str]:
+    """The request's suppression files that the target does not apply as they are: new, or edited."""
+    target = {file.shown: file for files in applied.values() for file in files}
+    return sorted({file.shown for files in own.values() for file in files
+                   if file.shown not in target or _contents((file,)) != _contents((target[file.shown],))})
 
 
 def _contents(files: tuple[SuppressionFile, ...]) -> list[tuple[str, bytes | None]]:

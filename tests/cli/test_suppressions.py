@@ -31,8 +31,10 @@ VALGRIND_SUPP = """\
 }
 """
 LSAN_SUPP = "# known noise\nleak:leak_small\nleak:^no_such_function$\n"
-HIDE_MY_LEAK = {"valgrind.supp": "{\n   hide-my-new-leak\n   Memcheck:Leak\n   fun:malloc\n   fun:leak_many\n}\n",
-                "lsan.supp": "leak:leak_many\n"}
+HIDE_MY_LEAK = {
+    "valgrind.supp": "{\n   hide-my-new-leak\n   Memcheck:Leak\n   fun:malloc\n   fun:leak_many\n}\n",
+    "lsan.supp": "leak:leak_many\n",
+}
 
 
 def project(folder: Path, binary: Path, tool: str, *scenarios: str, suppressions: str = "") -> Path:

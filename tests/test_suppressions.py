@@ -84,3 +84,32 @@ def test_a_broken_file_is_an_error_naming_it(tmp_path: Path, text: str, expected
     with pytest.raises(ConfigError) as raised:
         read_file(supp_file(tmp_path, text, "bad.supp"))
     assert expected in raised.value.message and "bad.supp" in raised.value.message
+
+
+def test_lsan_suppressions_used_table_is_read_from_a_log_and_program_output_is_not(tmp_path: Path) -> None:
+    """The table LSan prints (here between a leak report and its SUMMARY, as it does), hand-written
+    with a pattern of several words; a program line of the same shape outside the table is ignored."""
+    from memgate.tools import get_tool
+    from memgate.tools.base import ToolOptions
+
+    log = tmp_path / "asan.4242"
+    log.write_text(
+        "      7         99 program output, not a table\n"
+        "=================================================================\n"
+        "==4242==ERROR: LeakSanitizer: detected memory leaks\n\n"
+        "Direct leak of 300 byte(s) in 3 object(s) allocated from:\n"
+        "    #0 0x7f in malloc (/lib/libasan.so.8+0xdb)\n"
+        "    #1 0x55 in leak_many /src/memprog.c:29\n\n"
+        "-----------------------------------------------------\n"
+        "Suppressions used:\n"
+        "  count      bytes template\n"
+        "      2         32 leak_small\n"
+        "      1          8 ^my lib*$\n"
+        "-----------------------------------------------------\n\n"
+        "SUMMARY: AddressSanitizer: 300 byte(s) leaked in 3 allocation(s).\n")
+    (tmp_path / "l.supp").write_text("leak:leak_small\nleak:^my lib*$\nleak:stale_one\n")
+    files = (SuppressionFile(shown="l.supp", path=tmp_path / "l.supp"),)
+    [record] = get_tool("asan").parse([log], ToolOptions(suppressions=files))
+    assert [(u.name, u.count, u.bytes) for u in record.suppressions] == [
+        ("leak_small", 2, 32), ("^my lib*$", 1, 8), ("stale_one", 0, 0)]
+    assert record.metrics["leak_definite_bytes"] == 300

@@ -26,6 +26,7 @@ from memgate.records import (
     Report,
     SuiteRecord,
     SuiteStatus,
+    SuppressionUse,
 )
 from memgate.sites import ErrorSite, LeakSite, SiteKey, group_errors, group_leaks
 from memgate.thresholds import Threshold, Thresholds, Verdict, worst
@@ -311,6 +312,7 @@ def compare_suite(
     tests = _compare_tests(record, baseline, thresholds, notes, sites)
     if record.nondeterministic:
         notes.append(nondeterminism_note(record.nondeterministic, len(record.runs)))
+    notes.extend(suppression_notes(record.suppressions))
     rows, test_rows, sites = _with_causes(rows, tests.rows, sites)
     verdicts = [row.verdict for row in (*rows, *test_rows)] + [site.verdict for site in sites]
     if record.status.fails_gate:
@@ -350,6 +352,34 @@ def nondeterminism_note(spreads: Sequence[MetricSpread], runs: int) -> str:
                      f"{format_value(spread.metric, spread.max)} ({used}, "
                      f"{format_value(spread.metric, spread.value)}, is compared)")
     return f"nondeterministic over {runs} runs: {'; '.join(parts)}"
+
+
+#: How many suppressions a note names one by one.
+_SUPPRESSIONS_NAMED = 10
+
+
+def suppression_notes(uses: Sequence[SuppressionUse]) -> list[str]:
+    """"suppressions hid: `small-leak` (valgrind.supp) 1" and "stale suppressions (hid nothing ...)": of
+    the suite's own files only (the tool's default suppressions are not the project's)."""
+    used = [use for use in uses if use.count and use.file is not None]
+    stale = [use for use in uses if use.stale]
+    notes = []
+    if used:
+        notes.append(f"suppressions hid: {_named_suppressions(used, counts=True)}")
+    if stale:
+        stale_named = _named_suppressions(stale, counts=False)
+        notes.append(f"stale suppressions (hid nothing in this run): {stale_named}")
+    return notes
+
+
+def _named_suppressions(uses: Sequence[SuppressionUse], *, counts: bool) -> str:
+    """"`name` (file) 3 (48 B), ..." (with ``counts``), at most ``_SUPPRESSIONS_NAMED`` of them."""
+    shown = []
+    for use in uses[:_SUPPRESSIONS_NAMED]:
+        hid = f" {use.count:,}" + (f" ({format_bytes(use.bytes)})" if use.bytes else "") if counts else ""
+        shown.append(f"`{use.name}` ({use.file}){hid}")
+    more = len(uses) - _SUPPRESSIONS_NAMED
+    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
 
 
 def _check_same_tool(record: SuiteRecord, baseline: Baseline, notes: list[str]) -> None:

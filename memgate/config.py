@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from memgate.errors import ConfigError
 from memgate.metrics import LOST_LEAK_KINDS, LeakKind
+from memgate.suppressions import SuppressionFile
 from memgate.thresholds import Thresholds, in_force
 from memgate.units import parse_duration
 
@@ -43,6 +45,15 @@ def toml_boolean(value: Any) -> Any:
     return value
 
 
+def suppression_paths(value: list[str]) -> list[str]:
+    """Paths inside the project: the gate reads them from the target branch through git."""
+    for path in value:
+        if not path.strip() or Path(path).is_absolute() or ".." in Path(path).parts:
+            raise ValueError(f"{path!r} is not a path inside the project: give the suppression file "
+                             "relative to the config file, e.g. \"valgrind.supp\"")
+    return value
+
+
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -61,7 +72,12 @@ class SuiteConfig(BaseModel):
         default_factory=list,
         description="More allocator wrappers for this suite (added to the top-level list).")
 
+    suppressions: list[str] = Field(
+        default_factory=list, description="Suppression files for this suite (added to the top-level "
+                                          "list), relative to the config file.")
+
     _alloc_wrappers = field_validator("alloc_wrappers", mode="before")(alloc_wrapper_globs)
+    _suppressions = field_validator("suppressions")(suppression_paths)
 
     @field_validator("repeat", mode="before")
     @classmethod
@@ -139,13 +155,20 @@ class Config(BaseModel):
         default=20, ge=0, le=500, strict=True,
         description="Baseline commits of the target branch charted in the comment (0: no chart) and read by "
                     "`memgate history`.")
+    suppressions: list[str] = Field(
+        default_factory=list, description="Suppression files (Valgrind .supp, LSan leak: lines) relative to "
+                                          "the config file, for every suite whose tool reads that format.")
     suites: list[SuiteConfig] = Field(default_factory=list, alias="suite")
+    #: The files each suite's tool gets, by suite name, when they are not this checkout's own: the
+    #: target branch's versions (``baselines.target``). None: this checkout's.
+    suppression_files: dict[str, tuple[SuppressionFile, ...]] | None = Field(default=None, exclude=True)
     #: The folder relative paths are taken from (the config file's folder).
     root: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="", exclude=True)
 
     _fail_on_new_errors = field_validator("fail_on_new_errors", mode="before")(toml_boolean)
     _alloc_wrappers = field_validator("alloc_wrappers", mode="before")(alloc_wrapper_globs)
+    _suppressions = field_validator("suppressions")(suppression_paths)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -163,6 +186,28 @@ class Config(BaseModel):
     def alloc_wrappers_for(self, suite: SuiteConfig) -> tuple[str, ...]:
         """The top-level wrappers and the suite's own, sorted and without repeats."""
         return tuple(sorted({*self.alloc_wrappers, *suite.alloc_wrappers}))
+
+    def suppression_names(self, suite: str) -> tuple[str, ...]:
+        """The suppression files ``suite`` names: the top-level ones, then its own, without repeats (a
+        suite this config does not have: the top-level ones)."""
+        own = [path for candidate in self.suites if candidate.name == suite
+               for path in candidate.suppressions]
+        return tuple(dict.fromkeys([*self.suppressions, *own]))
+
+    def suppressions_for(self, suite: SuiteConfig) -> list[SuppressionFile]:
+        """The files ``suite``'s tool reads (of its format); ConfigError for a missing or unreadable file,
+        or a suite's own file of the other format."""
+        from memgate.suppressions import files_for_tool
+
+        if self.suppression_files is not None and suite.name in self.suppression_files:
+            files: Sequence[SuppressionFile] = self.suppression_files[suite.name]
+        else:
+            files = [SuppressionFile(shown=name, path=self.root / name)
+                     for name in self.suppression_names(suite.name)]
+        try:
+            return files_for_tool(suite.tool, files, suite.suppressions)
+        except ConfigError as error:
+            raise ConfigError(error.message, path=self.source, hint=error.hint) from None
 
     def suite(self, name: str) -> SuiteConfig:
         for candidate in self.suites:

@@ -140,6 +140,34 @@ class HeapSite(Record):
     peak_bytes: int | None = Field(default=None, description="Bytes live at the heap's peak.")
 
 
+class SuppressionUse(Record):
+    """One suppression and what it hid in a process or suite: Valgrind's count of the errors and leak
+    records it matched, LSan's count and bytes of the leaks it matched."""
+
+    name: ToolText = Field(description="The Valgrind suppression's name, or the LSan leak: pattern.")
+    file: str | None = Field(description="The suppression file that holds it, as the config names it; "
+                                         "absent for the tool's own default suppressions.")
+    count: int = Field(description="What it hid: 0 for a suppression that hid nothing (stale).")
+    bytes: int | None = Field(default=None, description="Bytes it hid (LSan); absent when not known.")
+
+    @property
+    def stale(self) -> bool:
+        return self.count == 0 and self.file is not None
+
+
+def combine_suppressions(processes: Iterable[ProcessRecord]) -> tuple[SuppressionUse, ...]:
+    """Each suppression once, in the order first seen, with the counts (and bytes) of all processes."""
+    combined: dict[tuple[str, str | None], SuppressionUse] = {}
+    for process in processes:
+        for use in process.suppressions:
+            seen = combined.get((use.name, use.file))
+            if seen is not None:
+                use = seen.model_copy(update={"count": seen.count + use.count,
+                                              "bytes": _sum_known(seen.bytes, use.bytes)})
+            combined[(use.name, use.file)] = use
+    return tuple(combined.values())
+
+
 def top_heap_sites(sites: Iterable[HeapSite]) -> tuple[HeapSite, ...]:
     """Sites of one fingerprint summed, the ``HEAP_SITES_KEPT`` that allocated most bytes kept."""
     summed: dict[str, HeapSite] = {}
@@ -182,6 +210,8 @@ class ProcessRecord(Record):
                                "(Go: per benchmark): test name -> metrics.")
     nondeterministic_tests: tuple[MetricSpread, ...] = Field(
         default=(), description=_NONDETERMINISTIC_TESTS)
+    suppressions: tuple[SuppressionUse, ...] = Field(
+        default=(), description="The suppressions given to the tool and what each hid in this process.")
 
     @property
     def has_findings(self) -> bool:
@@ -259,6 +289,9 @@ class SuiteRecord(Record):
                                           "like the suite's: what the tool measured per test (Go "
                                           "benchmarks), each process's figures under its test, and the "
                                           "leak and error figures of the findings that name a test.")
+    suppressions: tuple[SuppressionUse, ...] = Field(
+        default=(), description="The suppressions given to the tool and what each hid over the suite "
+                                "(count 0 and a file: stale).")
 
     @property
     def leaks(self) -> tuple[Leak, ...]:
@@ -308,7 +341,7 @@ class SuiteRecord(Record):
             name=name, tool=tool, tool_version=tool_version, command=command, status=status,
             status_detail=status_detail, exit_code=exit_code, duration_seconds=duration_seconds,
             artifacts_dir=artifacts_dir, processes=tuple(processes), metrics=combine_processes(processes),
-            tests=combine_tests(processes), notes=notes,
+            tests=combine_tests(processes), notes=notes, suppressions=combine_suppressions(processes),
             nondeterministic_tests=tuple(spread for process in processes
                                          for spread in process.nondeterministic_tests),
             alloc_wrappers=alloc_wrappers,

@@ -56,7 +56,8 @@ def check(options: CheckOptions) -> CheckResult:
     config = load_config(options.run.config)
     # The target is read before the long run: a broken baseline fails fast.
     target = gate_target(config, options.base_ref)
-    report, report_json, stop = run_and_write(options.run, config)
+    # The suppressions the tools get are the target's: a request cannot hide its own leak with one.
+    report, report_json, stop = run_and_write(options.run, target.run_config(config))
     ran = {suite.name for suite in report.suites}
     selected = bool(options.run.suites) or options.run.shard is not None
     baselines = {name: b for name, b in target.baselines.items() if name in ran or not selected}
@@ -100,14 +101,16 @@ def judge(report: Report, baselines: Mapping[str, Baseline], target: Target, con
     from memgate.forges import ci
     from memgate.report.markdown import render_markdown
     from memgate.report.table import render_table
+    from memgate.suppressions import own_suppression_notes
 
     comparison = compare_report(report, baselines, target.config)
     print(render_table(comparison))
-    for note in target.notes:
+    notes = (*target.notes, *own_suppression_notes(report, target.own_suppressions))
+    for note in notes:
         print(f"note: {note}")
     # The trend needs the project's repository: known only from a config file.
     history = comment_history(target.config, comparison, target.ref) if config.source else None
-    markdown = render_markdown(comparison, notes=target.notes, full_report=ci.run_url(), history=history)
+    markdown = render_markdown(comparison, notes=notes, full_report=ci.run_url(), history=history)
     # The work tree's root needs git (GitPython takes ~50 ms to import): only for the reports that
     # show source paths and GitHub's annotations.
     repo_root = functools.cache(lambda: publish.repository_root(config.root))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +12,7 @@ from memgate.baselines.files import load_baselines
 from memgate.baselines.model import Baseline
 from memgate.config import Config, parse_config
 from memgate.errors import BaselineError, ConfigError
+from memgate.suppressions import SuppressionFile
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,17 @@ class Target:
     baselines: dict[str, Baseline]
     notes: tuple[str, ...] = field(default=())
     ref: str | None = None  # the commit or branch the gate was read at; None: this checkout's
+    #: The suppression files each suite's tool gets, by suite name: the target's (None: this checkout's).
+    suppression_files: dict[str, tuple[SuppressionFile, ...]] | None = None
+    #: The request's own suppression files, of the suites where they differ from the target's: not
+    #: applied, only matched against the run's leaks to show what they would hide.
+    own_suppressions: dict[str, tuple[SuppressionFile, ...]] = field(default_factory=dict)
+
+    def run_config(self, config: Config) -> Config:
+        """``config`` with the suppression files the target applies."""
+        if self.suppression_files is None:
+            return config
+        return config.model_copy(update={"suppression_files": self.suppression_files})
 
 
 def local_target(config: Config) -> Target:
@@ -55,11 +69,62 @@ def target_at(config: Config, ref: str) -> Target:
         baselines = _target_baselines(Path(temp), target_config.baseline_dir, short, config_file)
         edited = repository.changed_paths(repo_dir, copied.commit, "HEAD",
                                           under=[config_file.name, config.baseline_dir])
+    applied, own = (None, {}) if config_file.name in copied.missing else \
+        _target_suppressions(config, target_config, ref, short)
+    if own:
+        names = ", ".join(_changed_files(own, applied or {})) or "drops a file"
+        notes.append(f"this request adds or edits suppressions ({names}): those of the target "
+                     f"({short}) apply, and the request's own take effect only after the merge")
     if edited:
         shown = ", ".join(edited[:5]) + (" ..." if len(edited) > 5 else "")
         notes.append(f"this request edits {shown}: baselines and thresholds are read from the target "
                      f"({short}) and the edits take effect only after the merge")
-    return Target(config=target_config, baselines=baselines, notes=tuple(notes), ref=ref)
+    return Target(config=target_config, baselines=baselines, notes=tuple(notes), ref=ref,
+                  suppression_files=applied, own_suppressions=own)
+
+
+SuppressionsBySuite = dict[str, tuple[SuppressionFile, ...]]
+
+
+def _target_suppressions(config: Config, target_config: Config, ref: str, short: str
+                         ) -> tuple[SuppressionsBySuite, SuppressionsBySuite]:
+    """The suppression files of each suite as the target names them, read at ``ref`` into a folder
+    that lasts as long as memgate runs; and the request's own files of the suites where they differ
+    (other files, or the same files with other contents)."""
+    from memgate.baselines import repository
+
+    wanted = {suite.name: target_config.suppression_names(suite.name) for suite in config.suites}
+    every = sorted({name for names in wanted.values() for name in names})
+    if not every:
+        folder = Path()
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="memgate-target-suppressions-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        copied = repository.materialise_at(config.root, ref, every, folder)
+        if copied.missing:
+            raise ConfigError(f"suppression file {copied.missing[0]} is named in the config at the target "
+                              f"({short}) but is not there", path=config.source,
+                              hint="add the file on the target branch, or remove it from its suppressions")
+    applied = {suite: tuple(SuppressionFile(shown=name, path=folder / name) for name in names)
+               for suite, names in wanted.items()}
+    own: dict[str, tuple[SuppressionFile, ...]] = {}
+    for suite in config.suites:
+        mine = tuple(SuppressionFile(shown=name, path=config.root / name)
+                     for name in config.suppression_names(suite.name))
+        if _contents(mine) != _contents(applied[suite.name]):
+            own[suite.name] = mine
+    return applied, own
+
+
+def _changed_files(own: SuppressionsBySuite, applied: SuppressionsBySuite) -> list[str]:
+    """The request's suppression files that the target does not apply as they are: new, or edited."""
+    target = {file.shown: file for files in applied.values() for file in files}
+    return sorted({file.shown for files in own.values() for file in files
+                   if file.shown not in target or _contents((file,)) != _contents((target[file.shown],))})
+
+
+def _contents(files: tuple[SuppressionFile, ...]) -> list[tuple[str, bytes | None]]:
+    return [(file.shown, file.path.read_bytes() if file.path.is_file() else None) for file in files]
 
 
 def _target_baselines(temp: Path, baseline_dir: str, short: str, config_file: Path) -> dict[str, Baseline]:

@@ -54,7 +54,8 @@ def run_suite(suite: SuiteConfig, config: Config, stop: StopRequest | None = Non
         raise ConfigError(f"suite {suite.name!r}: cwd {suite.cwd!r} is not a folder", path=config.source,
                           hint="fix the suite's cwd (relative to the config file)")
     options = ToolOptions(extra_args=tuple(suite.tool_args), env=suite.env,
-                          alloc_wrappers=AllocWrappers(config.alloc_wrappers_for(suite)))
+                          alloc_wrappers=AllocWrappers(config.alloc_wrappers_for(suite)),
+                          suppressions=tuple(config.suppressions_for(suite)))
     if not suite.shell:
         check_runnable(suite.argv()[0], cwd, {**os.environ, **suite.env})
     try:
@@ -168,6 +169,7 @@ def combine_runs(
         nondeterministic_tests=tuple(spread for run in runs for spread in run.nondeterministic_tests),
         notes=tuple(f"run {index}: {note}" for index, run in enumerate(runs, 1) for note in run.notes),
         alloc_wrappers=first.alloc_wrappers,
+        suppressions=first.suppressions,  # every run had the same suppressions; the first run's counts
     )
 
 

@@ -12,6 +12,7 @@ from memgate.fingerprint import NO_WRAPPERS, AllocWrappers
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
+from memgate.suppressions import SuppressionFile
 
 #: How the files memgate itself writes into a suite's log folder begin (a tool's own notes for
 #: ``collect``, such as the effective sanitizer options): the runner, which knows no tool by name,
@@ -35,6 +36,8 @@ class ToolOptions:
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     alloc_wrappers: AllocWrappers = NO_WRAPPERS
+    #: The suite's suppression files of this tool's format (memcheck, asan, lsan).
+    suppressions: tuple[SuppressionFile, ...] = ()
 
 
 #: The options of ``collect`` and ``parse`` when none are given.

@@ -8,12 +8,14 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from memgate.errors import ToolError
 from memgate.metrics import MetricName
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
+from memgate.suppressions import SuppressionFile, account
 from memgate.tools.asan.checks import Context, missing_output, to_record
 from memgate.tools.asan.frames import FrameCache
-from memgate.tools.asan.log import parse_processes, pid_from_name, program_from_name
+from memgate.tools.asan.log import Findings, parse_processes, pid_from_name, program_from_name
 from memgate.tools.asan.options import (
     ASAN_DEFAULTS,
     LSAN_DEFAULTS,
@@ -24,7 +26,7 @@ from memgate.tools.asan.options import (
     user_value,
     write_options_file,
 )
-from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
+from memgate.tools.base import DEFAULT_OPTIONS, OWN_FILE_PREFIX, Appetite, Launch, ToolOptions
 
 
 # The sanitizers are compiled into the program, so memgate wraps nothing: it sets their options
@@ -53,10 +55,14 @@ class SanitizerTool:
         log_path = str(logdir.resolve() / self.name)
         extra = extra_options(options.extra_args, self.name)
         user = user_value(self.variable, options)
-        env = {self.variable: merge_options(user, self.defaults, extra, log_path)}
+        suppressions = leak_suppressions(logdir, options.suppressions)
+        own = extra + suppressions if self.variable == "LSAN_OPTIONS" else extra
+        env = {self.variable: merge_options(user, self.defaults, own, log_path)}
         if self.variable != "LSAN_OPTIONS":
-            # In ASan builds LSAN_OPTIONS overrides ASan's common options, log_path included.
-            env["LSAN_OPTIONS"] = merge_options(user_value("LSAN_OPTIONS", options), (), (), log_path)
+            # In ASan builds LSAN_OPTIONS overrides ASan's common options, log_path included; ASan's
+            # own suppressions= is for its interceptors, the leak check reads LSAN_OPTIONS's.
+            env["LSAN_OPTIONS"] = merge_options(user_value("LSAN_OPTIONS", options), (), suppressions,
+                                                log_path)
         write_options_file(logdir, env)
         return Launch(argv=list(command), env=env)
 
@@ -70,22 +76,50 @@ class SanitizerTool:
                       key=lambda path: (pid_from_name(path) or 0, path.name))
         if not logs:
             return [missing_output(logdir, outcome, context, self.name)]
-        return _records(logs, context, FrameCache(wrappers=options.alloc_wrappers))
+        return _records(logs, context, FrameCache(wrappers=options.alloc_wrappers), options)
 
     def parse(self, paths: Sequence[Path], options: ToolOptions = DEFAULT_OPTIONS) -> list[ProcessRecord]:
         context = Context(tool_label=self.label)
-        return _records(map(Path, paths), context, FrameCache(wrappers=options.alloc_wrappers))
+        return _records(map(Path, paths), context, FrameCache(wrappers=options.alloc_wrappers), options)
 
 
-def _records(logs: Iterable[Path], context: Context, cache: FrameCache) -> list[ProcessRecord]:
+def _records(logs: Iterable[Path], context: Context, cache: FrameCache,
+             options: ToolOptions) -> list[ProcessRecord]:
     """One record per process of each log, with the program its file is named after as its command:
     the log itself never names it (``log_exe_name``)."""
     records: list[ProcessRecord] = []
     for path in logs:
         program = program_from_name(path)
-        records += [to_record(findings, context).model_copy(update={"command": program})
-                    for findings in parse_processes(path, cache)]
+        records += [_with_suppressions(to_record(findings, context), findings, options).model_copy(
+                        update={"command": program}) for findings in parse_processes(path, cache)]
     return records
+
+
+#: The one file LSan reads (its ``suppressions=`` takes a single file): the suite's files joined.
+SUPPRESSIONS_FILE = f"{OWN_FILE_PREFIX}lsan-suppressions"
+
+
+def leak_suppressions(logdir: Path, files: Sequence[SuppressionFile]) -> list[tuple[str, str]]:
+    """``[("suppressions", <logdir>/memgate-lsan-suppressions)]`` with the ``leak:`` lines of every file,
+    or nothing when the suite has none."""
+    if not files:
+        return []
+    joined = logdir.resolve() / SUPPRESSIONS_FILE
+    lines = [f"# {file.shown}\n{file.path.read_text(encoding='utf-8').rstrip()}\n" for file in files]
+    try:
+        joined.write_text("".join(lines), encoding="utf-8")
+    except OSError as error:
+        raise ToolError(f"cannot write to the log folder: {error.strerror}", path=logdir,
+                        hint="make the artifacts folder writable") from None
+    return [("suppressions", str(joined))]
+
+
+def _with_suppressions(record: ProcessRecord, findings: Findings, options: ToolOptions) -> ProcessRecord:
+    """The record with LSan's "Suppressions used" table (only those that hid a leak), and every
+    suppression of the suite's files, 0 for those it did not use."""
+    if not findings.suppressed and not options.suppressions:
+        return record
+    return record.model_copy(update={"suppressions": account(findings.suppressed, options.suppressions)})
 
 
 @functools.lru_cache(maxsize=1)

@@ -35,6 +35,7 @@ _ERROR_LINE = re.compile(r"ERROR: (?P<tool>\w+Sanitizer):? (?P<message>.*)")
 _LEAK_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\d+) byte\(s\) leaked in (\d+) allocation\(s\)\.")
 _ERROR_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\S+)")
 _CALLS = re.compile(r"Stats: .* malloced .* by (\d+) calls")
+_SUPPRESSION_ROW = re.compile(r" +(\d+) +(\d+) (.+)")
 _TOP_LEAKS = re.compile(r"The (\d+) top leak\(s\):")
 # The lines of an error report kept for its description: the access, and where the address lies.
 _DETAIL = re.compile(r"(?:READ|WRITE|ACCESS) of size|The signal is caused|(?:Address )?0x\w+ is located ")
@@ -116,6 +117,8 @@ class Findings:
     # ids of the ERROR lines, and how many exit statistics there are (each process prints them once).
     report_pids: set[int] = field(default_factory=set)
     exit_stats: int = 0
+    #: LSan's "Suppressions used:" table: pattern, count and bytes of each suppression that hid a leak
+    suppressed: list[tuple[str, int, int]] = field(default_factory=list)
 
     def listed_total(self) -> tuple[int, int]:
         """Bytes and blocks of the leak records, to be held against the SUMMARY's."""
@@ -147,7 +150,7 @@ _EVENT = re.compile(
     r"|S(?:UMMARY: |tats: \S+ malloced )"
     r"|A(?:ddressSanitizer exit stats:|ddress 0x[0-9a-fA-F]+ is located |CCESS of size )"
     r"|READ of size |WRITE of size |0x[0-9a-fA-F]+ is located "
-    r"|Omitting |T(?:oo many leaks|he \d+ top leak|hread T\d)"
+    r"|Omitting |T(?:oo many leaks|he \d+ top leak|hread T\d)|Suppressions used:| +\d+ +\d+ "
     r"|freed by thread |previously allocated by thread |allocated by thread )[^\n]*))"
 )
 
@@ -164,6 +167,7 @@ class LogParser:
         self._cache = cache or FrameCache()
         self._state = _OUTSIDE
         self._error: _PendingError | None = None
+        self._in_suppressions = False  # after LSan's "Suppressions used:", until a line not of the table
 
     def feed(self, lines: Iterable[str]) -> None:
         """Whole lines, without their line ends (a run of frames must not be split between calls)."""
@@ -209,7 +213,12 @@ class LogParser:
 
     def _text_line(self, line: str) -> None:
         first = line[0]
-        if first == "=":
+        in_table, self._in_suppressions = self._in_suppressions, line == "Suppressions used:"
+        if first == " ":
+            if in_table and (row := _SUPPRESSION_ROW.fullmatch(line)):
+                self.findings.suppressed.append((row[3], count_of(row[1]), count_of(row[2])))
+                self._in_suppressions = True
+        elif first == "=":
             self._marker_line(line)
         elif first == "S":
             self._s_line(line)

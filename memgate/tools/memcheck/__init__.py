@@ -14,6 +14,7 @@ from memgate.errors import ConfigError, ParseError
 from memgate.metrics import LEAK_KINDS, LeakKind, MetricName, leak_metrics
 from memgate.proc import Outcome
 from memgate.records import ProcessRecord
+from memgate.suppressions import account
 from memgate.tools._valgrind import escape_percent, valgrind_version
 from memgate.tools.base import DEFAULT_OPTIONS, Appetite, Launch, ToolOptions
 from memgate.tools.memcheck.model import Amount, HeapUsage, MemcheckOutput, Sites
@@ -287,6 +288,16 @@ def to_record(process: _Process) -> ProcessRecord:
     )
 
 
+def with_suppressions(record: ProcessRecord, process: _Process, options: ToolOptions) -> ProcessRecord:
+    """The record with what each suppression hid: memcheck's <suppcounts> (it lists only those it used),
+    and every suppression of the suite's files, 0 for those it did not use."""
+    used = process.findings.suppression_counts if process.findings is not None else []
+    if not used and not options.suppressions:
+        return record
+    uses = account(((name, count, None) for name, count in used), options.suppressions)
+    return record.model_copy(update={"suppressions": uses})
+
+
 # --------------------------------------------------------------------------------------------------
 # The tool
 
@@ -361,6 +372,9 @@ class Memcheck:
           does not fail the suite; findings reach the gate through the XML. ``--errors-for-leak-kinds`` only
           matters with it and is left alone.
 
+        The suite's ``suppressions`` (Valgrind .supp files) come next, one ``--suppressions=`` each; memcheck
+        counts what each hid in ``<suppcounts>``.
+
         ``tool_args`` go before the command and may refine (``--suppressions=``, ``--num-callers=``,
         ``--show-leak-kinds=definite,indirect``: the figures of kinds not shown are then absent, not 0).
         Arguments that would move or switch off the output memgate reads are refused with a ConfigError.
@@ -380,6 +394,7 @@ class Memcheck:
             f"--num-callers={NUM_CALLERS}",
             "--xtree-memory=full",
             f"--xtree-memory-file={escape_percent(folder)}/{PREFIX}.%p.{XTREE_SUFFIX}",
+            *(f"--suppressions={file.path.resolve()}" for file in options.suppressions),
             *options.extra_args,
             "--",
             *command,
@@ -405,7 +420,7 @@ class Memcheck:
             self._add_xtree(process, logdir)
             processes.append(process)
         note = _outcome_note(outcome)
-        records = [self._record(process) for process in processes]
+        records = [with_suppressions(self._record(process), process, options) for process in processes]
         if note is not None:
             records = [record if record.complete else record.model_copy(
                 update={"incomplete_reason": f"{record.incomplete_reason} ({note})"}) for record in records]
@@ -431,7 +446,7 @@ class Memcheck:
         process id. A text log alone gives everything memcheck prints: records, counts, both summaries."""
         sites = Sites(options.alloc_wrappers)
         outputs = [output for path in paths for output in read_outputs(Path(path), sites)]
-        return [to_record(process) for process in group_by_pid(outputs)]
+        return [with_suppressions(to_record(process), process, options) for process in group_by_pid(outputs)]
 
 
 MEMCHECK = Memcheck()

@@ -296,6 +296,8 @@ class MemcheckOutput:
     leak_check: LeakCheck | None = None
     shown_kinds: frozenset[LeakKind] | None = None
     suppressions_used: bool = False
+    #: <suppcounts>: each suppression memcheck used (by name) and how many errors and leaks it hid
+    suppression_counts: list[tuple[str, int]] = field(default_factory=list)
     #: the exact number of error occurrences when the records cannot carry it (see textlog)
     errors_total: int | None = None
     fatal_signal: str | None = None

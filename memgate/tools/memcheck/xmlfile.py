@@ -281,8 +281,11 @@ class XmlReader:
             self.output.errors.count(key, count)
 
     def _suppression_pair(self, item: XmlElement) -> None:
-        if (_int(item.first("count")) or 0) > 0:
+        count, name = _int(item.first("count")) or 0, item.first("name")
+        if count > 0:
             self.output.suppressions_used = True
+        if name is not None:
+            self.output.suppression_counts.append((name.strip(), count))
 
     def _errorcounts(self, item: XmlElement) -> None:
         self._counts_seen = True

@@ -408,6 +408,16 @@ def combine_run_tests(per_run: Sequence[TestFigures]) -> TestFigures:
             for name in names}
 
 
+def run_test_spreads(per_run: Sequence[TestFigures]) -> tuple[MetricSpread, ...]:
+    """The exact figures of single tests that differed between the runs of a repeated suite (a Go
+    benchmark whose input is seeded once per process: its in-process repeats agree, separate runs do
+    not). Leak and error figures are left out: a finding of one run in several is a finding."""
+    names = sorted({name for tests in per_run for name in tests})
+    return tuple(spread.model_copy(update={"test": name}) for name in names
+                 for spread in combine_run_metrics([tests[name] for tests in per_run if name in tests])[1]
+                 if spread.metric not in FINDING_METRICS)
+
+
 _Finding = TypeVar("_Finding", Leak, MemError)
 
 

@@ -24,6 +24,7 @@ from memgate.records import (
     combine_run_metrics,
     combine_run_tests,
     output_status,
+    run_test_spreads,
 )
 from memgate.runner.process_tests import name_processes
 from memgate.tools import get_tool
@@ -166,7 +167,8 @@ def combine_runs(
                    for index, run in enumerate(runs, 1)),
         nondeterministic=spreads,
         tests=combine_run_tests([run.tests for run in runs]),
-        nondeterministic_tests=tuple(spread for run in runs for spread in run.nondeterministic_tests),
+        nondeterministic_tests=(*(spread for run in runs for spread in run.nondeterministic_tests),
+                                *run_test_spreads([run.tests for run in runs])),
         notes=tuple(f"run {index}: {note}" for index, run in enumerate(runs, 1) for note in run.notes),
         alloc_wrappers=first.alloc_wrappers,
         suppressions=first.suppressions,  # every run had the same suppressions; the first run's counts

@@ -350,6 +350,9 @@ BAD_VALUES: list[tuple[str, str | None, str | None, str]] = [
     ("surprise", "surprise = 1", None, "unknown key (check its spelling)"),
     ("alloc_wrappers", 'alloc_wrappers = "xmalloc"', None, "valid list"),
     ("alloc_wrappers[0]", "alloc_wrappers = [1]", None, "valid string"),
+    ("suppressions", 'suppressions = "valgrind.supp"', None, "valid list"),
+    ("suppressions[0]", "suppressions = [1]", None, "valid string"),
+    ("suite[0].suppressions[0]", None, "suppressions = [2]", "valid string"),
     ("history_limit", "history_limit = -1", None, "greater than or equal to 0"),
     ("history_limit", "history_limit = 501", None, "less than or equal to 500"),
     # strict: neither a quoted number nor a boolean is taken as a count of commits

@@ -143,16 +143,16 @@ def _decode(data: bytes) -> _Profile:
     profile = _Profile()
     for number, value in _fields(data):
         if number == _PROFILE_SAMPLE_TYPE:
-            profile.sample_types.append(_first_int(_message(value), _VALUE_TYPE_TYPE))
+            profile.sample_types.append(_numbers(_message(value)).get(_VALUE_TYPE_TYPE, 0))
         elif number == _PROFILE_SAMPLE:
             profile.samples.append(_sample(_message(value)))
         elif number == _PROFILE_LOCATION:
             location_id, lines = _location(_message(value))
             profile.locations[location_id] = lines
         elif number == _PROFILE_FUNCTION:
-            function = _message(value)
-            profile.functions[_first_int(function, _FUNCTION_ID)] = (
-                _first_int(function, _FUNCTION_NAME), _first_int(function, _FUNCTION_FILE))
+            function = _numbers(_message(value))
+            profile.functions[function.get(_FUNCTION_ID, 0)] = (
+                function.get(_FUNCTION_NAME, 0), function.get(_FUNCTION_FILE, 0))
         elif number == _PROFILE_STRINGS:
             profile.strings.append(_message(value).decode("utf-8", "replace"))
     if not profile.strings or profile.strings[0] != "":
@@ -176,16 +176,18 @@ def _location(data: bytes) -> tuple[int, list[tuple[int, int]]]:
         if number == _LOCATION_ID:
             location_id = _int(value)
         elif number == _LOCATION_LINE:
-            line = _message(value)
-            lines.append((_first_int(line, _LINE_FUNCTION), _signed(_first_int(line, _LINE_LINE))))
+            line = _numbers(_message(value))
+            lines.append((line.get(_LINE_FUNCTION, 0), _signed(line.get(_LINE_LINE, 0))))
     return location_id, lines
 
 
-def _first_int(data: bytes, wanted: int) -> int:
+def _numbers(data: bytes) -> dict[int, int]:
+    """The number fields of a small message (a Function, a Line, a ValueType), read in one pass: field
+    number -> its first value; a missing field is 0, as protobuf's default."""
+    numbers: dict[int, int] = {}
     for number, value in _fields(data):
-        if number == wanted:
-            return _int(value)
-    return 0
+        numbers.setdefault(number, _int(value))
+    return numbers
 
 
 def _int(value: int | bytes) -> int:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memgate.errors import ToolError
-from memgate.fingerprint import NO_WRAPPERS, AllocWrappers, fingerprint, site_of
-from memgate.records import Frame, HeapSite, top_heap_sites
+from memgate.fingerprint import NO_WRAPPERS, AllocWrappers
+from memgate.records import Frame, HeapSite
+from memgate.tools._heapsites import HeapStack, heap_sites
 from memgate.units import format_bytes
 
 #: A profile larger than this once decompressed is refused: a real test binary's heap profile is a few
@@ -57,7 +58,7 @@ def heap_sites_from_profile(path: Path, wrappers: AllocWrappers = NO_WRAPPERS, *
     test harness's own allocations vary from run to run and are no benchmark's)."""
     try:
         profile = _decode(_profile_bytes(path.read_bytes()))
-        return top_heap_sites(_heap_sites(profile, wrappers, benchmarks_only))
+        return heap_sites(_stacks(profile, benchmarks_only), wrappers)
     except OSError as error:
         raise ToolError(f"cannot read the Go heap profile {path}: {error.strerror or error}",
                         hint="check that go test wrote it (-memprofile) and that it is readable") from error
@@ -81,7 +82,7 @@ def _profile_bytes(data: bytes) -> bytes:
     return unpacked
 
 
-def _heap_sites(profile: _Profile, wrappers: AllocWrappers, benchmarks_only: bool) -> Iterator[HeapSite]:
+def _stacks(profile: _Profile, benchmarks_only: bool) -> Iterator[HeapStack]:
     objects, space = _value_index(profile, "alloc_objects"), _value_index(profile, "alloc_space")
     for sample in profile.samples:
         if len(sample.values) <= max(objects, space):
@@ -91,10 +92,8 @@ def _heap_sites(profile: _Profile, wrappers: AllocWrappers, benchmarks_only: boo
         stack = tuple(_frames(profile, sample.locations))
         if benchmarks_only and not _made_by_a_benchmark(stack):
             continue
-        site = site_of(stack, wrappers)
-        yield HeapSite(fingerprint=fingerprint("heap", stack, site, wrappers), site=site,
-                       frames=_top_frames(stack, wrappers), bytes=sample.values[space],
-                       blocks=sample.values[objects])
+        yield HeapStack(frames=stack, bytes=sample.values[space], blocks=sample.values[objects],
+                        peak_bytes=None)
 
 
 def _made_by_a_benchmark(stack: tuple[Frame, ...]) -> bool:
@@ -125,12 +124,6 @@ def _frames(profile: _Profile, location_ids: list[int]) -> Iterator[Frame]:
             name, file = profile.functions.get(function_id, (0, 0))
             yield Frame(function=_string(profile, name) or None, file=_string(profile, file) or None,
                         line=line or None)
-
-
-def _top_frames(stack: tuple[Frame, ...], wrappers: AllocWrappers) -> tuple[Frame, ...]:
-    from memgate.sites import top_frames
-
-    return top_frames(stack, wrappers)
 
 
 def _string(profile: _Profile, index: int) -> str:

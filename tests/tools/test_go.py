@@ -375,6 +375,23 @@ def test_repeats_that_disagree_make_the_benchmark_nondeterministic(tmp_path: Pat
         {"metric": "bytes_per_op", "min": 283480, "max": 288728, "value": 284952, "test": "BenchmarkRestore"}]
 
 
+@needs_go
+def test_a_real_benchmark_of_random_sizes_is_nondeterministic(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The same, from a real go test run: a benchmark whose sizes come from math/rand reads other
+    B/op in each of its -count runs, a steady one does not."""
+    bench = ('package r\n\nimport (\n\t"math/rand"\n\t"testing"\n)\n\nvar sink []byte\n\n'
+             'func BenchmarkRandom(b *testing.B) {\n'
+             '\tfor i := 0; i < b.N; i++ { sink = make([]byte, 1+rand.Intn(4096)) }\n}\n\n'
+             'func BenchmarkSteady(b *testing.B) {\n'
+             '\tfor i := 0; i < b.N; i++ { sink = make([]byte, 64) }\n}\n')
+    code, suite = run_suite(module(tmp_path / "m", {"r/r_test.go": bench}), capsys)
+    assert code == 0
+    assert {(spread.test, spread.metric) for spread in suite.nondeterministic_tests} == {
+        ("BenchmarkRandom", "bytes_per_op")}
+    assert suite.tests["BenchmarkSteady"] == {"allocs_per_op": 1, "bytes_per_op": 64}
+
+
 def test_parse_text_without_benchmem_says_how_to_get_it(tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "out.txt"

@@ -174,19 +174,31 @@ class FramesText:
             yield _raw_frame({part.tag: part.text or "" for part in frame})
 
 
+# Every <ip> of a stack: what its frames that differ only in addresses differ in.
+_IP = re.compile(r"<ip>[^<]*</ip>")
+
+
 class StackText(FramesText):
     """An error's own stack: a site needs its first few frames, and the whole stack is kept once per
     site.
 
-    ``site_key`` is the text without the addresses a site does not depend on: stacks with equal
-    keys have the same site, so the site is worked out once for all of them."""
+    ``ip_free`` is the text without its addresses, ``site_key`` without the addresses a site does
+    not depend on (made only when asked for): stacks with equal keys have the same site, so the
+    site is worked out once for all of them (``model.Sites``)."""
 
-    __slots__ = ("weight", "site_key")
+    __slots__ = ("weight", "ip_free", "_site_key")
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.weight = len(text)
-        self.site_key = _SITE_FREE_IP.sub("", text)
+        self.ip_free = _IP.sub("", text)
+        self._site_key: str | None = None
+
+    @property
+    def site_key(self) -> str:
+        if self._site_key is None:
+            self._site_key = _SITE_FREE_IP.sub("", self.text)
+        return self._site_key
 
 
 # What may follow an error's first stack: the text of another stack, and that stack.

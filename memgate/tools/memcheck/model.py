@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -269,7 +269,7 @@ class ErrorTally:
         self._sites: dict[ErrorKey, _ErrorSite] = {}
 
     def key(self, kind: str, description: str, stack: Stack,
-            related: Sequence[tuple[str, Iterable[RawFrame]]] = ()) -> ErrorKey:
+            related: Iterable[tuple[str, Iterable[RawFrame]]] = ()) -> ErrorKey:
         """Register a site (count 0 so far) and return its key, for counts that come later. The
         first error of a site gives its description and its related stacks (free, allocation)."""
         site, test = self._sites_of.identity(stack)

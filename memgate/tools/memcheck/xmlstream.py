@@ -255,7 +255,9 @@ def _text_error(text: str) -> XmlError | None:
     if head is None:
         return None
     unique, kind, what, xwhat, leaked_bytes, leaked_blocks = head.groups()
-    if "&" in text:  # an absent <what> stays absent: the loss record's text is <xwhat>'s
+    # a reference in the head only changes what it holds; an absent <what> stays absent: the loss
+    # record's text is <xwhat>'s
+    if text.find("&", 0, head.end()) >= 0:
         what, xwhat = _unescape_some(what), _unescape_some(xwhat)
     error = XmlError(kind=kind, unique=unique, what=what if what is not None else xwhat or "",
                      leaked_bytes=leaked_bytes or None, leaked_blocks=leaked_blocks or None)
@@ -267,7 +269,7 @@ def _text_error(text: str) -> XmlError | None:
         error.stack = StackText(text[start + 7:end])
         if "auxwhat>" in text:
             # _related_stacks fails exactly when a "<stack>" follows the last "</stack>"
-            if text.rfind("<stack>") > text.rfind("</stack>"):
+            if text.find("<stack>", text.rfind("</stack>")) >= 0:
                 return None
             error.related = RelatedText(text, end + 8)
     return error
@@ -357,11 +359,12 @@ def _pair_of(count: str, name: str, value: str) -> XmlElement:
     return XmlElement("pair", "", [("count", count), (name, _unescape(value))])
 
 
-def _run_errors(text: str) -> ErrorRun:
+def _run_errors(text: str, exact_ends: bool = False) -> ErrorRun:
     """The <error>s of a run's text (elements and the blanks between them). Where every end tag is
-    written ``</error>``, as memcheck does, a split cuts them apart; else the general expression."""
+    written ``</error>``, as memcheck does (``exact_ends``: the scan saw it), a split cuts them
+    apart; else the general expression."""
     pieces = text.split("</error>")
-    if text.count("</error") == len(pieces) - 1:
+    if exact_ends or text.count("</error") == len(pieces) - 1:
         pieces.pop()  # the blanks after the last one
         return ErrorRun([_text_error(piece) or _parsed_error(f"{piece.lstrip()}</error>")
                          for piece in pieces])
@@ -478,7 +481,7 @@ class _Scanner:
         them in one call, and their text is decoded once and cut into elements in one call."""
         tag = self.inside.encode()
         start = self.span_start - self.base
-        run_end = _RUN_END[tag].search(self.buffer, start)
+        run_end, exact_ends = self._run_end(tag, start)
         end = run_end.end() if run_end is not None else self._last_end(tag, start)
         if end < 0:  # not one whole element in the buffer yet
             self._parse_to(max(self.fed, self._safe_end()))
@@ -487,7 +490,7 @@ class _Scanner:
         with memoryview(self.buffer) as view:
             text = str(view[start:end], "utf-8", errors="replace")
         if tag == b"error":
-            self.items.append((self.root, _run_errors(text)))
+            self.items.append((self.root, _run_errors(text, exact_ends)))
         else:
             pairs = _run_pairs(text)
             top = self.top
@@ -501,6 +504,22 @@ class _Scanner:
         self.inside, self.span_start = "", -1
         self._callbacks(True)
         return True
+
+    def _run_end(self, tag: bytes, start: int) -> tuple[re.Match[bytes] | None, bool]:
+        """``_RUN_END``'s first match from ``start``, and whether every end tag of the kind up to it
+        (or up to the end of the buffer) is written exactly ``</tag>``. An <error> is long: its end
+        tags are found by ``find`` and only they are matched, much cheaper than the expression's
+        scan of every byte."""
+        if tag != b"error":
+            return _RUN_END[tag].search(self.buffer, start), False
+        buffer, run_end, position, exact = self.buffer, _RUN_END[tag], start, True
+        while (position := buffer.find(b"</error", position)) >= 0:
+            exact = exact and buffer.startswith(b"</error>", position)
+            match = run_end.match(buffer, position)
+            if match is not None:
+                return match, exact
+            position += 7
+        return None, exact
 
     def _last_end(self, tag: bytes, start: int) -> int:
         """Where the last whole element in the buffer ends, or -1."""

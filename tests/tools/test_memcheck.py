@@ -977,6 +977,23 @@ def test_pairs_in_another_shape_read_the_same_three_ways(change: tuple[bytes, by
     assert _summary(path, "expat") == _summary(source, "expat")  # the same figures as memcheck's own
 
 
+@pytest.mark.parametrize(("moved", "records"), [("0x48417B4", 1), ("0x1091F6", 2)],
+                         ids=["address of a frame with a function", "address of a stripped frame"])
+def test_loss_records_whose_stacks_differ_in_one_address(moved: str, records: int, tmp_path: Path) -> None:
+    """A stack is known by its text without addresses (``Sites.identity``) only when no frame's site
+    depends on its address: a stripped frame's (no function, no file) does, malloc's does not."""
+    (source,) = (DATA / "stripped").glob("*.xml")
+    text = source.read_text()
+    match = re.search(r"<error>\s*<unique>0x1</unique>.*?</error>\n", text, re.S)
+    assert match is not None and moved in match[0]
+    copy = match[0].replace("<unique>0x1<", "<unique>0x7<").replace(moved, "0x1234560")
+    path = tmp_path / source.name
+    path.write_text(text.replace(match[0], match[0] + copy))
+    leaks = read_xml(path).leaks.leaks()
+    assert sorted(leak.bytes for leak in leaks) == ([32] if records == 1 else [16, 16])
+    assert _summary(path, "expat") == _summary(path, "lxml") == _summary(path, "tree")
+
+
 @pytest.mark.parametrize("markup", [b"<!-- c -->", b"<![CDATA[x]]>", b"<?foo bar?>"],
                          ids=["comment", "CDATA", "processing instruction"])
 @pytest.mark.parametrize("where", [b"<kind>", b"<status>"], ids=["in an error", "between elements"])

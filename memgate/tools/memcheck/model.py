@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -68,7 +68,12 @@ class LazyStack(Protocol):
     """Frames read only as far as they are asked for (``xmlstream.StackText``)."""
 
     weight: int  # characters it holds
-    site_key: str  # equal for stacks that have the same site (frames that differ only in addresses)
+    ip_free: str  # its text without any address: equal for stacks whose frames differ in addresses only
+
+    @property
+    def site_key(self) -> str:
+        """Equal for stacks that have the same site (frames that differ only in addresses that the
+        site does not depend on)."""
 
     def __iter__(self) -> Iterator[RawFrame]: ...
 
@@ -103,6 +108,25 @@ class Sites:
         self._stacks: dict[tuple[RawFrame, ...] | str, str] = {}
         self._stacks_weight = 0
         self._tests: dict[str, str | None] = {}  # site_key of a stack with a TestBody frame -> its test
+        self._identities: dict[str, tuple[str, str | None]] = {}  # ip_free -> site and test
+        self._identities_weight = 0
+
+    def identity(self, stack: Stack) -> tuple[str, str | None]:
+        """The site and test of a stack. A read stack all of whose frames have a function or a file
+        (most) depends on none of its addresses: it is then known by its text without any, which
+        is cheaper to make than ``site_key`` (no address is told apart from another)."""
+        if isinstance(stack, tuple):
+            return self.site(stack), self.test(stack)
+        known = self._identities.get(stack.ip_free)
+        if known is None:
+            known = (self.site(stack), self.test(stack))
+            if all(function or file for function, file, *_ in stack):
+                if self._identities_weight + stack.weight > _STACKS_WEIGHT:
+                    self._identities.clear()
+                    self._identities_weight = 0
+                self._identities[stack.ip_free] = known
+                self._identities_weight += stack.weight
+        return known
 
     def site(self, stack: Stack) -> str:
         key = stack if isinstance(stack, tuple) else stack.site_key
@@ -197,8 +221,8 @@ class LeakTally:
         self.records = 0
 
     def add(self, kind: LeakKind, own_bytes: int, blocks: int, stack: Stack) -> None:
-        test = self._sites_of.test(stack)
-        key = (kind, self._sites_of.site(stack), test)
+        site_text, test = self._sites_of.identity(stack)
+        key = (kind, site_text, test)
         site = self._sites.get(key)
         if site is None:
             frames, site_text, print_ = identify(f"leak:{kind}", stack, self._sites_of.frame,
@@ -245,11 +269,11 @@ class ErrorTally:
         self._sites: dict[ErrorKey, _ErrorSite] = {}
 
     def key(self, kind: str, description: str, stack: Stack,
-            related: Sequence[tuple[str, Iterable[RawFrame]]] = ()) -> ErrorKey:
+            related: Iterable[tuple[str, Iterable[RawFrame]]] = ()) -> ErrorKey:
         """Register a site (count 0 so far) and return its key, for counts that come later. The
         first error of a site gives its description and its related stacks (free, allocation)."""
-        test = self._sites_of.test(stack)
-        key = (kind, self._sites_of.site(stack), test)
+        site, test = self._sites_of.identity(stack)
+        key = (kind, site, test)
         if key not in self._sites:
             frames, site_text, print_ = identify(f"error:{kind}", stack, self._sites_of.frame,
                                                  self._sites_of.wrappers)

@@ -22,7 +22,9 @@ from memgate.tools.memcheck.options import leak_options
 from memgate.tools.memcheck.xmlstream import (
     ROOT,
     BrokenXml,
+    ErrorRun,
     Item,
+    PairRun,
     XmlElement,
     XmlError,
     lxml_available,
@@ -54,6 +56,11 @@ def _int(text: str | None) -> int | None:
         return None
     if text.isdecimal():
         return count_of(text)
+    if text.startswith("0x"):  # <unique>, as memcheck writes it
+        try:
+            return int(text, 16)
+        except ValueError:
+            pass
     text = text.strip().replace(",", "")
     if text.isdecimal():
         return count_of(text)
@@ -82,8 +89,11 @@ class _Uniques:
         site = self._index.setdefault(key, len(self._sites))
         if site == len(self._sites):
             self._sites.append(key)
-        if 0 <= unique < len(self._by_unique) + (1 << 20):
-            if unique >= len(self._by_unique):
+        known = len(self._by_unique)
+        if unique == known:  # the usual order
+            self._by_unique.append(site)
+        elif 0 <= unique < known + (1 << 20):
+            if unique > known:
                 self._by_unique.extend([self._UNSET] * (unique + 1 - len(self._by_unique)))
             self._by_unique[unique] = site
         else:
@@ -141,7 +151,14 @@ class XmlReader:
         path = self.output.path
         try:
             for parent, item in stream:
-                if isinstance(item, XmlError):
+                if isinstance(item, ErrorRun):
+                    if parent != ROOT:
+                        raise self._foreign(f"<{parent}>")
+                    for error in item:
+                        self._error(error)
+                elif isinstance(item, PairRun):
+                    self._pairs(parent, item)
+                elif isinstance(item, XmlError):
                     if parent != ROOT:
                         raise self._foreign(f"<{parent}>")
                     self._error(item)
@@ -272,8 +289,21 @@ class XmlReader:
                     self.output.note(f"a loss record's text and <leakedbytes> ({leaked}) disagree")
         self.output.leaks.add(kind, own, blocks, error.stack)
 
+    def _pairs(self, parent: str, pairs: PairRun) -> None:
+        if parent == "errorcounts":
+            for count, tag, text in pairs:
+                self._counted(count, text if tag == "unique" else None)
+        elif parent == "suppcounts":
+            for count, tag, text in pairs:
+                self._suppression(count, text if tag == "name" else None)
+        else:
+            raise self._foreign(f"<{parent}>")
+
     def _count_pair(self, item: XmlElement) -> None:
-        count, unique = _int(item.first("count")), _int(item.first("unique"))
+        self._counted(item.first("count"), item.first("unique"))
+
+    def _counted(self, count_text: str | None, unique_text: str | None) -> None:
+        count, unique = _int(count_text), _int(unique_text)
         if count is None or unique is None:
             return
         key = self._uniques.take(unique)
@@ -281,7 +311,10 @@ class XmlReader:
             self.output.errors.count(key, count)
 
     def _suppression_pair(self, item: XmlElement) -> None:
-        count, name = _int(item.first("count")) or 0, item.first("name")
+        self._suppression(item.first("count"), item.first("name"))
+
+    def _suppression(self, count_text: str | None, name: str | None) -> None:
+        count = _int(count_text) or 0
         if count > 0:
             self.output.suppressions_used = True
         if name is not None:

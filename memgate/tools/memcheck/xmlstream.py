@@ -30,7 +30,16 @@ class XmlError:
     stack: Stack = ()  # the first <stack>: where it happened
     # the <stack>s after it, each with the <auxwhat> (or <xauxwhat><text>) before it: "Address ...
     # is 8 bytes inside a block of size 40 free'd" and where, "Block was alloc'd at" and where
-    related: list[tuple[str, Iterable[RawFrame]]] = field(default_factory=list)
+    related: Iterable[tuple[str, Iterable[RawFrame]]] = ()
+
+
+class ErrorRun(list[XmlError]):
+    """The ``<error>``s of a run read in one go: one item for them all."""
+
+
+class PairRun(list[tuple[str, str, str]]):
+    """The ``<pair>``s of a run in the usual shape, read in one go: (``<count>``, the tag of the
+    other child, ``unique`` or ``name``, and its text)."""
 
 
 @dataclass(slots=True)
@@ -51,10 +60,11 @@ class XmlElement:
         return [text for leaf, text in self.leaves if leaf == path]
 
 
-# An item is ``(parent tag, XmlError | XmlElement)``: the top-level ``<error>``s, every other
-# top-level element, and the ``<pair>``s of ``<errorcounts>``/``<suppcounts>`` one by one (a long run
-# has a very long ``<errorcounts>``). The root itself comes last, with parent tag "".
-Item = tuple[str, "XmlError | XmlElement"]
+# An item is ``(parent tag, XmlError | XmlElement | ErrorRun | PairRun)``: the top-level ``<error>``s,
+# every other top-level element, and the ``<pair>``s of ``<errorcounts>``/``<suppcounts>`` (a long run
+# has a very long ``<errorcounts>``), those two a run at a time when they have the usual shape. The
+# root itself comes last, with parent tag "".
+Item = tuple[str, "XmlError | XmlElement | ErrorRun | PairRun"]
 
 
 class BrokenXml(Exception):
@@ -174,28 +184,53 @@ class FramesText:
             yield _raw_frame({part.tag: part.text or "" for part in frame})
 
 
+# Every <ip> of a stack: what its frames that differ only in addresses differ in.
+_IP = re.compile(r"<ip>[^<]*</ip>")
+
+
 class StackText(FramesText):
     """An error's own stack: a site needs its first few frames, and the whole stack is kept once per
     site.
 
-    ``site_key`` is the text without the addresses a site does not depend on: stacks with equal
-    keys have the same site, so the site is worked out once for all of them."""
+    ``ip_free`` is the text without its addresses, ``site_key`` without the addresses a site does
+    not depend on (made only when asked for): stacks with equal keys have the same site, so the
+    site is worked out once for all of them (``model.Sites``)."""
 
-    __slots__ = ("weight", "site_key")
+    __slots__ = ("weight", "ip_free", "_site_key")
 
     def __init__(self, text: str) -> None:
-        super().__init__(text)
+        self.text = text  # FramesText's, without a call: one stack an error
         self.weight = len(text)
-        self.site_key = _SITE_FREE_IP.sub("", text)
+        self.ip_free = _IP.sub("", text)
+        self._site_key: str | None = None
+
+    @property
+    def site_key(self) -> str:
+        if self._site_key is None:
+            self._site_key = _SITE_FREE_IP.sub("", self.text)
+        return self._site_key
 
 
 # What may follow an error's first stack: the text of another stack, and that stack.
 _RELATED = re.compile(r"<auxwhat>([^<]*)</auxwhat>|<xauxwhat>\s*<text>([^<]*)</text>|<stack>")
 
 
+class RelatedText:
+    """The stacks after an error's first one, read only when asked for: only the first error of a
+    site keeps them."""
+
+    __slots__ = ("text", "start")
+
+    def __init__(self, text: str, start: int) -> None:
+        self.text, self.start = text, start
+
+    def __iter__(self) -> Iterator[tuple[str, Iterable[RawFrame]]]:
+        return iter(_related_stacks(self.text, self.start) or ())
+
+
 def _related_stacks(text: str, start: int) -> list[tuple[str, Iterable[RawFrame]]] | None:
     """The stacks after an error's first one (from ``start``), each with the text before it; None
-    when a stack has no end (another shape: parsed as XML)."""
+    when a stack has no end (``_text_error`` has sent such an error to the XML parser)."""
     related: list[tuple[str, Iterable[RawFrame]]] = []
     title: str | None = None
     position = start
@@ -220,7 +255,9 @@ def _text_error(text: str) -> XmlError | None:
     if head is None:
         return None
     unique, kind, what, xwhat, leaked_bytes, leaked_blocks = head.groups()
-    if "&" in text:  # an absent <what> stays absent: the loss record's text is <xwhat>'s
+    # a reference in the head only changes what it holds; an absent <what> stays absent: the loss
+    # record's text is <xwhat>'s
+    if text.find("&", 0, head.end()) >= 0:
         what, xwhat = _unescape_some(what), _unescape_some(xwhat)
     error = XmlError(kind=kind, unique=unique, what=what if what is not None else xwhat or "",
                      leaked_bytes=leaked_bytes or None, leaked_blocks=leaked_blocks or None)
@@ -231,15 +268,17 @@ def _text_error(text: str) -> XmlError | None:
             return None
         error.stack = StackText(text[start + 7:end])
         if "auxwhat>" in text:
-            related = _related_stacks(text, end + 8)
-            if related is None:
+            # _related_stacks fails exactly when a "<stack>" follows the last "</stack>"
+            if text.find("<stack>", text.rfind("</stack>")) >= 0:
                 return None
-            error.related = related
+            error.related = RelatedText(text, end + 8)
     return error
 
 
 def _walk_error(element: Any) -> XmlError:
     error = XmlError()
+    related: list[tuple[str, Iterable[RawFrame]]] = []
+    error.related = related
     title: str | None = None
     first_stack = True
     for child in element:
@@ -249,7 +288,7 @@ def _walk_error(element: Any) -> XmlError:
             if first_stack:
                 error.stack, first_stack, title = frames, False, None
             elif title is not None:
-                error.related.append((" ".join(title.split()), frames))
+                related.append((" ".join(title.split()), frames))
                 title = None
         elif tag == "auxwhat":
             title = child.text or ""
@@ -320,21 +359,26 @@ def _pair_of(count: str, name: str, value: str) -> XmlElement:
     return XmlElement("pair", "", [("count", count), (name, _unescape(value))])
 
 
-def _run_errors(text: str) -> list[XmlError]:
+def _run_errors(text: str, exact_ends: bool = False) -> ErrorRun:
     """The <error>s of a run's text (elements and the blanks between them). Where every end tag is
-    written ``</error>``, as memcheck does, a split cuts them apart; else the general expression."""
-    if text.count("</error") == text.count("</error>"):
-        pieces = text.split("</error>")
+    written ``</error>``, as memcheck does (``exact_ends``: the scan saw it), a split cuts them
+    apart; else the general expression."""
+    pieces = text.split("</error>")
+    if exact_ends or text.count("</error") == len(pieces) - 1:
         pieces.pop()  # the blanks after the last one
-        return [_text_error(piece) or _parsed_error(f"{piece.lstrip()}</error>") for piece in pieces]
-    return [_text_error(element) or _parsed_error(element) for element in _ELEMENTS[b"error"].findall(text)]
+        return ErrorRun([_text_error(piece) or _parsed_error(f"{piece.lstrip()}</error>")
+                         for piece in pieces])
+    return ErrorRun([_text_error(element) or _parsed_error(element)
+                     for element in _ELEMENTS[b"error"].findall(text)])
 
 
-def _run_pairs(text: str) -> list[XmlElement]:
+def _run_pairs(text: str) -> PairRun | list[XmlElement]:
     """The <pair>s of a run's text: all read by one expression when they all have the usual shape."""
     pairs = _PAIR.findall(text)
     if len(pairs) == text.count("<pair"):
-        return [_pair_of(*fields) for fields in pairs]
+        if "&" in text:
+            return PairRun([(count, name, _unescape(value)) for count, name, value in pairs])
+        return PairRun(pairs)
     return [_pair(element) for element in _ELEMENTS[b"pair"].findall(text)]
 
 
@@ -391,7 +435,9 @@ class _Scanner:
 
     def _parse_to(self, offset: int, final: bool = False) -> None:
         if offset > self.fed or final:
-            self.parser.Parse(self.buffer[self.fed - self.base: offset - self.base], final)
+            with memoryview(self.buffer) as view:  # one copy, as bytes: what lxml's feed takes
+                data = bytes(view[self.fed - self.base: offset - self.base])
+            self.parser.Parse(data, final)
             self.fed = offset
 
     def feed(self, chunk: bytes) -> None:
@@ -435,25 +481,45 @@ class _Scanner:
         them in one call, and their text is decoded once and cut into elements in one call."""
         tag = self.inside.encode()
         start = self.span_start - self.base
-        run_end = _RUN_END[tag].search(self.buffer, start)
+        run_end, exact_ends = self._run_end(tag, start)
         end = run_end.end() if run_end is not None else self._last_end(tag, start)
         if end < 0:  # not one whole element in the buffer yet
             self._parse_to(max(self.fed, self._safe_end()))
             return False
         self._parse_to(self.base + end)
-        text = self.buffer[start:end].decode("utf-8", errors="replace")
+        with memoryview(self.buffer) as view:
+            text = str(view[start:end], "utf-8", errors="replace")
         if tag == b"error":
-            root = self.root
-            self.items += [(root, error) for error in _run_errors(text)]
+            self.items.append((self.root, _run_errors(text, exact_ends)))
         else:
+            pairs = _run_pairs(text)
             top = self.top
-            self.items += [(top, pair) for pair in _run_pairs(text)]
+            if isinstance(pairs, PairRun):
+                self.items.append((top, pairs))
+            else:
+                self.items += [(top, pair) for pair in pairs]
         if run_end is None:  # the next one has begun but not ended in this buffer
             self.span_start = self.base + end
             return False
         self.inside, self.span_start = "", -1
         self._callbacks(True)
         return True
+
+    def _run_end(self, tag: bytes, start: int) -> tuple[re.Match[bytes] | None, bool]:
+        """``_RUN_END``'s first match from ``start``, and whether every end tag of the kind up to it
+        (or up to the end of the buffer) is written exactly ``</tag>``. An <error> is long: its end
+        tags are found by ``find`` and only they are matched, much cheaper than the expression's
+        scan of every byte."""
+        if tag != b"error":
+            return _RUN_END[tag].search(self.buffer, start), False
+        buffer, run_end, position, exact = self.buffer, _RUN_END[tag], start, True
+        while (position := buffer.find(b"</error", position)) >= 0:
+            exact = exact and buffer.startswith(b"</error>", position)
+            match = run_end.match(buffer, position)
+            if match is not None:
+                return match, exact
+            position += 7
+        return None, exact
 
     def _last_end(self, tag: bytes, start: int) -> int:
         """Where the last whole element in the buffer ends, or -1."""

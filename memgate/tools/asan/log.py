@@ -28,8 +28,6 @@ DEADLY_KINDS = frozenset({"SEGV", "BUS", "FPE", "ILL", "ABRT", "TRAP", "stack-ov
 # --------------------------------------------------------------------------------------------------
 # Report lines
 
-# A leak record as printed: its header line and its frame lines.
-_LEAK_TEXT = r"(?:Direct|Indirect) leak of \d+ byte\(s\) in \d+ object\(s\) allocated from:(?:\n {4}#[^\n]*)*"
 _PID_PREFIX = re.compile(r"==(\d+)==")
 _ERROR_LINE = re.compile(r"ERROR: (?P<tool>\w+Sanitizer):? (?P<message>.*)")
 _LEAK_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\d+) byte\(s\) leaked in (\d+) allocation\(s\)\.")
@@ -140,18 +138,25 @@ _OUTSIDE, _LEAKS, _ERROR, _STATS = range(4)
 # run of frame lines, or a line the state machine needs. Everything else (shadow-byte maps, legends,
 # the allocator's statistics, hints, blank lines, a program's own output, and the separator before
 # an ERROR line, which opens the report anyway) is skipped by the regex engine without reaching
-# Python. Each alternative starts with a literal, which the engine rejects at a glance.
-_EVENT = re.compile(
-    r"\n(?:(?P<leaks>" + _LEAK_TEXT + r"(?:\n\n+" + _LEAK_TEXT + r")*)"
-    r"|(?P<frames> {4}#[^\n]*(?:\n {4}#[^\n]*)*)"
-    r"|(?P<text>(?:=(?!={19,}\n==\d+==ERROR: \w+Sanitizer:? )(?:={19,}(?![^\n])"
+# Python. Every alternative starts with a literal character, which the engine tests before it enters
+# the alternative (a group or a repeat first would be entered at every line); possessive repeats
+# keep no backtracking state per line of a run.
+_RECORD_REST = r" leak of \d+ byte\(s\) in \d+ object\(s\) allocated from:(?:\n    #[^\n]*+)*+"
+_RUN_REST = _RECORD_REST + r"(?:\n\n+(?:Direct|Indirect)" + _RECORD_REST + r")*+"
+_TEXT_STARTS = (
+    r"=(?!={19,}\n==\d+==ERROR: \w+Sanitizer:? )(?:={19,}(?![^\n])"
     r"|=\d+==(?:ERROR: |ABORTING|Detached |The signal |LeakSanitizer(?: has| CHECK failed|: nested bug)"
-    r"|AddressSanitizer(?: CHECK failed|: nested bug)))"
-    r"|S(?:UMMARY: |tats: \S+ malloced )"
-    r"|A(?:ddressSanitizer exit stats:|ddress 0x[0-9a-fA-F]+ is located |CCESS of size )"
-    r"|READ of size |WRITE of size |0x[0-9a-fA-F]+ is located "
-    r"|Omitting |T(?:oo many leaks|he \d+ top leak|hread T\d)|Suppressions used:| +\d+ +\d+ "
-    r"|freed by thread |previously allocated by thread |allocated by thread )[^\n]*))"
+    r"|AddressSanitizer(?: CHECK failed|: nested bug)))",
+    r"S(?:UMMARY: |tats: \S+ malloced |uppressions used:)",
+    r"A(?:ddressSanitizer exit stats:|ddress 0x[0-9a-fA-F]+ is located |CCESS of size )",
+    r"READ of size ", r"WRITE of size ", r"0x[0-9a-fA-F]+ is located ", r"Omitting ",
+    r"T(?:oo many leaks|he \d+ top leak|hread T\d)",
+    r"freed by thread ", r"previously allocated by thread ", r"allocated by thread ",
+)
+_EVENT = re.compile(
+    r"\n(Direct" + _RUN_REST + "|Indirect" + _RUN_REST
+    + r"| (?:   #[^\n]*+(?:\n    #[^\n]*+)*+| *+\d++ ++\d++ [^\n]*)"  # frames; a suppression's row
+    + "".join(f"|{start}[^\\n]*" for start in _TEXT_STARTS) + ")"
 )
 
 
@@ -177,16 +182,17 @@ class LogParser:
         """Whole lines, each after a newline: ``"\\nline\\nline"``."""
         if self.findings.pid is None or not self.findings.sanitizer_output:
             self._recognise(text)
-        for records, frames, line in _EVENT.findall(text):  # '' for a group not there
-            if records:
+        for event in _EVENT.findall(text):
+            first = event[0]
+            if first == "D" or first == "I":  # a run of leak records
                 if self._state != _LEAKS:
                     self._close_report()
                     self._start_leak_report()
-                self.findings.leaks += self._cache.leaks(records)
-            elif frames:
-                self._frames(frames)
+                self.findings.leaks += self._cache.leaks(event)
+            elif first == " " and event[4] == "#":  # a run of frames ("    #0 0x...")
+                self._frames(event)
             else:
-                self._text_line(line)
+                self._text_line(event)
 
     def inside_report(self) -> bool:
         """Between a report's ERROR line and its end (SUMMARY, ABORTING or the next report)."""

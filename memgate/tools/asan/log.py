@@ -22,6 +22,9 @@ _READ_CHARS = 1 << 16  # one read
 _MAX_LINE = 1 << 16  # longer lines are cut: no sanitizer line is that long
 _MAX_RUN = 1 << 23  # a run of frame lines is kept in one chunk up to this size
 _MAX_DETAIL = 300  # characters kept of each line of an error's description
+# Leak records are read when their report is known to be the last (a later one replaces it), or
+# once this much of its text waits: a run of reports costs little, and memory stays bounded.
+_PENDING_CHARS = 1 << 20
 
 # Signals the sanitizers catch and report as "ERROR: ...Sanitizer: SEGV on unknown address ...".
 DEADLY_KINDS = frozenset({"SEGV", "BUS", "FPE", "ILL", "ABRT", "TRAP", "stack-overflow"})
@@ -175,6 +178,8 @@ class LogParser:
         self._state = _OUTSIDE
         self._error: _PendingError | None = None
         self._in_suppressions = False  # after LSan's "Suppressions used:", until a line not of the table
+        self._pending: list[str] = []  # runs of leak records of the current report, not read yet
+        self._pending_chars = 0
 
     def feed(self, lines: Iterable[str]) -> None:
         """Whole lines, without their line ends (a run of frames must not be split between calls)."""
@@ -187,10 +192,7 @@ class LogParser:
         for event in _EVENT.findall(text):
             first = event[0]
             if first == "D" or first == "I":  # a run of leak records
-                if self._state != _LEAKS:
-                    self._close_report()
-                    self._start_leak_report()
-                self.findings.leaks += self._cache.leaks(event)
+                self._leak_records(event)
             elif first == " " and event[4] == "#":  # a run of frames ("    #0 0x...")
                 self._frames(event)
             else:
@@ -206,6 +208,21 @@ class LogParser:
         findings.sanitizer_output = findings.sanitizer_output or bool(_SANITIZER_LINE.search(text))
         if findings.pid is None and (own := _OWN_PID_LINE.search(text)):
             findings.pid = count_of(own[1])
+
+    def _leak_records(self, run: str) -> None:
+        if self._state != _LEAKS:
+            self._close_report()
+            self._start_leak_report()
+        self._pending.append(run)
+        self._pending_chars += len(run)
+        if self._pending_chars > _PENDING_CHARS:
+            self._read_pending()
+
+    def _read_pending(self) -> None:
+        for run in self._pending:
+            self.findings.leaks += self._cache.leaks(run)
+        self._pending.clear()
+        self._pending_chars = 0
 
     def _frames(self, frames: str) -> None:
         """The first run of frames after an ERROR line is the access stack; the free and allocation
@@ -349,6 +366,8 @@ class LogParser:
         ``__lsan_do_recoverable_leak_check()`` gets its still-lost blocks reported again at exit."""
         findings = self.findings
         findings.leaks.clear()
+        self._pending.clear()
+        self._pending_chars = 0
         findings.summary_total = None
         findings.omitted_leaks = False
         findings.leak_report_seen = True
@@ -375,6 +394,7 @@ class LogParser:
     # -- end of file ------------------------------------------------------------------------------
 
     def finish(self) -> Findings:
+        self._read_pending()
         findings = self.findings
         if self._state == _LEAKS:
             findings.truncated = "the log ends inside the leak report (no SUMMARY line)"

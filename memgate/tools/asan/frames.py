@@ -23,6 +23,7 @@ from memgate.units import count_of
 
 _CACHE_LIMIT = 1 << 13  # frames (and stacks) remembered while parsing: a few MB at most
 _RUNS_LIMIT, _RUN_CHARS = 1 << 8, 1 << 14  # runs of leak records remembered whole: 4 MB at most
+_PRINTED_LIMIT = 1 << 8  # errors remembered as printed, pcs and all
 
 _BUILD_ID = re.compile(r"\s+\(BuildId: [0-9a-fA-F]+\)$")
 _MODULE = re.compile(r"(?P<object>[^()]*?)(?:\+(?P<offset>0x[0-9a-fA-F]+))?\)")  # after the "("
@@ -113,6 +114,7 @@ class FrameCache:
         self._leaks: dict[str, Leak] = {}
         self._runs: dict[str, tuple[Leak, ...]] = {}
         self._errors: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], MemError] = {}
+        self._printed_errors: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], MemError] = {}
 
     def identify(self, category: str, frames: str) -> _Identity:
         """The stack, site and fingerprint of a record in ``category`` ("leak:definite", ...) whose
@@ -161,7 +163,17 @@ class FrameCache:
 
     def error(self, kind: str, description: str, frames: str,
               related: tuple[tuple[str, str], ...] = ()) -> MemError:
-        """An error from its access stack's frame lines and its related stacks' (line, frame lines)."""
+        """An error from its access stack's frame lines and its related stacks' (line, frame lines).
+        One printed again as it was (a process repeats an error at the same pcs) is one lookup."""
+        printed = (kind, description, frames, related)
+        error = self._printed_errors.get(printed)
+        if error is None:
+            error = self._new_error(kind, description, frames, related)
+            self._remember(self._printed_errors, printed, error, _PRINTED_LIMIT)
+        return error
+
+    def _new_error(self, kind: str, description: str, frames: str,
+                   related: tuple[tuple[str, str], ...]) -> MemError:
         identity = self.identify(f"error:{kind}", frames)
         others = tuple((title, self.identify("related", lines)) for title, lines in related)
         key = (kind, description, identity.key, tuple((title, other.key) for title, other in others))

@@ -33,7 +33,6 @@ DEADLY_KINDS = frozenset({"SEGV", "BUS", "FPE", "ILL", "ABRT", "TRAP", "stack-ov
 # --------------------------------------------------------------------------------------------------
 # Report lines
 
-_PID_PREFIX = re.compile(r"==(\d+)==")
 _ERROR_LINE = re.compile(r"ERROR: (?P<tool>\w+Sanitizer):? (?P<message>.*)")
 _LEAK_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\d+) byte\(s\) leaked in (\d+) allocation\(s\)\.")
 _ERROR_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\S+)")
@@ -196,7 +195,13 @@ class LogParser:
             elif first == " " and event[4] == "#":  # a run of frames ("    #0 0x...")
                 self._frames(event)
             else:
-                self._text_line(event)
+                in_table, self._in_suppressions = self._in_suppressions, event == "Suppressions used:"
+                if first == "=":
+                    self._marker_line(event)
+                elif first == "S":
+                    self._s_line(event)
+                else:
+                    self._other_line(event, in_table)
 
     def inside_report(self) -> bool:
         """Between a report's ERROR line and its end (SUMMARY, ABORTING or the next report)."""
@@ -236,17 +241,13 @@ class LogParser:
             error.related.append((error.related_title, frames))
             error.related_title = None
 
-    def _text_line(self, line: str) -> None:
-        first = line[0]
-        in_table, self._in_suppressions = self._in_suppressions, line == "Suppressions used:"
-        if first == " ":
+    def _other_line(self, line: str, in_table: bool) -> None:
+        """A line the events give that starts with neither "=" nor "S"; ``in_table``: the line
+        before was "Suppressions used:" or a row of its table."""
+        if line[0] == " ":
             if in_table and (row := _SUPPRESSION_ROW.fullmatch(line)):
                 self.findings.suppressed.append((row[3], count_of(row[1]), count_of(row[2])))
                 self._in_suppressions = True
-        elif first == "=":
-            self._marker_line(line)
-        elif first == "S":
-            self._s_line(line)
         elif line.startswith("AddressSanitizer exit stats:"):
             self._close_report()
             self.findings.leak_check_done = True
@@ -260,23 +261,24 @@ class LogParser:
     # -- lines that start with "=" ----------------------------------------------------------------
 
     def _marker_line(self, line: str) -> None:
+        """A separator, or a line under ``==PID==`` (``_EVENT`` lets no other "=" line through)."""
+        self.findings.sanitizer_output = True
         if line.startswith("====="):  # the separator before a report
             self._close_report()
-            self.findings.sanitizer_output = True
             return
-        prefix = _PID_PREFIX.match(line)
-        if not prefix:
+        end = line.find("==", 2)
+        if end < 0:
             return
-        self.findings.sanitizer_output = True
-        text = line[prefix.end():]
+        text = line[end + 2:]
         if text.startswith("Detached from thread"):
             # LSan's stop-the-world tracer, under its own pid: the leak check has run
             self.findings.leak_check_done = True
             return
+        digits = line[2:end]
         if self.findings.pid is None:
-            self.findings.pid = count_of(prefix[1])
+            self.findings.pid = count_of(digits)
         if text.startswith("ERROR: "):
-            self.findings.report_pids.add(count_of(prefix[1]))
+            self.findings.report_pids.add(count_of(digits))
             self._open_report(text)
         elif text.startswith("ABORTING"):
             self._abort()
@@ -328,8 +330,8 @@ class LogParser:
 
     def _summary(self, line: str) -> None:
         self.findings.sanitizer_output = True
-        leaked = _LEAK_SUMMARY.match(line)
-        if leaked and self._state == _LEAKS:
+        leaked = _LEAK_SUMMARY.match(line) if self._state == _LEAKS else None
+        if leaked:
             # The records are this report's to the end: a record after the SUMMARY starts a new one.
             self.findings.summary_total = (count_of(leaked[1]), count_of(leaked[2]))
             self.findings.leak_check_done = True

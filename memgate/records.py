@@ -63,7 +63,8 @@ class _ValidUnicode:
         return core_schema.union_schema(
             [core_schema.str_schema(max_length=1 << 62),
              core_schema.no_info_before_validator_function(_valid_unicode, core_schema.str_schema())],
-            mode="left_to_right", custom_error_type="string_type")  # a string's error, as before
+            mode="left_to_right", custom_error_type="string_type",  # a string's error, as before
+            serialization=core_schema.simple_ser_schema("str"))  # not a union's: it tries each choice
 
     @classmethod
     def __get_pydantic_json_schema__(cls, schema: CoreSchema,

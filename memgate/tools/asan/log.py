@@ -124,7 +124,11 @@ class Findings:
 
     def listed_total(self) -> tuple[int, int]:
         """Bytes and blocks of the leak records, to be held against the SUMMARY's."""
-        return sum(leak.bytes for leak in self.leaks), sum(leak.blocks for leak in self.leaks)
+        listed_bytes = listed_blocks = 0
+        for leak in self.leaks:
+            listed_bytes += leak.bytes
+            listed_blocks += leak.blocks
+        return listed_bytes, listed_blocks
 
     def several_processes(self) -> str | None:
         """What shows that the file holds more than one process's output, or None."""

@@ -13,15 +13,16 @@ from memgate.records import Frame
 
 FRAMES_IN_FINGERPRINT = 3
 
-# Allocators, sanitizer interceptors and runtime start-up frames: never the project's code.
+# Allocators, sanitizer interceptors and runtime start-up frames: never the project's code. (No
+# capturing group: each alternative then starts with a literal, which the engine tests at a glance.)
 _RUNTIME_FUNCTION = re.compile(
-    r"""^(
-        (__interceptor_|__asan_|__lsan_|__sanitizer_|___interceptor_|__interceptor_trampoline_).*
-      | (malloc|calloc|realloc|free|reallocarray|memalign|aligned_alloc|posix_memalign|valloc|pvalloc
+    r"""^(?:
+        (?:__interceptor_|__asan_|__lsan_|__sanitizer_|___interceptor_|__interceptor_trampoline_).*
+      | (?:malloc|calloc|realloc|free|reallocarray|memalign|aligned_alloc|posix_memalign|valloc|pvalloc
          |strdup|strndup|cfree|_Znwm|_Znam|_ZdlPv|_ZdaPv|_start|__libc_start_main|__libc_start_call_main
          |__libc_start_main_impl|start_thread|clone|clone3)
-      | operator\ (new|delete)(\[\])?(\(.*\))?
-      | (std::)?__throw_.*
+      | operator\ (?:new|delete)(?:\[\])?(?:\(.*\))?
+      | std::__throw_.* | __throw_.*
     )$""",
     re.VERBOSE,
 )
@@ -30,6 +31,7 @@ _RUNTIME_OBJECT = re.compile(
     r"(vgpreload_|/libasan\.so|/liblsan\.so|/libclang_rt\.|/valgrind/|/libc\.so|/ld-linux[^/]*\.so)"
 )
 _QUALIFIERS = re.compile(r"(?:\s*(?:const|volatile|&&|&))*\s*$")
+_QUALIFIER_ENDS = ("const", "volatile", "&")  # how a name that _QUALIFIERS shortens ends (once stripped)
 _CLONE_SUFFIX = re.compile(r"\.(constprop|isra|part|cold|lto_priv)(\.\d+)*$")
 
 
@@ -79,14 +81,24 @@ def normalise_function(name: str) -> str:
 
 
 def _without_parameters(name: str) -> str:
-    end = len(_QUALIFIERS.sub("", name))
+    """``name`` (stripped) without its last parameter list and the qualifiers after it."""
+    if name.endswith(")"):
+        end = len(name)
+    elif name.endswith(_QUALIFIER_ENDS):
+        end = len(_QUALIFIERS.sub("", name))
+    else:  # most names: no parameters, nothing to search
+        return name
     if end == 0 or name[end - 1] != ")":
         return name
     depth = 0
     for index in range(end - 1, -1, -1):
-        depth += {")": 1, "(": -1}.get(name[index], 0)
-        if depth == 0:
-            return name[:index].rstrip()  # "(below main)" gives "", as it always has
+        char = name[index]
+        if char == ")":
+            depth += 1
+        elif char == "(":
+            depth -= 1
+            if depth == 0:
+                return name[:index].rstrip()  # "(below main)" gives "", as it always has
     return name
 
 

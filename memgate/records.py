@@ -5,9 +5,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from memgate.metrics import (
     LEAK_KINDS,
@@ -51,8 +53,27 @@ def _only_escapes(value: str) -> bool:
     return all(not 0xD800 <= ord(char) <= 0xDFFF or 0xDC80 <= ord(char) <= 0xDCFF for char in value)
 
 
+class _ValidUnicode:
+    """How a ``ToolText`` is validated. pydantic-core refuses a string that is not valid Unicode when
+    it checks its length, in Rust; only such a string (rare) is handed to ``_valid_unicode``, so the
+    others cost no Python call per field."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.union_schema(
+            [core_schema.str_schema(max_length=1 << 62),
+             core_schema.no_info_before_validator_function(_valid_unicode, core_schema.str_schema())],
+            mode="left_to_right", custom_error_type="string_type",  # a string's error, as before
+            serialization=core_schema.simple_ser_schema("str"))  # not a union's: it tries each choice
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"type": "string"}
+
+
 #: A string from tool output: always valid Unicode.
-ToolText = Annotated[str, BeforeValidator(_valid_unicode)]
+ToolText = Annotated[str, _ValidUnicode]
 #: A tool's name, as the registry spells it: files written when memcheck was "valgrind" still read.
 ToolName = Annotated[str, AfterValidator(canonical_tool_name)]
 

@@ -556,6 +556,25 @@ def test_a_leak_check_before_a_crash_is_not_the_last_word(tmp_path: Path) -> Non
     assert record.fatal_signal == "SEGV" and record.metrics["leak_definite_bytes"] == 40
 
 
+@pytest.mark.parametrize("pending_chars", [0, 300, 5000])
+def test_records_read_before_their_report_ends_are_the_same(tmp_path: Path, pending_chars: int) -> None:
+    """A report's records are read once it is known to be the last (at the end of the log) or once
+    enough of them wait: the same records either way, and a report that a later one replaces counts
+    for nothing."""
+    text = (DATA / "clang-asan-leaks.log").read_text()
+    report = text[: text.index("AddressSanitizer exit stats:")]
+    early = report.replace("leak_small", "leak_early")  # a first report that the second replaces
+    log = tmp_path / "asan.22428"
+    log.write_text(early + report + text[len(report):])
+    expected = leak_rows(only(ASAN.parse([DATA / "clang-asan-leaks.log"])))
+    assert ("definite", 16, 1, "leak_small < main") in expected
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asan_log, "_PENDING_CHARS", pending_chars)
+        (record,) = ASAN.parse([log])
+        assert leak_rows(record) == expected and record.complete
+        assert ASAN.parse(sorted(DATA.glob("*.log"))) == ASAN.parse(sorted(DATA.glob("*.log")))
+
+
 @pytest.mark.parametrize("name", [param for param in ALL if "lsan" in str(param.values[0])])
 def test_leaks_left_out_of_the_report_make_it_incomplete(
     build_program: BuildProgram, tmp_path: Path, name: str

@@ -64,10 +64,14 @@ def _no_leak_check(findings: Findings, context: Context) -> str:
 def _metrics(findings: Findings, measured_leaks: bool) -> dict[MetricName, int]:
     metrics: dict[MetricName, int] = {}
     if measured_leaks:
+        totals = {"definite": [0, 0], "indirect": [0, 0]}  # bytes and blocks; one pass over the records
+        for leak in findings.leaks:
+            if (total := totals.get(leak.kind)) is not None:
+                total[0] += leak.bytes
+                total[1] += leak.blocks
         for kind in ("definite", "indirect"):
             bytes_name, blocks_name = leak_metrics(kind)
-            metrics[bytes_name] = sum(leak.bytes for leak in findings.leaks if leak.kind == kind)
-            metrics[blocks_name] = sum(leak.blocks for leak in findings.leaks if leak.kind == kind)
+            metrics[bytes_name], metrics[blocks_name] = totals[kind]
     if findings.sanitizer_output:
         metrics["errors"] = sum(error.count for error in findings.errors)
     if findings.alloc_calls is not None:

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 from memgate.fingerprint import (
     NO_WRAPPERS,
@@ -23,10 +22,10 @@ from memgate.units import count_of
 
 _CACHE_LIMIT = 1 << 13  # frames (and stacks) remembered while parsing: a few MB at most
 _RUNS_LIMIT, _RUN_CHARS = 1 << 8, 1 << 14  # runs of leak records remembered whole: 4 MB at most
+_PRINTED_LIMIT = 1 << 8  # errors remembered as printed, pcs and all
 
 _BUILD_ID = re.compile(r"\s+\(BuildId: [0-9a-fA-F]+\)$")
 _MODULE = re.compile(r"(?P<object>[^()]*?)(?:\+(?P<offset>0x[0-9a-fA-F]+))?\)")  # after the "("
-_LOCATION = re.compile(r"(?P<file>.+?):(?P<line>\d+)(?::\d+)?")
 
 
 _FRAME_PREFIX = re.compile(r"#\d+ 0x[0-9a-fA-F]+ +")  # what frame_text drops, for a whole run of frames
@@ -62,36 +61,54 @@ def frame_of(text: str) -> Frame:
         function, _, module = text.rpartition("(")
         where = _MODULE.fullmatch(module) if not function or function[-1].isspace() else None
         if where:
-            return Frame(function=function.rstrip() or None, object=where["object"] or None,
-                         address=where["offset"])
+            return _new_frame({"function": function.rstrip() or None, "object": where["object"] or None,
+                               "address": where["offset"]})
     function, source = _source_location(text)
     if source:
-        return Frame(function=function.rstrip() or None, file=source["file"], line=count_of(source["line"]))
-    return Frame(function=text or None)
+        file, line = source
+        return _new_frame({"function": function.rstrip() or None, "file": file, "line": count_of(line)})
+    return _new_frame({"function": text or None})
 
 
-def _source_location(text: str) -> tuple[str, re.Match[str] | None]:
-    """``function file:line[:column]`` split into the function and the location's match. A space
+def _source_location(text: str) -> tuple[str, tuple[str, str] | None]:
+    """``function file:line[:column]`` split into the function and the location's file and line. A space
     separates them, but a path may hold spaces too ("/home/me/my project/a.c": the folder's name would
     then end up in the function's, and in the fingerprint) and a C++ function name does ("operator
     delete(void*, unsigned long)"). A demangled name never holds " /", so an absolute path starts at
     the first one; a relative path is taken to have no space (ASan writes it as the compiler got it)."""
     absolute = text.find(" /") + 1 or (0 if text.startswith("/") else -1)  # where the path starts
     if absolute >= 0:
-        source = _LOCATION.fullmatch(text, absolute)
+        source = _file_and_line(text[absolute:])
         if source:
             return text[:absolute], source
     function, _, location = text.rpartition(" ")
-    return function, _LOCATION.fullmatch(location)
+    return function, _file_and_line(location)
 
+
+def _file_and_line(location: str) -> tuple[str, str] | None:
+    """``file:line`` or ``file:line:column`` as the file and the line's digits, else None. Of the
+    two readings of "a:1:2", the shorter file ("a", line 1) is the one; the file is never empty.
+    (The regular expression ``(.+?):(\\d+)(?::\\d+)?`` says the same, one character at a time.)"""
+    head, colon, last = location.rpartition(":")
+    if not colon or not last.isdecimal() or "\n" in head:
+        return None
+    file, colon, line = head.rpartition(":")
+    if colon and file and line.isdecimal():  # file:line:column
+        return file, line
+    return (head, last) if head else None
+
+
+# Records are built by their models' validators, called with a dict: the validation of Frame(...)
+# and Leak(...) without BaseModel.__init__ around it, a Python call per record.
+_new_frame: Callable[[dict[str, Any]], Frame] = Frame.__pydantic_validator__.validate_python
+_new_leak: Callable[[dict[str, Any]], Leak] = Leak.__pydantic_validator__.validate_python
 
 _LEAK_CATEGORY: dict[LeakKind, str] = {"definite": "leak:definite", "indirect": "leak:indirect"}
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
-@dataclass(frozen=True)
-class _Identity:
+class _Identity(NamedTuple):
     stack: tuple[Frame, ...]
     site: str
     fingerprint: str
@@ -113,6 +130,7 @@ class FrameCache:
         self._leaks: dict[str, Leak] = {}
         self._runs: dict[str, tuple[Leak, ...]] = {}
         self._errors: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], MemError] = {}
+        self._printed_errors: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], MemError] = {}
 
     def identify(self, category: str, frames: str) -> _Identity:
         """The stack, site and fingerprint of a record in ``category`` ("leak:definite", ...) whose
@@ -124,8 +142,8 @@ class FrameCache:
         known = self._identities.get((category, key))
         if known is None:
             frames = [self._frame(line) for line in key.split("\n") if line and not line.isspace()]
-            stack = tuple(frame for frame, _ in frames)
-            site = site_of_known(for_site for _, for_site in frames)
+            stack = tuple([frame for frame, _ in frames])
+            site = site_of_known([for_site for _, for_site in frames])
             test = gtest_of_stack(stack) if TEST_BODY in key else None  # most stacks: one search
             known = _Identity(stack, site, fingerprint(category, stack, site), key, test)
             self._remember(self._identities, (category, key), known)
@@ -153,15 +171,26 @@ class FrameCache:
         assert record is not None, "_EVENT's leaks group holds leak records only"
         kind: LeakKind = "definite" if record["kind"] == "Direct" else "indirect"
         identity = self._identity(_LEAK_CATEGORY[kind], record["stack"])
-        leak = Leak(kind=kind, bytes=count_of(record["bytes"]), blocks=count_of(record["blocks"]),
-                    stack=identity.stack, fingerprint=identity.fingerprint, site=identity.site,
-                    test=identity.test)
+        leak = _new_leak({"kind": kind, "bytes": count_of(record["bytes"]),
+                                "blocks": count_of(record["blocks"]), "stack": identity.stack,
+                                "fingerprint": identity.fingerprint, "site": identity.site,
+                                "test": identity.test})
         self._remember(self._leaks, text, leak)
         return leak
 
     def error(self, kind: str, description: str, frames: str,
               related: tuple[tuple[str, str], ...] = ()) -> MemError:
-        """An error from its access stack's frame lines and its related stacks' (line, frame lines)."""
+        """An error from its access stack's frame lines and its related stacks' (line, frame lines).
+        One printed again as it was (a process repeats an error at the same pcs) is one lookup."""
+        printed = (kind, description, frames, related)
+        error = self._printed_errors.get(printed)
+        if error is None:
+            error = self._new_error(kind, description, frames, related)
+            self._remember(self._printed_errors, printed, error, _PRINTED_LIMIT)
+        return error
+
+    def _new_error(self, kind: str, description: str, frames: str,
+                   related: tuple[tuple[str, str], ...]) -> MemError:
         identity = self.identify(f"error:{kind}", frames)
         others = tuple((title, self.identify("related", lines)) for title, lines in related)
         key = (kind, description, identity.key, tuple((title, other.key) for title, other in others))

@@ -13,13 +13,18 @@ from memgate.records import Leak, MemError
 from memgate.tools.asan.frames import FrameCache
 from memgate.units import count_of, counts_read
 
-# The log is read in chunks of about a megabyte, and one regular expression (``_EVENT``) finds the
+# The log is read in chunks of about 64 KiB, and one regular expression (``_EVENT``) finds the
 # lines the state machine needs, so the shadow-byte maps, legends and statistics it skips never
-# reach Python; memory stays bounded whatever the log holds.
-_READ_CHARS = 1 << 20  # one read: about a megabyte of text
+# reach Python; memory stays bounded whatever the log holds. Chunks that fit in the processor's
+# cache are read twice as fast as chunks of a megabyte: decoding, copying and the regex each walk
+# through the whole chunk.
+_READ_CHARS = 1 << 16  # one read
 _MAX_LINE = 1 << 16  # longer lines are cut: no sanitizer line is that long
 _MAX_RUN = 1 << 23  # a run of frame lines is kept in one chunk up to this size
 _MAX_DETAIL = 300  # characters kept of each line of an error's description
+# Leak records are read when their report is known to be the last (a later one replaces it), or
+# once this much of its text waits: a run of reports costs little, and memory stays bounded.
+_PENDING_CHARS = 1 << 20
 
 # Signals the sanitizers catch and report as "ERROR: ...Sanitizer: SEGV on unknown address ...".
 DEADLY_KINDS = frozenset({"SEGV", "BUS", "FPE", "ILL", "ABRT", "TRAP", "stack-overflow"})
@@ -28,9 +33,6 @@ DEADLY_KINDS = frozenset({"SEGV", "BUS", "FPE", "ILL", "ABRT", "TRAP", "stack-ov
 # --------------------------------------------------------------------------------------------------
 # Report lines
 
-# A leak record as printed: its header line and its frame lines.
-_LEAK_TEXT = r"(?:Direct|Indirect) leak of \d+ byte\(s\) in \d+ object\(s\) allocated from:(?:\n {4}#[^\n]*)*"
-_PID_PREFIX = re.compile(r"==(\d+)==")
 _ERROR_LINE = re.compile(r"ERROR: (?P<tool>\w+Sanitizer):? (?P<message>.*)")
 _LEAK_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\d+) byte\(s\) leaked in (\d+) allocation\(s\)\.")
 _ERROR_SUMMARY = re.compile(r"SUMMARY: \w+Sanitizer: (\S+)")
@@ -122,7 +124,11 @@ class Findings:
 
     def listed_total(self) -> tuple[int, int]:
         """Bytes and blocks of the leak records, to be held against the SUMMARY's."""
-        return sum(leak.bytes for leak in self.leaks), sum(leak.blocks for leak in self.leaks)
+        listed_bytes = listed_blocks = 0
+        for leak in self.leaks:
+            listed_bytes += leak.bytes
+            listed_blocks += leak.blocks
+        return listed_bytes, listed_blocks
 
     def several_processes(self) -> str | None:
         """What shows that the file holds more than one process's output, or None."""
@@ -140,18 +146,25 @@ _OUTSIDE, _LEAKS, _ERROR, _STATS = range(4)
 # run of frame lines, or a line the state machine needs. Everything else (shadow-byte maps, legends,
 # the allocator's statistics, hints, blank lines, a program's own output, and the separator before
 # an ERROR line, which opens the report anyway) is skipped by the regex engine without reaching
-# Python. Each alternative starts with a literal, which the engine rejects at a glance.
-_EVENT = re.compile(
-    r"\n(?:(?P<leaks>" + _LEAK_TEXT + r"(?:\n\n+" + _LEAK_TEXT + r")*)"
-    r"|(?P<frames> {4}#[^\n]*(?:\n {4}#[^\n]*)*)"
-    r"|(?P<text>(?:=(?!={19,}\n==\d+==ERROR: \w+Sanitizer:? )(?:={19,}(?![^\n])"
+# Python. Every alternative starts with a literal character, which the engine tests before it enters
+# the alternative (a group or a repeat first would be entered at every line); possessive repeats
+# keep no backtracking state per line of a run.
+_RECORD_REST = r" leak of \d+ byte\(s\) in \d+ object\(s\) allocated from:(?:\n    #[^\n]*+)*+"
+_RUN_REST = _RECORD_REST + r"(?:\n\n+(?:Direct|Indirect)" + _RECORD_REST + r")*+"
+_TEXT_STARTS = (
+    r"=(?!={19,}\n==\d+==ERROR: \w+Sanitizer:? )(?:={19,}(?![^\n])"
     r"|=\d+==(?:ERROR: |ABORTING|Detached |The signal |LeakSanitizer(?: has| CHECK failed|: nested bug)"
-    r"|AddressSanitizer(?: CHECK failed|: nested bug)))"
-    r"|S(?:UMMARY: |tats: \S+ malloced )"
-    r"|A(?:ddressSanitizer exit stats:|ddress 0x[0-9a-fA-F]+ is located |CCESS of size )"
-    r"|READ of size |WRITE of size |0x[0-9a-fA-F]+ is located "
-    r"|Omitting |T(?:oo many leaks|he \d+ top leak|hread T\d)|Suppressions used:| +\d+ +\d+ "
-    r"|freed by thread |previously allocated by thread |allocated by thread )[^\n]*))"
+    r"|AddressSanitizer(?: CHECK failed|: nested bug)))",
+    r"S(?:UMMARY: |tats: \S+ malloced |uppressions used:)",
+    r"A(?:ddressSanitizer exit stats:|ddress 0x[0-9a-fA-F]+ is located |CCESS of size )",
+    r"READ of size ", r"WRITE of size ", r"0x[0-9a-fA-F]+ is located ", r"Omitting ",
+    r"T(?:oo many leaks|he \d+ top leak|hread T\d)",
+    r"freed by thread ", r"previously allocated by thread ", r"allocated by thread ",
+)
+_EVENT = re.compile(
+    r"\n(Direct" + _RUN_REST + "|Indirect" + _RUN_REST
+    + r"| (?:   #[^\n]*+(?:\n    #[^\n]*+)*+| *+\d++ ++\d++ [^\n]*)"  # frames; a suppression's row
+    + "".join(f"|{start}[^\\n]*" for start in _TEXT_STARTS) + ")"
 )
 
 
@@ -168,6 +181,8 @@ class LogParser:
         self._state = _OUTSIDE
         self._error: _PendingError | None = None
         self._in_suppressions = False  # after LSan's "Suppressions used:", until a line not of the table
+        self._pending: list[str] = []  # runs of leak records of the current report, not read yet
+        self._pending_chars = 0
 
     def feed(self, lines: Iterable[str]) -> None:
         """Whole lines, without their line ends (a run of frames must not be split between calls)."""
@@ -177,16 +192,20 @@ class LogParser:
         """Whole lines, each after a newline: ``"\\nline\\nline"``."""
         if self.findings.pid is None or not self.findings.sanitizer_output:
             self._recognise(text)
-        for records, frames, line in _EVENT.findall(text):  # '' for a group not there
-            if records:
-                if self._state != _LEAKS:
-                    self._close_report()
-                    self._start_leak_report()
-                self.findings.leaks += self._cache.leaks(records)
-            elif frames:
-                self._frames(frames)
+        for event in _EVENT.findall(text):
+            first = event[0]
+            if first == "D" or first == "I":  # a run of leak records
+                self._leak_records(event)
+            elif first == " " and event[4] == "#":  # a run of frames ("    #0 0x...")
+                self._frames(event)
             else:
-                self._text_line(line)
+                in_table, self._in_suppressions = self._in_suppressions, event == "Suppressions used:"
+                if first == "=":
+                    self._marker_line(event)
+                elif first == "S":
+                    self._s_line(event)
+                else:
+                    self._other_line(event, in_table)
 
     def inside_report(self) -> bool:
         """Between a report's ERROR line and its end (SUMMARY, ABORTING or the next report)."""
@@ -198,6 +217,21 @@ class LogParser:
         findings.sanitizer_output = findings.sanitizer_output or bool(_SANITIZER_LINE.search(text))
         if findings.pid is None and (own := _OWN_PID_LINE.search(text)):
             findings.pid = count_of(own[1])
+
+    def _leak_records(self, run: str) -> None:
+        if self._state != _LEAKS:
+            self._close_report()
+            self._start_leak_report()
+        self._pending.append(run)
+        self._pending_chars += len(run)
+        if self._pending_chars > _PENDING_CHARS:
+            self._read_pending()
+
+    def _read_pending(self) -> None:
+        for run in self._pending:
+            self.findings.leaks += self._cache.leaks(run)
+        self._pending.clear()
+        self._pending_chars = 0
 
     def _frames(self, frames: str) -> None:
         """The first run of frames after an ERROR line is the access stack; the free and allocation
@@ -211,17 +245,13 @@ class LogParser:
             error.related.append((error.related_title, frames))
             error.related_title = None
 
-    def _text_line(self, line: str) -> None:
-        first = line[0]
-        in_table, self._in_suppressions = self._in_suppressions, line == "Suppressions used:"
-        if first == " ":
+    def _other_line(self, line: str, in_table: bool) -> None:
+        """A line the events give that starts with neither "=" nor "S"; ``in_table``: the line
+        before was "Suppressions used:" or a row of its table."""
+        if line[0] == " ":
             if in_table and (row := _SUPPRESSION_ROW.fullmatch(line)):
                 self.findings.suppressed.append((row[3], count_of(row[1]), count_of(row[2])))
                 self._in_suppressions = True
-        elif first == "=":
-            self._marker_line(line)
-        elif first == "S":
-            self._s_line(line)
         elif line.startswith("AddressSanitizer exit stats:"):
             self._close_report()
             self.findings.leak_check_done = True
@@ -235,23 +265,24 @@ class LogParser:
     # -- lines that start with "=" ----------------------------------------------------------------
 
     def _marker_line(self, line: str) -> None:
+        """A separator, or a line under ``==PID==`` (``_EVENT`` lets no other "=" line through)."""
+        self.findings.sanitizer_output = True
         if line.startswith("====="):  # the separator before a report
             self._close_report()
-            self.findings.sanitizer_output = True
             return
-        prefix = _PID_PREFIX.match(line)
-        if not prefix:
+        end = line.find("==", 2)
+        if end < 0:
             return
-        self.findings.sanitizer_output = True
-        text = line[prefix.end():]
+        text = line[end + 2:]
         if text.startswith("Detached from thread"):
             # LSan's stop-the-world tracer, under its own pid: the leak check has run
             self.findings.leak_check_done = True
             return
+        digits = line[2:end]
         if self.findings.pid is None:
-            self.findings.pid = count_of(prefix[1])
+            self.findings.pid = count_of(digits)
         if text.startswith("ERROR: "):
-            self.findings.report_pids.add(count_of(prefix[1]))
+            self.findings.report_pids.add(count_of(digits))
             self._open_report(text)
         elif text.startswith("ABORTING"):
             self._abort()
@@ -303,8 +334,8 @@ class LogParser:
 
     def _summary(self, line: str) -> None:
         self.findings.sanitizer_output = True
-        leaked = _LEAK_SUMMARY.match(line)
-        if leaked and self._state == _LEAKS:
+        leaked = _LEAK_SUMMARY.match(line) if self._state == _LEAKS else None
+        if leaked:
             # The records are this report's to the end: a record after the SUMMARY starts a new one.
             self.findings.summary_total = (count_of(leaked[1]), count_of(leaked[2]))
             self.findings.leak_check_done = True
@@ -341,6 +372,8 @@ class LogParser:
         ``__lsan_do_recoverable_leak_check()`` gets its still-lost blocks reported again at exit."""
         findings = self.findings
         findings.leaks.clear()
+        self._pending.clear()
+        self._pending_chars = 0
         findings.summary_total = None
         findings.omitted_leaks = False
         findings.leak_report_seen = True
@@ -367,6 +400,7 @@ class LogParser:
     # -- end of file ------------------------------------------------------------------------------
 
     def finish(self) -> Findings:
+        self._read_pending()
         findings = self.findings
         if self._state == _LEAKS:
             findings.truncated = "the log ends inside the leak report (no SUMMARY line)"
@@ -383,7 +417,8 @@ class LogParser:
 def read_chunks(path: Path) -> Iterator[str]:
     """The file as chunks of whole lines, each line after a newline (``"\\nline\\nline"``), a run of
     frame lines never split between two chunks. Memory stays bounded whatever the file holds: chunks
-    are about a megabyte, and a line that has no end within one is cut to its first 64 KiB."""
+    are about 64 KiB (more while a run of frames goes on, up to 8 MiB), and a line that has no end
+    within one is cut to its first 64 KiB."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             yield from _chunks(handle.read, path)
@@ -394,7 +429,7 @@ def read_chunks(path: Path) -> Iterator[str]:
 
 def _chunks(read: Callable[[int], str], path: Path) -> Iterator[str]:
     carry = ""
-    while block := read(_READ_CHARS):
+    while block := read(max(_READ_CHARS, len(carry))):  # a long run of frames: reads grow with it
         if "\x00" in block:
             raise ParseError("this is not a sanitizer log: it holds binary data", path=path,
                              hint="give the files ASan/LSan wrote (log_path) or a captured stderr")

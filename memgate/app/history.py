@@ -4,6 +4,7 @@ and metric with commit and date (text, or JSON data); and the history the commen
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,13 +91,14 @@ def comment_history(config: Config, comparison: Comparison, base_ref: str | None
     the default branch. None when no metric changed (nothing to chart), charts are off, or the project
     is not in git; a history git cannot give (a shallow clone, a missing ref) is an empty one whose
     note says why, never an error: the trend is never worth a failed check."""
-    from memgate.baselines import repository
     from memgate.baselines.history import BaselineHistory, read_history
     from memgate.errors import MemgateError
     from memgate.report.trend import changed_rows
 
-    if config.history_limit == 0 or not changed_rows(comparison):
+    if config.history_limit == 0 or not changed_rows(comparison) or not _may_be_in_git(config.root):
         return None
+    from memgate.baselines import repository
+
     if repository.top_level(config.root) is None:
         return None
     ref = base_ref or default_branch_ref(config.root)
@@ -104,3 +106,11 @@ def comment_history(config: Config, comparison: Comparison, base_ref: str | None
         return read_history(config.root, ref, config.baseline_dir, config.history_limit)
     except MemgateError as error:
         return BaselineHistory.unavailable(ref, config.history_limit, f"no trend chart: {error.one_line()}")
+
+
+def _may_be_in_git(folder: Path) -> bool:
+    """False when no folder from ``folder`` up has a ``.git`` entry or is a git folder itself (holds
+    HEAD or gitdir): there GitPython's search (``repository.top_level``) finds nothing, and a check
+    outside git learns it without importing GitPython (~50 ms)."""
+    return any(os.path.lexists(candidate / name) for candidate in (folder, *folder.parents)
+               for name in (".git", "HEAD", "gitdir"))

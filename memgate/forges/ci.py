@@ -8,13 +8,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-import pydantic
+from typing import TYPE_CHECKING, Literal
 
 from memgate.forges.base import ForgeConfigError, request_number
 
-# Nothing here talks to the network, nor imports requests: commands that never comment read CI facts too.
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from memgate.forges.event import EventPullRequest
+
+# Nothing here talks to the network, nor imports requests or pydantic (the event file's models are in
+# forges/event.py): commands that never comment read CI facts too, and pay for neither.
 
 Provider = Literal["github", "gitlab"]
 #: The GitHub events of a pull request itself: the action comments on them, and their event file
@@ -293,40 +297,21 @@ def _missing_gitlab_token(env: Mapping[str, str]) -> str:
     return f"{GITLAB_TOKEN_VARIABLE} is not set, so memgate cannot post the merge request note"
 
 
-# -- GitHub's event file, the parts memgate reads -------------------------------------------------
-
-
-class _EventRepo(pydantic.BaseModel):
-    full_name: str
-
-
-class _EventRef(pydantic.BaseModel):
-    sha: str
-    ref: str = ""
-    repo: _EventRepo | None = None
-
-
-class _EventPullRequest(pydantic.BaseModel):
-    number: int
-    base: _EventRef
-    head: _EventRef
-
-
-class _Event(pydantic.BaseModel):
-    pull_request: _EventPullRequest | None = None
-
-
-def _pull_request_from_event(env: Mapping[str, str], event_name: str) -> _EventPullRequest | None:
+def _pull_request_from_event(env: Mapping[str, str], event_name: str) -> EventPullRequest | None:
     if event_name not in PULL_REQUEST_EVENTS:
         return None
     event_path = _required(env, "GITHUB_EVENT_PATH", "it is set on every GitHub Actions runner; outside "
                            "Actions point it at a pull_request event JSON file")
+    from pydantic import ValidationError
+
+    from memgate.forges.event import Event
+
     try:
-        event = _Event.model_validate_json(Path(event_path).read_bytes())
+        event = Event.model_validate_json(Path(event_path).read_bytes())
     except OSError as exc:
         raise ForgeConfigError(f"cannot read the event file: {exc.strerror}", path=event_path,
                                hint="GITHUB_EVENT_PATH must name the runner's event JSON") from None
-    except pydantic.ValidationError as exc:
+    except ValidationError as exc:
         raise ForgeConfigError(
             f"the event file is not a {event_name} event: {_first_error(exc)}",
             path=event_path,
@@ -346,7 +331,7 @@ def _number_from_ref(env: Mapping[str, str]) -> int | None:
     return number
 
 
-def _first_error(exc: pydantic.ValidationError) -> str:
+def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
     return f"{where}: {error['msg']}" if where else str(error["msg"])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -92,10 +93,12 @@ def run_scheduled(
     they finished in, so that a report does not depend on timing."""
     results: dict[int, Result] = {}
     pending = deque(enumerate(items))
-    running: dict[Future[Result], tuple[int, int]] = {}  # future -> (item index, bytes reserved)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    running: dict[int, int] = {}  # item index -> bytes reserved
+    finished: queue.SimpleQueue[_Finished[Result]] = queue.SimpleQueue()
+    threads: list[threading.Thread] = []
+    try:
         while pending or running:
-            reserved = sum(need for _, need in running.values())
+            reserved = sum(running.values())
             while pending and not stop.requested and len(running) < max(1, jobs):
                 index, item = pending[0]
                 need = budget.weight(tool_of(item))
@@ -103,13 +106,42 @@ def run_scheduled(
                     break  # wait for memory: a running suite will release some
                 pending.popleft()
                 reserved += need
-                running[pool.submit(run, item)] = (index, need)
+                running[index] = need
+                threads.append(_start(run, index, item, finished))
             if stop.requested:
                 results.update((index, not_started(item)) for index, item in pending)
                 pending.clear()
             if running:
-                done, _ = wait(running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index, _need = running.pop(future)
-                    results[index] = future.result()
+                try:
+                    done = finished.get(timeout=_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                index, result, error = done
+                del running[index]
+                if error is not None:
+                    raise error
+                results[index] = result  # type: ignore[assignment]  # set when run returned
+    finally:  # as a pool's shutdown: no suite's thread outlives the run, even one cut short
+        for thread in threads:
+            thread.join()
     return [results[index] for index in range(len(items))]
+
+
+# A thread per suite rather than concurrent.futures' pool: its import (and logging's, which it pulls)
+# cost every run more than the few lines below.
+#: What a suite's thread ended with: the item's index, and its result or the exception ``run`` raised.
+_Finished = tuple[int, Result | None, BaseException | None]
+
+
+def _start(run: Callable[[Item], Result], index: int, item: Item,
+           finished: queue.SimpleQueue[_Finished[Result]]) -> threading.Thread:
+    def target() -> None:
+        try:
+            outcome: _Finished[Result] = (index, run(item), None)
+        except BaseException as error:  # noqa: BLE001 - handed to the scheduler, raised there
+            outcome = (index, None, error)
+        finished.put(outcome)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread

@@ -41,12 +41,17 @@ def run_suites(
     others do not start: all of them are incomplete, "interrupted by ...". The report lists suites in
     configuration order whatever order they finish in."""
     stop = stop or StopRequest()
-    records = run_scheduled(
-        suites, lambda suite: _run_one(suite, config, stop), jobs=jobs,
-        budget=budget or MemoryBudget.from_system(), tool_of=lambda suite: suite.tool, stop=stop,
-        not_started=lambda suite: _not_run(suite, f"not started: {stop.reason()}"),
-    )
-    return make_report(records, config.root)
+    probes = EnvironmentProbes(config.root)  # git and the compiler answer while the suites run
+    try:
+        records = run_scheduled(
+            suites, lambda suite: _run_one(suite, config, stop), jobs=jobs,
+            budget=budget or MemoryBudget.from_system(), tool_of=lambda suite: suite.tool, stop=stop,
+            not_started=lambda suite: _not_run(suite, f"not started: {stop.reason()}"),
+        )
+    except BaseException:
+        probes.end()
+        raise
+    return make_report(records, config.root, probes)
 
 
 def _run_one(suite: SuiteConfig, config: Config, stop: StopRequest) -> SuiteRecord:
@@ -61,46 +66,90 @@ def _not_run(suite: SuiteConfig, why: str) -> SuiteRecord:
                        status=SuiteStatus.INCOMPLETE, status_detail=why)
 
 
-def make_report(suites: Sequence[SuiteRecord], root: Path | None = None) -> Report:
+def make_report(suites: Sequence[SuiteRecord], root: Path | None = None,
+                probes: EnvironmentProbes | None = None) -> Report:
     """The report of ``suites``; with ``root`` (the config's folder), frame paths under its git work
-    tree are made relative to it (``memgate.report.common.with_repo_relative_frames``)."""
+    tree are made relative to it (``memgate.report.common.with_repo_relative_frames``). ``probes``:
+    the environment's, asked when the run started (default: asked now)."""
+    probes = probes or EnvironmentProbes(root)
     if root is not None:
         from memgate.report.common import with_repo_relative_frames
 
-        repo_root = _first_line(["git", "-C", str(root), "rev-parse", "--show-toplevel"]) or root
+        repo_root = probes.answer("top_level") or root
         suites = [with_repo_relative_frames(suite, repo_root) for suite in suites]
     return Report(
         memgate_version=__version__,
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        environment=describe_environment(root),
+        environment=describe_environment(root, probes),
         suites=tuple(suites),
     )
 
 
-def describe_environment(root: Path | None) -> Environment:
+def describe_environment(root: Path | None, probes: EnvironmentProbes | None = None) -> Environment:
+    probes = probes or EnvironmentProbes(root, work_tree=False)
     libc_name, libc_version = platform.libc_ver()
     return Environment(
-        git_commit=_git_commit(root),
-        compiler=_first_line([os.environ.get("CC", "cc"), "--version"]),
+        git_commit=ci.built_commit() or probes.answer("commit"),
+        compiler=probes.answer("compiler"),
         libc=f"{libc_name} {libc_version}".strip() or None,
         platform=f"{platform.system()} {platform.machine()}, Python {sys.version.split()[0]}",
     )
 
 
-def _git_commit(root: Path | None) -> str | None:
-    commit = ci.built_commit()
-    if commit is not None or root is None:
-        return commit
-    return _first_line(["git", "-C", str(root), "rev-parse", "HEAD"])
+class EnvironmentProbes:
+    """What other programs say of the environment: the compiler's version, the git work tree and commit
+    of ``root`` (the commit only outside CI, which names it; the work tree unless ``work_tree`` is
+    False). Each program starts when this is made and is read when its answer is wanted, so that a
+    run's report need not wait for them after its suites: they answer while the suites run."""
+
+    _TIMEOUT_SECONDS = 10
+
+    def __init__(self, root: Path | None, *, work_tree: bool = True) -> None:
+        commands = {"compiler": [os.environ.get("CC", "cc"), "--version"]}
+        if root is not None:
+            if work_tree:
+                commands["top_level"] = ["git", "-C", str(root), "rev-parse", "--show-toplevel"]
+            if ci.built_commit() is None:
+                commands["commit"] = ["git", "-C", str(root), "rev-parse", "HEAD"]
+        self._running = {name: _started(command) for name, command in commands.items()}
+        self._answers: dict[str, str | None] = {}
+
+    def answer(self, name: str) -> str | None:
+        """The first line the program printed, if it succeeded; None when it failed, could not start,
+        took longer than 10 s, or was not asked."""
+        if name not in self._answers:
+            self._answers[name] = _first_line(self._running.pop(name, None), self._TIMEOUT_SECONDS)
+        return self._answers[name]
+
+    def end(self) -> None:
+        """Stop the programs not read yet (the run was cut short)."""
+        for process in self._running.values():
+            if process is not None:
+                process.kill()
+                process.communicate()
+        self._running.clear()
 
 
-def _first_line(command: list[str]) -> str | None:
+def _started(command: list[str]) -> subprocess.Popen[str] | None:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+        # Its own session: a Ctrl-C meant for the suites does not cut the report's facts short.
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    except OSError:
         return None
-    lines = result.stdout.strip().splitlines()
-    return lines[0] if result.returncode == 0 and lines else None
+
+
+def _first_line(process: subprocess.Popen[str] | None, timeout: float) -> str | None:
+    if process is None:
+        return None
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        return None
+    lines = output.strip().splitlines()
+    return lines[0] if process.returncode == 0 and lines else None
 
 
 def suite_problems(report: Report) -> list[MemgateError]:

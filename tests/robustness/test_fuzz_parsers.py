@@ -81,6 +81,18 @@ def test_memusage_counts_that_cannot_be_are_a_parse_error(tmp_path: Path) -> Non
     assert raised.value.path == str(path)
 
 
+@pytest.mark.parametrize("tool", ["asan", "lsan"])
+def test_two_sets_of_exit_statistics_without_a_process_prefix_are_a_parse_error(tool: str,
+                                                                                 tmp_path: Path) -> None:
+    """A clean log whose first line came twice gave no record at all: two sets of exit statistics
+    say two processes, and no ==PID== line told them apart, so the split found none."""
+    text = (DATA / "asan" / "gcc-asan-clean.log").read_bytes()
+    path = tmp_path / "asan.log"
+    path.write_bytes(b"AddressSanitizer exit stats:\n" + text)
+    with pytest.raises(ParseError, match="several processes"):
+        get_tool(tool).parse([path])
+
+
 def test_a_heaptrack_free_without_its_allocation_is_a_parse_error(tmp_path: Path) -> None:
     """A trace with one "+" line gone gave heap_end_bytes -5,242,780."""
     (target,) = [case for case in TARGETS["heaptrack"].cases if "peak-calls" in case.name]

@@ -520,7 +520,10 @@ def _parse_one_or_several(path: Path, cache: FrameCache | None, *, split: bool) 
         splitter = ProcessSplitter(path, cache or FrameCache())
         for chunk in _log_chunks(path):
             splitter.feed_text(chunk)
-        return splitter.finish()
+        processes = splitter.finish()
+        if len(processes) < 2:  # no ==PID== prefix told them apart (exit statistics carry none)
+            raise _several_processes(path, several)
+        return processes
 
 
 _NOT_A_LOG = "this is not a sanitizer log"
